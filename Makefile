@@ -1,0 +1,28 @@
+# The two commands of the quick start: `make run` and `make test`.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS ?= never
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: run test bench install lint browser-deps
+
+install:
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@uv sync --quiet
+
+run: install
+	uv run python manage.py up
+
+test: install browser-deps
+	uv run pytest
+
+bench: install
+	uv run python manage.py bench
+
+lint: install
+	uv run ruff check . && uv run ruff format --check .
+
+# Browser tests drive Debian's Chromium; install it when we can (root with apt-get).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "note: install chromium for the browser tests"; }

@@ -1,0 +1,146 @@
+"""The small contract every connector implements, and the failure taxonomy it reports in."""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from connectors.models import System
+
+
+class ErrorClass(StrEnum):
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    SERVER_ERROR = "server_error"
+    RATE_LIMITED = "rate_limited"
+    AUTH_FAILURE = "auth_failure"
+    REJECTED = "rejected"
+    MALFORMED_RESPONSE = "malformed_response"
+    MAPPING_ERROR = "mapping_error"
+    SCHEMA_DRIFT = "schema_drift"
+    UNKNOWN = "unknown"
+
+    @property
+    def retryable(self) -> bool:
+        return self in RETRYABLE
+
+    @property
+    def pauses_flow(self) -> bool:
+        """Failures that will repeat for every delivery until a person fixes the configuration."""
+        return self == ErrorClass.AUTH_FAILURE
+
+    @property
+    def description(self) -> str:
+        return ERROR_DESCRIPTIONS[self]
+
+
+RETRYABLE = frozenset(
+    {
+        ErrorClass.UNREACHABLE,
+        ErrorClass.TIMEOUT,
+        ErrorClass.SERVER_ERROR,
+        ErrorClass.RATE_LIMITED,
+        ErrorClass.MALFORMED_RESPONSE,
+        ErrorClass.UNKNOWN,
+    }
+)
+
+ERROR_DESCRIPTIONS = {
+    ErrorClass.UNREACHABLE: "The system could not be reached (connection refused or dropped).",
+    ErrorClass.TIMEOUT: "The system did not answer in time.",
+    ErrorClass.SERVER_ERROR: "The system answered with a server error (5xx).",
+    ErrorClass.RATE_LIMITED: "The system asked us to slow down (429).",
+    ErrorClass.AUTH_FAILURE: "The system refused our credentials (401/403).",
+    ErrorClass.REJECTED: "The system rejected the record (4xx).",
+    ErrorClass.MALFORMED_RESPONSE: "The system's answer could not be understood.",
+    ErrorClass.MAPPING_ERROR: "The mapping could not produce a valid record.",
+    ErrorClass.SCHEMA_DRIFT: "The record no longer matches its data model.",
+    ErrorClass.UNKNOWN: "An unexpected error.",
+}
+
+
+class ConnectorError(Exception):
+    """A named failure talking to a system; `retry_after` is the system's own hint in seconds."""
+
+    def __init__(
+        self,
+        message: str,
+        error_class: ErrorClass,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        exchange: "Exchange | None" = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_class = ErrorClass(error_class)
+        self.retry_after = retry_after
+        self.status = status
+        self.exchange = exchange
+
+
+@dataclass
+class Exchange:
+    """A redacted summary of one HTTP request and its response, kept with each attempt."""
+
+    method: str = ""
+    url: str = ""
+    request_headers: dict[str, str] = field(default_factory=dict)
+    request_body: str = ""
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: str = ""
+    duration_ms: float = 0.0
+
+    def request_summary(self) -> dict[str, Any]:
+        return {"method": self.method, "url": self.url, "headers": self.request_headers, "body": self.request_body}
+
+    def response_summary(self) -> dict[str, Any]:
+        return {"status": self.status, "headers": self.response_headers, "body": self.response_body}
+
+
+@dataclass
+class PushResult:
+    target_id: str
+    status: int
+    body: Any
+    exchange: Exchange
+    replayed: bool = False
+
+
+@dataclass
+class Page:
+    records: list[dict[str, Any]]
+    next_token: str | None
+
+
+class Connector:
+    """Talks to one kind of API. Subclasses implement the three methods; see connectors/rest.py."""
+
+    label = "Connector"
+
+    def __init__(self, system: "System") -> None:
+        self.system = system
+
+    def check(self) -> "CheckResult":
+        raise NotImplementedError
+
+    def push(
+        self, *, operation: str, resource: str, record: dict[str, Any], target_id: str | None, idempotency_key: str,
+        id_path: str = "id",
+    ) -> PushResult:
+        raise NotImplementedError
+
+    def fetch(
+        self, *, resource: str, since: str | None, page_token: str | None, limit: int
+    ) -> Page:
+        raise NotImplementedError
+
+
+@dataclass
+class CheckResult:
+    reachable: bool
+    authenticated: bool | None
+    duration_ms: float
+    message: str
+    status: int | None = None

@@ -1,0 +1,54 @@
+from django.contrib import admin
+
+from hub.models import Attempt, AuditEntry, Cursor, Delivery, Event, Flow, RecordLink
+
+
+@admin.register(Flow)
+class FlowAdmin(admin.ModelAdmin):
+    list_display = ["name", "source_system", "event_type", "target_system", "operation", "trigger", "state"]
+    list_filter = ["state", "trigger", "operation"]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["id", "system", "event_type", "idempotency_key", "origin", "received_at"]
+    list_filter = ["system", "origin"]
+    search_fields = ["idempotency_key", "record_id"]
+
+
+class AttemptInline(admin.TabularInline):
+    model = Attempt
+    extra = 0
+    readonly_fields = [f.name for f in Attempt._meta.fields]
+    can_delete = False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "flow", "record_key", "status", "attempts", "next_attempt_at", "last_error_class"]
+    list_filter = ["status", "flow"]
+    raw_id_fields = ["event"]
+    inlines = [AttemptInline]
+
+
+@admin.register(RecordLink)
+class RecordLinkAdmin(admin.ModelAdmin):
+    list_display = ["flow", "source_id", "target_id", "updated_at"]
+    list_filter = ["flow"]
+
+
+@admin.register(Cursor)
+class CursorAdmin(admin.ModelAdmin):
+    list_display = ["flow", "value", "last_polled_at", "last_result"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["at", "actor_name", "verb", "target_type", "target_label"]
+    list_filter = ["verb", "target_type"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

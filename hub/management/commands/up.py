@@ -1,0 +1,105 @@
+"""One command for a working demo: migrate, seed, then run web, workers and sandbox systems."""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from connectors.models import System
+from hub.demo import demo_seed
+from hub.roles import ADMIN, ensure_role_groups, grant_role
+from hub.schedules import ensure_drain_schedule
+
+
+def ensure_admin_login() -> tuple[str, str]:
+    """The first admin login; its password is generated once and kept in var/ (mode 0600)."""
+    password_file = Path(settings.VAR_DIR) / "admin-password.txt"
+    User = get_user_model()
+    if password_file.exists() and User.objects.filter(username="admin").exists():
+        return "admin", password_file.read_text().strip()
+    password = secrets.token_urlsafe(12)
+    user, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
+    user.set_password(password)
+    user.is_staff = user.is_superuser = True
+    user.save()
+    grant_role(user, ADMIN)
+    password_file.write_text(password + "\n")
+    password_file.chmod(0o600)
+    return "admin", password
+
+
+class Command(BaseCommand):
+    help = "Migrate, seed the demo, and run the web server, workers, sandbox systems and demo activity."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-activity", action="store_true", help="Do not generate demo business activity.")
+        parser.add_argument("--no-sandbox", action="store_true", help="Do not start the sandbox systems.")
+
+    def handle(self, *args, host, port, no_activity, no_sandbox, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        ensure_role_groups()
+        ensure_drain_schedule()
+        username, password = ensure_admin_login()
+        if not System.objects.exists():
+            counts = demo_seed()
+            self.stdout.write(f"Seeded the demo: {counts['systems']} systems, {counts['models']} data models, "
+                              f"{counts['flows']} flows.")
+        hub_url = f"http://{host}:{port}"
+        python = sys.executable
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        env = {**os.environ, "HUB_PUBLIC_URL": hub_url}
+        commands = []
+        if not no_sandbox:
+            commands.append(("sandbox", [python, "-m", "connectors.sandbox", "--host", "127.0.0.1", "--hub-url", hub_url]))
+        commands.append(("web", [python, "-m", "gunicorn", "hub.wsgi:application", "--bind", f"{host}:{port}",
+                                 "--workers", "2", "--threads", "8", "--access-logfile", "-", "--log-level", "warning"]))
+        commands.append(("workers", [python, manage, "qcluster"]))
+        if not no_activity and not no_sandbox:
+            commands.append(("activity", [python, manage, "demo_activity", "--wait-for", hub_url]))
+        children: list[tuple[str, subprocess.Popen]] = []
+        for name, argv in commands:
+            children.append((name, subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR, start_new_session=True)))
+        self.stdout.write(self.style.SUCCESS(
+            f"\nIntegration hub is running at {hub_url}/\n"
+            f"  Sign in as: {username} / {password}\n"
+            f"  API docs:   {hub_url}/api/docs/\n"
+            f"  Database:   {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}\n"
+            "Press Ctrl-C to stop everything.\n"
+        ))
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        while not stopping:
+            for name, child in children:
+                if child.poll() is not None:
+                    self.stderr.write(f"{name} stopped (exit code {child.returncode}); stopping the rest.")
+                    exit_code = child.returncode or 1
+                    stopping = True
+            time.sleep(0.3)
+        for _, child in children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _, child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+        self.stdout.write("Stopped.")
+        sys.exit(exit_code)

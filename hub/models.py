@@ -1,0 +1,296 @@
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from connectors.models import System
+from mappings.models import DataModel, Mapping
+
+
+class Operation(models.TextChoices):
+    CREATE = "create", "Create"
+    UPDATE = "update", "Update"
+    UPSERT = "upsert", "Create or update"
+    DELETE = "delete", "Delete"
+
+
+class Trigger(models.TextChoices):
+    REALTIME = "realtime", "Real-time (webhook or publish API)"
+    SCHEDULED = "scheduled", "Scheduled (poll the source)"
+
+
+class FlowState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+
+
+class Flow(models.Model):
+    """When `event` happens to `source_model` in `source_system`, do `operation` on `target_model`."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    source_system = models.ForeignKey(System, on_delete=models.PROTECT, related_name="outgoing_flows")
+    source_model = models.ForeignKey(DataModel, on_delete=models.PROTECT, related_name="+")
+    event_type = models.CharField(
+        max_length=200, default="*", help_text='Event type to react to, e.g. "deal.won"; "*" for any.'
+    )
+    target_system = models.ForeignKey(System, on_delete=models.PROTECT, related_name="incoming_flows")
+    target_model = models.ForeignKey(DataModel, on_delete=models.PROTECT, related_name="+")
+    operation = models.CharField(max_length=10, choices=Operation.choices, default=Operation.UPSERT)
+    mapping = models.ForeignKey(Mapping, on_delete=models.PROTECT, related_name="flows")
+    filter = models.JSONField(null=True, blank=True)
+
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.REALTIME)
+    schedule_minutes = models.PositiveIntegerField(null=True, blank=True)
+    schedule_cron = models.CharField(max_length=100, blank=True)
+    poll_page_size = models.PositiveIntegerField(default=100)
+
+    state = models.CharField(max_length=10, choices=FlowState.choices, default=FlowState.ACTIVE)
+    paused_reason = models.CharField(max_length=300, blank=True)
+    max_attempts = models.PositiveIntegerField(default=8)
+    max_age_seconds = models.PositiveIntegerField(default=24 * 3600)
+    retry_base_seconds = models.FloatField(default=2.0)
+    retry_max_seconds = models.FloatField(default=3600.0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == FlowState.ACTIVE
+
+    def matches_event(self, event_type: str) -> bool:
+        return self.event_type in ("*", "", event_type)
+
+    def backoff_seconds(self, attempt_number: int) -> float:
+        """Exponential backoff before retry number `attempt_number` (1 = first retry), without jitter."""
+        return min(self.retry_max_seconds, self.retry_base_seconds * 2 ** (attempt_number - 1))
+
+
+class EventQuerySet(models.QuerySet):
+    def for_system(self, system: System) -> "EventQuerySet":
+        return self.filter(system=system)
+
+
+class Event(models.Model):
+    """A message from a source system, stored durably before it is acknowledged."""
+
+    class Origin(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        API = "api", "Publish API"
+        POLL = "poll", "Scheduled poll"
+        REPLAY = "replay", "Replay"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    system = models.ForeignKey(System, on_delete=models.PROTECT, related_name="events")
+    event_type = models.CharField(max_length=200)
+    idempotency_key = models.CharField(max_length=300)
+    record_id = models.CharField(max_length=300, blank=True)
+    payload = models.JSONField()
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.WEBHOOK)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    duplicates_seen = models.PositiveIntegerField(default=0)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["system", "idempotency_key"], name="uniq_event_idempotency_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.idempotency_key}"
+
+    def record(self) -> Any:
+        """The business record this event is about (a polled event's payload is the record)."""
+        return record_of(self.payload, self.system.record_path, self.origin)
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    IN_FLIGHT = "in_flight", "In flight"
+    RETRYING = "retrying", "Retrying"
+    SUCCEEDED = "succeeded", "Succeeded"
+    DEAD = "dead", "Dead-lettered"
+    SKIPPED = "skipped", "Filtered out"
+
+
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT, DeliveryStatus.RETRYING)
+
+
+class DeliveryQuerySet(models.QuerySet):
+    def unfinished(self) -> "DeliveryQuerySet":
+        return self.filter(status__in=UNFINISHED)
+
+    def for_flow(self, flow: Flow) -> "DeliveryQuerySet":
+        return self.filter(flow=flow)
+
+    def due(self, now: datetime | None = None) -> "DeliveryQuerySet":
+        """Deliveries a worker may claim now.
+
+        Waiting ones whose time has come, and in-flight ones whose lease expired (their worker
+        died). A delivery waits while an earlier unfinished delivery of the same flow and source
+        record exists, so changes to one record reach the target in order and never race to
+        create it twice. Deliveries of paused flows wait.
+        """
+        now = now or timezone.now()
+        earlier_same_record = Delivery.objects.filter(
+            flow_id=OuterRef("flow_id"),
+            record_key=OuterRef("record_key"),
+            id__lt=OuterRef("id"),
+            status__in=UNFINISHED,
+        )
+        return self.filter(
+            Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING), next_attempt_at__lte=now)
+            | Q(status=DeliveryStatus.IN_FLIGHT, lease_expires_at__lt=now),
+            flow__state=FlowState.ACTIVE,
+        ).filter(~Exists(earlier_same_record))
+
+
+class Delivery(models.Model):
+    """One event carried out by one flow."""
+
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="deliveries")
+    flow = models.ForeignKey(Flow, on_delete=models.PROTECT, related_name="deliveries")
+    record_key = models.CharField(max_length=300, help_text="Source record id; orders deliveries per record.")
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    payload_override = models.JSONField(
+        null=True, blank=True, help_text="A corrected source record an operator supplied before a replay."
+    )
+    last_error_class = models.CharField(max_length=30, blank=True)
+    last_error = models.TextField(blank=True)
+    target_id = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["event", "flow"], name="uniq_delivery_per_event_flow")]
+        indexes = [
+            # Read by DeliveryQuerySet.due(): the claim scan and its per-record ordering check.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="delivery_waiting_idx",
+                condition=Q(status__in=UNFINISHED),
+            ),
+            models.Index(
+                fields=["flow", "record_key", "id"],
+                name="delivery_unfinished_record_idx",
+                condition=Q(status__in=UNFINISHED),
+            ),
+            models.Index(fields=["flow", "status", "created_at"], name="delivery_flow_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        """Sent to the target with every attempt, so a repeated call has one effect."""
+        return f"hub-{self.event_id}-{self.flow_id}"
+
+    def source_record(self) -> Any:
+        if self.payload_override is not None:
+            return self.payload_override
+        return self.event.record()
+
+    def is_finished(self) -> bool:
+        return self.status not in UNFINISHED
+
+
+def record_of(payload: Any, record_path: str, origin: str) -> Any:
+    from mappings.engine import get_path
+
+    if not record_path or origin == Event.Origin.POLL:
+        return payload
+    record = get_path(payload, record_path)
+    return payload if record is None else record
+
+
+class Attempt(models.Model):
+    """One try at carrying out a delivery, with a redacted summary of the exchange."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    outcome = models.CharField(max_length=20)
+    error_class = models.CharField(max_length=30, blank=True)
+    message = models.TextField(blank=True)
+    request = models.JSONField(default=dict, blank=True)
+    response = models.JSONField(default=dict, blank=True)
+    worker = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+
+
+class RecordLink(models.Model):
+    """Per flow: which target record a source record became."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="record_links")
+    source_id = models.CharField(max_length=300)
+    target_id = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flow", "source_id"], name="uniq_record_link")]
+
+
+class Cursor(models.Model):
+    """Per scheduled flow: how far the source has been read."""
+
+    flow = models.OneToOneField(Flow, on_delete=models.CASCADE, primary_key=True, related_name="cursor")
+    value = models.CharField(max_length=300, blank=True)
+    last_id = models.CharField(max_length=300, blank=True, help_text="Tie-breaker among records sharing `value`.")
+    polling_until = models.DateTimeField(null=True, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.CharField(max_length=300, blank=True)
+
+
+class AuditEntry(models.Model):
+    """Append-only record of configuration changes and operator actions."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_name = models.CharField(max_length=150, blank=True)
+    verb = models.CharField(max_length=50)
+    target_type = models.CharField(max_length=50)
+    target_id = models.CharField(max_length=100, blank=True)
+    target_label = models.CharField(max_length=300, blank=True)
+    diff = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.verb} {self.target_type} {self.target_label}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk:
+            raise ValueError("audit entries are append-only")
+        super().save(*args, **kwargs)
+
+
+def lease_deadline(seconds: float) -> datetime:
+    return timezone.now() + timedelta(seconds=seconds)

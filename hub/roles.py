@@ -1,0 +1,67 @@
+"""Roles are Django groups: admin configures, ops operates, auditor reads, publisher (machines)
+only publishes events. Superusers count as admins."""
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import Group
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+ADMIN, OPS, AUDITOR, PUBLISHER = "admin", "ops", "auditor", "publisher"
+ROLES = {
+    ADMIN: "Admin: configures systems, models, mappings and flows",
+    OPS: "Ops: watches health, pauses flows, works the dead-letter inbox",
+    AUDITOR: "Auditor: reads everything, changes nothing",
+    PUBLISHER: "Publisher: a machine account that may only publish events",
+}
+READERS = (ADMIN, OPS, AUDITOR)
+OPERATORS = (ADMIN, OPS)
+
+
+def ensure_role_groups() -> None:
+    for name in ROLES:
+        Group.objects.get_or_create(name=name)
+
+
+def roles_of(user) -> set[str]:
+    if not user or not user.is_authenticated:
+        return set()
+    cached = getattr(user, "_hub_roles", None)
+    if cached is None:
+        cached = set(user.groups.values_list("name", flat=True))
+        if user.is_superuser:
+            cached.add(ADMIN)
+        user._hub_roles = cached
+    return cached
+
+
+def has_role(user, roles: Iterable[str]) -> bool:
+    return bool(roles_of(user) & set(roles))
+
+
+def grant_role(user, role: str) -> None:
+    group, _ = Group.objects.get_or_create(name=role)
+    user.groups.add(group)
+    user.__dict__.pop("_hub_roles", None)
+
+
+class _RolePermission(BasePermission):
+    roles: tuple[str, ...] = ()
+    read_roles: tuple[str, ...] = READERS
+
+    def has_permission(self, request, view) -> bool:
+        allowed = self.read_roles if request.method in SAFE_METHODS else self.roles
+        return has_role(request.user, allowed)
+
+
+class IsAdminRole(_RolePermission):
+    """Everyone with a role may read; only admins change."""
+
+    roles = (ADMIN,)
+
+
+class IsOperator(_RolePermission):
+    roles = OPERATORS
+
+
+class CanPublish(_RolePermission):
+    roles = (ADMIN, PUBLISHER)

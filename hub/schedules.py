@@ -1,0 +1,33 @@
+"""django-q2 schedule rows, created idempotently: the minutely drain safety net and one poll
+schedule per scheduled flow."""
+
+from django_q.models import Schedule
+
+from hub.models import Flow, FlowState, Trigger
+
+DRAIN_SCHEDULE = "hub: drain due deliveries"
+
+
+def poll_schedule_name(flow_id: int) -> str:
+    return f"hub: poll flow {flow_id}"
+
+
+def ensure_drain_schedule() -> None:
+    Schedule.objects.update_or_create(
+        name=DRAIN_SCHEDULE,
+        defaults={"func": "hub.tasks.deliveries_drain", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+    )
+
+
+def flow_schedule_sync(flow: Flow) -> None:
+    name = poll_schedule_name(flow.pk)
+    if flow.trigger != Trigger.SCHEDULED or flow.state == FlowState.DRAFT:
+        Schedule.objects.filter(name=name).delete()
+        return
+    if flow.schedule_cron:
+        timing = {"schedule_type": Schedule.CRON, "cron": flow.schedule_cron, "minutes": None}
+    else:
+        timing = {"schedule_type": Schedule.MINUTES, "minutes": max(1, flow.schedule_minutes or 15), "cron": None}
+    Schedule.objects.update_or_create(
+        name=name, defaults={"func": "hub.tasks.flow_poll_task", "args": repr(flow.pk), "repeats": -1, **timing}
+    )

@@ -1,0 +1,417 @@
+"""Carrying deliveries out: claim a batch under a lease, map, validate, pace, call, classify."""
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Min
+from django.utils import timezone
+
+from connectors import ratelimit
+from connectors.base import ConnectorError, ErrorClass, PushResult
+from connectors.registry import connector_for
+from hub.models import (
+    Attempt,
+    AuditEntry,
+    Delivery,
+    DeliveryStatus,
+    Flow,
+    FlowState,
+    Operation,
+    RecordLink,
+)
+from mappings.engine import MappingError, get_path
+from mappings.schema import validate_record
+
+log = logging.getLogger("hub.delivery")
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class MappingFailure(Exception):
+    """The record cannot be turned into a valid target record; a mapping_error."""
+
+
+@dataclass
+class Outcome:
+    delivery: Delivery
+    succeeded: bool = False
+    deferred_until: Any = None  # not attempted (rate limit or open circuit): back in the queue, no attempt used
+    error_class: ErrorClass | None = None
+    message: str = ""
+    retry_after: float | None = None
+    target_id: str = ""
+    operation: str = ""
+    request: dict = field(default_factory=dict)
+    response: dict = field(default_factory=dict)
+    started_at: Any = None
+    duration_ms: float = 0.0
+
+
+class CircuitBreaker:
+    """Per process: after repeated connection-level failures a system gets a rest, so one dead
+    target does not tie up workers with timeouts. Deferred deliveries use no attempts."""
+
+    THRESHOLD = 5
+    COOLDOWN_SECONDS = 10.0
+    TRIPPING = {ErrorClass.UNREACHABLE, ErrorClass.TIMEOUT, ErrorClass.SERVER_ERROR}
+
+    def __init__(self) -> None:
+        self.failures: dict[int, int] = {}
+        self.open_until: dict[int, float] = {}
+        self.lock = threading.Lock()
+
+    def allows(self, system_id: int) -> bool:
+        return self.open_until.get(system_id, 0.0) <= time.monotonic()
+
+    def record(self, system_id: int, error_class: ErrorClass | None) -> None:
+        with self.lock:
+            if error_class in self.TRIPPING:
+                count = self.failures.get(system_id, 0) + 1
+                self.failures[system_id] = count
+                if count >= self.THRESHOLD:
+                    self.open_until[system_id] = time.monotonic() + self.COOLDOWN_SECONDS
+                    self.failures[system_id] = self.THRESHOLD - 1  # one probe after the rest
+            elif error_class is None:
+                self.failures.pop(system_id, None)
+                self.open_until.pop(system_id, None)
+
+
+breaker = CircuitBreaker()
+
+
+# --- claiming -------------------------------------------------------------------------------
+
+
+def deliveries_claim(*, limit: int, lease_seconds: float | None = None) -> tuple[uuid.UUID, list[Delivery]]:
+    """Lease up to `limit` due deliveries to this worker. Safe with any number of workers:
+    rows are locked with SKIP LOCKED on PostgreSQL; SQLite serialises writers."""
+    lease_seconds = lease_seconds or settings.HUB_LEASE_SECONDS
+    token = uuid.uuid4()
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.due(now)
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("next_attempt_at", "id")
+            .values_list("id", "status", "attempts")[:limit]
+        )
+        if not rows:
+            return token, []
+        ids = [row[0] for row in rows]
+        Delivery.objects.filter(id__in=ids).update(
+            status=DeliveryStatus.IN_FLIGHT, lease_token=token, lease_expires_at=now + timedelta(seconds=lease_seconds)
+        )
+        abandoned = [row for row in rows if row[1] == DeliveryStatus.IN_FLIGHT]
+        if abandoned:
+            # Their worker stopped mid-attempt: count that attempt, so a delivery that kills
+            # workers still reaches its attempt limit instead of looping forever.
+            Attempt.objects.bulk_create(
+                Attempt(delivery_id=d_id, number=attempts + 1, started_at=now, duration_ms=0, outcome="abandoned",
+                        error_class=ErrorClass.UNKNOWN, message="the worker stopped before finishing; lease expired")
+                for d_id, _, attempts in abandoned
+            )
+            Delivery.objects.filter(id__in=[row[0] for row in abandoned]).update(attempts=F("attempts") + 1)
+    claimed = list(
+        Delivery.objects.filter(lease_token=token).select_related("event__system").order_by("next_attempt_at", "id")
+    )
+    return token, claimed
+
+
+# --- one batch ------------------------------------------------------------------------------
+
+
+class FlowCache:
+    """Flows, their mappings and target fields for one batch: loaded once, used per delivery."""
+
+    def __init__(self) -> None:
+        self.flows: dict[int, Flow] = {}
+        self.target_fields: dict[int, list] = {}
+
+    def flow(self, flow_id: int) -> Flow:
+        if flow_id not in self.flows:
+            self.flows[flow_id] = Flow.objects.select_related(
+                "target_system", "target_model", "source_model", "mapping__current_version", "source_system"
+            ).get(pk=flow_id)
+        return self.flows[flow_id]
+
+    def fields(self, flow: Flow) -> list:
+        if flow.target_model_id not in self.target_fields:
+            self.target_fields[flow.target_model_id] = flow.target_model.field_specs()
+        return self.target_fields[flow.target_model_id]
+
+
+def deliveries_process_batch(*, limit: int | None = None) -> int:
+    """Claim one batch and carry it out; returns how many deliveries were claimed."""
+    token, batch = deliveries_claim(limit=limit or settings.HUB_CLAIM_BATCH)
+    if not batch:
+        return 0
+    flows = FlowCache()
+    lease_renew_at = time.monotonic() + settings.HUB_LEASE_SECONDS / 2
+    pending: list[Outcome] = []
+    last_flush = time.monotonic()
+    for delivery in batch:
+        if time.monotonic() > lease_renew_at:
+            Delivery.objects.filter(lease_token=token, status=DeliveryStatus.IN_FLIGHT).update(
+                lease_expires_at=timezone.now() + timedelta(seconds=settings.HUB_LEASE_SECONDS)
+            )
+            lease_renew_at = time.monotonic() + settings.HUB_LEASE_SECONDS / 2
+        pending.append(delivery_attempt(delivery=delivery, flows=flows))
+        # Record outcomes at least every second, so progress is visible and little is redone
+        # if this worker dies.
+        if time.monotonic() - last_flush > 1.0:
+            outcomes_record(pending, token=token, flows=flows)
+            pending, last_flush = [], time.monotonic()
+    outcomes_record(pending, token=token, flows=flows)
+    return len(batch)
+
+
+def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> Outcome:
+    """Try one delivery once: map, validate, pace, call. Never raises; the outcome says it all."""
+    flows = flows or FlowCache()
+    outcome = Outcome(delivery=delivery, started_at=timezone.now())
+    started = time.perf_counter()
+    try:
+        flow = flows.flow(delivery.flow_id)
+        target = flow.target_system
+        if not breaker.allows(target.pk):
+            outcome.deferred_until = timezone.now() + timedelta(seconds=CircuitBreaker.COOLDOWN_SECONDS)
+            return outcome
+        record = delivery.source_record()
+        operation, target_id = _plan(flow, delivery)
+        outcome.operation = operation
+        mapped: dict = {}
+        if operation != Operation.DELETE:
+            version = flow.mapping.current_version
+            if version is None:
+                raise MappingFailure(f"flow {flow.name!r} has no mapping rules yet")
+            if not isinstance(record, dict):
+                raise MappingFailure(f"the event's record is a {type(record).__name__}, not an object")
+            mapped = version.compiled.apply(record)
+            issues = validate_record(mapped, flows.fields(flow))
+            if issues:
+                raise MappingFailure(
+                    f"the mapped record does not fit {flow.target_model}: " + "; ".join(i.message for i in issues)
+                )
+        if not ratelimit.acquire(target, max_wait=2.0):
+            outcome.deferred_until = timezone.now() + timedelta(seconds=max(0.5, ratelimit.seconds_until_free(target)))
+            return outcome
+        result: PushResult = connector_for(target).push(
+            operation=operation, resource=flow.target_model.resource_path, record=mapped, target_id=target_id,
+            idempotency_key=delivery.idempotency_key, id_path=flow.target_model.id_path or "id",
+        )
+        outcome.succeeded = True
+        outcome.target_id = result.target_id
+        outcome.request = result.exchange.request_summary()
+        outcome.response = result.exchange.response_summary()
+        breaker.record(target.pk, None)
+    except ConnectorError as exc:
+        outcome.error_class = exc.error_class
+        outcome.message = exc.message
+        outcome.retry_after = exc.retry_after
+        if exc.exchange:
+            outcome.request = exc.exchange.request_summary()
+            outcome.response = exc.exchange.response_summary()
+        breaker.record(flows.flow(delivery.flow_id).target_system_id, exc.error_class)
+    except (MappingError, MappingFailure) as exc:
+        outcome.error_class = ErrorClass.MAPPING_ERROR
+        outcome.message = str(exc)
+    except Exception as exc:  # an unknown failure still gets a name, a log line and an action
+        log.exception("delivery %s failed unexpectedly", delivery.pk)
+        outcome.error_class = ErrorClass.UNKNOWN
+        outcome.message = f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=3)
+    finally:
+        outcome.duration_ms = (time.perf_counter() - started) * 1000
+    return outcome
+
+
+def _plan(flow: Flow, delivery: Delivery) -> tuple[str, str | None]:
+    """Turn the flow's operation into what to send, using the record link: a create for a source
+    record that already has a target record becomes an update."""
+    link = RecordLink.objects.filter(flow=flow, source_id=delivery.record_key).values_list("target_id", flat=True).first()
+    operation = flow.operation
+    if operation in (Operation.CREATE, Operation.UPSERT):
+        return (Operation.UPDATE, link) if link else (Operation.CREATE, None)
+    if operation == Operation.UPDATE:
+        if link:
+            return Operation.UPDATE, link
+        # No link: the source id may be the target id (systems that share ids).
+        record = delivery.source_record()
+        guess = get_path(record, flow.source_model.id_path or "id") if isinstance(record, dict) else None
+        if guess in (None, ""):
+            raise ConnectorError("no target record is linked to this source record, so there is nothing to update",
+                                 ErrorClass.REJECTED)
+        return Operation.UPDATE, str(guess)
+    if link is None:
+        return Operation.DELETE, delivery.record_key
+    return Operation.DELETE, link
+
+
+# --- recording outcomes ---------------------------------------------------------------------
+
+
+def _retry_delay(flow: Flow, attempt_number: int, retry_after: float | None) -> float:
+    backoff = flow.backoff_seconds(attempt_number)
+    delay = backoff * random.uniform(0.5, 1.0)  # jitter spreads retries of a burst apart
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def outcomes_record(outcomes: list[Outcome], *, token: uuid.UUID, flows: FlowCache) -> None:
+    """Write the outcomes of one batch in one transaction. A delivery whose lease this worker lost
+    (it took too long and another worker reclaimed it) is left alone."""
+    if not outcomes:
+        return
+    from dlq.services import dead_letter_create
+
+    now = timezone.now()
+    with transaction.atomic():
+        for outcome in outcomes:
+            delivery = outcome.delivery
+            mine = Delivery.objects.filter(pk=delivery.pk, lease_token=token, status=DeliveryStatus.IN_FLIGHT)
+            if outcome.deferred_until is not None:
+                mine.update(status=DeliveryStatus.RETRYING if delivery.attempts else DeliveryStatus.PENDING,
+                            next_attempt_at=outcome.deferred_until, lease_token=None, lease_expires_at=None)
+                continue
+            flow = flows.flow(delivery.flow_id)
+            number = delivery.attempts + 1
+            if outcome.succeeded:
+                changed = mine.update(status=DeliveryStatus.SUCCEEDED, attempts=number, finished_at=now,
+                                      target_id=outcome.target_id, lease_token=None, lease_expires_at=None,
+                                      last_error_class="", last_error="")
+                if not changed:
+                    continue
+                _link(flow, delivery, outcome)
+                _attempt_row(outcome, number, "succeeded")
+                continue
+            error_class = outcome.error_class or ErrorClass.UNKNOWN
+            age = (now - delivery.event.received_at).total_seconds()
+            give_up_reason = ""
+            if not error_class.retryable:
+                give_up_reason = error_class.description
+            elif number >= flow.max_attempts:
+                give_up_reason = f"gave up after {number} attempts"
+            elif age >= flow.max_age_seconds:
+                give_up_reason = f"gave up: the event is {age / 3600:.1f} h old"
+            if give_up_reason:
+                changed = mine.update(status=DeliveryStatus.DEAD, attempts=number, finished_at=now,
+                                      last_error_class=error_class, last_error=outcome.message[:5000],
+                                      lease_token=None, lease_expires_at=None)
+                if not changed:
+                    continue
+                _attempt_row(outcome, number, "dead")
+                delivery.attempts = number
+                dead_letter_create(delivery=delivery, error_class=error_class,
+                                   reason=f"{give_up_reason}: {outcome.message}", last_response=outcome.response)
+                log.warning("delivery %s dead-lettered (%s): %s", delivery.pk, error_class, outcome.message[:200])
+                if error_class.pauses_flow:
+                    _pause_for_error(flow, error_class, outcome.message)
+            else:
+                delay = _retry_delay(flow, number, outcome.retry_after)
+                changed = mine.update(status=DeliveryStatus.RETRYING, attempts=number,
+                                      next_attempt_at=now + timedelta(seconds=delay),
+                                      last_error_class=error_class, last_error=outcome.message[:5000],
+                                      lease_token=None, lease_expires_at=None)
+                if changed:
+                    _attempt_row(outcome, number, "retrying")
+                    log.info("delivery %s will retry in %.1fs (%s)", delivery.pk, delay, error_class)
+
+
+def _attempt_row(outcome: Outcome, number: int, result: str) -> None:
+    Attempt.objects.create(
+        delivery_id=outcome.delivery.pk, number=number, started_at=outcome.started_at, duration_ms=outcome.duration_ms,
+        outcome=result, error_class=outcome.error_class or "", message=outcome.message[:5000],
+        request=outcome.request, response=outcome.response, worker=WORKER_NAME,
+    )
+
+
+def _link(flow: Flow, delivery: Delivery, outcome: Outcome) -> None:
+    if outcome.operation == Operation.DELETE:
+        RecordLink.objects.filter(flow=flow, source_id=delivery.record_key).delete()
+    elif outcome.target_id:
+        RecordLink.objects.update_or_create(
+            flow=flow, source_id=delivery.record_key, defaults={"target_id": outcome.target_id}
+        )
+
+
+def _pause_for_error(flow: Flow, error_class: ErrorClass, message: str) -> None:
+    reason = f"paused automatically: {error_class.description} {message}"[:300]
+    changed = Flow.objects.filter(pk=flow.pk, state=FlowState.ACTIVE).update(state=FlowState.PAUSED, paused_reason=reason)
+    if changed:
+        AuditEntry.objects.create(
+            actor_name="hub", verb="pause", target_type="flow", target_id=str(flow.pk), target_label=flow.name,
+            diff={"state": ["active", "paused"], "reason": reason},
+        )
+        from hub.services.subscriptions import forget_subscriptions
+
+        forget_subscriptions()
+
+
+# --- draining -------------------------------------------------------------------------------
+
+
+def next_due_in_seconds() -> float | None:
+    """Seconds until a waiting delivery is due or an in-flight lease runs out (None: nothing waits)."""
+    active = Delivery.objects.filter(flow__state=FlowState.ACTIVE)
+    moments = [
+        active.filter(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING)).aggregate(at=Min("next_attempt_at"))["at"],
+        active.filter(status=DeliveryStatus.IN_FLIGHT).aggregate(at=Min("lease_expires_at"))["at"],
+    ]
+    moments = [m for m in moments if m is not None]
+    if not moments:
+        return None
+    return max(0.0, (min(moments) - timezone.now()).total_seconds())
+
+
+def deliveries_drain(*, max_seconds: float | None = None, linger: float | None = None, poll: float = 0.05) -> int:
+    """Process batches until nothing is due for `linger` seconds or `max_seconds` have passed.
+
+    While busy it asks for more drains, so idle workers join in. One drain at a time also
+    stays on to carry out retries due within the next minute (the watcher); the minutely
+    schedule covers anything later.
+    """
+    from django.core.cache import cache
+
+    from hub.services.dispatch import drain_started, kick_workers
+
+    drain_started()
+    max_seconds = settings.HUB_DRAIN_SECONDS if max_seconds is None else max_seconds
+    linger = settings.HUB_DRAIN_LINGER_SECONDS if linger is None else linger
+    deadline = time.monotonic() + max_seconds
+    idle_since: float | None = None
+    done = 0
+    watcher = False
+    while time.monotonic() < deadline:
+        claimed = deliveries_process_batch()
+        done += claimed
+        if claimed:
+            idle_since = None
+            if claimed >= settings.HUB_CLAIM_BATCH:
+                kick_workers()
+            continue
+        now = time.monotonic()
+        idle_since = idle_since or now
+        if now - idle_since < linger:
+            time.sleep(poll)
+            continue
+        due_in = next_due_in_seconds()
+        if due_in is None or due_in > 60:
+            break
+        if not watcher:
+            watcher = cache.add("hub:retry-watcher", WORKER_NAME, timeout=int(min(max_seconds, 300)))
+            if not watcher:
+                break
+        time.sleep(min(max(due_in, poll), 0.5, max(0.0, deadline - time.monotonic())))
+    if watcher:
+        cache.delete("hub:retry-watcher")
+    return done

@@ -1,0 +1,206 @@
+"""Ingest: verify, parse, deduplicate, and store each event with its deliveries in one transaction."""
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from connectors.models import System
+from connectors.signatures import SignatureError, verify_signature
+from hub.models import Delivery, DeliveryStatus, Event, record_of
+from hub.services.subscriptions import Subscription, subscriptions_for
+from mappings.conditions import describe_condition
+from mappings.engine import get_path
+
+
+class IngestError(Exception):
+    """Bad input, answered with `status` and a message that says exactly what is wrong."""
+
+    def __init__(self, status: int, message: str, *, errors: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+
+
+@dataclass
+class IncomingEvent:
+    system: System
+    event_type: str
+    idempotency_key: str
+    payload: Any
+    origin: str = Event.Origin.WEBHOOK
+    # None: every subscribed real-time flow; a list: exactly these (a scheduled flow's poll).
+    subscriptions: list[Subscription] | None = None
+
+
+@dataclass
+class IngestResult:
+    event_id: str
+    duplicate: bool
+    deliveries: int = 0
+    index: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "duplicate": self.duplicate, "deliveries": self.deliveries}
+
+
+_systems_lock = threading.Lock()
+_systems: dict[str, tuple[float, System]] = {}
+
+
+def system_by_slug(slug: str) -> System:
+    """The system for a webhook URL, cached for two seconds per process (ingest is the hot path)."""
+    now = time.monotonic()
+    cached = _systems.get(slug)
+    if cached and cached[0] > now:
+        return cached[1]
+    try:
+        system = System.objects.get(slug=slug)
+    except System.DoesNotExist:
+        raise IngestError(404, f"unknown system {slug!r}: no system is registered with that slug") from None
+    with _systems_lock:
+        _systems[slug] = (now + 2.0, system)
+    return system
+
+
+def forget_systems() -> None:
+    with _systems_lock:
+        _systems.clear()
+
+
+def read_field(payload: Any, headers: Mapping[str, str], where: str) -> Any:
+    """Read a configured location: a dotted path into the payload, or "header:<Name>"."""
+    if where.startswith("header:"):
+        return headers.get(where.removeprefix("header:").strip())
+    return get_path(payload, where)
+
+
+def parse_json(body: bytes) -> Any:
+    if not body:
+        raise IngestError(400, "empty body: expected a JSON object")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise IngestError(400, "body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise IngestError(400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+def webhook_receive(*, slug: str, body: bytes, headers: Mapping[str, str]) -> IngestResult:
+    """A vendor's webhook: check the signature over the raw body, then ingest."""
+    system = system_by_slug(slug)
+    if len(body) > settings.HUB_MAX_WEBHOOK_BYTES:
+        raise IngestError(413, f"body is {len(body)} bytes; the limit is {settings.HUB_MAX_WEBHOOK_BYTES}")
+    try:
+        verify_signature(system, body, headers)
+    except SignatureError as exc:
+        raise IngestError(401, str(exc)) from None
+    payload = parse_json(body)
+    if not isinstance(payload, dict):
+        raise IngestError(400, f"expected a JSON object, got {type(payload).__name__}")
+    event_type = read_field(payload, headers, system.event_type_path)
+    if event_type in (None, ""):
+        raise IngestError(400, f"missing event type: expected it at {system.event_type_path!r}")
+    if system.idempotency_key_path:
+        key = read_field(payload, headers, system.idempotency_key_path)
+        if key in (None, ""):
+            raise IngestError(400, f"missing idempotency key: expected it at {system.idempotency_key_path!r}")
+    else:
+        key = "sha256:" + hashlib.sha256(body).hexdigest()
+    incoming = IncomingEvent(system, str(event_type), str(key), payload, origin=Event.Origin.WEBHOOK)
+    return events_store([incoming])[0]
+
+
+def events_store(items: list[IncomingEvent]) -> list[IngestResult]:
+    """Store events and their deliveries in one transaction; repeats of a stored key are duplicates."""
+    try:
+        results = _store(items)
+    except IntegrityError:
+        # Another request stored one of these keys between our check and our insert: the check
+        # now sees it, so the retry reports it as a duplicate.
+        results = _store(items)
+    from hub.services.dispatch import kick_workers
+
+    if any(r.deliveries for r in results):
+        transaction.on_commit(kick_workers)
+    return results
+
+
+def _store(items: list[IncomingEvent]) -> list[IngestResult]:
+    now = timezone.now()
+    with transaction.atomic():
+        existing = _existing_events(items)
+        results: list[IngestResult] = []
+        new_events: list[Event] = []
+        new_deliveries: list[Delivery] = []
+        seen_in_batch: dict[tuple[int, str], str] = {}
+        duplicate_ids: list[str] = []
+        for index, item in enumerate(items):
+            key = (item.system.pk, item.idempotency_key)
+            known = existing.get(key) or seen_in_batch.get(key)
+            if known:
+                results.append(IngestResult(event_id=str(known), duplicate=True, index=index))
+                duplicate_ids.append(known)
+                continue
+            record = record_of(item.payload, item.system.record_path, item.origin)
+            event = Event(
+                system=item.system, event_type=item.event_type, idempotency_key=item.idempotency_key,
+                payload=item.payload, origin=item.origin, received_at=now,
+            )
+            subs = item.subscriptions if item.subscriptions is not None else subscriptions_for(item.system.pk)
+            deliveries = [_delivery_for(event, sub, record, now) for sub in subs if sub.matches(item.event_type)]
+            event.record_id = _record_id(record, subs)
+            seen_in_batch[key] = str(event.id)
+            new_events.append(event)
+            new_deliveries.extend(deliveries)
+            live = sum(1 for d in deliveries if d.status == DeliveryStatus.PENDING)
+            results.append(IngestResult(event_id=str(event.id), duplicate=False, deliveries=live, index=index))
+        if new_events:
+            Event.objects.bulk_create(new_events)
+        if new_deliveries:
+            Delivery.objects.bulk_create(new_deliveries)
+        if duplicate_ids:
+            Event.objects.filter(pk__in=duplicate_ids).update(duplicates_seen=F("duplicates_seen") + 1)
+    return results
+
+
+def _existing_events(items: list[IncomingEvent]) -> dict[tuple[int, str], Any]:
+    by_system: dict[int, list[str]] = {}
+    for item in items:
+        by_system.setdefault(item.system.pk, []).append(item.idempotency_key)
+    found: dict[tuple[int, str], Any] = {}
+    for system_id, keys in by_system.items():
+        rows = Event.objects.filter(system_id=system_id, idempotency_key__in=keys).values_list("idempotency_key", "id")
+        found.update({(system_id, key): event_id for key, event_id in rows})
+    return found
+
+
+def _record_id(record: Any, subs: list[Subscription]) -> str:
+    paths = [s.id_path for s in subs] or ["id"]
+    for path in paths:
+        value = get_path(record, path)
+        if value not in (None, ""):
+            return str(value)[:300]
+    return ""
+
+
+def _delivery_for(event: Event, sub: Subscription, record: Any, now) -> Delivery:
+    record_id = get_path(record, sub.id_path)
+    # No source id: nothing to order by, so each event is its own record.
+    record_key = str(record_id)[:300] if record_id not in (None, "") else f"event:{event.id}"
+    delivery = Delivery(event=event, flow_id=sub.flow_id, record_key=record_key, next_attempt_at=now, created_at=now)
+    if not sub.accepts(record):
+        delivery.status = DeliveryStatus.SKIPPED
+        delivery.finished_at = now
+        delivery.last_error = f"filtered out: the event does not match “{describe_condition(sub.filter)}”"
+    return delivery

@@ -1,0 +1,53 @@
+"""Which flows an event from a system feeds, cached briefly per process because ingest is hot."""
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hub.models import Flow, FlowState, Trigger
+from mappings.conditions import evaluate_condition
+
+CACHE_SECONDS = 2.0
+_lock = threading.Lock()
+_by_system: dict[int, tuple[float, list["Subscription"]]] = {}
+
+
+@dataclass(frozen=True)
+class Subscription:
+    flow_id: int
+    event_type: str
+    id_path: str
+    filter: Any
+
+    def matches(self, event_type: str) -> bool:
+        return self.event_type in ("*", "", event_type)
+
+    def accepts(self, record: Any) -> bool:
+        return not self.filter or (isinstance(record, dict) and evaluate_condition(self.filter, record))
+
+
+def subscriptions_for(system_id: int) -> list[Subscription]:
+    now = time.monotonic()
+    cached = _by_system.get(system_id)
+    if cached and cached[0] > now:
+        return cached[1]
+    flows = (
+        Flow.objects.filter(source_system_id=system_id, trigger=Trigger.REALTIME)
+        .exclude(state=FlowState.DRAFT)
+        .select_related("source_model")
+        .order_by("id")
+    )
+    subs = [subscription_of(flow) for flow in flows]
+    with _lock:
+        _by_system[system_id] = (now + CACHE_SECONDS, subs)
+    return subs
+
+
+def subscription_of(flow: Flow) -> Subscription:
+    return Subscription(flow.pk, flow.event_type, flow.source_model.id_path or "id", flow.filter)
+
+
+def forget_subscriptions() -> None:
+    with _lock:
+        _by_system.clear()

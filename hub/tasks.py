@@ -1,0 +1,17 @@
+"""django-q2 tasks: thin wrappers, ids in, one service call."""
+
+from hub.models import Flow
+from hub.services.delivery import deliveries_drain as _drain
+from hub.services.polling import flow_poll
+
+
+def deliveries_drain() -> int:
+    return _drain()
+
+
+def flow_poll_task(flow_id: int) -> str:
+    flow = Flow.objects.select_related("source_system", "source_model").filter(pk=flow_id).first()
+    if flow is None:
+        return "flow no longer exists"
+    result = flow_poll(flow=flow)
+    return result.summary()

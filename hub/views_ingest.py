@@ -1,0 +1,43 @@
+"""Inbound webhooks and health endpoints: machine-facing, JSON in and out."""
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from hub.services.ingest import IngestError, webhook_receive
+
+
+@csrf_exempt
+@require_POST
+def webhook(request, slug: str):
+    """A vendor's webhook: answered 202 only once the event is on disk."""
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > settings.HUB_MAX_WEBHOOK_BYTES:
+        return JsonResponse({"error": f"body is {length} bytes; the limit is {settings.HUB_MAX_WEBHOOK_BYTES}"},
+                            status=413)
+    try:
+        result = webhook_receive(slug=slug, body=request.body, headers=request.headers)
+    except RequestDataTooBig:
+        return JsonResponse({"error": f"body too large; the limit is {settings.HUB_MAX_WEBHOOK_BYTES} bytes"},
+                            status=413)
+    except IngestError as exc:
+        return JsonResponse({"error": exc.message}, status=exc.status)
+    return JsonResponse(result.as_dict(), status=202)
+
+
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def readyz(request):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any database failure means not ready
+        return JsonResponse({"status": "unavailable", "database": str(exc)[:200]}, status=503)
+    return JsonResponse({"status": "ok", "database": connection.vendor})

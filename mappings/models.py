@@ -1,0 +1,96 @@
+from functools import cached_property
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from mappings.schema import FIELD_TYPES, FieldSpec
+
+
+class DataModel(models.Model):
+    """The shape of one kind of record in one system, e.g. the CRM's Deal."""
+
+    system = models.ForeignKey("connectors.System", on_delete=models.CASCADE, related_name="data_models")
+    name = models.CharField(max_length=100)
+    resource_path = models.CharField(
+        max_length=300, blank=True, help_text="Where these records live in the system's API, e.g. /deals"
+    )
+    id_path = models.CharField(max_length=200, default="id", help_text="The field that identifies a record.")
+    cursor_field = models.CharField(
+        max_length=200, blank=True, default="updated_at", help_text="Field that grows when a record changes."
+    )
+    sample = models.JSONField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["system__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["system", "name"], name="uniq_model_name_per_system")]
+
+    def __str__(self) -> str:
+        return f"{self.system.name} · {self.name}"
+
+    def field_specs(self) -> list[FieldSpec]:
+        return [
+            FieldSpec(path=f.path, type=f.type, required=f.required, description=f.description)
+            for f in self.fields.all()
+        ]
+
+
+class Field(models.Model):
+    model = models.ForeignKey(DataModel, on_delete=models.CASCADE, related_name="fields")
+    path = models.CharField(max_length=300)
+    type = models.CharField(max_length=20, choices=[(t, t) for t in FIELD_TYPES], default="string")
+    required = models.BooleanField(default=False)
+    description = models.CharField(max_length=300, blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["model", "position", "path"]
+        constraints = [models.UniqueConstraint(fields=["model", "path"], name="uniq_field_path_per_model")]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class Mapping(models.Model):
+    """The rules that turn a source model's record into a target model's record; every save is a version."""
+
+    name = models.CharField(max_length=200)
+    source_model = models.ForeignKey(DataModel, on_delete=models.PROTECT, related_name="+")
+    target_model = models.ForeignKey(DataModel, on_delete=models.PROTECT, related_name="+")
+    current_version = models.ForeignKey(
+        "MappingVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def rules(self) -> list[dict[str, Any]]:
+        return self.current_version.rules if self.current_version else []
+
+
+class MappingVersion(models.Model):
+    mapping = models.ForeignKey(Mapping, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    rules = models.JSONField(default=list)
+    diff = models.JSONField(default=list, blank=True)
+    comment = models.CharField(max_length=300, blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["mapping", "-number"]
+        constraints = [models.UniqueConstraint(fields=["mapping", "number"], name="uniq_mapping_version")]
+
+    def __str__(self) -> str:
+        return f"{self.mapping} v{self.number}"
+
+    @cached_property
+    def compiled(self):
+        from mappings.engine import compile_rules
+
+        return compile_rules(self.rules)

@@ -1,0 +1,610 @@
+"""Record shapes: field paths, data-model fields, inference, OpenAPI import, validation and drift.
+
+Field paths live here because every other mappings module reads records through them: the engine,
+the transforms that look at the whole record, the flow conditions and the validators below.
+"""
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+import yaml
+
+# --------------------------------------------------------------------------------------------------
+# Paths: "customer.email", "lines.0.sku", "lines[0].sku", "lines[].sku"
+# --------------------------------------------------------------------------------------------------
+
+
+class PathError(ValueError):
+    """A path that cannot be parsed or written, explained in plain language."""
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One step of a path: a key, a list position, or every element of a list."""
+
+    key: str | None = None
+    # A list position from "[2]", or the number a purely numeric key like ".2" would mean on a list.
+    index: int | None = None
+    every: bool = False
+
+
+EVERY = Segment(every=True)
+# Writing far past the end of a list would pad it with thousands of empty items; refuse instead.
+MAX_PADDING = 10_000
+
+_PART = re.compile(r"(?P<key>[^.\[\]{}]*)(?P<brackets>(?:\[[^\[\]]*\])*)")
+_BRACKET = re.compile(r"\[([^\[\]]*)\]")
+_INDEX = re.compile(r"-?[0-9]+")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class Path:
+    """A parsed path, reusable across records (see compile_path)."""
+
+    text: str
+    segments: tuple[Segment, ...]
+    has_every: bool = False  # some segment is "[]"
+
+    def get(self, record: Any) -> Any:
+        """The value at this path, None when missing; "[]" gives a list with one entry per element."""
+        return _read(record, self.segments, 0)
+
+    def set(self, record: dict, value: Any, *, skip_none: bool = False) -> None:
+        """Write value, creating objects and lists on the way.
+
+        Under "[]", a list value fills the items by position and any other value is written into
+        every existing item. With skip_none, None elements of such a list are not written.
+        """
+        if not isinstance(record, dict):
+            raise PathError("can only write into an object")
+        first = self.segments[0]
+        if first.key is None:
+            raise PathError(f'"{self.text}" must start with a field name')
+        _write(record, first, self.segments[1:], value, skip_none, self.text)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def compile_path(text: str) -> Path:
+    """Parse a path once; raises PathError with a plain-language reason."""
+    if not isinstance(text, str):
+        raise PathError("a path must be text")
+    return _parse_path(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_path(text: str) -> Path:
+    if not text.strip():
+        raise PathError("the path is empty")
+    segments: list[Segment] = []
+    for position, part in enumerate(text.split(".")):
+        match = _PART.fullmatch(part)
+        if match is None:
+            raise PathError(f'"{text}" is not a valid path: brackets or braces are out of place in "{part}"')
+        key = match["key"]
+        if key:
+            if key != key.strip():
+                raise PathError(f'"{text}" is not a valid path: "{key}" starts or ends with a space')
+            segments.append(Segment(key=key, index=int(key) if _DIGITS.fullmatch(key) else None))
+        elif position > 0 or not match["brackets"]:
+            raise PathError(f'"{text}" is not a valid path: it has an empty part')
+        for inner in _BRACKET.findall(match["brackets"]):
+            if inner == "":
+                segments.append(EVERY)
+            elif _INDEX.fullmatch(inner):
+                segments.append(Segment(index=int(inner)))
+            else:
+                raise PathError(f'"{text}" is not a valid path: use [] or a number like [0], not "[{inner}]"')
+    return Path(text, tuple(segments), any(segment.every for segment in segments))
+
+
+def get_path(record: Any, path: str) -> Any:
+    """The value at path in record, or None when any part is missing."""
+    return compile_path(path).get(record)
+
+
+def set_path(record: dict, path: str, value: Any) -> None:
+    """Write value at path in record, creating objects and lists as needed."""
+    compile_path(path).set(record, value)
+
+
+def _read(value: Any, segments: tuple[Segment, ...], start: int) -> Any:
+    for position in range(start, len(segments)):
+        segment = segments[position]
+        if segment.every:
+            if not isinstance(value, list):
+                return None
+            return [_read(item, segments, position + 1) for item in value]
+        if isinstance(value, dict):
+            if segment.key is None:
+                return None
+            value = value.get(segment.key)
+        elif isinstance(value, list) and segment.index is not None:
+            try:
+                value = value[segment.index]
+            except IndexError:
+                return None
+        else:
+            return None
+    return value
+
+
+def _write(
+    holder: dict | list, slot: Segment, rest: tuple[Segment, ...], value: Any, skip_none: bool, text: str
+) -> None:
+    if not rest:
+        _put(holder, slot, value, text, pad=lambda: None)
+        return
+    following, tail = rest[0], rest[1:]
+    if following.every:
+        if isinstance(value, list):
+            if skip_none and all(item is None for item in value):
+                return
+            items = _child(holder, slot, list, text)
+            for position, item in enumerate(value):
+                if not (skip_none and item is None):
+                    _write(items, Segment(index=position), tail, item, skip_none, text)
+        else:
+            items = _peek(holder, slot)
+            if isinstance(items, list):
+                for position in range(len(items)):
+                    _write(items, Segment(index=position), tail, value, skip_none, text)
+        return
+    child = _child(holder, slot, dict if following.key is not None else list, text)
+    _write(child, following, tail, value, skip_none, text)
+
+
+def _peek(holder: dict | list, slot: Segment) -> Any:
+    if isinstance(holder, dict):
+        return holder.get(slot.key)
+    try:
+        return holder[slot.index]
+    except IndexError:
+        return None
+
+
+def _child(holder: dict | list, slot: Segment, kind: type, text: str) -> Any:
+    existing = _peek(holder, slot)
+    if existing is None:
+        created = kind()
+        _put(holder, slot, created, text, pad=kind)
+        return created
+    # A numeric key such as "lines.0" may step into an existing list.
+    if isinstance(existing, kind) or (isinstance(existing, list) and kind is dict and _is_position(slot)):
+        return existing
+    wanted = "a list" if kind is list else "an object"
+    raise PathError(
+        f'cannot write "{text}": {_slot_name(slot)} already holds {_kind_of(existing)}, not {wanted}'
+    )
+
+
+def _is_position(slot: Segment) -> bool:
+    return slot.index is not None
+
+
+def _put(holder: dict | list, slot: Segment, value: Any, text: str, pad: Any) -> None:
+    if isinstance(holder, dict):
+        holder[slot.key] = value
+        return
+    index = slot.index
+    if index < 0:
+        if -index > len(holder):
+            raise PathError(f'cannot write "{text}": position {index} is before the start of the list')
+    elif index >= len(holder):
+        if index - len(holder) > MAX_PADDING:
+            raise PathError(f'cannot write "{text}": position {index} is too far past the end of the list')
+        holder.extend(pad() for _ in range(index + 1 - len(holder)))
+    holder[index] = value
+
+
+def _slot_name(slot: Segment) -> str:
+    return f'"{slot.key}"' if slot.key is not None else f"position {slot.index}"
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a value"
+
+
+# --------------------------------------------------------------------------------------------------
+# Fields of a data model
+# --------------------------------------------------------------------------------------------------
+
+FIELD_TYPES = ("string", "integer", "number", "boolean", "date", "datetime", "object", "array")
+TYPE_WORDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "date": "a date (YYYY-MM-DD)",
+    "datetime": "a date and time (ISO 8601)",
+    "object": "an object",
+    "array": "a list",
+}
+# Deep enough for real payloads; stops self-referencing schemas (a category with a parent category).
+MAX_OPENAPI_DEPTH = 6
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?"
+)
+
+
+class SchemaError(ValueError):
+    """A document or schema that cannot be read, explained in plain language."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of a data model; item fields of a list of objects are written "lines[].sku"."""
+
+    path: str
+    type: str
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A way a record does not fit its data model."""
+
+    path: str
+    kind: str  # "missing_required" | "wrong_type" | "unknown_field"
+    message: str
+
+
+def is_date_text(value: Any) -> bool:
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_datetime_text(value: Any) -> bool:
+    """ISO 8601 date-time text (a bare date is accepted too)."""
+    if not isinstance(value, str) or not value[:4].isdigit():
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------------
+# Inference from a sample record
+# --------------------------------------------------------------------------------------------------
+
+
+def infer_fields(sample: dict) -> list[FieldSpec]:
+    """Guess the fields of a data model from one sample record, in the sample's order."""
+    if not isinstance(sample, dict):
+        raise SchemaError("the sample must be a JSON object")
+    found: dict[str, tuple[str, bool]] = {}
+    _infer_object([sample], "", found)
+    return [FieldSpec(path, kind, required) for path, (kind, required) in found.items()]
+
+
+def _infer_object(objects: list[dict], prefix: str, found: dict[str, tuple[str, bool]]) -> None:
+    """Record the fields of several objects of the same shape (the items of one list)."""
+    keys = list(dict.fromkeys(key for obj in objects for key in obj))
+    for key in keys:
+        path = f"{prefix}.{key}" if prefix else key
+        values = [obj.get(key) for obj in objects]
+        present = [value for value in values if value is not None]
+        kind = _merge_types([_infer_type(value) for value in present])
+        found[path] = (kind, len(present) == len(objects))
+        if kind == "object":
+            _infer_object([value for value in present if isinstance(value, dict)], path, found)
+        elif kind == "array":
+            items = [item for value in present if isinstance(value, list) for item in value]
+            item_objects = [item for item in items if isinstance(item, dict)]
+            if item_objects:
+                _infer_object(item_objects, f"{path}[]", found)
+
+
+def _infer_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str) and is_date_text(value):
+        return "date"
+    if isinstance(value, str) and _DATETIME.fullmatch(value) and is_datetime_text(value):
+        return "datetime"
+    return "string"
+
+
+def _merge_types(kinds: list[str]) -> str:
+    distinct = set(kinds)
+    if not distinct:
+        return "string"  # only nulls seen: unknown, the admin decides
+    if len(distinct) == 1:
+        return kinds[0]
+    if distinct == {"integer", "number"}:
+        return "number"
+    return "string"
+
+
+# --------------------------------------------------------------------------------------------------
+# OpenAPI / Swagger
+# --------------------------------------------------------------------------------------------------
+
+
+def openapi_schema_names(document: str | dict) -> list[str]:
+    """Names of the schemas an OpenAPI 3 or Swagger 2 document defines, in document order."""
+    return list(_schemas(_load_document(document)))
+
+
+def fields_from_openapi(document: str | dict, schema_name: str) -> list[FieldSpec]:
+    """The fields of one named schema, with local $refs, allOf, nesting and required flags resolved."""
+    doc = _load_document(document)
+    schemas = _schemas(doc)
+    if schema_name not in schemas:
+        available = ", ".join(schemas) or "none"
+        raise SchemaError(f'the document has no schema "{schema_name}" (available: {available})')
+    return _object_fields(schemas[schema_name], "", doc, 0)
+
+
+def _load_document(document: str | dict) -> dict:
+    if isinstance(document, dict):
+        return document
+    if not isinstance(document, str):
+        raise SchemaError("the document must be JSON or YAML text")
+    try:
+        data = json.loads(document)
+    except json.JSONDecodeError:
+        try:
+            data = yaml.safe_load(document)
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" near line {where.line + 1}" if where is not None else ""
+            raise SchemaError(f"the document is neither valid JSON nor valid YAML{line}") from None
+    if not isinstance(data, dict):
+        raise SchemaError("the document must be a JSON or YAML object")
+    return data
+
+
+def _schemas(doc: dict) -> dict:
+    components = doc.get("components")
+    if isinstance(components, dict) and isinstance(components.get("schemas"), dict):
+        return components["schemas"]
+    if isinstance(doc.get("definitions"), dict):
+        return doc["definitions"]
+    raise SchemaError("no schemas found: expected components.schemas (OpenAPI 3) or definitions (Swagger 2)")
+
+
+def _object_fields(schema: Any, prefix: str, doc: dict, depth: int) -> list[FieldSpec]:
+    resolved = _resolve(schema, doc, frozenset())
+    required = set(resolved.get("required") or ())
+    fields: list[FieldSpec] = []
+    for name, prop in (resolved.get("properties") or {}).items():
+        path = f"{prefix}.{name}" if prefix else name
+        fields.extend(_property_fields(prop, path, name in required, doc, depth))
+    return fields
+
+
+def _property_fields(prop: Any, path: str, required: bool, doc: dict, depth: int) -> list[FieldSpec]:
+    resolved = _resolve(prop, doc, frozenset())
+    site = prop if isinstance(prop, dict) else {}
+    description = str(site.get("description") or resolved.get("description") or resolved.get("title") or "")
+    kind = _openapi_type(resolved)
+    fields = [FieldSpec(path, kind, required, description)]
+    if depth + 1 >= MAX_OPENAPI_DEPTH:
+        return fields
+    if kind == "object":
+        fields.extend(_object_fields(resolved, path, doc, depth + 1))
+    elif kind == "array":
+        items = _resolve(resolved.get("items") or {}, doc, frozenset())
+        if _openapi_type(items) == "object":
+            fields.extend(_object_fields(items, f"{path}[]", doc, depth + 1))
+    return fields
+
+
+def _resolve(schema: Any, doc: dict, seen: frozenset[str]) -> dict:
+    """Follow local $refs and merge allOf/oneOf/anyOf parts into one flat schema."""
+    if not isinstance(schema, dict):
+        return {}
+    while "$ref" in schema:
+        ref = schema["$ref"]
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            return {"type": "object", "description": f"not expanded: external reference {ref}"}
+        if ref in seen:
+            return {"type": "object", "description": f"not expanded: {ref} refers back to itself"}
+        seen = seen | {ref}
+        target = _pointer(doc, ref)
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    parts = [("allOf", True), ("oneOf", False), ("anyOf", False)]
+    if not any(isinstance(schema.get(key), list) for key, _ in parts):
+        return schema
+    merged = {k: v for k, v in schema.items() if k not in ("allOf", "oneOf", "anyOf")}
+    properties = dict(merged.get("properties") or {})
+    required = list(merged.get("required") or ())
+    for key, keeps_required in parts:
+        for part in schema.get(key) or ():
+            sub = _resolve(part, doc, seen)
+            properties.update(sub.get("properties") or {})
+            if keeps_required:  # only allOf parts all apply at once
+                required.extend(sub.get("required") or ())
+            for inherited in ("type", "description", "format", "items"):
+                if inherited in sub and inherited not in merged:
+                    merged[inherited] = sub[inherited]
+    if properties:
+        merged["properties"] = properties
+    merged["required"] = required
+    return merged
+
+
+def _pointer(doc: dict, ref: str) -> dict:
+    node: Any = doc
+    for raw in ref[2:].split("/"):
+        key = raw.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or key not in node:
+            raise SchemaError(f'the reference "{ref}" points at nothing in the document')
+        node = node[key]
+    if not isinstance(node, dict):
+        raise SchemaError(f'the reference "{ref}" does not point at a schema')
+    return node
+
+
+def _openapi_type(schema: dict) -> str:
+    kind = schema.get("type")
+    if isinstance(kind, list):  # OpenAPI 3.1: ["string", "null"]
+        kind = next((item for item in kind if item != "null"), None)
+    if kind == "string":
+        return {"date": "date", "date-time": "datetime"}.get(schema.get("format"), "string")
+    if kind in ("integer", "number", "boolean", "object", "array"):
+        return kind
+    if kind is None and ("properties" in schema or "additionalProperties" in schema):
+        return "object"
+    if kind is None and "items" in schema:
+        return "array"
+    return "string"
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation and drift
+# --------------------------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def validate_record(record: dict, fields: list[FieldSpec]) -> list[Issue]:
+    """Required fields that are missing and values of the wrong type; unknown fields are ignored.
+
+    A required field inside an optional object is only required when that object is present.
+    """
+    issues: list[Issue] = []
+    for spec in fields:
+        for where, value in _locate(record, compile_path(spec.path).segments):
+            if value is _MISSING or value is None:
+                if spec.required:
+                    issues.append(Issue(where, "missing_required", f'"{where}" is required but missing'))
+            elif not _has_type(value, spec.type):
+                message = (
+                    f'"{where}" should be {TYPE_WORDS.get(spec.type, spec.type)}, but it is {_shown(value)}'
+                )
+                issues.append(Issue(where, "wrong_type", message))
+    return issues
+
+
+def detect_drift(record: dict, fields: list[FieldSpec]) -> list[Issue]:
+    """validate_record's issues plus fields the record has but the data model does not declare."""
+    issues = validate_record(record, fields)
+    declared = {spec.path for spec in fields}
+    opaque = [
+        spec.path
+        for spec in fields
+        if spec.type in ("object", "array")
+        and not any(_is_below(other, spec.path) for other in declared if other != spec.path)
+    ]
+    reported: set[str] = set()
+    for leaf in _leaf_paths(record, ""):
+        known = (
+            leaf in declared
+            or any(_is_below(path, leaf) for path in declared)
+            or any(_is_below(leaf, container) for container in opaque)
+        )
+        if not known and leaf not in reported:
+            reported.add(leaf)
+            issues.append(Issue(leaf, "unknown_field", f'"{leaf}" is not in the data model'))
+    return issues
+
+
+def _is_below(path: str, ancestor: str) -> bool:
+    return path.startswith(f"{ancestor}.") or path.startswith(f"{ancestor}[]")
+
+
+def _locate(record: Any, segments: tuple[Segment, ...], where: str = "") -> Iterator[tuple[str, Any]]:
+    """(concrete path, value or _MISSING) for each place a field path points at whose parent exists."""
+    value = record
+    last = len(segments) - 1
+    for position, segment in enumerate(segments):
+        if segment.every:
+            if isinstance(value, list):
+                for number, item in enumerate(value):
+                    yield from _locate(item, segments[position + 1 :], f"{where}[{number}]")
+            return
+        if segment.key is None:  # "[2]": a fixed position
+            if not isinstance(value, list) or not -len(value) <= segment.index < len(value):
+                return
+            where, value = f"{where}[{segment.index}]", value[segment.index]
+            continue
+        if not isinstance(value, dict):
+            return  # the parent is missing or of the wrong type; its own field reports that
+        where = f"{where}.{segment.key}" if where else segment.key
+        if segment.key not in value:
+            if position == last:
+                yield where, _MISSING
+            return
+        value = value[segment.key]
+        if value is None and position != last:
+            return
+    yield where, value
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "date":
+        return is_date_text(value)
+    if kind == "datetime":
+        return is_datetime_text(value)
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "array":
+        return isinstance(value, list)
+    return True  # an unknown type declares nothing to check
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return f'the text "{value[:60]}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return _kind_of(value)
+
+
+def _leaf_paths(value: Any, prefix: str) -> Iterator[str]:
+    if isinstance(value, dict) and value:
+        for key, child in value.items():
+            yield from _leaf_paths(child, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        for item in value:
+            if isinstance(item, dict):
+                yield from _leaf_paths(item, f"{prefix}[]")
+    elif prefix:
+        yield prefix

@@ -1,0 +1,135 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# One cache prefix and queue name per test run, shared with the worker processes tests start,
+# so nothing left in Redis by an earlier run is picked up.
+RUN_ID = uuid.uuid4().hex[:8]
+os.environ.setdefault("HUB_CACHE_PREFIX", f"test-{RUN_ID}")
+os.environ.setdefault("HUB_QUEUE_NAME", f"test-{RUN_ID}")
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """The sandbox business systems on free loopback ports, for the whole test session."""
+    from connectors.sandbox import Sandbox
+
+    box = Sandbox(ports={"crm": 0, "accounting": 0, "inventory": 0, "hr": 0, "payments": 0}).start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def fresh_sandbox(sandbox):
+    import requests
+
+    for name in ("crm", "accounting", "inventory", "hr", "payments"):
+        requests.post(f"{sandbox.url(name)}/_control/reset", timeout=5).raise_for_status()
+    yield sandbox
+
+
+@pytest.fixture(autouse=True)
+def _clear_caches():
+    from django.core.cache import cache
+
+    from hub.services.delivery import breaker
+    from hub.services.ingest import forget_systems
+    from hub.services.subscriptions import forget_subscriptions
+
+    forget_systems()
+    forget_subscriptions()
+    breaker.failures.clear()
+    breaker.open_until.clear()
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def personas(db):
+    """An admin, an ops user, an auditor, a publisher machine account and an outsider (no role)."""
+    from tests.factories import UserFactory
+
+    return {
+        "admin": UserFactory(username="alice-admin", role="admin"),
+        "ops": UserFactory(username="oscar-ops", role="ops"),
+        "auditor": UserFactory(username="audrey-auditor", role="auditor"),
+        "publisher": UserFactory(username="pat-publisher", role="publisher"),
+        "outsider": UserFactory(username="olga-outsider", role=None),
+    }
+
+
+def worker_env() -> dict[str, str]:
+    """Environment for a child process that must use the test database."""
+    from django.db import connection
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    name = connection.settings_dict["NAME"]
+    if connection.vendor == "postgresql":
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(os.environ["DATABASE_URL"])
+        env["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{name}"))
+    else:
+        env["SQLITE_PATH"] = str(name)
+    return env
+
+
+class WorkerProcess:
+    """A real `manage.py qcluster` on the test database."""
+
+    def __init__(self, workers: int = 2, extra_env: dict | None = None) -> None:
+        env = {**worker_env(), "HUB_WORKERS": str(workers), **(extra_env or {})}
+        self.log = open(ROOT / "var" / f"worker-{uuid.uuid4().hex[:6]}.log", "w+")
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "qcluster"], env=env, cwd=ROOT,
+                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self) -> None:
+        """SIGKILL the whole cluster: no chance to finish anything."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+
+@pytest.fixture
+def start_worker():
+    started: list[WorkerProcess] = []
+
+    def start(**kwargs) -> WorkerProcess:
+        worker = WorkerProcess(**kwargs)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")

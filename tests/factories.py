@@ -1,0 +1,74 @@
+import factory
+from django.contrib.auth import get_user_model
+
+from connectors.models import AuthScheme, SignatureScheme, System
+from hub.models import Flow, FlowState, Operation
+from hub.roles import grant_role
+from hub.services.config import mapping_version_save
+from mappings.models import DataModel, Field, Mapping
+
+PASSWORD = "correct-horse-battery"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        self.save()
+        if extracted:
+            grant_role(self, extracted)
+
+
+class SystemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = System
+
+    name = factory.Sequence(lambda n: f"System {n}")
+    slug = factory.Sequence(lambda n: f"system-{n}")
+    base_url = "http://127.0.0.1:9"
+    auth_scheme = AuthScheme.NONE
+    signature_scheme = SignatureScheme.HMAC_SHA256
+    webhook_secret = factory.LazyFunction(lambda: {"secret": "test-webhook-secret"})
+    connect_timeout = 1.0
+    read_timeout = 2.0
+
+
+class DataModelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DataModel
+
+    system = factory.SubFactory(SystemFactory)
+    name = factory.Sequence(lambda n: f"Model{n}")
+    resource_path = "/records"
+
+
+def model_with_fields(system: System, name: str, resource: str, fields: dict[str, tuple[str, bool]],
+                      **extra) -> DataModel:
+    model = DataModelFactory(system=system, name=name, resource_path=resource, **extra)
+    Field.objects.bulk_create(
+        Field(model=model, path=path, type=kind, required=required, position=i)
+        for i, (path, (kind, required)) in enumerate(fields.items())
+    )
+    return model
+
+
+def flow_with_mapping(*, source_model: DataModel, target_model: DataModel, rules: list[dict], event_type="*",
+                      operation=Operation.UPSERT, actor=None, **extra) -> Flow:
+    mapping = Mapping.objects.create(name=f"{source_model.name} to {target_model.name}", source_model=source_model,
+                                     target_model=target_model)
+    mapping_version_save(mapping=mapping, rules=rules, actor=actor)
+    defaults = dict(max_attempts=4, retry_base_seconds=0.05, retry_max_seconds=0.5, state=FlowState.ACTIVE)
+    defaults.update(extra)
+    return Flow.objects.create(
+        name=extra.pop("name", f"flow {Flow.objects.count() + 1}"), source_system=source_model.system,
+        source_model=source_model, event_type=event_type, target_system=target_model.system,
+        target_model=target_model, operation=operation, mapping=mapping,
+        **{k: v for k, v in defaults.items() if k != "name"},
+    )

@@ -1,0 +1,113 @@
+"""Real `manage.py qcluster` processes against the sandbox: promises 1, 2 and 4 end to end."""
+
+import time
+from collections import Counter
+
+import pytest
+import requests
+
+from connectors.sandbox import DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
+from hub.models import Delivery, DeliveryStatus, Event
+from hub.services.dispatch import kick_workers
+from tests.conftest import wait_for
+from tests.factories import flow_with_mapping, model_with_fields
+from tests.sandbox_helpers import control, employee_event, fault, hr_to_inventory_accounts, records, sandbox_system
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+FAST_LEASES = {"HUB_LEASE_SECONDS": "3", "HUB_DRAIN_LINGER_SECONDS": "1"}
+
+
+def all_finished() -> bool:
+    return Delivery.objects.exists() and not Delivery.objects.unfinished().exists()
+
+
+def test_it_carries_crm_webhooks_to_inventory_once_each_even_when_sent_twice(fresh_sandbox, live_server, start_worker):
+    crm = sandbox_system(fresh_sandbox, "crm")
+    inventory = sandbox_system(fresh_sandbox, "inventory")
+    deal = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True), "lines": ("array", True),
+                                                     "lines[].sku": ("string", True)})
+    adjustment = model_with_fields(inventory, "Adjustment", "/adjustments", {
+        "reference": ("string", True), "lines": ("array", True), "lines[].sku": ("string", True),
+        "lines[].quantity": ("integer", True)})
+    flow_with_mapping(source_model=deal, target_model=adjustment, event_type="deal.won", operation="create", rules=[
+        {"target": "reference", "source": "id"},
+        {"target": "reason", "constant": "CRM deal won"},
+        {"target": "lines[].sku", "source": "lines[].sku"},
+        {"target": "lines[].quantity", "source": "lines[].quantity",
+         "transforms": [{"name": "arithmetic", "options": {"operation": "negate"}}]},
+    ])
+    # Every webhook is sent twice, as vendors sometimes do.
+    control(fresh_sandbox, "crm", "PUT", "webhook", json={
+        "url": f"{live_server.url}/hooks/crm/", "secret": DEMO_WEBHOOK_SECRETS["crm"], "duplicate_rate": 1.0,
+        "enabled": True})
+    start_worker(workers=2)
+    api = requests.Session()
+    api.headers["X-Api-Key"] = DEMO_CREDENTIALS["crm"]["api_key"]
+    won = 6
+    for n in range(won):
+        created = api.post(f"{fresh_sandbox.url('crm')}/deals", json={
+            "title": f"Deal {n}", "amount": 100, "currency": "EUR", "stage": "proposal",
+            "customer": {"email": "a@example.com"}, "lines": [{"sku": "SKU-LAMP", "quantity": 2}]}).json()
+        api.patch(f"{fresh_sandbox.url('crm')}/deals/{created['id']}", json={"stage": "won"}).raise_for_status()
+
+    wait_for(lambda: Event.objects.filter(event_type="deal.won").count() == won, message="won events ingested")
+    wait_for(lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == won, timeout=30,
+             message="deliveries to succeed")
+    state = control(fresh_sandbox, "crm", "GET", "state")
+    assert state["webhooks"]["duplicates"] >= won  # the sandbox really did send duplicates
+    adjustments = records(fresh_sandbox, "inventory", "adjustments")
+    assert sorted(a["reference"] for a in adjustments) == sorted(
+        Event.objects.filter(event_type="deal.won").values_list("record_id", flat=True))
+    lamp = next(p for p in records(fresh_sandbox, "inventory", "products") if p["sku"] == "SKU-LAMP")
+    assert lamp["stock"] == 100 - 2 * won
+
+
+def test_it_finishes_every_delivery_once_in_effect_when_a_worker_is_killed_mid_batch(fresh_sandbox, start_worker):
+    flow = hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
+    total = 40
+    from hub.services.ingest import IncomingEvent, events_store
+
+    events_store([IncomingEvent(flow.source_system, "employee.hired", f"evt_{n}", employee_event(n))
+                  for n in range(total)])
+    # Slow answers keep the batch in flight long enough to kill the worker in the middle of it.
+    fault(fresh_sandbox, "inventory", mode="slow", delay=0.2, rate=1.0)
+    first = start_worker(workers=2, extra_env=FAST_LEASES)
+    kick_workers()
+    wait_for(lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() >= 5, timeout=30,
+             message="some deliveries to succeed")
+    first.kill()
+    in_flight = Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT).count()
+    succeeded_before = Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count()
+    assert succeeded_before < total, "the worker finished before it could be killed"
+    assert in_flight > 0, "nothing was in flight when the worker was killed"
+
+    control(fresh_sandbox, "inventory", "DELETE", "faults")
+    start_worker(workers=2, extra_env=FAST_LEASES)
+    wait_for(all_finished, timeout=60, message="every delivery to finish")
+    assert Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == total
+    emails = Counter(a["email"] for a in records(fresh_sandbox, "inventory", "accounts"))
+    assert len(emails) == total
+    assert max(emails.values()) == 1, f"duplicate target records: {emails.most_common(3)}"
+
+
+def test_it_keeps_under_the_targets_rate_limit_across_all_workers(fresh_sandbox, start_worker):
+    limit = 8
+    control(fresh_sandbox, "inventory", "PUT", "rate-limit", json={"per_second": limit})
+    flow = hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
+    flow.target_system.rate_limit_per_second = limit
+    flow.target_system.save()
+    from hub.services.ingest import IncomingEvent, events_store
+
+    total = 32
+    events_store([IncomingEvent(flow.source_system, "employee.hired", f"evt_{n}", employee_event(n))
+                  for n in range(total)])
+    started = time.monotonic()
+    start_worker(workers=2)
+    start_worker(workers=2)
+    kick_workers()
+    wait_for(all_finished, timeout=60, message="every delivery to finish")
+    elapsed = time.monotonic() - started
+    state = control(fresh_sandbox, "inventory", "GET", "state")
+    assert state["throttled"] == 0, f"the target answered 429 {state['throttled']} times"
+    assert Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == total
+    assert elapsed >= (total - 1) / limit * 0.9  # it really was paced, not just lucky

@@ -1,0 +1,93 @@
+"""Talking to the sandbox systems' control API from tests, and draining the queue in-process."""
+
+import time
+
+import requests
+
+from connectors.models import AuthScheme, System
+from connectors.sandbox import DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
+from hub.models import Delivery
+from hub.services.delivery import deliveries_process_batch
+from tests.factories import flow_with_mapping, model_with_fields
+
+
+def control(sandbox, system: str, method: str, path: str, **kwargs):
+    response = requests.request(method, f"{sandbox.url(system)}/_control/{path}", timeout=10, **kwargs)
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+def fault(sandbox, system: str, **spec):
+    return control(sandbox, system, "POST", "faults", json=spec)
+
+
+def records(sandbox, system: str, resource: str) -> list[dict]:
+    """Every record of a resource, through the system's own API (all pages)."""
+    headers = auth_headers(system)
+    found, page = [], None
+    while True:
+        params = {"limit": 500, **({"page": page} if page else {})}
+        body = requests.get(f"{sandbox.url(system)}/{resource}", headers=headers, params=params,
+                            auth=_basic(system), timeout=10).json()
+        found.extend(body["data"])
+        page = body.get("next")
+        if not page:
+            return found
+
+
+def auth_headers(system: str) -> dict[str, str]:
+    creds = DEMO_CREDENTIALS[system]
+    if "api_key" in creds:
+        return {"X-Api-Key": creds["api_key"]}
+    if "token" in creds:
+        return {"Authorization": f"Bearer {creds['token']}"}
+    return {}
+
+
+def _basic(system: str):
+    creds = DEMO_CREDENTIALS[system]
+    return (creds["username"], creds["password"]) if "username" in creds else None
+
+
+def sandbox_system(sandbox, slug: str, **overrides) -> System:
+    schemes = {"crm": AuthScheme.API_KEY, "inventory": AuthScheme.API_KEY, "hr": AuthScheme.BEARER,
+               "accounting": AuthScheme.OAUTH2, "payments": AuthScheme.BASIC}
+    fields = dict(name=slug.title(), slug=slug, base_url=sandbox.url(slug), auth_scheme=schemes[slug],
+                  credentials=dict(DEMO_CREDENTIALS[slug]), webhook_secret={"secret": DEMO_WEBHOOK_SECRETS[slug]},
+                  connect_timeout=1.0, read_timeout=2.0, signature_scheme="hmac_sha256")
+    fields.update(overrides)
+    return System.objects.create(**fields)
+
+
+def hr_to_inventory_accounts(sandbox, **flow_options):
+    """HR employees become inventory accounts: the pipeline most delivery tests use."""
+    hr = sandbox_system(sandbox, "hr")
+    inventory = sandbox_system(sandbox, "inventory")
+    employee = model_with_fields(hr, "Employee", "/employees", {
+        "id": ("string", True), "first_name": ("string", True), "last_name": ("string", True),
+        "email": ("string", True), "department": ("string", False)})
+    account = model_with_fields(inventory, "Account", "/accounts", {
+        "email": ("string", True), "name": ("string", False), "role": ("string", False)})
+    rules = [
+        {"target": "email", "source": "email", "transforms": [{"name": "lower"}]},
+        {"target": "name", "transforms": [{"name": "template", "options": {"template": "{first_name} {last_name}"}}]},
+        {"target": "role", "constant": "staff"},
+    ]
+    return flow_with_mapping(source_model=employee, target_model=account, rules=rules, **flow_options)
+
+
+def employee_event(n: int = 1, *, record_id: str | None = None, email: str | None = None, **data) -> dict:
+    record = {"id": record_id or f"emp_{n}", "first_name": "Ann", "last_name": f"Lee{n}",
+              "email": email or f"Ann.Lee{n}@Example.com", "department": "Operations", **data}
+    return {"id": f"evt_{n}", "type": "employee.hired", "data": record}
+
+
+def drain_all(timeout: float = 30.0) -> None:
+    """Carry out every delivery in this process, waiting for retries that are due soon."""
+    deadline = time.monotonic() + timeout
+    while Delivery.objects.unfinished().exists():
+        if time.monotonic() > deadline:
+            raise AssertionError("deliveries still unfinished: "
+                                 f"{list(Delivery.objects.unfinished().values('id', 'status', 'last_error'))}")
+        if not deliveries_process_batch():
+            time.sleep(0.05)
