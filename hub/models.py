@@ -56,6 +56,9 @@ class Flow(models.Model):
     max_age_seconds = models.PositiveIntegerField(default=24 * 3600)
     retry_base_seconds = models.FloatField(default=2.0)
     retry_max_seconds = models.FloatField(default=3600.0)
+    silence_after_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Call the flow silent when no event arrives for this long."
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

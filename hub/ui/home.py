@@ -1,7 +1,8 @@
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from hub.access import readers
 
-@login_required
+
+@readers
 def home(request):
     return render(request, "hub/home.html")

@@ -1,0 +1,48 @@
+"""Access checks for pages and HTMX endpoints: every view names the roles it allows."""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+
+from hub.roles import ADMIN, OPERATORS, READERS, has_role, roles_of
+
+
+def role_required(*roles: str, write_roles: tuple[str, ...] | None = None) -> Callable:
+    """Allow `roles` to view; when `write_roles` is given, only they may POST/PUT/PATCH/DELETE.
+
+    An auditor posting to a change endpoint gets 403, whatever the page.
+    """
+
+    def decorator(view: Callable) -> Callable:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            allowed = roles
+            if write_roles is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+                allowed = write_roles
+            if not has_role(request.user, allowed):
+                raise PermissionDenied("Your role does not allow this.")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+readers = role_required(*READERS)
+readers_admin_writes = role_required(*READERS, write_roles=(ADMIN,))
+readers_ops_writes = role_required(*READERS, write_roles=OPERATORS)
+admins_only = role_required(ADMIN)
+operators_only = role_required(*OPERATORS)
+
+
+def roles_context(request: HttpRequest) -> dict:
+    roles = roles_of(getattr(request, "user", None))
+    return {
+        "user_roles": roles,
+        "can_configure": ADMIN in roles,
+        "can_operate": bool(roles & set(OPERATORS)),
+    }
