@@ -60,7 +60,7 @@ SAMPLES = {
 # Target fields the sandbox requires: required in the data model too, so the mapper flags them.
 REQUIRED = {
     "Adjustment": {"reference", "lines"}, "Payment": {"amount_minor", "currency"}, "Payee": {"name", "email"},
-    "User": {"email"}, "Account": {"email"}, "Invoice": {"number", "total_minor", "currency"},
+    "User": {"email"}, "Account": {"email"}, "Invoice": {"number", "customer_email", "total_minor", "currency"},
 }
 
 FLOWS = [

@@ -96,7 +96,8 @@ else:
                 "timeout": 20,
                 "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;",
             },
-            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+            # A file (worker processes started by tests open it too), one per test run.
+            "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

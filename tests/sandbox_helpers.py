@@ -23,7 +23,7 @@ def fault(sandbox, system: str, **spec):
 
 def records(sandbox, system: str, resource: str) -> list[dict]:
     """Every record of a resource, through the system's own API (all pages)."""
-    headers = auth_headers(system)
+    headers = auth_headers(system, sandbox)
     found, page = [], None
     while True:
         params = {"limit": 500, **({"page": page} if page else {})}
@@ -35,8 +35,12 @@ def records(sandbox, system: str, resource: str) -> list[dict]:
             return found
 
 
-def auth_headers(system: str) -> dict[str, str]:
+def auth_headers(system: str, sandbox=None) -> dict[str, str]:
     creds = DEMO_CREDENTIALS[system]
+    if "client_id" in creds:
+        token = requests.post(f"{sandbox.url(system)}/oauth/token", timeout=5, data={
+            "grant_type": "client_credentials", **creds}).json()["access_token"]
+        return {"Authorization": f"Bearer {token}"}
     if "api_key" in creds:
         return {"X-Api-Key": creds["api_key"]}
     if "token" in creds:

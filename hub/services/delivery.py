@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Min
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from connectors import ratelimit
@@ -136,6 +136,27 @@ class FlowCache:
     def __init__(self) -> None:
         self.flows: dict[int, Flow] = {}
         self.target_fields: dict[int, list] = {}
+        self.links: dict[tuple[int, str], str] | None = None
+
+    def load_links(self, deliveries: list[Delivery]) -> None:
+        """Record links for a whole batch in one query (None: look them up one by one)."""
+        keys_by_flow: dict[int, set[str]] = {}
+        for delivery in deliveries:
+            keys_by_flow.setdefault(delivery.flow_id, set()).add(delivery.record_key)
+        condition = Q()
+        for flow_id, keys in keys_by_flow.items():
+            condition |= Q(flow_id=flow_id, source_id__in=keys)
+        self.links = {
+            (flow_id, source_id): target_id
+            for flow_id, source_id, target_id in RecordLink.objects.filter(condition).values_list(
+                "flow_id", "source_id", "target_id"
+            )
+        }
+
+    def link(self, flow_id: int, source_id: str) -> str | None:
+        if self.links is not None:
+            return self.links.get((flow_id, source_id))
+        return RecordLink.objects.filter(flow_id=flow_id, source_id=source_id).values_list("target_id", flat=True).first()
 
     def flow(self, flow_id: int) -> Flow:
         if flow_id not in self.flows:
@@ -156,6 +177,7 @@ def deliveries_process_batch(*, limit: int | None = None) -> int:
     if not batch:
         return 0
     flows = FlowCache()
+    flows.load_links(batch)
     lease_renew_at = time.monotonic() + settings.HUB_LEASE_SECONDS / 2
     pending: list[Outcome] = []
     last_flush = time.monotonic()
@@ -187,7 +209,7 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
             outcome.deferred_until = timezone.now() + timedelta(seconds=CircuitBreaker.COOLDOWN_SECONDS)
             return outcome
         record = delivery.source_record()
-        operation, target_id = _plan(flow, delivery)
+        operation, target_id = _plan(flow, delivery, flows.link(flow.pk, delivery.record_key))
         outcome.operation = operation
         mapped: dict = {}
         if operation != Operation.DELETE:
@@ -234,10 +256,9 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
     return outcome
 
 
-def _plan(flow: Flow, delivery: Delivery) -> tuple[str, str | None]:
+def _plan(flow: Flow, delivery: Delivery, link: str | None) -> tuple[str, str | None]:
     """Turn the flow's operation into what to send, using the record link: a create for a source
     record that already has a target record becomes an update."""
-    link = RecordLink.objects.filter(flow=flow, source_id=delivery.record_key).values_list("target_id", flat=True).first()
     operation = flow.operation
     if operation in (Operation.CREATE, Operation.UPSERT):
         return (Operation.UPDATE, link) if link else (Operation.CREATE, None)
@@ -268,80 +289,96 @@ def _retry_delay(flow: Flow, attempt_number: int, retry_after: float | None) -> 
 
 
 def outcomes_record(outcomes: list[Outcome], *, token: uuid.UUID, flows: FlowCache) -> None:
-    """Write the outcomes of one batch in one transaction. A delivery whose lease this worker lost
-    (it took too long and another worker reclaimed it) is left alone."""
+    """Write the outcomes of one batch in one transaction with a few bulk statements. A delivery
+    whose lease this worker lost (it took too long and another worker reclaimed it) is left alone."""
     if not outcomes:
         return
     from dlq.services import dead_letter_create
 
     now = timezone.now()
     with transaction.atomic():
+        owned = set(
+            Delivery.objects.select_for_update()
+            .filter(pk__in=[o.delivery.pk for o in outcomes], lease_token=token, status=DeliveryStatus.IN_FLIGHT)
+            .values_list("pk", flat=True)
+        )
+        changed: list[Delivery] = []
+        attempts: list[Attempt] = []
+        links_to_save: list[RecordLink] = []
+        links_to_drop: list[tuple[int, str]] = []
+        dead: list[tuple[Outcome, ErrorClass, str]] = []
         for outcome in outcomes:
             delivery = outcome.delivery
-            mine = Delivery.objects.filter(pk=delivery.pk, lease_token=token, status=DeliveryStatus.IN_FLIGHT)
+            if delivery.pk not in owned:
+                continue
+            delivery.lease_token = None
+            delivery.lease_expires_at = None
+            changed.append(delivery)
             if outcome.deferred_until is not None:
-                mine.update(status=DeliveryStatus.RETRYING if delivery.attempts else DeliveryStatus.PENDING,
-                            next_attempt_at=outcome.deferred_until, lease_token=None, lease_expires_at=None)
+                delivery.status = DeliveryStatus.RETRYING if delivery.attempts else DeliveryStatus.PENDING
+                delivery.next_attempt_at = outcome.deferred_until
                 continue
             flow = flows.flow(delivery.flow_id)
-            number = delivery.attempts + 1
+            delivery.attempts += 1
             if outcome.succeeded:
-                changed = mine.update(status=DeliveryStatus.SUCCEEDED, attempts=number, finished_at=now,
-                                      target_id=outcome.target_id, lease_token=None, lease_expires_at=None,
-                                      last_error_class="", last_error="")
-                if not changed:
-                    continue
-                _link(flow, delivery, outcome)
-                _attempt_row(outcome, number, "succeeded")
+                delivery.status, delivery.finished_at = DeliveryStatus.SUCCEEDED, now
+                delivery.target_id = outcome.target_id
+                delivery.last_error_class, delivery.last_error = "", ""
+                attempts.append(_attempt_row(outcome, delivery.attempts, "succeeded"))
+                if outcome.operation == Operation.DELETE:
+                    links_to_drop.append((flow.pk, delivery.record_key))
+                elif outcome.target_id:
+                    links_to_save.append(RecordLink(flow=flow, source_id=delivery.record_key,
+                                                    target_id=outcome.target_id, created_at=now, updated_at=now))
                 continue
             error_class = outcome.error_class or ErrorClass.UNKNOWN
-            age = (now - delivery.event.received_at).total_seconds()
-            give_up_reason = ""
-            if not error_class.retryable:
-                give_up_reason = error_class.description
-            elif number >= flow.max_attempts:
-                give_up_reason = f"gave up after {number} attempts"
-            elif age >= flow.max_age_seconds:
-                give_up_reason = f"gave up: the event is {age / 3600:.1f} h old"
+            delivery.last_error_class, delivery.last_error = error_class, outcome.message[:5000]
+            give_up_reason = _give_up_reason(flow, delivery, error_class, now)
             if give_up_reason:
-                changed = mine.update(status=DeliveryStatus.DEAD, attempts=number, finished_at=now,
-                                      last_error_class=error_class, last_error=outcome.message[:5000],
-                                      lease_token=None, lease_expires_at=None)
-                if not changed:
-                    continue
-                _attempt_row(outcome, number, "dead")
-                delivery.attempts = number
-                dead_letter_create(delivery=delivery, error_class=error_class,
-                                   reason=f"{give_up_reason}: {outcome.message}", last_response=outcome.response)
-                log.warning("delivery %s dead-lettered (%s): %s", delivery.pk, error_class, outcome.message[:200])
-                if error_class.pauses_flow:
-                    _pause_for_error(flow, error_class, outcome.message)
+                delivery.status, delivery.finished_at = DeliveryStatus.DEAD, now
+                attempts.append(_attempt_row(outcome, delivery.attempts, "dead"))
+                dead.append((outcome, error_class, give_up_reason))
             else:
-                delay = _retry_delay(flow, number, outcome.retry_after)
-                changed = mine.update(status=DeliveryStatus.RETRYING, attempts=number,
-                                      next_attempt_at=now + timedelta(seconds=delay),
-                                      last_error_class=error_class, last_error=outcome.message[:5000],
-                                      lease_token=None, lease_expires_at=None)
-                if changed:
-                    _attempt_row(outcome, number, "retrying")
-                    log.info("delivery %s will retry in %.1fs (%s)", delivery.pk, delay, error_class)
+                delay = _retry_delay(flow, delivery.attempts, outcome.retry_after)
+                delivery.status = DeliveryStatus.RETRYING
+                delivery.next_attempt_at = now + timedelta(seconds=delay)
+                attempts.append(_attempt_row(outcome, delivery.attempts, "retrying"))
+                log.info("delivery %s will retry in %.1fs (%s)", delivery.pk, delay, error_class)
+        Delivery.objects.bulk_update(changed, [
+            "status", "attempts", "next_attempt_at", "finished_at", "target_id", "last_error_class", "last_error",
+            "lease_token", "lease_expires_at",
+        ])
+        Attempt.objects.bulk_create(attempts)
+        if links_to_save:
+            RecordLink.objects.bulk_create(links_to_save, update_conflicts=True, unique_fields=["flow", "source_id"],
+                                           update_fields=["target_id", "updated_at"])
+        for flow_id, source_id in links_to_drop:
+            RecordLink.objects.filter(flow_id=flow_id, source_id=source_id).delete()
+        for outcome, error_class, reason in dead:
+            dead_letter_create(delivery=outcome.delivery, error_class=error_class,
+                               reason=f"{reason}: {outcome.message}", last_response=outcome.response)
+            log.warning("delivery %s dead-lettered (%s): %s", outcome.delivery.pk, error_class, outcome.message[:200])
+            if error_class.pauses_flow:
+                _pause_for_error(flows.flow(outcome.delivery.flow_id), error_class, outcome.message)
 
 
-def _attempt_row(outcome: Outcome, number: int, result: str) -> None:
-    Attempt.objects.create(
+def _give_up_reason(flow: Flow, delivery: Delivery, error_class: ErrorClass, now) -> str:
+    if not error_class.retryable:
+        return error_class.description
+    if delivery.attempts >= flow.max_attempts:
+        return f"gave up after {delivery.attempts} attempts"
+    age = (now - delivery.event.received_at).total_seconds()
+    if age >= flow.max_age_seconds:
+        return f"gave up: the event is {age / 3600:.1f} h old"
+    return ""
+
+
+def _attempt_row(outcome: Outcome, number: int, result: str) -> Attempt:
+    return Attempt(
         delivery_id=outcome.delivery.pk, number=number, started_at=outcome.started_at, duration_ms=outcome.duration_ms,
         outcome=result, error_class=outcome.error_class or "", message=outcome.message[:5000],
         request=outcome.request, response=outcome.response, worker=WORKER_NAME,
     )
-
-
-def _link(flow: Flow, delivery: Delivery, outcome: Outcome) -> None:
-    if outcome.operation == Operation.DELETE:
-        RecordLink.objects.filter(flow=flow, source_id=delivery.record_key).delete()
-    elif outcome.target_id:
-        RecordLink.objects.update_or_create(
-            flow=flow, source_id=delivery.record_key, defaults={"target_id": outcome.target_id}
-        )
 
 
 def _pause_for_error(flow: Flow, error_class: ErrorClass, message: str) -> None:

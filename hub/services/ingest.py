@@ -124,11 +124,12 @@ def webhook_receive(*, slug: str, body: bytes, headers: Mapping[str, str]) -> In
 def events_store(items: list[IncomingEvent]) -> list[IngestResult]:
     """Store events and their deliveries in one transaction; repeats of a stored key are duplicates."""
     try:
-        results = _store(items)
+        # A lone event skips the look-up of known keys: the unique constraint catches a repeat.
+        results = _store(items, look_up_known=len(items) > 1)
     except IntegrityError:
-        # Another request stored one of these keys between our check and our insert: the check
-        # now sees it, so the retry reports it as a duplicate.
-        results = _store(items)
+        # A repeat, or another request stored one of these keys between our look-up and our
+        # insert: this time the look-up sees it, so it is reported as a duplicate.
+        results = _store(items, look_up_known=True)
     from hub.services.dispatch import kick_workers
 
     if any(r.deliveries for r in results):
@@ -136,10 +137,10 @@ def events_store(items: list[IncomingEvent]) -> list[IngestResult]:
     return results
 
 
-def _store(items: list[IncomingEvent]) -> list[IngestResult]:
+def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestResult]:
     now = timezone.now()
     with transaction.atomic():
-        existing = _existing_events(items)
+        existing = _existing_events(items) if look_up_known else {}
         results: list[IngestResult] = []
         new_events: list[Event] = []
         new_deliveries: list[Delivery] = []

@@ -1,0 +1,253 @@
+"""End-to-end benchmark: webhooks (or batch API calls) in, records at a loopback sandbox target out.
+
+Starts its own web server (gunicorn), worker cluster (qcluster) and sandbox target on free
+loopback ports, against the configured database, pushes a bounded number of events from
+concurrent senders, waits for every delivery to finish, and prints its figures; the last line
+is one JSON object.
+"""
+
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
+
+from connectors.models import AuthScheme, SignatureScheme, System
+from connectors.sandbox import DEMO_CREDENTIALS
+from connectors.signatures import sign
+from hub.models import Delivery, DeliveryStatus, Flow, FlowState, Operation
+from hub.roles import PUBLISHER, ensure_role_groups, grant_role
+from hub.services.config import mapping_version_save
+from mappings.models import DataModel, Field, Mapping
+
+BENCH_SECRET = "bench-webhook-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise CommandError(f"{url} did not come up within {timeout:.0f}s")
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+class Command(BaseCommand):
+    help = "Benchmark ingest -> mapping -> delivery end to end on loopback; prints events/s and latency."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--events", type=int, default=2000, help="How many events to send (bounded).")
+        parser.add_argument("--senders", type=int, default=8, help="Concurrent senders.")
+        parser.add_argument("--batch", type=int, default=0, help="Send through the batch API, N events a request.")
+        parser.add_argument("--workers", type=int, default=4, help="django-q2 worker processes.")
+        parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes.")
+        parser.add_argument("--timeout", type=float, default=300, help="Give up waiting after this many seconds.")
+
+    def handle(self, *args, events, senders, batch, workers, web_workers, timeout, **options):
+        if events < 1 or events > 100_000:
+            raise CommandError("--events must be between 1 and 100000")
+        if batch < 0 or batch > settings.HUB_MAX_BATCH_EVENTS:
+            raise CommandError(f"--batch must be between 0 and {settings.HUB_MAX_BATCH_EVENTS}")
+        call_command("migrate", interactive=False, verbosity=0)
+        run = uuid.uuid4().hex[:8]
+        sandbox_port, web_port = free_port(), free_port()
+        children: list[subprocess.Popen] = []
+        env = {**os.environ, "HUB_WORKERS": str(workers), "HUB_QUEUE_NAME": f"bench-{run}",
+               "HUB_CACHE_PREFIX": f"bench-{run}", "HUB_DRAIN_LINGER_SECONDS": "2"}
+        log_dir = Path(settings.VAR_DIR) / "bench"
+        log_dir.mkdir(exist_ok=True)
+        try:
+            children.append(self.spawn([sys.executable, "-m", "connectors.sandbox", "--systems", "inventory",
+                                        "--port-base", str(sandbox_port - 3)], env, log_dir / "sandbox.log"))
+            target_url = f"http://127.0.0.1:{sandbox_port}"
+            wait_http(f"{target_url}/_control/state")
+            source, flow, token = self.setup(target_url)
+            children.append(self.spawn([sys.executable, "-m", "gunicorn", "hub.wsgi:application", "--bind",
+                                        f"127.0.0.1:{web_port}", "--workers", str(web_workers), "--log-level",
+                                        "warning"], env, log_dir / "web.log"))
+            children.append(self.spawn([sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"], env,
+                                       log_dir / "workers.log"))
+            wait_http(f"http://127.0.0.1:{web_port}/healthz")
+            time.sleep(1.0)  # let the cluster's workers spawn
+            self.stdout.write(f"Sending {events} events from {senders} senders "
+                              f"({'batches of ' + str(batch) if batch else 'one webhook per event'})...")
+            sent_at, acked, rejected, send_seconds = self.send(run, events, senders, batch, source, token, web_port)
+            self.stdout.write(f"  sent in {send_seconds:.1f}s ({len(acked) / send_seconds:.0f} events/s accepted); "
+                              "waiting for deliveries...")
+            finished = self.wait_finished(flow, len(acked), timeout)
+            received = requests.get(f"{target_url}/_control/received", timeout=30).json()
+        finally:
+            for child in children:
+                child.terminate()
+            for child in children:
+                try:
+                    child.wait(15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+        self.report(run, events, sent_at, acked, rejected, received, finished, batch)
+
+    def spawn(self, argv, env, log_path: Path) -> subprocess.Popen:
+        return subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR, stdout=open(log_path, "w"),
+                                stderr=subprocess.STDOUT)
+
+    def setup(self, target_url: str) -> tuple[System, Flow, str]:
+        """The bench's own source system, target system and flow (reused across runs)."""
+        source, _ = System.objects.update_or_create(slug="bench-source", defaults=dict(
+            name="Bench source", signature_scheme=SignatureScheme.HMAC_SHA256, webhook_secret={"secret": BENCH_SECRET}))
+        target, _ = System.objects.update_or_create(slug="bench-target", defaults=dict(
+            name="Bench target", base_url=target_url, auth_scheme=AuthScheme.API_KEY,
+            auth_config={"header": "X-Api-Key"}, credentials=dict(DEMO_CREDENTIALS["inventory"]),
+            rate_limit_per_second=None))
+        person, _ = DataModel.objects.get_or_create(system=source, name="Person", defaults={"resource_path": "/people"})
+        account, created = DataModel.objects.get_or_create(system=target, name="Account",
+                                                           defaults={"resource_path": "/accounts"})
+        if created:
+            Field.objects.create(model=account, path="email", type="string", required=True)
+        flow = Flow.objects.filter(name="Benchmark flow").first()
+        if flow is None:
+            mapping = Mapping.objects.create(name="Benchmark mapping", source_model=person, target_model=account)
+            mapping_version_save(mapping=mapping, actor=None, rules=[
+                {"target": "email", "source": "email", "transforms": [{"name": "trim"}, {"name": "lower"}]},
+                {"target": "name", "transforms": [{"name": "template", "options": {"template": "{first} {last}"}}]},
+                {"target": "role", "constant": "bench"},
+            ])
+            flow = Flow.objects.create(name="Benchmark flow", source_system=source, source_model=person,
+                                       event_type="person.created", target_system=target, target_model=account,
+                                       operation=Operation.CREATE, mapping=mapping, state=FlowState.ACTIVE)
+        ensure_role_groups()
+        user, _ = get_user_model().objects.get_or_create(username="bench-publisher")
+        grant_role(user, PUBLISHER)
+        token, _ = Token.objects.get_or_create(user=user)
+        return source, flow, token.key
+
+    def send(self, run, events, senders, batch, source, token, port):
+        sent_at: dict[int, float] = {}
+        acked: set[int] = set()
+        rejected: list[str] = []
+        lock = threading.Lock()
+        per_request = batch or 1
+        chunks = [list(range(start, min(events, start + per_request))) for start in range(0, events, per_request)]
+        cursor = iter(chunks)
+
+        def event_payload(n: int) -> dict:
+            return {"id": f"{run}-{n}", "type": "person.created",
+                    "data": {"id": f"{run}-p{n}", "email": f" Bench-{run}-{n}@Example.com", "first": "Bench",
+                             "last": str(n)}}
+
+        def worker():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            while True:
+                with lock:
+                    chunk = next(cursor, None)
+                if chunk is None:
+                    break
+                if batch:
+                    body = json.dumps({"events": [{"system": source.slug, "type": "person.created",
+                                                   "idempotency_key": f"{run}-{n}", "payload": event_payload(n)}
+                                                  for n in chunk]}).encode()
+                    path, headers = "/api/v1/events/", {"Authorization": f"Token {token}"}
+                else:
+                    body = json.dumps(event_payload(chunk[0])).encode()
+                    path, headers = f"/hooks/{source.slug}/", {"X-Signature": sign(source, body)}
+                headers["Content-Type"] = "application/json"
+                started = time.time()
+                try:
+                    conn.request("POST", path, body=body, headers=headers)
+                    response = conn.getresponse()
+                    response.read()
+                    status = response.status
+                except (OSError, http.client.HTTPException) as exc:
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    status, exc_text = 0, str(exc)
+                with lock:
+                    for n in chunk:
+                        sent_at[n] = started
+                    if status == 202:
+                        acked.update(chunk)
+                    else:
+                        rejected.append(f"{status}: {exc_text if status == 0 else ''}")
+            conn.close()
+
+        threads = [threading.Thread(target=worker) for _ in range(senders)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return sent_at, acked, rejected, time.monotonic() - started
+
+    def wait_finished(self, flow: Flow, expected: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        last_report = 0.0
+        while time.monotonic() < deadline:
+            open_count = Delivery.objects.filter(flow=flow).unfinished().count()
+            if open_count == 0:
+                return True
+            if time.monotonic() - last_report > 5:
+                self.stdout.write(f"  {open_count} deliveries still open...")
+                last_report = time.monotonic()
+            time.sleep(0.25)
+        return False
+
+    def report(self, run, events, sent_at, acked, rejected, received, finished, batch):
+        first_receipt: dict[int, float] = {}
+        copies: dict[int, int] = {}
+        prefix = f"bench-{run}-"
+        for item in received:
+            email = (item.get("record") or {}).get("email", "")
+            if item.get("resource") != "accounts" or not email.startswith(prefix):
+                continue
+            n = int(email[len(prefix):].split("@")[0])
+            copies[n] = copies.get(n, 0) + 1
+            first_receipt[n] = min(first_receipt.get(n, float("inf")), item["received_at"])
+        latencies = [(first_receipt[n] - sent_at[n]) * 1000 for n in acked if n in first_receipt]
+        lost = len([n for n in acked if n not in first_receipt])
+        duplicates = sum(count - 1 for count in copies.values())
+        span = (max(first_receipt.values()) - min(sent_at.values())) if first_receipt else 0.0
+        dead = Delivery.objects.filter(flow__name="Benchmark flow", status=DeliveryStatus.DEAD,
+                                       event__idempotency_key__startswith=f"{run}-").count()
+        result = {
+            "events": events, "mode": f"batch {batch}" if batch else "webhook per event", "accepted": len(acked),
+            "rejected": len(rejected), "events_per_s": round(len(first_receipt) / span, 1) if span else 0.0,
+            "p50_ms": round(percentile(latencies, 0.50), 1), "p95_ms": round(percentile(latencies, 0.95), 1),
+            "p99_ms": round(percentile(latencies, 0.99), 1), "max_ms": round(max(latencies, default=0.0), 1),
+            "mean_ms": round(statistics.fmean(latencies), 1) if latencies else 0.0,
+            "lost": lost, "duplicates": duplicates, "dead_lettered": dead, "all_finished": finished,
+            "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+            "broker": "redis" if settings.REDIS_URL else "orm",
+        }
+        if rejected:
+            self.stdout.write(f"  {len(rejected)} requests were not accepted, e.g. {rejected[:3]}")
+        self.stdout.write(
+            f"{result['events_per_s']} events/s end to end; latency p50 {result['p50_ms']} ms, "
+            f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; lost {lost}, duplicates {duplicates}")
+        self.stdout.write(json.dumps(result))

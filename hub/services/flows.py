@@ -1,0 +1,333 @@
+"""Flow lifecycle: create (with its empty mapping, as a draft), update, enable, delete, poll now.
+
+Each change writes its audit entry in the same transaction. Pause and resume live in
+hub.services.config (the API calls them too).
+"""
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from croniter import croniter
+from django.db import transaction
+from django.utils import timezone
+
+from hub.models import Delivery, Flow, FlowState, Operation, Trigger
+from hub.services.audit import audit_record
+from hub.services.config import ConfigError, flow_problems
+from mappings.conditions import ConditionError, parse_condition_text, validate_condition
+from mappings.models import DataModel, Mapping
+
+# Settings an admin may change on an existing flow. The systems and models are fixed once the
+# mapping is built for them: a different source or target means a different flow.
+EDITABLE = (
+    "name",
+    "description",
+    "event_type",
+    "operation",
+    "filter",
+    "trigger",
+    "schedule_minutes",
+    "schedule_cron",
+    "silence_after_minutes",
+    "max_attempts",
+    "max_age_seconds",
+    "poll_page_size",
+)
+WEEKDAY_CRON = "1-5"
+
+
+# --------------------------------------------------------------------------------------------------
+# Schedules in plain words
+# --------------------------------------------------------------------------------------------------
+
+
+def cron_problem(expression: str) -> str:
+    """Why a cron expression cannot be used ("" when it can): five fields, each valid."""
+    parts = (expression or "").split()
+    if len(parts) != 5:
+        return (
+            f"a schedule needs exactly 5 parts (minute hour day month weekday), "
+            f'e.g. "0 2 * * 1-5"; this one has {len(parts)}'
+        )
+    if not croniter.is_valid(" ".join(parts)):
+        return f'"{expression.strip()}" is not a valid schedule; check each of the 5 parts'
+    return ""
+
+
+def schedule_describe(*, trigger: str, minutes: int | None = None, cron: str = "") -> str:
+    """'Real-time', 'Every 15 minutes', 'Every hour', 'Every day at 02:00', 'Weekdays at 02:00'."""
+    if trigger != Trigger.SCHEDULED:
+        return "Real-time"
+    if cron:
+        parts = cron.split()
+        if len(parts) == 5 and parts[0].isdigit() and parts[1].isdigit() and parts[2:4] == ["*", "*"]:
+            at = f"{int(parts[1]):02d}:{int(parts[0]):02d}"
+            if parts[4] == "*":
+                return f"Every day at {at}"
+            if parts[4] == WEEKDAY_CRON:
+                return f"Weekdays at {at}"
+        if len(parts) == 5 and parts[0].isdigit() and parts[1:] == ["*", "*", "*", "*"]:
+            return f"Every hour at minute {int(parts[0])}"
+        return f"On the schedule {cron}"
+    minutes = minutes or 15
+    if minutes == 60:
+        return "Every hour"
+    if minutes % 60 == 0:
+        return f"Every {minutes // 60} hours"
+    return "Every minute" if minutes == 1 else f"Every {minutes} minutes"
+
+
+def schedule_short(*, trigger: str, minutes: int | None = None, cron: str = "") -> str:
+    """The compact form used on map edges: 'real-time', 'every 15 min', 'weekdays 02:00'."""
+    if trigger != Trigger.SCHEDULED:
+        return "real-time"
+    text = schedule_describe(trigger=trigger, minutes=minutes, cron=cron)
+    return (
+        text.replace(" minutes", " min")
+        .replace("Every day at", "daily")
+        .replace("Weekdays at", "weekdays")
+        .replace("On the schedule", "cron")
+        .lower()
+    )
+
+
+def schedule_next_runs(*, minutes: int | None = None, cron: str = "", count: int = 3,
+                       now: datetime | None = None) -> list[datetime]:
+    """When the next few polls would start (local time), for the wizard's preview."""
+    now = timezone.localtime(now or timezone.now())
+    if cron:
+        if cron_problem(cron):
+            return []
+        it = croniter(cron, now)
+        return [it.get_next(datetime) for _ in range(count)]
+    step = timedelta(minutes=max(1, minutes or 15))
+    return [now + step * n for n in range(1, count + 1)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Lifecycle
+# --------------------------------------------------------------------------------------------------
+
+
+def _check(flow: Flow) -> None:
+    """Rules the form layer also enforces, repeated here so every entry point gets them."""
+    if flow.trigger == Trigger.SCHEDULED:
+        if flow.schedule_cron:
+            problem = cron_problem(flow.schedule_cron)
+            if problem:
+                raise ConfigError(problem)
+            flow.schedule_minutes = None
+        elif not flow.schedule_minutes:
+            raise ConfigError("a scheduled flow needs a schedule")
+    else:
+        flow.schedule_minutes, flow.schedule_cron = None, ""
+    problems = validate_condition(flow.filter)
+    if problems:
+        raise ConfigError("the filter is not valid: " + "; ".join(problems))
+    if flow.operation not in Operation.values:
+        raise ConfigError(f'unknown operation "{flow.operation}"')
+    if Flow.objects.filter(name=flow.name).exclude(pk=flow.pk).exists():
+        raise ConfigError(f'there is already a flow named "{flow.name}"')
+
+
+def _cursor_field_set(*, model: DataModel, cursor_field: str, actor) -> None:
+    """The poller reads the cursor field from the source model, so the choice is stored there."""
+    if cursor_field and cursor_field != model.cursor_field:
+        before = model.cursor_field
+        model.cursor_field = cursor_field
+        model.save(update_fields=["cursor_field", "updated_at"])
+        audit_record(actor=actor, verb="update", target=model, diff={"cursor_field": [before, cursor_field]})
+
+
+def flow_create(
+    *,
+    actor,
+    name: str,
+    source_model: DataModel,
+    target_model: DataModel,
+    event_type: str = "*",
+    operation: str = Operation.UPSERT,
+    trigger: str = Trigger.REALTIME,
+    schedule_minutes: int | None = None,
+    schedule_cron: str = "",
+    cursor_field: str = "",
+    filter: dict | None = None,
+    description: str = "",
+) -> Flow:
+    """A new flow in DRAFT, with its own mapping (no rules yet): the admin maps fields next."""
+    flow = Flow(
+        name=name.strip(),
+        description=description.strip(),
+        source_system=source_model.system,
+        source_model=source_model,
+        event_type=(event_type or "*").strip(),
+        target_system=target_model.system,
+        target_model=target_model,
+        operation=operation,
+        filter=filter or None,
+        trigger=trigger,
+        schedule_minutes=schedule_minutes,
+        schedule_cron=(schedule_cron or "").strip(),
+        state=FlowState.DRAFT,
+    )
+    _check(flow)
+    with transaction.atomic():
+        flow.mapping = Mapping.objects.create(name=flow.name, source_model=source_model, target_model=target_model)
+        flow.save()
+        if trigger == Trigger.SCHEDULED:
+            _cursor_field_set(model=source_model, cursor_field=cursor_field, actor=actor)
+        audit_record(actor=actor, verb="create", target=flow, diff=flow_settings(flow))
+    return flow
+
+
+def flow_settings(flow: Flow) -> dict[str, Any]:
+    """The flow's configuration as plain JSON, for audit diffs."""
+    return {
+        "source": f"{flow.source_system.slug}/{flow.source_model.name}",
+        "target": f"{flow.target_system.slug}/{flow.target_model.name}",
+        **{name: getattr(flow, name) for name in EDITABLE},
+        "state": flow.state,
+    }
+
+
+def flow_update(*, flow: Flow, actor, cursor_field: str = "", **changes: Any) -> Flow:
+    """Change the editable settings; the audit entry holds before/after of what changed."""
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ConfigError(f"these settings cannot be changed here: {', '.join(sorted(unknown))}")
+    before = {name: getattr(flow, name) for name in EDITABLE}
+    for name, value in changes.items():
+        setattr(flow, name, value.strip() if isinstance(value, str) else value)
+    flow.filter = flow.filter or None
+    try:
+        _check(flow)
+    except ConfigError:
+        for name, value in before.items():
+            setattr(flow, name, value)
+        raise
+    diff = {name: [before[name], getattr(flow, name)] for name in EDITABLE if before[name] != getattr(flow, name)}
+    with transaction.atomic():
+        flow.save()
+        if flow.trigger == Trigger.SCHEDULED:
+            _cursor_field_set(model=flow.source_model, cursor_field=cursor_field, actor=actor)
+        if diff:
+            audit_record(actor=actor, verb="update", target=flow, diff=diff)
+    return flow
+
+
+def flow_enable(*, flow: Flow, actor) -> Flow:
+    """Switch a draft (or paused) flow on; refused with the reasons while its mapping has problems."""
+    problems = flow_problems(flow)
+    if problems:
+        raise ConfigError("This flow cannot be enabled yet: " + "; ".join(problems) + ".")
+    with transaction.atomic():
+        before = flow.state
+        flow.state = FlowState.ACTIVE
+        flow.paused_reason = ""
+        flow.save(update_fields=["state", "paused_reason", "updated_at"])
+        audit_record(actor=actor, verb="enable", target=flow, diff={"state": [before, flow.state]})
+    from hub.services.dispatch import kick_workers
+
+    transaction.on_commit(kick_workers)
+    return flow
+
+
+def flow_delete_blockers(flow: Flow) -> list[str]:
+    """Why the flow cannot be deleted now (empty when it can)."""
+    blockers = []
+    unfinished = Delivery.objects.for_flow(flow).unfinished().count()
+    if unfinished:
+        blockers.append(f"{unfinished} deliveries are still being carried out; pause the flow and let them finish")
+    open_letters = flow.dead_letters.unresolved().count()
+    if open_letters:
+        blockers.append(f"{open_letters} dead letters are open; replay or discard them first")
+    return blockers
+
+
+def flow_delete(*, flow: Flow, actor) -> None:
+    """Delete a flow with its delivery history, record links and cursor; its mapping too when unshared."""
+    blockers = flow_delete_blockers(flow)
+    if blockers:
+        raise ConfigError("This flow cannot be deleted yet: " + "; ".join(blockers) + ".")
+    with transaction.atomic():
+        snapshot = flow_settings(flow)
+        history = Delivery.objects.for_flow(flow).count()
+        audit_record(actor=actor, verb="delete", target=flow, diff={**snapshot, "deliveries_deleted": history})
+        flow.dead_letters.all().delete()
+        Delivery.objects.for_flow(flow).delete()
+        mapping = flow.mapping
+        flow.delete()
+        if not mapping.flows.exists():
+            mapping.delete()
+
+
+def flow_poll_now(*, flow: Flow, actor) -> None:
+    """Ask a worker to poll a scheduled flow now, instead of waiting for its schedule."""
+    if flow.trigger != Trigger.SCHEDULED:
+        raise ConfigError("Only scheduled flows are polled; real-time flows receive events as they happen.")
+    if flow.state != FlowState.ACTIVE:
+        raise ConfigError(f"The flow is {flow.get_state_display().lower()}; enable or resume it first.")
+    from django_q.tasks import async_task
+
+    with transaction.atomic():
+        audit_record(actor=actor, verb="poll", target=flow, diff={})
+        transaction.on_commit(
+            lambda: async_task("hub.tasks.flow_poll_task", flow.pk, task_name=f"poll flow {flow.pk}")
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Filters back into the admin's text syntax
+# --------------------------------------------------------------------------------------------------
+
+_BARE = re.compile(r"[^\s,()\"'=<>!]+")
+_OP_TEXT = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "in": "in",
+            "not_in": "not in", "contains": "contains", "exists": "exists", "not_exists": "not exists"}
+
+
+def condition_text(cond: Any) -> str | None:
+    """A filter in the text syntax ('stage = won and amount > 100'), or None when the text would
+    not read back to exactly the same condition (then show or store the structure instead)."""
+    if not cond:
+        return ""
+    try:
+        text = _text(cond)
+        return text if parse_condition_text(text) == cond else None
+    except (ConditionError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _text(cond: dict, nested: bool = False) -> str:
+    for key, joiner in (("all", " and "), ("any", " or ")):
+        if key in cond:
+            inner = joiner.join(_text(item, nested=True) for item in cond[key])
+            return f"({inner})" if nested else inner
+    if "not" in cond:
+        return f"not {_text(cond['not'], nested=True)}"
+    op, path = cond["op"], cond["path"]
+    if op in ("exists", "not_exists"):
+        return f"{path} {_OP_TEXT[op]}"
+    value = cond["value"]
+    shown = ", ".join(_value_text(v) for v in value) if op in ("in", "not_in") else _value_text(value)
+    return f"{path} {_OP_TEXT[op]} {shown}"
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if not isinstance(value, str):
+        raise TypeError("no text form")
+    if _BARE.fullmatch(value) and value.lower() not in ("and", "or", "true", "false") and not _looks_numeric(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

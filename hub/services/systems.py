@@ -1,0 +1,248 @@
+"""Systems: register, change, delete and test them. Every change writes its audit entry in the same
+transaction, and the audit diff is built from `System.redacted()`: secret values never leave here."""
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError, Q
+from django.utils.text import slugify
+
+from connectors.base import ErrorClass
+from connectors.models import AUTH_SECRET_FIELDS, AuthScheme, System
+from connectors.redaction import Redactor
+from connectors.registry import connector_for
+from hub.models import Event, Flow
+from hub.services.audit import audit_record
+from hub.services.config import ConfigError
+from mappings.models import Mapping
+
+# Model fields the UI and API may set directly; secrets go through their own arguments.
+SYSTEM_FIELDS = (
+    "name", "slug", "kind", "connector", "base_url", "api_version", "auth_scheme", "auth_config",
+    "rate_limit_per_second", "connect_timeout", "read_timeout", "signature_scheme", "signature_header",
+    "signature_encoding", "signature_prefix", "signature_tolerance_seconds", "event_type_path",
+    "idempotency_key_path", "record_path", "settings",
+)
+
+
+def system_slug_suggest(*, name: str, exclude_pk: int | None = None) -> str:
+    """A free slug made from `name`: "Sales CRM" -> "sales-crm", then "sales-crm-2" and so on."""
+    base = slugify(name)[:54].strip("-") or "system"
+    taken = set(System.objects.exclude(pk=exclude_pk).filter(slug__startswith=base).values_list("slug", flat=True))
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+def _description(system: System) -> dict[str, Any]:
+    return {**system.redacted(), "settings": system.settings or {}}
+
+
+def _merge_credentials(scheme: str, stored: dict[str, Any], given: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Keep only the credentials the scheme uses; a given (non-empty) value replaces the stored one."""
+    wanted = AUTH_SECRET_FIELDS.get(scheme, ())
+    merged = {name: given.get(name) or stored.get(name) for name in wanted}
+    replaced = sorted(name for name in wanted if given.get(name))
+    return {k: v for k, v in merged.items() if v}, replaced
+
+
+def _save(system: System) -> None:
+    system.full_clean(exclude=["credentials", "webhook_secret"])
+    try:
+        with transaction.atomic():
+            system.save()
+    except IntegrityError as exc:  # a concurrent save took the name or slug between check and write
+        raise ValidationError({"name": "Another system with this name or short name was just saved."}) from exc
+
+
+def system_create(
+    *, fields: dict[str, Any], credentials: dict[str, str], webhook_secret: str = "", actor
+) -> System:
+    """Register a system. `credentials` holds the secret values for its auth scheme."""
+    unknown = set(fields) - set(SYSTEM_FIELDS)
+    if unknown:
+        raise ValueError(f"not system fields: {', '.join(sorted(unknown))}")
+    system = System(**fields)
+    if not system.slug:
+        system.slug = system_slug_suggest(name=system.name)
+    system.credentials, _ = _merge_credentials(system.auth_scheme, {}, credentials)
+    system.webhook_secret = {"secret": webhook_secret} if webhook_secret else {}
+    with transaction.atomic():
+        _save(system)
+        audit_record(actor=actor, verb="create", target=system, diff={"created": _description(system)})
+    return system
+
+
+def system_update(
+    *, system: System, fields: dict[str, Any], credentials: dict[str, str] | None = None,
+    webhook_secret: str = "", actor,
+) -> System:
+    """Change a system. Empty credential values and an empty `webhook_secret` keep what is stored."""
+    unknown = set(fields) - set(SYSTEM_FIELDS)
+    if unknown:
+        raise ValueError(f"not system fields: {', '.join(sorted(unknown))}")
+    before = _description(system)
+    for name, value in fields.items():
+        setattr(system, name, value)
+    if not system.slug:
+        system.slug = system_slug_suggest(name=system.name, exclude_pk=system.pk)
+    system.credentials, replaced = _merge_credentials(system.auth_scheme, system.credentials or {}, credentials or {})
+    if webhook_secret:
+        system.webhook_secret = {"secret": webhook_secret}
+    after = _description(system)
+    diff: dict[str, Any] = {name: [before[name], after[name]] for name in after if before.get(name) != after[name]}
+    if replaced:
+        diff["credentials_replaced"] = replaced
+    if webhook_secret:
+        diff["webhook_secret_replaced"] = True
+    with transaction.atomic():
+        _save(system)
+        audit_record(actor=actor, verb="update", target=system, diff=diff)
+    return system
+
+
+def system_delete_blockers(system: System) -> list[str]:
+    """Why the system cannot be deleted, in plain words (empty when it can)."""
+    reasons = []
+    flows = list(
+        Flow.objects.filter(Q(source_system=system) | Q(target_system=system)).values_list("name", flat=True)[:6]
+    )
+    if flows:
+        shown = ", ".join(f"“{name}”" for name in flows[:5]) + (" and more" if len(flows) > 5 else "")
+        reasons.append(f"Flows use it: {shown}. Delete or change those flows first.")
+    else:
+        mappings = list(
+            Mapping.objects.filter(Q(source_model__system=system) | Q(target_model__system=system))
+            .values_list("name", flat=True)[:6]
+        )
+        if mappings:
+            reasons.append("Mappings use its data models: " + ", ".join(f"“{m}”" for m in mappings[:5]) + ".")
+    if Event.objects.filter(system=system).exists():
+        reasons.append("It has sent events, and the hub keeps their history, so it has to stay registered.")
+    return reasons
+
+
+def system_delete(*, system: System, actor) -> None:
+    """Delete a system no flow, mapping or event history depends on; its data models go with it."""
+    reasons = system_delete_blockers(system)
+    if reasons:
+        raise ConfigError(" ".join(reasons))
+    try:
+        with transaction.atomic():
+            audit_record(actor=actor, verb="delete", target=system, diff={"deleted": _description(system)})
+            system.delete()
+    except ProtectedError as exc:
+        raise ConfigError("Other configuration still refers to this system, so it was not deleted.") from exc
+
+
+@dataclass
+class ConnectionReport:
+    """What "Test connection" found, in plain words for the page and as facts for the audit log."""
+
+    ok: bool
+    headline: str
+    path: str
+    reachable: bool | None = None
+    authenticated: bool | None = None
+    status: int | None = None
+    duration_ms: float | None = None
+    notes: list[str] = field(default_factory=list)
+    technical: str = ""
+
+    @property
+    def level(self) -> str:
+        return "ok" if self.ok else ("warn" if self.reachable else "bad")
+
+    def as_audit(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "ok": self.ok, "reachable": self.reachable, "authenticated": self.authenticated,
+            "status": self.status, "duration_ms": round(self.duration_ms or 0, 1),
+        }
+
+
+def system_test_path(system: System) -> str:
+    """The path Test connection tries: the first data model's resource, the configured test path, or /."""
+    resource = (
+        system.data_models.exclude(resource_path="").order_by("name").values_list("resource_path", flat=True).first()
+    )
+    return resource or (system.settings or {}).get("health_path") or "/"
+
+
+def system_test_connection(*, system: System, path: str | None = None, actor) -> ConnectionReport:
+    """Call the system through its connector's `check()` and tell what happened; audited."""
+    path = (path or "").strip() or system_test_path(system)
+    report = _check(system, path)
+    with transaction.atomic():
+        audit_record(actor=actor, verb="test_connection", target=system, diff=report.as_audit())
+    return report
+
+
+def _check(system: System, path: str) -> ConnectionReport:
+    if not system.base_url:
+        return ConnectionReport(
+            ok=False, path=path,
+            headline="There is nothing to connect to: this system has no API base URL.",
+            notes=["Add the base URL under Edit → Where, if the hub should call this system."],
+        )
+    if not path.startswith("/") or path.startswith("//"):
+        return ConnectionReport(ok=False, path=path, headline="The path to test must start with “/”, e.g. /deals.")
+    redactor = Redactor.for_system(system)
+    started = time.perf_counter()
+    try:
+        connector = connector_for(system)
+        result = connector.check(path)
+    except Exception as exc:  # noqa: BLE001 - whatever happens, the admin gets words, not a 500
+        elapsed = (time.perf_counter() - started) * 1000
+        return ConnectionReport(
+            ok=False, path=path, duration_ms=elapsed,
+            headline="The test could not be run: " + redactor.text(str(exc))[:300],
+        )
+    report = ConnectionReport(
+        ok=bool(result.reachable and result.authenticated), path=path, reachable=result.reachable,
+        authenticated=result.authenticated, status=result.status, duration_ms=result.duration_ms,
+        technical=redactor.text(result.message)[:500], headline="",
+    )
+    took = f"It took {result.duration_ms:.0f} ms."
+    url = system.base_url.rstrip("/") + path
+    if not result.reachable:
+        timed_out = "timed out" in result.message
+        report.headline = (
+            f"Could not reach {system.base_url}: it did not answer within the timeout."
+            if timed_out else f"Could not reach {system.base_url}: nothing answered there."
+        )
+        report.notes.append("Check the base URL, and that the system is running and reachable from the hub.")
+    elif result.authenticated is False:
+        report.headline = f"Reached the system, but the credentials were refused ({result.status}). {took}"
+        report.notes.append("Replace the credentials with ones the system accepts.")
+    elif result.authenticated:
+        if system.auth_scheme == AuthScheme.NONE:
+            report.headline = f"Connected: GET {path} answered {result.status}. {took}"
+        else:
+            report.headline = f"Connected, and the credentials were accepted: GET {path} answered {result.status}. {took}"
+            if path == "/":
+                report.notes.append(
+                    "The start page of an API often needs no sign-in, so this does not prove the credentials "
+                    "work. Try a path with records, e.g. /deals."
+                )
+    else:
+        status = result.status
+        if status == 404:
+            what = f"it has nothing at {path} (404). Check the path."
+        elif status == 429:
+            what = f"it asked us to slow down (429): {ErrorClass.RATE_LIMITED.description}"
+        elif status and status >= 500:
+            what = f"it answered with a server error ({status})."
+        elif status:
+            what = f"it answered {status} for {path}."
+        else:
+            report.reachable = False
+            report.headline = "The request could not be sent. Check the base URL."
+            report.notes.append(f"Tried: GET {url}")
+            return report
+        report.headline = f"Reached the system, but {what} {took}"
+    report.notes.append(f"Tried: GET {url}")
+    return report

@@ -1,0 +1,367 @@
+"""Forms for the flow wizard, the flow edit page and the specification import.
+
+Every message is written for a non-technical admin and shown beside its field.
+"""
+
+import re
+from datetime import time
+from typing import Any
+
+from django import forms
+
+from connectors.models import System
+from hub.models import Flow, Operation, Trigger
+from hub.services.flows import WEEKDAY_CRON, condition_text, cron_problem
+from mappings.conditions import ConditionError, parse_condition_text, validate_condition
+from mappings.models import DataModel
+
+OPERATION_CHOICES = [
+    (Operation.UPSERT, "Create or update: create the record the first time, update it after that (recommended)"),
+    (Operation.CREATE, "Create: add a new record every time"),
+    (Operation.UPDATE, "Update: change the record an earlier sync created"),
+    (Operation.DELETE, "Delete: remove the record an earlier sync created"),
+]
+TRIGGER_CHOICES = [
+    (Trigger.REALTIME, "Real-time: the source system tells the hub the moment something happens (webhook)"),
+    (Trigger.SCHEDULED, "On a schedule: the hub asks the source system for changes at regular times"),
+]
+PRESETS = [
+    ("", "Choose how often…"),
+    ("5", "Every 5 minutes"),
+    ("15", "Every 15 minutes"),
+    ("30", "Every 30 minutes"),
+    ("60", "Every hour"),
+    ("daily", "Every day at a set time"),
+    ("weekdays", "Weekdays (Monday to Friday) at a set time"),
+    ("custom", "A custom schedule (cron, for experts)"),
+]
+MAX_SPEC_BYTES = 2 * 1024 * 1024
+
+
+def schedule_initial(minutes: int | None, cron: str) -> dict[str, str]:
+    """The preset, time and cron text that show a stored schedule in the form."""
+    if not cron:
+        preset = str(minutes or 15)
+        return {"preset": preset, "at_time": "", "cron": ""} if preset in dict(PRESETS) else {
+            "preset": "custom", "at_time": "", "cron": f"*/{minutes} * * * *"}
+    parts = cron.split()
+    if len(parts) == 5 and parts[0].isdigit() and parts[1].isdigit() and parts[2:4] == ["*", "*"]:
+        at = f"{int(parts[1]):02d}:{int(parts[0]):02d}"
+        if parts[4] == "*":
+            return {"preset": "daily", "at_time": at, "cron": ""}
+        if parts[4] == WEEKDAY_CRON:
+            return {"preset": "weekdays", "at_time": at, "cron": ""}
+    return {"preset": "custom", "at_time": "", "cron": cron}
+
+
+def _system_choice(label: str, required_message: str) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(
+        queryset=System.objects.order_by("name"),
+        label=label,
+        empty_label="Choose a system…",
+        error_messages={"required": required_message, "invalid_choice": "Choose one of the listed systems."},
+    )
+
+
+def _model_choice(label: str, required_message: str) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(
+        queryset=DataModel.objects.none(),
+        label=label,
+        empty_label="Choose a data model…",
+        error_messages={
+            "required": required_message,
+            "invalid_choice": "Choose one of the data models of the system you picked.",
+        },
+    )
+
+
+class _SystemModelForm(forms.Form):
+    """A system select and a model select limited to that system's models."""
+
+    end = "source"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        system_id = self.chosen_system_id()
+        models = self.fields[f"{self.end}_model"]
+        models.queryset = DataModel.objects.filter(system_id=system_id) if system_id else DataModel.objects.none()
+        self.system = System.objects.filter(pk=system_id).first() if system_id else None
+
+    def chosen_system_id(self) -> int | None:
+        name = f"{self.end}_system"
+        raw = self.data.get(name) if self.is_bound else self.initial.get(name)
+        raw = getattr(raw, "pk", raw)
+        return int(raw) if raw and str(raw).isdigit() else None
+
+
+class SourceStepForm(_SystemModelForm):
+    end = "source"
+    source_system = _system_choice("Source system", "Choose the system where the change happens.")
+    source_model = _model_choice("What kind of record", "Choose the kind of record the flow reacts to.")
+    event_type = forms.CharField(
+        label="Event",
+        max_length=200,
+        required=False,
+        help_text='The event that starts the flow, e.g. "deal.won". Use * to react to every event of this system.',
+    )
+
+    def clean_event_type(self) -> str:
+        value = (self.cleaned_data.get("event_type") or "").strip() or "*"
+        if re.search(r"\s", value):
+            raise forms.ValidationError('An event name has no spaces, e.g. "employee.hired".')
+        return value
+
+
+class TargetStepForm(_SystemModelForm):
+    end = "target"
+    target_system = _system_choice("Target system", "Choose the system the flow writes to.")
+    target_model = _model_choice("What kind of record", "Choose the kind of record the flow writes.")
+    operation = forms.ChoiceField(
+        label="What to do there",
+        choices=OPERATION_CHOICES,
+        widget=forms.RadioSelect,
+        initial=Operation.UPSERT,
+        error_messages={"required": "Choose what the flow does in the target system."},
+    )
+
+
+class TimingFields(forms.Form):
+    """Real-time or scheduled; the schedule in plain words; the cursor field for scheduled flows."""
+
+    trigger = forms.ChoiceField(
+        label="How quickly must the target follow?",
+        choices=TRIGGER_CHOICES,
+        widget=forms.RadioSelect,
+        initial=Trigger.REALTIME,
+        error_messages={"required": "Choose real-time or on a schedule."},
+    )
+    preset = forms.ChoiceField(label="How often", choices=PRESETS, required=False)
+    at_time = forms.TimeField(
+        label="At what time",
+        required=False,
+        input_formats=["%H:%M"],
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        error_messages={"invalid": "Enter a time like 02:00."},
+    )
+    cron = forms.CharField(
+        label="Custom schedule",
+        required=False,
+        max_length=100,
+        help_text="Five parts: minute hour day month weekday. E.g. 30 6 * * 1 = Mondays at 06:30.",
+    )
+    cursor_field = forms.ChoiceField(
+        label="Which field shows that a record changed",
+        required=False,
+        help_text="The hub remembers the highest value it has seen and next time asks only for newer records.",
+    )
+
+    def __init__(self, *args: Any, source_model: DataModel | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.source_model = source_model
+        choices = []
+        if source_model is not None:
+            paths = [(f.path, f.type) for f in source_model.fields.all() if "[]" not in f.path]
+            # Timestamps and numbers first: they are the fields that grow as records change.
+            paths.sort(key=lambda p: (p[1] not in ("datetime", "date", "integer", "number"), 0))
+            choices = [(path, f"{path} ({kind})") for path, kind in paths]
+            if source_model.cursor_field and source_model.cursor_field not in dict(choices):
+                choices.insert(0, (source_model.cursor_field, source_model.cursor_field))
+            if not self.is_bound and not self.initial.get("cursor_field"):
+                self.initial["cursor_field"] = source_model.cursor_field
+        self.fields["cursor_field"].choices = [("", "Choose a field…"), *choices]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        data["schedule_minutes"], data["schedule_cron"] = None, ""
+        if data.get("trigger") != Trigger.SCHEDULED:
+            return data
+        preset = data.get("preset")
+        if not preset:
+            self.add_error("preset", "Choose how often the hub should look for changes.")
+        elif preset in ("daily", "weekdays"):
+            at: time | None = data.get("at_time")
+            if at is None:
+                if "at_time" not in self.errors:
+                    self.add_error("at_time", "Choose the time of day, e.g. 02:00.")
+            else:
+                data["schedule_cron"] = f"{at.minute} {at.hour} * * {'*' if preset == 'daily' else WEEKDAY_CRON}"
+        elif preset == "custom":
+            cron = " ".join((data.get("cron") or "").split())
+            problem = cron_problem(cron) if cron else "Enter the schedule, e.g. 0 2 * * 1-5."
+            if problem:
+                self.add_error("cron", problem[0].upper() + problem[1:] + ("" if problem.endswith(".") else "."))
+            data["schedule_cron"] = cron
+        else:
+            data["schedule_minutes"] = int(preset)
+        if self.source_model is not None and not data.get("cursor_field"):
+            self.add_error("cursor_field", "Choose the field that changes whenever a record changes (e.g. updated_at).")
+        return data
+
+
+class TimingStepForm(TimingFields):
+    pass
+
+
+def filter_parse(text: str) -> tuple[dict | None, str]:
+    """The condition a filter text means, or the reason it cannot be read."""
+    try:
+        cond = parse_condition_text(text or "")
+    except ConditionError as exc:
+        message = str(exc)
+        return None, message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
+    problems = validate_condition(cond)
+    if problems:
+        return None, "; ".join(problems).capitalize() + "."
+    return (cond or None), ""
+
+
+def unknown_filter_fields(cond: Any, model: DataModel | None) -> list[str]:
+    """Fields the filter names that the source model does not list (maybe a typo)."""
+    if not cond or model is None:
+        return []
+    known = {f.path for f in model.fields.all()}
+    if not known:
+        return []
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        for key in ("all", "any"):
+            for inner in node.get(key) or ():
+                walk(inner)
+        if "not" in node:
+            walk(node["not"])
+        path = node.get("path")
+        if isinstance(path, str) and path not in known and path not in found:
+            found.append(path)
+
+    walk(cond)
+    return found
+
+
+class FilterFields(forms.Form):
+    filter_text = forms.CharField(
+        label="Only records where… (optional)",
+        required=False,
+        max_length=2000,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. stage = won and amount > 100", "autocomplete": "off"}),
+        help_text="Leave empty to carry every record. Compare with = != > >= < <=, in, contains, exists; "
+        'join with "and" / "or"; quote text with spaces: title = "Office refit".',
+    )
+
+    def clean_filter_text(self) -> str:
+        text = self.cleaned_data.get("filter_text") or ""
+        cond, error = filter_parse(text)
+        if error:
+            raise forms.ValidationError(error)
+        self.cleaned_data["filter"] = cond
+        return text.strip()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        data.setdefault("filter", None)
+        return data
+
+
+class FilterStepForm(FilterFields):
+    pass
+
+
+def _name_field() -> forms.CharField:
+    return forms.CharField(
+        label="Name",
+        max_length=200,
+        help_text='Say what it does, e.g. "New employees get an inventory account".',
+        error_messages={"required": "Give the flow a name.", "max_length": "Keep the name under 200 characters."},
+    )
+
+
+class NameStepForm(forms.Form):
+    name = _name_field()
+    description = forms.CharField(
+        label="Description (optional)", required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if Flow.objects.filter(name__iexact=name).exists():
+            raise forms.ValidationError(f'There is already a flow named "{name}". Choose another name.')
+        return name
+
+
+class FlowEditForm(TimingFields, FilterFields):
+    name = _name_field()
+    description = forms.CharField(label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    event_type = SourceStepForm.base_fields["event_type"]
+    operation = TargetStepForm.base_fields["operation"]
+    silence_after_minutes = forms.IntegerField(
+        label="Warn when no event arrives for (minutes)",
+        required=False,
+        min_value=1,
+        help_text="Leave empty if it is normal for this flow to be quiet for long.",
+    )
+    max_attempts = forms.IntegerField(
+        label="Attempts before giving up", min_value=1, max_value=50,
+        help_text="After this many failed tries a delivery goes to the dead-letter inbox.",
+    )  # fmt: skip
+
+    field_order = ["name", "description", "event_type", "operation", "trigger", "preset", "at_time", "cron",
+                   "cursor_field", "filter_text", "silence_after_minutes", "max_attempts"]  # fmt: skip
+
+    def __init__(self, *args: Any, flow: Flow, **kwargs: Any) -> None:
+        self.flow = flow
+        if not kwargs.get("data") and not args:
+            kwargs["initial"] = {**self.flow_initial(flow), **kwargs.get("initial", {})}
+        super().__init__(*args, source_model=flow.source_model, **kwargs)
+
+    @staticmethod
+    def flow_initial(flow: Flow) -> dict[str, Any]:
+        text = condition_text(flow.filter)
+        return {
+            "name": flow.name,
+            "description": flow.description,
+            "event_type": flow.event_type,
+            "operation": flow.operation,
+            "trigger": flow.trigger,
+            **schedule_initial(flow.schedule_minutes, flow.schedule_cron),
+            "cursor_field": flow.source_model.cursor_field,
+            # A filter the text syntax cannot say exactly stays as it is unless the admin retypes it.
+            "filter_text": text if text is not None else "",
+            "silence_after_minutes": flow.silence_after_minutes,
+            "max_attempts": flow.max_attempts,
+        }
+
+    def clean_event_type(self) -> str:
+        return SourceStepForm.clean_event_type(self)
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if Flow.objects.filter(name__iexact=name).exclude(pk=self.flow.pk).exists():
+            raise forms.ValidationError(f'There is already a flow named "{name}". Choose another name.')
+        return name
+
+
+class SpecImportForm(forms.Form):
+    document = forms.FileField(label="Upload a specification file", required=False)
+    text = forms.CharField(
+        label="…or paste it here",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        upload = data.get("document")
+        if upload:
+            if upload.size > MAX_SPEC_BYTES:
+                self.add_error("document", "This file is larger than 2 MB; a specification is much smaller.")
+                return data
+            try:
+                data["text"] = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                self.add_error("document", "This file is not a text (UTF-8) file. Upload the .yaml file the hub exported.")
+                return data
+        if not (data.get("text") or "").strip() and not self.errors:
+            self.add_error("text", "Upload the specification file or paste its text.")
+        return data

@@ -1,0 +1,349 @@
+"""Forms for data models: where the fields come from (a sample or an OpenAPI document), the
+editable table of fields, and the model's settings. Errors are written for a non-technical admin
+and say where the problem is ("line 3 column 5: Expecting ',' delimiter")."""
+
+import json
+from typing import Any
+
+import yaml
+from django import forms
+
+from connectors.models import System
+from hub.services.models import EDITABLE
+from mappings.models import DataModel
+from mappings.schema import (
+    FIELD_TYPES,
+    FieldSpec,
+    PathError,
+    SchemaError,
+    compile_path,
+    fields_from_openapi,
+    infer_fields,
+    openapi_schema_names,
+)
+
+TYPE_LABELS = {
+    "string": "Text",
+    "integer": "Whole number",
+    "number": "Number",
+    "boolean": "True / false",
+    "date": "Date",
+    "datetime": "Date and time",
+    "object": "Group of fields",
+    "array": "List",
+}
+TYPE_CHOICES = [(kind, TYPE_LABELS.get(kind, kind)) for kind in FIELD_TYPES]
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    return f"line {exc.lineno} column {exc.colno}: {exc.msg}"
+
+
+def parse_json_object(text: str, what: str = "record") -> dict:
+    """A JSON object from text typed by a person; raises forms.ValidationError saying where it breaks."""
+    if not text.strip():
+        raise forms.ValidationError(f"Paste a {what} in JSON, e.g. {{\"id\": 1, \"email\": \"ann@example.com\"}}")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(f"This is not valid JSON: {json_problem(exc)}") from None
+    if isinstance(value, list):
+        raise forms.ValidationError(f"Paste one {what}: a JSON object in {{ }}, not a list [ ].")
+    if not isinstance(value, dict):
+        raise forms.ValidationError(f"Paste one {what}: a JSON object in {{ }}.")
+    return value
+
+
+def parse_document(text: str) -> dict:
+    """An OpenAPI document from JSON or YAML text; raises forms.ValidationError saying where it breaks."""
+    if not text.strip():
+        raise forms.ValidationError("Upload an OpenAPI document or paste it below.")
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"This is not valid JSON: {json_problem(exc)}") from None
+    else:
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise forms.ValidationError(f"This is not valid YAML: {_yaml_problem(exc)}") from None
+    if not isinstance(document, dict):
+        raise forms.ValidationError("This is not an OpenAPI document: it should be an object with components.")
+    return document
+
+
+def _read_upload(upload) -> tuple[str, str]:
+    """(text, problem) of an uploaded document."""
+    if upload.size > MAX_DOCUMENT_BYTES:
+        return "", "The file is larger than 5 MB; is it really one OpenAPI document?"
+    try:
+        return upload.read().decode("utf-8-sig"), ""
+    except UnicodeDecodeError:
+        return "", "The file is not text (UTF-8); upload the .json or .yaml file."
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1} column {mark.column + 1}: {problem}"
+
+
+class SourceForm(forms.Form):
+    """Where the fields of a new data model come from."""
+
+    SAMPLE, OPENAPI = "sample", "openapi"
+
+    source = forms.ChoiceField(
+        choices=[(SAMPLE, "Paste a sample record"), (OPENAPI, "Import an OpenAPI document")],
+        widget=forms.RadioSelect,
+        initial=SAMPLE,
+        label="Start from",
+    )
+    sample = forms.CharField(
+        required=False,
+        label="Sample record (JSON)",
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false"}),
+        help_text="One record as the system sends it, e.g. from its API documentation or a webhook.",
+    )
+    openapi_file = forms.FileField(
+        required=False,
+        label="OpenAPI document (JSON or YAML file)",
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,.yaml,.yml,application/json,application/yaml"}),
+    )
+    openapi_text = forms.CharField(
+        required=False,
+        label="…or paste the document",
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+    )
+    schema_name = forms.ChoiceField(required=False, label="Schema", choices=[("", "Choose a schema…")])
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.schema_names: list[str] = []
+        self.fields_read: list[FieldSpec] | None = None
+        self.record: dict | None = None
+        self.upload_problem = ""
+        if self.is_bound:
+            self.data = self.data.copy()
+            upload = self.files.get("openapi_file")
+            if upload:
+                # A file input empties on every round trip: keep the document as text on the page.
+                self.data["openapi_text"], self.upload_problem = _read_upload(upload)
+        text = self.data.get("openapi_text") if self.is_bound else self.initial.get("openapi_text")
+        if text:  # offer the schemas of a document read earlier, so the choice survives a round trip
+            try:
+                self.schema_names = openapi_schema_names(parse_document(text))
+            except (forms.ValidationError, SchemaError):
+                pass
+        self._offer_schemas()
+
+    def _offer_schemas(self) -> None:
+        self.fields["schema_name"].choices = [("", "Choose a schema…")] + [(n, n) for n in self.schema_names]
+
+    def clean_openapi_file(self) -> None:
+        if self.upload_problem:
+            raise forms.ValidationError(self.upload_problem)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("source") == self.OPENAPI and not self.upload_problem:
+            self._read_openapi(data)
+        elif data.get("source") == self.SAMPLE:
+            self._read_sample(data)
+        return data
+
+    def _read_sample(self, data: dict) -> None:
+        try:
+            self.record = parse_json_object(data.get("sample", ""), "sample record")
+        except forms.ValidationError as exc:
+            self.add_error("sample", exc)
+            return
+        self.fields_read = infer_fields(self.record)
+        if not self.fields_read:
+            self.add_error("sample", "This record has no fields; paste a record with some values.")
+
+    def _read_openapi(self, data: dict) -> None:
+        text = self.data.get("openapi_text", "")
+        where = "openapi_file" if self.files.get("openapi_file") else "openapi_text"
+        try:
+            document = parse_document(text)
+            self.schema_names = openapi_schema_names(document)
+        except forms.ValidationError as exc:
+            self.add_error(where, exc)
+            return
+        except SchemaError as exc:
+            self.add_error(where, f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+            return
+        self._offer_schemas()
+        name = self.data.get("schema_name", "")
+        if not name and len(self.schema_names) == 1:
+            name = self.data["schema_name"] = self.schema_names[0]
+        if not name:
+            self.add_error("schema_name", "Choose which schema this data model describes.")
+            return
+        if name not in self.schema_names:
+            available = ", ".join(self.schema_names)
+            self.add_error("schema_name", f'The document has no schema "{name}" (it has: {available}).')
+            return
+        data["schema_name"] = name
+        try:
+            self.fields_read = fields_from_openapi(document, name)
+        except SchemaError as exc:
+            self.add_error("schema_name", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+            return
+        if not self.fields_read:
+            self.add_error("schema_name", f'The schema "{name}" has no properties; choose another one.')
+
+    def sample_record(self) -> dict | None:
+        return self.record if self.cleaned_data.get("source") == self.SAMPLE else None
+
+
+class DetailsForm(forms.Form):
+    """The settings of a data model (shared by the create page and the detail page's edit form)."""
+
+    name = forms.CharField(max_length=100, help_text="What the system calls these records, e.g. Deal or Customer.")
+    resource_path = forms.CharField(
+        max_length=300,
+        required=False,
+        label="Resource path",
+        help_text="Where these records live in the system's API, e.g. /deals.",
+    )
+    id_path = forms.CharField(
+        max_length=200, initial="id", label="ID field", help_text="The field that identifies a record."
+    )
+    cursor_field = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Cursor field",
+        help_text="For scheduled flows: a field that grows when a record changes, e.g. updated_at.",
+    )
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, system: System | None = None, instance: DataModel | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.system = system
+        self.instance = instance
+
+    def clean_resource_path(self) -> str:
+        value = self.cleaned_data["resource_path"].strip()
+        if value and not value.startswith("/"):
+            value = f"/{value}"
+        return value
+
+    def clean_id_path(self) -> str:
+        return _path_field(self.cleaned_data["id_path"])
+
+    def clean_cursor_field(self) -> str:
+        value = self.cleaned_data["cursor_field"].strip()
+        return _path_field(value) if value else ""
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        system = self.system or (self.instance.system if self.instance else None)
+        if system is not None:
+            clash = DataModel.objects.filter(system=system, name__iexact=name)
+            if self.instance is not None:
+                clash = clash.exclude(pk=self.instance.pk)
+            if clash.exists():
+                raise forms.ValidationError(f'{system.name} already has a data model called "{name}".')
+        return name
+
+    def check_paths_against(self, paths: set[str]) -> None:
+        """The id and cursor fields must be among the model's fields."""
+        for name in ("id_path", "cursor_field"):
+            value = self.cleaned_data.get(name)
+            if value and value not in paths:
+                self.add_error(name, f'"{value}" is not one of the fields of this data model.')
+
+    def changes(self) -> dict:
+        return {key: self.cleaned_data[key] for key in EDITABLE if key in self.cleaned_data}
+
+
+def _path_field(value: str) -> str:
+    value = value.strip()
+    try:
+        compile_path(value)
+    except PathError as exc:
+        raise forms.ValidationError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+    return value
+
+
+class SystemChoiceForm(forms.Form):
+    system = forms.ModelChoiceField(
+        queryset=System.objects.order_by("name"), empty_label="Choose a system…", label="System"
+    )
+
+
+class FieldRowForm(forms.Form):
+    """One row of the editable field table."""
+
+    path = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"spellcheck": "false"}))
+    type = forms.ChoiceField(choices=TYPE_CHOICES)
+    required = forms.BooleanField(required=False)
+    description = forms.CharField(max_length=300, required=False)
+
+    def clean_path(self) -> str:
+        return _path_field(self.cleaned_data["path"])
+
+    def spec(self) -> FieldSpec:
+        data = self.cleaned_data
+        return FieldSpec(data["path"], data["type"], data["required"], data.get("description", ""))
+
+
+class BaseFieldRows(forms.BaseFormSet):
+    def clean(self) -> None:
+        if any(self.errors):
+            return
+        seen: set[str] = set()
+        for form in self.forms:
+            path = form.cleaned_data.get("path")
+            if path in seen:
+                form.add_error("path", f'"{path}" is listed twice.')
+            seen.add(path)
+        if not seen:
+            raise forms.ValidationError("A data model needs at least one field: read them from a sample first.")
+
+    def specs(self) -> list[FieldSpec]:
+        return [form.spec() for form in self.forms]
+
+    def raw_rows(self) -> list[dict]:
+        """The rows as typed, valid or not, to show them again."""
+        return [
+            {
+                "path": form["path"].value() or "",
+                "type": form["type"].value() or "string",
+                "required": bool(form["required"].value()),
+                "description": form["description"].value() or "",
+            }
+            for form in self.forms
+        ]
+
+
+FieldRows = forms.formset_factory(FieldRowForm, formset=BaseFieldRows, extra=0, max_num=1000, absolute_max=1000)
+
+
+def rows_from_specs(specs: list[FieldSpec]) -> list[dict]:
+    return [
+        {"path": spec.path, "type": spec.type, "required": spec.required, "description": spec.description}
+        for spec in specs
+    ]
+
+
+class FieldAddForm(FieldRowForm):
+    pass
+
+
+class SampleForm(forms.Form):
+    sample = forms.CharField(
+        label="Sample record (JSON)", widget=forms.Textarea(attrs={"rows": 10, "spellcheck": "false"})
+    )
+    add_new_fields = forms.BooleanField(
+        required=False, initial=True, label="Add the fields this record has that the model does not"
+    )
+
+    def clean_sample(self) -> dict:
+        return parse_json_object(self.cleaned_data["sample"], "sample record")

@@ -1,0 +1,51 @@
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.validators import UnicodeUsernameValidator
+
+from hub.roles import ROLES
+
+ROLE_CHOICES = [(name, description.split(":")[0]) for name, description in ROLES.items()]
+
+
+class UserCreateForm(forms.Form):
+    username = forms.CharField(
+        label="Username", max_length=150, validators=[UnicodeUsernameValidator()],
+        help_text="Letters, digits and @ . + - _ only. People sign in with it.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none"}),
+    )
+    email = forms.EmailField(label="Email", required=False, max_length=254,
+                             help_text="Optional; for a machine account leave it empty.")
+    role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial="ops")
+    password = forms.CharField(
+        label="Initial password", max_length=128, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters, not a common password. Tell the person to keep it private.",
+    )
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("There is already a user with this username.")
+        return username
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES)
+
+
+class PasswordResetForm(forms.Form):
+    password = forms.CharField(
+        label="New password", max_length=128, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters, not a common password.",
+    )
+    password_again = forms.CharField(
+        label="New password again", max_length=128, strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("password") and data.get("password_again") and data["password"] != data["password_again"]:
+            self.add_error("password_again", "The two passwords are not the same.")
+        return data

@@ -1,0 +1,331 @@
+"""Data model pages: the list by system, creating a model from a sample or an OpenAPI document, and
+the detail page where admins edit fields inline."""
+
+import json
+
+from django.contrib import messages
+from django.db.models import Count, Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from connectors.models import System
+from hub.access import admins_only, readers
+from hub.services.config import ConfigError
+from hub.services.models import (
+    data_model_create,
+    data_model_delete,
+    data_model_sample_set,
+    data_model_update,
+    data_model_users,
+    field_add,
+    field_remove,
+    field_update,
+)
+from hub.ui.forms_models import (
+    TYPE_CHOICES,
+    DetailsForm,
+    FieldAddForm,
+    FieldRows,
+    SampleForm,
+    SourceForm,
+    SystemChoiceForm,
+    rows_from_specs,
+)
+from mappings.models import DataModel, Field, Mapping
+
+FIELD_ROWS = "fields"
+BLANK_ROW = {"path": "", "type": "string", "required": False, "description": ""}
+
+
+def url_or_none(name: str, *args) -> str | None:
+    """The URL of a page another part of the UI may not have built yet."""
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# The list
+# --------------------------------------------------------------------------------------------------
+
+
+@readers
+def model_list(request: HttpRequest) -> HttpResponse:
+    models = DataModel.objects.annotate(field_count=Count("fields")).order_by("name")
+    systems = System.objects.order_by("name").prefetch_related(Prefetch("data_models", queryset=models))
+    mappings = (
+        Mapping.objects.select_related("source_model__system", "target_model__system", "current_version")
+        .annotate(flow_count=Count("flows"))
+        .order_by("name")
+    )
+    return render(
+        request,
+        "mappings/models.html",
+        {"systems": systems, "mappings": mappings, "add_system_url": url_or_none("connectors-add")},
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Creating a data model
+# --------------------------------------------------------------------------------------------------
+
+
+@admins_only
+def model_add(request: HttpRequest) -> HttpResponse:
+    """One form: read fields from a sample or a document, edit them, then save.
+
+    Every button posts the whole form back (with HTMX when present), so typed values survive
+    "read the fields", "add a row" and "remove" without any client-side state.
+    """
+    if request.method != "POST":
+        return _render_add(request, _blank_add_context(request))
+    action = request.POST.get("action", "save")
+    posted_rows = FieldRows(request.POST, prefix=FIELD_ROWS)
+    rows = posted_rows.raw_rows()
+    context = {
+        "system_form": SystemChoiceForm(initial={"system": request.POST.get("system")}),
+        "source_form": SourceForm(initial=request.POST.dict()),
+        "details_form": DetailsForm(initial=request.POST.dict()),
+    }
+    if action == "save":
+        return _save_new_model(request, context, rows)
+    if action == "read":
+        source_form = SourceForm(request.POST, request.FILES)
+        context["source_form"] = source_form
+        if source_form.is_valid():
+            rows = rows_from_specs(source_form.fields_read)
+            context["details_form"] = DetailsForm(initial=_suggested_details(request.POST.dict(), source_form))
+            context["just_read"] = True
+    elif action == "add_row":
+        rows.append(dict(BLANK_ROW))
+        context["focus_row"] = len(rows) - 1
+    elif action.startswith("remove:"):
+        position = action.removeprefix("remove:")
+        if position.isdigit() and int(position) < len(rows):
+            del rows[int(position)]
+    context["rows"] = FieldRows(prefix=FIELD_ROWS, initial=rows)
+    return _render_add(request, context)
+
+
+def _blank_add_context(request: HttpRequest) -> dict:
+    system = request.GET.get("system", "")
+    return {
+        "system_form": SystemChoiceForm(initial={"system": system if system.isdigit() else None}),
+        "source_form": SourceForm(),
+        "details_form": DetailsForm(initial={"id_path": "id"}),
+        "rows": FieldRows(prefix=FIELD_ROWS, initial=[]),
+    }
+
+
+def _suggested_details(posted: dict, source_form: SourceForm) -> dict:
+    """Fill what the fields just read make obvious, never overwriting what the admin typed."""
+    details = dict(posted)
+    paths = {spec.path for spec in source_form.fields_read or ()}
+    if not details.get("name") and source_form.cleaned_data.get("schema_name"):
+        details["name"] = source_form.cleaned_data["schema_name"]
+    if not details.get("id_path") or details.get("id_path") not in paths:
+        details["id_path"] = next((p for p in ("id", "uuid", "key", "code") if p in paths), details.get("id_path"))
+    if not details.get("cursor_field"):
+        details["cursor_field"] = next((p for p in ("updated_at", "modified_at", "updatedAt") if p in paths), "")
+    return details
+
+
+def _save_new_model(request: HttpRequest, context: dict, rows: list[dict]) -> HttpResponse:
+    system_form = SystemChoiceForm(request.POST)
+    system = system_form.cleaned_data["system"] if system_form.is_valid() else None
+    source_form = SourceForm(request.POST, request.FILES)
+    details_form = DetailsForm(request.POST, system=system)
+    row_forms = FieldRows(request.POST, prefix=FIELD_ROWS)
+    context.update(system_form=system_form, source_form=source_form, details_form=details_form, rows=row_forms)
+    valid = all([system_form.is_valid(), source_form.is_valid(), details_form.is_valid(), row_forms.is_valid()])
+    if row_forms.is_valid() and details_form.is_valid():
+        details_form.check_paths_against({spec.path for spec in row_forms.specs()})
+        valid = valid and details_form.is_valid()
+    if not valid:
+        context["rows_error"] = next(iter(row_forms.non_form_errors()), "")
+        return _render_add(request, context)
+    details = details_form.cleaned_data
+    try:
+        model = data_model_create(
+            system=system,
+            name=details["name"],
+            resource_path=details["resource_path"],
+            id_path=details["id_path"],
+            cursor_field=details["cursor_field"],
+            description=details["description"],
+            fields=row_forms.specs(),
+            sample=source_form.sample_record(),
+            actor=request.user,
+        )
+    except ConfigError as exc:
+        context["form_error"] = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
+        return _render_add(request, context)
+    messages.success(request, f"Created the data model {model.name} with {len(rows)} fields.")
+    url = reverse("mappings-model-detail", args=[model.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _render_add(request: HttpRequest, context: dict) -> HttpResponse:
+    context.setdefault("rows", FieldRows(prefix=FIELD_ROWS, initial=[]))
+    context["has_systems"] = System.objects.exists()
+    context["add_system_url"] = url_or_none("connectors-add")
+    # A form with errors is answered 200: it is the page to show, and htmx swaps only 2xx answers.
+    template = "mappings/model_add.html#model-form" if request.htmx else "mappings/model_add.html"
+    return render(request, template, context)
+
+
+# --------------------------------------------------------------------------------------------------
+# The detail page
+# --------------------------------------------------------------------------------------------------
+
+
+def _model_or_404(pk: int) -> DataModel:
+    return get_object_or_404(DataModel.objects.select_related("system"), pk=pk)
+
+
+def _detail_context(model: DataModel, **extra) -> dict:
+    flows, mappings = data_model_users(model)
+    context = {
+        "model": model,
+        "fields": list(model.fields.all()),
+        "type_choices": TYPE_CHOICES,
+        "flows": [
+            {
+                "flow": flow,
+                "url": url_or_none("flows-detail", flow.pk),
+                "role": "reads" if flow.source_model_id == model.pk else "writes",
+            }
+            for flow in flows
+        ],
+        "mappings": mappings,
+        "sample_json": json.dumps(model.sample, indent=2, ensure_ascii=False) if model.sample is not None else "",
+        "details_form": DetailsForm(
+            instance=model,
+            initial={key: getattr(model, key) for key in ("name", "resource_path", "id_path", "cursor_field")}
+            | {"description": model.description},
+        ),
+        "add_form": FieldAddForm(prefix="new", initial={"type": "string"}),
+    }
+    context.setdefault("sample_form", SampleForm(initial={"sample": context["sample_json"]}))
+    context.update(extra)
+    return context
+
+
+@readers
+def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    model = _model_or_404(pk)
+    return render(request, "mappings/model_detail.html", _detail_context(model))
+
+
+@admins_only
+@require_POST
+def model_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    model = _model_or_404(pk)
+    form = DetailsForm(request.POST, instance=model)
+    saved = False
+    if form.is_valid():
+        form.check_paths_against(set(model.fields.values_list("path", flat=True)))
+    if form.is_valid():
+        try:
+            data_model_update(model=model, actor=request.user, **form.changes())
+            saved = True
+        except ConfigError as exc:
+            form.add_error(None, str(exc))
+    context = _detail_context(model, details_form=form, settings_saved=saved, settings_open=not saved)
+    return _render_part(request, "model-settings", context)
+
+
+@admins_only
+@require_POST
+def model_sample(request: HttpRequest, pk: int) -> HttpResponse:
+    model = _model_or_404(pk)
+    form = SampleForm(request.POST)
+    added: list[Field] = []
+    if form.is_valid():
+        added = data_model_sample_set(
+            model=model, sample=form.cleaned_data["sample"], actor=request.user,
+            add_new_fields=form.cleaned_data["add_new_fields"],
+        )
+        form = None
+    extra = {"sample_saved": form is None, "added_fields": added, "sample_open": form is not None}
+    if form is not None:
+        extra["sample_form"] = form
+    return _render_part(request, "model-body", _detail_context(model, **extra))
+
+
+@admins_only
+@require_POST
+def model_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    model = _model_or_404(pk)
+    try:
+        data_model_delete(model=model, actor=request.user)
+    except ConfigError as exc:
+        messages.error(request, f"{model.name} cannot be deleted: {exc}.")
+        url = reverse("mappings-model-detail", args=[pk])
+    else:
+        messages.success(request, f"Deleted the data model {model.name}.")
+        url = reverse("mappings-models")
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@admins_only
+@require_POST
+def field_add_view(request: HttpRequest, pk: int) -> HttpResponse:
+    model = _model_or_404(pk)
+    form = FieldAddForm(request.POST, prefix="new")
+    extra: dict = {}
+    if form.is_valid():
+        try:
+            field = field_add(model=model, actor=request.user, **form.cleaned_data)
+            extra["changed_field"] = field.pk
+            form = None
+        except ConfigError as exc:
+            form.add_error("path", str(exc))
+    if form is not None:
+        extra.update(add_form=form, add_open=True)
+    return _render_part(request, "fields", _detail_context(model, **extra))
+
+
+@admins_only
+@require_POST
+def field_update_view(request: HttpRequest, pk: int) -> HttpResponse:
+    field = get_object_or_404(Field.objects.select_related("model__system"), pk=pk)
+    kind = request.POST.get("type", field.type)
+    error = ""
+    try:
+        field_update(
+            field=field,
+            actor=request.user,
+            type=kind,
+            required=request.POST.get("required") in ("on", "true", "1"),
+            description=request.POST.get("description", field.description)[:300],
+        )
+    except ConfigError as exc:
+        error = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
+        field.refresh_from_db()
+    if not request.htmx:
+        return redirect("mappings-model-detail", field.model_id)
+    context = {"field": field, "type_choices": TYPE_CHOICES, "row_saved": not error, "row_error": error}
+    return render(request, "mappings/model_detail.html#field-row", context)
+
+
+@admins_only
+@require_POST
+def field_remove_view(request: HttpRequest, pk: int) -> HttpResponse:
+    field = get_object_or_404(Field.objects.select_related("model__system"), pk=pk)
+    model = field.model
+    field_remove(field=field, actor=request.user)
+    if not request.htmx:
+        messages.success(request, f'Removed the field "{field.path}".')
+    return _render_part(request, "fields", _detail_context(model, removed_field=field.path))
+
+
+def _render_part(request: HttpRequest, partial: str, context: dict) -> HttpResponse:
+    """The named region when HTMX asked for it; otherwise back to the whole page."""
+    if request.htmx:
+        return render(request, f"mappings/model_detail.html#{partial}", context)
+    return render(request, "mappings/model_detail.html", context)

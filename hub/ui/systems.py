@@ -1,0 +1,201 @@
+"""Systems pages: everyone with a role reads; admins register, change and delete; operators test."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_POST
+
+from connectors.models import AUTH_SECRET_FIELDS, SignatureEncoding, SignatureScheme, System
+from hub.access import admins_only, operators_only, readers
+from hub.models import Flow
+from hub.services.config import ConfigError
+from hub.services.health import flows_health
+from hub.services.systems import (
+    system_create,
+    system_delete,
+    system_delete_blockers,
+    system_test_connection,
+    system_test_path,
+    system_update,
+)
+from hub.ui.forms_systems import SECRET_INPUTS, CredentialsForm, SystemForm
+from mappings.models import DataModel
+
+
+def url_or_empty(name: str, *args, query: str = "") -> str:
+    """The URL of a page another part of the UI provides, or "" while that page does not exist."""
+    try:
+        return reverse(name, args=args) + query
+    except NoReverseMatch:
+        return ""
+
+
+def _count(model, field: str):
+    """A correlated COUNT subquery: one number per system row without multiplying joins."""
+    rows = model.objects.filter(**{field: OuterRef("pk")}).order_by().values(field).annotate(n=Count("pk"))
+    return Coalesce(Subquery(rows.values("n")[:1]), 0)
+
+
+@readers
+def system_list(request):
+    systems = System.objects.annotate(
+        model_count=_count(DataModel, "system"),
+        flows_out=_count(Flow, "source_system"),
+        flows_in=_count(Flow, "target_system"),
+    ).order_by("name")
+    return render(request, "connectors/list.html", {"systems": systems})
+
+
+def _apply_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.message_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+@admins_only
+def system_add(request):
+    form = SystemForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            system = system_create(fields=form.system_fields(), credentials=form.credentials(),
+                                   webhook_secret=form.webhook_secret_value(), actor=request.user)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, f"{system.name} is registered. Test the connection to make sure it works.")
+            return redirect("connectors-detail", pk=system.pk)
+    return render(request, "connectors/form.html", _form_context(form, None))
+
+
+@admins_only
+def system_edit(request, pk: int):
+    system = get_object_or_404(System, pk=pk)
+    form = SystemForm(request.POST or None, instance=system)
+    if request.method == "POST" and form.is_valid():
+        try:
+            system_update(system=system, fields=form.system_fields(), credentials=form.credentials(),
+                          webhook_secret=form.webhook_secret_value(), actor=request.user)
+        except ValidationError as exc:
+            system.refresh_from_db()
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, f"Saved the changes to {system.name}.")
+            return redirect("connectors-detail", pk=system.pk)
+    return render(request, "connectors/form.html", _form_context(form, system))
+
+
+def _form_context(form: SystemForm, system: System | None) -> dict:
+    # Which sign-in inputs belong to which method, for the page script that shows only the relevant ones.
+    scheme_of = {}
+    for scheme, keys in AUTH_SECRET_FIELDS.items():
+        for key in keys:
+            scheme_of.setdefault(key, []).append(str(scheme))
+    secrets = [
+        {"field": form[key], "schemes": " ".join(scheme_of.get(key, [])), "stored": form.stored(key)}
+        for key in SECRET_INPUTS
+    ]
+    return {
+        "form": form, "system": system, "secrets": secrets,
+        "webhook_secret": {"field": form["webhook_secret"], "stored": form.stored("webhook_secret")},
+        "hooks_base": settings.HUB_PUBLIC_URL.rstrip("/") + "/hooks/",
+    }
+
+
+@admins_only
+def system_credentials(request, pk: int):
+    system = get_object_or_404(System, pk=pk)
+    form = CredentialsForm(request.POST or None, instance=system)
+    if request.method == "POST" and form.is_valid():
+        system_update(system=system, fields={}, credentials=form.credentials(),
+                      webhook_secret=form.webhook_secret_value(), actor=request.user)
+        messages.success(request, f"Replaced the secrets of {system.name}.")
+        return redirect("connectors-detail", pk=system.pk)
+    fields = [{"field": form[name], "stored": form.stored(name)} for name in form.fields]
+    return render(request, "connectors/credentials.html", {"form": form, "system": system, "fields": fields})
+
+
+def signature_in_words(system: System) -> str:
+    """How a vendor must sign its webhooks to this system's URL, in one sentence."""
+    encoding = "Base64" if system.signature_encoding == SignatureEncoding.BASE64 else "hexadecimal"
+    if system.signature_scheme == SignatureScheme.NONE:
+        return "Webhooks are not signed: anyone who knows the URL can send events. Prefer a signed scheme."
+    if system.signature_scheme == SignatureScheme.TIMESTAMPED:
+        return (f"Each webhook carries a {system.signature_header} header of the form t=<unix time>,v1=<signature>: "
+                f"an HMAC-SHA256 of the time, a dot and the body, {encoding}, made with the signing secret. "
+                f"Webhooks older than {system.signature_tolerance_seconds} seconds are refused.")
+    prefix = f", after “{system.signature_prefix}”" if system.signature_prefix else ""
+    return (f"Each webhook carries an HMAC-SHA256 of its body, {encoding}, made with the signing secret, "
+            f"in the {system.signature_header} header{prefix}.")
+
+
+def _detail_context(request, system: System, report=None) -> dict:
+    models = list(system.data_models.annotate(field_count=Count("fields")).order_by("name"))
+    flows = Flow.objects.filter(Q(source_system=system) | Q(target_system=system)).select_related(
+        "source_system", "target_system"
+    )
+    health = flows_health(flows)
+    for item in health:
+        item.url = url_or_empty("flows-detail", item.flow.pk)
+    for model in models:
+        model.url = url_or_empty("mappings-model-detail", model.pk)
+    labels = dict(SECRET_INPUTS)
+    credentials = [
+        {"label": labels[name][0], "set": is_set} for name, is_set in system.credential_status().items()
+    ]
+    return {
+        "system": system,
+        "webhook_url": settings.HUB_PUBLIC_URL.rstrip("/") + reverse("hooks-receive", args=[system.slug]),
+        "signature_words": signature_in_words(system),
+        "credentials": credentials,
+        "models": models,
+        "model_add_url": url_or_empty("mappings-model-add", query=f"?system={system.pk}"),
+        "flows_out": [h for h in health if h.flow.source_system_id == system.pk],
+        "flows_in": [h for h in health if h.flow.target_system_id == system.pk],
+        "delete_blockers": system_delete_blockers(system),
+        "test_path": system_test_path(system),
+        "report": report,
+    }
+
+
+@readers
+def system_detail(request, pk: int):
+    system = get_object_or_404(System, pk=pk)
+    return render(request, "connectors/detail.html", _detail_context(request, system))
+
+
+@require_POST
+@operators_only
+def system_test(request, pk: int):
+    system = get_object_or_404(System, pk=pk)
+    path = request.POST.get("path", "")[:300]
+    report = system_test_connection(system=system, path=path, actor=request.user)
+    if request.htmx:
+        return render(request, "connectors/detail.html#test-result", {"system": system, "report": report})
+    return render(request, "connectors/detail.html", _detail_context(request, system, report))
+
+
+@require_POST
+@admins_only
+def system_remove(request, pk: int):
+    system = get_object_or_404(System, pk=pk)
+    name = system.name
+    try:
+        system_delete(system=system, actor=request.user)
+    except ConfigError as exc:
+        messages.error(request, f"{name} was not deleted. {exc}")
+        target = reverse("connectors-detail", args=[pk])
+    else:
+        messages.success(request, f"Deleted {name}.")
+        target = reverse("connectors-list")
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = target
+        return response
+    return redirect(target)
