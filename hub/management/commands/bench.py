@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from connectors.models import AuthScheme, SignatureScheme, System
@@ -68,7 +69,7 @@ class Command(BaseCommand):
         parser.add_argument("--senders", type=int, default=8, help="Concurrent senders.")
         parser.add_argument("--batch", type=int, default=0, help="Send through the batch API, N events a request.")
         parser.add_argument("--workers", type=int, default=4, help="django-q2 worker processes.")
-        parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes.")
+        parser.add_argument("--web-workers", type=int, default=3, help="gunicorn worker processes.")
         parser.add_argument("--timeout", type=float, default=300, help="Give up waiting after this many seconds.")
 
     def handle(self, *args, events, senders, batch, workers, web_workers, timeout, **options):
@@ -91,8 +92,8 @@ class Command(BaseCommand):
             wait_http(f"{target_url}/_control/state")
             source, flow, token = self.setup(target_url)
             children.append(self.spawn([sys.executable, "-m", "gunicorn", "hub.wsgi:application", "--bind",
-                                        f"127.0.0.1:{web_port}", "--workers", str(web_workers), "--log-level",
-                                        "warning"], env, log_dir / "web.log"))
+                                        f"127.0.0.1:{web_port}", "--workers", str(web_workers), "--worker-class",
+                                        "gthread", "--threads", "4", "--log-level", "warning"], env, log_dir / "web.log"))
             children.append(self.spawn([sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"], env,
                                        log_dir / "workers.log"))
             wait_http(f"http://127.0.0.1:{web_port}/healthz")
@@ -142,11 +143,24 @@ class Command(BaseCommand):
             flow = Flow.objects.create(name="Benchmark flow", source_system=source, source_model=person,
                                        event_type="person.created", target_system=target, target_model=account,
                                        operation=Operation.CREATE, mapping=mapping, state=FlowState.ACTIVE)
+        self.purge(source, flow)
         ensure_role_groups()
         user, _ = get_user_model().objects.get_or_create(username="bench-publisher")
         grant_role(user, PUBLISHER)
         token, _ = Token.objects.get_or_create(user=user)
         return source, flow, token.key
+
+    def purge(self, source: System, flow: Flow) -> None:
+        """Earlier runs' benchmark data only, so each run measures its own events."""
+        from dlq.models import DeadLetter
+        from hub.models import Attempt, Event, RecordLink
+
+        with transaction.atomic():
+            DeadLetter.objects.filter(flow=flow).delete()
+            Attempt.objects.filter(delivery__flow=flow).delete()
+            Delivery.objects.filter(flow=flow).delete()
+            RecordLink.objects.filter(flow=flow).delete()
+            Event.objects.filter(system=source).delete()
 
     def send(self, run, events, senders, batch, source, token, port):
         sent_at: dict[int, float] = {}
