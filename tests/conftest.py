@@ -40,12 +40,14 @@ def fresh_sandbox(sandbox):
 def _clear_caches():
     from django.core.cache import cache
 
+    from hub.services import dispatch
     from hub.services.delivery import breaker
     from hub.services.ingest import forget_systems
     from hub.services.subscriptions import forget_subscriptions
 
     forget_systems()
     forget_subscriptions()
+    dispatch._last_kick = 0.0
     breaker.failures.clear()
     breaker.open_until.clear()
     cache.clear()
