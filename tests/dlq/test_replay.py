@@ -1,0 +1,101 @@
+"""Ops work the dead-letter inbox: replay (optionally with a fixed record) or discard, audited."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from dlq.models import DeadLetter
+from hub.models import AuditEntry, Delivery, DeliveryStatus
+from hub.services.ingest import IncomingEvent, events_store
+from tests.sandbox_helpers import drain_all, employee_event, fault, hr_to_inventory_accounts, records
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def api_as(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def letter(fresh_sandbox):
+    flow = hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
+    bad = employee_event(1)
+    del bad["data"]["email"]
+    events_store([IncomingEvent(flow.source_system, "employee.hired", bad["id"], bad)])
+    drain_all()
+    return DeadLetter.objects.get()
+
+
+def test_it_replays_a_dead_letter_with_a_corrected_record(letter, personas, fresh_sandbox):
+    corrected = {**letter.delivery.source_record(), "email": "Fixed@Example.com"}
+    response = api_as(personas["ops"]).post(f"/api/v1/dead-letters/{letter.pk}/replay/",
+                                            {"corrected_record": corrected, "note": "added the missing email"},
+                                            format="json")
+    assert response.status_code == 202, response.content
+    drain_all()
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert [a["email"] for a in records(fresh_sandbox, "inventory", "accounts")] == ["fixed@example.com"]
+    letter.refresh_from_db()
+    assert letter.resolution == "replayed" and letter.resolved_by == personas["ops"]
+    assert AuditEntry.objects.filter(verb="replay", actor=personas["ops"]).exists()
+
+
+def test_it_refuses_to_replay_twice(letter, personas):
+    ops = api_as(personas["ops"])
+    assert ops.post(f"/api/v1/dead-letters/{letter.pk}/replay/", {}, format="json").status_code == 202
+    again = ops.post(f"/api/v1/dead-letters/{letter.pk}/replay/", {}, format="json")
+    assert again.status_code == 409 and "already replayed" in again.json()["error"]
+
+
+def test_it_discards_only_with_a_reason(letter, personas):
+    ops = api_as(personas["ops"])
+    missing = ops.post(f"/api/v1/dead-letters/{letter.pk}/discard/", {}, format="json")
+    assert missing.status_code == 400 and "reason" in missing.json()["fields"]
+    done = ops.post(f"/api/v1/dead-letters/{letter.pk}/discard/", {"reason": "test data"}, format="json")
+    assert done.status_code == 200 and done.json()["resolution"] == "discarded"
+    entry = AuditEntry.objects.get(verb="discard")
+    assert entry.diff == {"reason": "test data"} and entry.actor_name == "oscar-ops"
+
+
+def test_it_lets_auditors_read_but_not_act(letter, personas):
+    auditor = api_as(personas["auditor"])
+    assert auditor.get("/api/v1/dead-letters/").status_code == 200
+    assert auditor.post(f"/api/v1/dead-letters/{letter.pk}/replay/", {}, format="json").status_code == 403
+    assert auditor.post(f"/api/v1/dead-letters/{letter.pk}/discard/", {"reason": "x"}, format="json").status_code == 403
+    assert api_as(personas["outsider"]).get("/api/v1/dead-letters/").status_code == 403
+    letter.refresh_from_db()
+    assert letter.resolved_at is None
+
+
+def test_it_pauses_and_resumes_a_flow_through_the_api(fresh_sandbox, personas):
+    flow = hr_to_inventory_accounts(fresh_sandbox)
+    ops = api_as(personas["ops"])
+    paused = ops.post(f"/api/v1/flows/{flow.pk}/pause/", {"reason": "vendor maintenance"}, format="json")
+    assert paused.status_code == 200 and paused.json()["state"] == "paused"
+    events_store([IncomingEvent(flow.source_system, "employee.hired", "e1", employee_event(1))])
+    from hub.services.delivery import deliveries_process_batch
+
+    assert deliveries_process_batch() == 0  # paused: the delivery waits, nothing is lost
+    assert api_as(personas["auditor"]).post(f"/api/v1/flows/{flow.pk}/resume/").status_code == 403
+    resumed = ops.post(f"/api/v1/flows/{flow.pk}/resume/")
+    assert resumed.status_code == 200 and resumed.json()["state"] == "active"
+    drain_all()
+    assert Delivery.objects.get().status == DeliveryStatus.SUCCEEDED
+    assert list(AuditEntry.objects.filter(target_type="flow").values_list("verb", flat=True).order_by("id")) == [
+        "pause", "resume"]
+
+
+def test_it_answers_a_target_that_fails_then_recovers_after_replay(fresh_sandbox, personas):
+    flow = hr_to_inventory_accounts(fresh_sandbox, max_attempts=2)
+    fault(fresh_sandbox, "inventory", mode="500", rate=1.0, methods=["POST"])
+    events_store([IncomingEvent(flow.source_system, "employee.hired", "e1", employee_event(1))])
+    drain_all()
+    letter = DeadLetter.objects.get()
+    from tests.sandbox_helpers import control
+
+    control(fresh_sandbox, "inventory", "DELETE", "faults")
+    api_as(personas["ops"]).post(f"/api/v1/dead-letters/{letter.pk}/replay/", {}, format="json")
+    drain_all()
+    assert len(records(fresh_sandbox, "inventory", "accounts")) == 1

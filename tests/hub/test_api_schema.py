@@ -1,0 +1,16 @@
+import pytest
+from django.core.management import call_command
+
+
+@pytest.mark.django_db
+def test_it_publishes_a_valid_openapi_schema(tmp_path):
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    text = out.read_text()
+    assert "/api/v1/events/" in text and "/api/v1/dead-letters/{id}/replay/" in text
+
+
+@pytest.mark.django_db
+def test_it_answers_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["status"] == "ok"
