@@ -21,17 +21,35 @@ from mappings.models import Mapping
 
 # Model fields the UI and API may set directly; secrets go through their own arguments.
 SYSTEM_FIELDS = (
-    "name", "slug", "kind", "connector", "base_url", "api_version", "auth_scheme", "auth_config",
-    "rate_limit_per_second", "connect_timeout", "read_timeout", "signature_scheme", "signature_header",
-    "signature_encoding", "signature_prefix", "signature_tolerance_seconds", "event_type_path",
-    "idempotency_key_path", "record_path", "settings",
+    "name",
+    "slug",
+    "kind",
+    "connector",
+    "base_url",
+    "api_version",
+    "auth_scheme",
+    "auth_config",
+    "rate_limit_per_second",
+    "connect_timeout",
+    "read_timeout",
+    "signature_scheme",
+    "signature_header",
+    "signature_encoding",
+    "signature_prefix",
+    "signature_tolerance_seconds",
+    "event_type_path",
+    "idempotency_key_path",
+    "record_path",
+    "settings",
 )
 
 
 def system_slug_suggest(*, name: str, exclude_pk: int | None = None) -> str:
     """A free slug made from `name`: "Sales CRM" -> "sales-crm", then "sales-crm-2" and so on."""
     base = slugify(name)[:54].strip("-") or "system"
-    taken = set(System.objects.exclude(pk=exclude_pk).filter(slug__startswith=base).values_list("slug", flat=True))
+    taken = set(
+        System.objects.exclude(pk=exclude_pk).filter(slug__startswith=base).values_list("slug", flat=True)
+    )
     slug, n = base, 2
     while slug in taken:
         slug, n = f"{base}-{n}", n + 1
@@ -42,7 +60,9 @@ def _description(system: System) -> dict[str, Any]:
     return {**system.redacted(), "settings": system.settings or {}}
 
 
-def _merge_credentials(scheme: str, stored: dict[str, Any], given: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+def _merge_credentials(
+    scheme: str, stored: dict[str, Any], given: dict[str, str]
+) -> tuple[dict[str, Any], list[str]]:
     """Keep only the credentials the scheme uses; a given (non-empty) value replaces the stored one."""
     wanted = AUTH_SECRET_FIELDS.get(scheme, ())
     merged = {name: given.get(name) or stored.get(name) for name in wanted}
@@ -56,7 +76,9 @@ def _save(system: System) -> None:
         with transaction.atomic():
             system.save()
     except IntegrityError as exc:  # a concurrent save took the name or slug between check and write
-        raise ValidationError({"name": "Another system with this name or short name was just saved."}) from exc
+        raise ValidationError(
+            {"name": "Another system with this name or short name was just saved."}
+        ) from exc
 
 
 def system_create(
@@ -78,8 +100,12 @@ def system_create(
 
 
 def system_update(
-    *, system: System, fields: dict[str, Any], credentials: dict[str, str] | None = None,
-    webhook_secret: str = "", actor,
+    *,
+    system: System,
+    fields: dict[str, Any],
+    credentials: dict[str, str] | None = None,
+    webhook_secret: str = "",
+    actor,
 ) -> System:
     """Change a system. Empty credential values and an empty `webhook_secret` keep what is stored."""
     unknown = set(fields) - set(SYSTEM_FIELDS)
@@ -90,11 +116,15 @@ def system_update(
         setattr(system, name, value)
     if not system.slug:
         system.slug = system_slug_suggest(name=system.name, exclude_pk=system.pk)
-    system.credentials, replaced = _merge_credentials(system.auth_scheme, system.credentials or {}, credentials or {})
+    system.credentials, replaced = _merge_credentials(
+        system.auth_scheme, system.credentials or {}, credentials or {}
+    )
     if webhook_secret:
         system.webhook_secret = {"secret": webhook_secret}
     after = _description(system)
-    diff: dict[str, Any] = {name: [before[name], after[name]] for name in after if before.get(name) != after[name]}
+    diff: dict[str, Any] = {
+        name: [before[name], after[name]] for name in after if before.get(name) != after[name]
+    }
     if replaced:
         diff["credentials_replaced"] = replaced
     if webhook_secret:
@@ -109,15 +139,18 @@ def system_delete_blockers(system: System) -> list[str]:
     """Why the system cannot be deleted, in plain words (empty when it can)."""
     reasons = []
     flows = list(
-        Flow.objects.filter(Q(source_system=system) | Q(target_system=system)).values_list("name", flat=True)[:6]
+        Flow.objects.filter(Q(source_system=system) | Q(target_system=system)).values_list("name", flat=True)[
+            :6
+        ]
     )
     if flows:
         shown = ", ".join(f"“{name}”" for name in flows[:5]) + (" and more" if len(flows) > 5 else "")
         reasons.append(f"Flows use it: {shown}. Delete or change those flows first.")
     else:
         mappings = list(
-            Mapping.objects.filter(Q(source_model__system=system) | Q(target_model__system=system))
-            .values_list("name", flat=True)[:6]
+            Mapping.objects.filter(
+                Q(source_model__system=system) | Q(target_model__system=system)
+            ).values_list("name", flat=True)[:6]
         )
         if mappings:
             reasons.append("Mappings use its data models: " + ", ".join(f"“{m}”" for m in mappings[:5]) + ".")
@@ -159,15 +192,22 @@ class ConnectionReport:
 
     def as_audit(self) -> dict[str, Any]:
         return {
-            "path": self.path, "ok": self.ok, "reachable": self.reachable, "authenticated": self.authenticated,
-            "status": self.status, "duration_ms": round(self.duration_ms or 0, 1),
+            "path": self.path,
+            "ok": self.ok,
+            "reachable": self.reachable,
+            "authenticated": self.authenticated,
+            "status": self.status,
+            "duration_ms": round(self.duration_ms or 0, 1),
         }
 
 
 def system_test_path(system: System) -> str:
     """The path Test connection tries: the first data model's resource, the configured test path, or /."""
     resource = (
-        system.data_models.exclude(resource_path="").order_by("name").values_list("resource_path", flat=True).first()
+        system.data_models.exclude(resource_path="")
+        .order_by("name")
+        .values_list("resource_path", flat=True)
+        .first()
     )
     return resource or (system.settings or {}).get("health_path") or "/"
 
@@ -184,27 +224,37 @@ def system_test_connection(*, system: System, path: str | None = None, actor) ->
 def _check(system: System, path: str) -> ConnectionReport:
     if not system.base_url:
         return ConnectionReport(
-            ok=False, path=path,
+            ok=False,
+            path=path,
             headline="There is nothing to connect to: this system has no API base URL.",
             notes=["Add the base URL under Edit → Where, if the hub should call this system."],
         )
     if not path.startswith("/") or path.startswith("//"):
-        return ConnectionReport(ok=False, path=path, headline="The path to test must start with “/”, e.g. /deals.")
+        return ConnectionReport(
+            ok=False, path=path, headline="The path to test must start with “/”, e.g. /deals."
+        )
     redactor = Redactor.for_system(system)
     started = time.perf_counter()
     try:
         connector = connector_for(system)
         result = connector.check(path)
-    except Exception as exc:  # noqa: BLE001 - whatever happens, the admin gets words, not a 500
+    except Exception as exc:  # whatever happens, the admin gets words, not a 500
         elapsed = (time.perf_counter() - started) * 1000
         return ConnectionReport(
-            ok=False, path=path, duration_ms=elapsed,
+            ok=False,
+            path=path,
+            duration_ms=elapsed,
             headline="The test could not be run: " + redactor.text(str(exc))[:300],
         )
     report = ConnectionReport(
-        ok=bool(result.reachable and result.authenticated), path=path, reachable=result.reachable,
-        authenticated=result.authenticated, status=result.status, duration_ms=result.duration_ms,
-        technical=redactor.text(result.message)[:500], headline="",
+        ok=bool(result.reachable and result.authenticated),
+        path=path,
+        reachable=result.reachable,
+        authenticated=result.authenticated,
+        status=result.status,
+        duration_ms=result.duration_ms,
+        technical=redactor.text(result.message)[:500],
+        headline="",
     )
     took = f"It took {result.duration_ms:.0f} ms."
     url = system.base_url.rstrip("/") + path
@@ -212,7 +262,8 @@ def _check(system: System, path: str) -> ConnectionReport:
         timed_out = "timed out" in result.message
         report.headline = (
             f"Could not reach {system.base_url}: it did not answer within the timeout."
-            if timed_out else f"Could not reach {system.base_url}: nothing answered there."
+            if timed_out
+            else f"Could not reach {system.base_url}: nothing answered there."
         )
         report.notes.append("Check the base URL, and that the system is running and reachable from the hub.")
     elif result.authenticated is False:
@@ -220,9 +271,9 @@ def _check(system: System, path: str) -> ConnectionReport:
         report.notes.append("Replace the credentials with ones the system accepts.")
     elif result.authenticated:
         if system.auth_scheme == AuthScheme.NONE:
-            report.headline = f"Connected: GET {path} answered {result.status}. {took}"
+            report.headline = f"Connected: the system answered. {took}"
         else:
-            report.headline = f"Connected, and the credentials were accepted: GET {path} answered {result.status}. {took}"
+            report.headline = f"Connected, and the credentials were accepted. {took}"
             if path == "/":
                 report.notes.append(
                     "The start page of an API often needs no sign-in, so this does not prove the credentials "
@@ -244,5 +295,5 @@ def _check(system: System, path: str) -> ConnectionReport:
             report.notes.append(f"Tried: GET {url}")
             return report
         report.headline = f"Reached the system, but {what} {took}"
-    report.notes.append(f"Tried: GET {url}")
+    report.notes.append(f"Tried: GET {url}" + (f" → {result.status}" if result.status else ""))
     return report

@@ -50,8 +50,12 @@ def user_create(*, username: str, email: str, role: str, password: str, actor):
         user.set_password(password)
         user.save()
         _set_role(user, role)
-        audit_record(actor=actor, verb="create", target=user,
-                     diff={"username": user.username, "email": user.email, "role": role})
+        audit_record(
+            actor=actor,
+            verb="create",
+            target=user,
+            diff={"username": user.username, "email": user.email, "role": role},
+        )
     return user
 
 
@@ -80,8 +84,12 @@ def user_active_set(*, user, active: bool, actor):
     with transaction.atomic():
         user.is_active = active
         user.save(update_fields=["is_active"])
-        audit_record(actor=actor, verb="reactivate" if active else "deactivate", target=user,
-                     diff={"is_active": [not active, active]})
+        audit_record(
+            actor=actor,
+            verb="reactivate" if active else "deactivate",
+            target=user,
+            diff={"is_active": [not active, active]},
+        )
     return user
 
 

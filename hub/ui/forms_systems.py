@@ -17,9 +17,11 @@ from connectors.models import (
 
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-PATH_IN_PAYLOAD = re.compile(r"^(header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|[A-Za-z0-9_$@\-]+(\[\])?(\.[A-Za-z0-9_$@\-]+(\[\])?)*)$")
+PATH_IN_PAYLOAD = re.compile(
+    r"^(header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|[A-Za-z0-9_$@\-]+(\[\])?(\.[A-Za-z0-9_$@\-]+(\[\])?)*)$"
+)
 
-# label, input type, help shown under it: one row per credential key of AUTH_SECRET_FIELDS
+# label and input type, one row per credential key of AUTH_SECRET_FIELDS
 SECRET_INPUTS: dict[str, tuple[str, str]] = {
     "api_key": ("API key", "password"),
     "token": ("Bearer token", "password"),
@@ -28,6 +30,15 @@ SECRET_INPUTS: dict[str, tuple[str, str]] = {
     "client_id": ("Client ID", "text"),
     "client_secret": ("Client secret", "password"),
 }
+SECRET_NOUNS = {
+    "api_key": "API key",
+    "token": "bearer token",
+    "username": "username",
+    "password": "password",
+    "client_id": "client ID",
+    "client_secret": "client secret",
+}
+KEEP_PLACEHOLDER = "Leave empty to keep the stored value"
 
 
 class WriteOnlyTextInput(forms.TextInput):
@@ -45,49 +56,81 @@ def _secret_field(label: str, kind: str, max_length: int = 2000) -> forms.CharFi
 
 def _float(label: str, low: float, high: float, **kwargs: Any) -> forms.FloatField:
     return forms.FloatField(
-        label=label, validators=[MinValueValidator(low), MaxValueValidator(high)],
-        error_messages={"invalid": "Enter a number, e.g. 2.5.",
-                        "min_value": f"Use at least {low:g}.", "max_value": f"Use at most {high:g}."},
-        widget=forms.NumberInput(attrs={"step": "any", "min": low, "max": high}), **kwargs,
+        label=label,
+        validators=[MinValueValidator(low), MaxValueValidator(high)],
+        error_messages={
+            "invalid": "Enter a number, e.g. 2.5.",
+            "min_value": f"Use at least {low:g}.",
+            "max_value": f"Use at most {high:g}.",
+        },
+        widget=forms.NumberInput(attrs={"step": "any", "min": low, "max": high}),
+        **kwargs,
     )
 
 
 class SystemForm(forms.Form):
     # 1. What is it
     kind = forms.ChoiceField(label="Kind of system", choices=SystemKind.choices, initial=SystemKind.OTHER)
-    name = forms.CharField(label="Name", max_length=100, help_text="How people here call it, e.g. “Sales CRM”.")
+    name = forms.CharField(
+        label="Name", max_length=100, help_text="How people here call it, e.g. “Sales CRM”."
+    )
     slug = forms.CharField(
-        label="Short name", max_length=60, required=False,
+        label="Short name",
+        max_length=60,
+        required=False,
         help_text="Lowercase letters, digits and hyphens; part of the webhook URL. Leave empty to make one from the name.",
     )
     # 2. Where
     base_url = forms.CharField(
-        label="API base URL", max_length=500, required=False,
+        label="API base URL",
+        max_length=500,
+        required=False,
         help_text="Where the system's REST API lives, e.g. https://api.example.com/v2. "
-                  "Leave empty if it only sends us webhooks.",
+        "Leave empty if it only sends us webhooks.",
         widget=forms.URLInput(attrs={"placeholder": "https://", "spellcheck": "false"}),
     )
-    api_version = forms.CharField(label="API version", max_length=40, required=False,
-                                  help_text="Sent as the X-Api-Version header when set, e.g. 2024-06-01.")
+    api_version = forms.CharField(
+        label="API version",
+        max_length=40,
+        required=False,
+        help_text="Sent as the X-Api-Version header when set, e.g. 2024-06-01.",
+    )
     connect_timeout = _float("Connect timeout (seconds)", 0.1, 60, initial=3.0)
     read_timeout = _float("Answer timeout (seconds)", 0.1, 300, initial=10.0)
     rate_limit_per_second = _float(
-        "Rate limit (requests per second)", 0.01, 10000, required=False,
+        "Rate limit per second",
+        0.01,
+        10000,
+        required=False,
         help_text="The most the hub may send per second, across all workers. Leave empty for no limit.",
     )
     health_path = forms.CharField(
-        label="Path to test the connection", max_length=300, required=False,
+        label="Path to test the connection",
+        max_length=300,
+        required=False,
         help_text="A path that needs sign-in, e.g. /deals. Used by “Test connection” until the system has a data model.",
     )
     # 3. How we sign in
-    auth_scheme = forms.ChoiceField(label="Sign-in method", choices=AuthScheme.choices, initial=AuthScheme.NONE)
-    api_key_header = forms.CharField(label="Header for the API key", max_length=100, required=False,
-                                     initial="X-Api-Key", help_text="The vendor's documentation names it.")
+    auth_scheme = forms.ChoiceField(
+        label="Sign-in method", choices=AuthScheme.choices, initial=AuthScheme.NONE
+    )
+    api_key_header = forms.CharField(
+        label="Header for the API key",
+        max_length=100,
+        required=False,
+        initial="X-Api-Key",
+        help_text="The vendor's documentation names it.",
+    )
     token_url = forms.CharField(
-        label="Token URL", max_length=500, required=False, initial="/oauth/token",
+        label="Token URL",
+        max_length=500,
+        required=False,
+        initial="/oauth/token",
         help_text="Full URL, or a path on the base URL such as /oauth/token.",
     )
-    scope = forms.CharField(label="Scope", max_length=300, required=False, help_text="Optional; space separated.")
+    scope = forms.CharField(
+        label="Scope", max_length=300, required=False, help_text="Optional; space separated."
+    )
     api_key = _secret_field(*SECRET_INPUTS["api_key"])
     token = _secret_field(*SECRET_INPUTS["token"])
     username = _secret_field(*SECRET_INPUTS["username"])
@@ -95,30 +138,48 @@ class SystemForm(forms.Form):
     client_id = _secret_field(*SECRET_INPUTS["client_id"])
     client_secret = _secret_field(*SECRET_INPUTS["client_secret"])
     # 4. Webhooks
-    signature_scheme = forms.ChoiceField(label="Webhook signature", choices=SignatureScheme.choices,
-                                         initial=SignatureScheme.HMAC_SHA256)
-    signature_header = forms.CharField(label="Signature header", max_length=100, required=False,
-                                       initial="X-Signature")
-    signature_encoding = forms.ChoiceField(label="Signature encoding", choices=SignatureEncoding.choices,
-                                           initial=SignatureEncoding.HEX)
-    signature_prefix = forms.CharField(label="Signature prefix", max_length=40, required=False, initial="sha256=",
-                                       help_text="Text before the signature in the header, e.g. sha256=. May be empty.")
+    signature_scheme = forms.ChoiceField(
+        label="Webhook signature", choices=SignatureScheme.choices, initial=SignatureScheme.HMAC_SHA256
+    )
+    signature_header = forms.CharField(
+        label="Signature header", max_length=100, required=False, initial="X-Signature"
+    )
+    signature_encoding = forms.ChoiceField(
+        label="Signature encoding", choices=SignatureEncoding.choices, initial=SignatureEncoding.HEX
+    )
+    signature_prefix = forms.CharField(
+        label="Signature prefix",
+        max_length=40,
+        required=False,
+        initial="sha256=",
+        help_text="Text before the signature in the header, e.g. sha256=. May be empty.",
+    )
     signature_tolerance_seconds = forms.IntegerField(
-        label="Maximum age of a signature (seconds)", initial=300, min_value=1, max_value=86400,
+        label="Maximum age of a signature (seconds)",
+        initial=300,
+        min_value=1,
+        max_value=86400,
         error_messages={"invalid": "Enter a whole number of seconds, e.g. 300."},
         help_text="Older webhooks are refused, so a captured one cannot be replayed later.",
     )
     webhook_secret = _secret_field("Webhook signing secret", "password", max_length=500)
     event_type_path = forms.CharField(
-        label="Where the event type is", max_length=200, initial="type",
+        label="Where the event type is",
+        max_length=200,
+        initial="type",
         help_text="A field of the payload (e.g. type or meta.event) or a header (header:X-Event-Type).",
     )
     idempotency_key_path = forms.CharField(
-        label="Where the event's unique id is", max_length=200, initial="id",
+        label="Where the event's unique id is",
+        max_length=200,
+        initial="id",
         help_text="Used to ignore a webhook the vendor sends twice.",
     )
     record_path = forms.CharField(
-        label="Where the record is", max_length=200, required=False, initial="data",
+        label="Where the record is",
+        max_length=200,
+        required=False,
+        initial="data",
         help_text="The field holding the business record, e.g. data. Empty means the whole payload.",
     )
 
@@ -128,18 +189,37 @@ class SystemForm(forms.Form):
             kwargs["initial"] = self.initial_from(instance)
         super().__init__(*args, **kwargs)
         for name in self.secret_names():
-            self.fields[name].widget.attrs["placeholder"] = (
-                "Set ✓ (leave empty to keep it)" if self.stored(name) else ""
-            )
+            if self.stored(name):
+                self.fields[name].widget.attrs["placeholder"] = KEEP_PLACEHOLDER
+        if instance is not None:
+            self.fields[
+                "slug"
+            ].help_text += " Changing it changes the webhook URL: update it at the vendor too."
 
     @staticmethod
     def initial_from(system: System) -> dict[str, Any]:
-        initial = {name: getattr(system, name) for name in (
-            "kind", "name", "slug", "base_url", "api_version", "connect_timeout", "read_timeout",
-            "rate_limit_per_second", "auth_scheme", "signature_scheme", "signature_header", "signature_encoding",
-            "signature_prefix", "signature_tolerance_seconds", "event_type_path", "idempotency_key_path",
-            "record_path",
-        )}
+        initial = {
+            name: getattr(system, name)
+            for name in (
+                "kind",
+                "name",
+                "slug",
+                "base_url",
+                "api_version",
+                "connect_timeout",
+                "read_timeout",
+                "rate_limit_per_second",
+                "auth_scheme",
+                "signature_scheme",
+                "signature_header",
+                "signature_encoding",
+                "signature_prefix",
+                "signature_tolerance_seconds",
+                "event_type_path",
+                "idempotency_key_path",
+                "record_path",
+            )
+        }
         config = system.auth_config or {}
         initial["api_key_header"] = config.get("header", "X-Api-Key")
         initial["token_url"] = config.get("token_url", "/oauth/token")
@@ -173,7 +253,9 @@ class SystemForm(forms.Form):
         if not slug:
             return ""
         if not SLUG.match(slug):
-            raise forms.ValidationError("Use lowercase letters, digits and single hyphens only, e.g. sales-crm.")
+            raise forms.ValidationError(
+                "Use lowercase letters, digits and single hyphens only, e.g. sales-crm."
+            )
         others = System.objects.filter(slug=slug)
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
@@ -223,18 +305,22 @@ class SystemForm(forms.Form):
                     self.add_error("token_url", "Enter a full https:// address or a path starting with “/”.")
         for key in AUTH_SECRET_FIELDS.get(scheme, ()):
             if not data.get(key) and not self.stored(key):
-                self.add_error(key, f"Enter the {SECRET_INPUTS[key][0].lower()}; the system needs it to let us in.")
+                self.add_error(key, f"Enter the {SECRET_NOUNS[key]}; the system needs it to let us in.")
         signature = data.get("signature_scheme")
         if signature and signature != SignatureScheme.NONE:
             self._check_header("signature_header", "header that carries the signature")
             if not data.get("webhook_secret") and not self.stored("webhook_secret"):
-                self.add_error("webhook_secret", "Enter the signing secret the vendor shows for its webhooks, "
-                                                 "or choose “Not signed”.")
+                self.add_error(
+                    "webhook_secret",
+                    "Enter the signing secret the vendor shows for its webhooks, or choose “Not signed”.",
+                )
         for name in ("event_type_path", "idempotency_key_path", "record_path"):
             value = (data.get(name) or "").strip()
             data[name] = value
             if value and not PATH_IN_PAYLOAD.match(value):
-                self.add_error(name, "Use a field name or dotted path such as data.id, or header:Header-Name.")
+                self.add_error(
+                    name, "Use a field name or dotted path such as data.id, or header:Header-Name."
+                )
         prefix = data.get("signature_prefix") or ""
         if any(c.isspace() or not c.isprintable() for c in prefix):
             self.add_error("signature_prefix", "The prefix cannot contain spaces.")
@@ -257,11 +343,26 @@ class SystemForm(forms.Form):
             settings["health_path"] = data["health_path"]
         else:
             settings.pop("health_path", None)
-        fields = {name: data[name] for name in (
-            "kind", "name", "slug", "base_url", "api_version", "connect_timeout", "read_timeout",
-            "rate_limit_per_second", "auth_scheme", "signature_scheme", "signature_encoding",
-            "signature_tolerance_seconds", "event_type_path", "idempotency_key_path", "record_path",
-        )}
+        fields = {
+            name: data[name]
+            for name in (
+                "kind",
+                "name",
+                "slug",
+                "base_url",
+                "api_version",
+                "connect_timeout",
+                "read_timeout",
+                "rate_limit_per_second",
+                "auth_scheme",
+                "signature_scheme",
+                "signature_encoding",
+                "signature_tolerance_seconds",
+                "event_type_path",
+                "idempotency_key_path",
+                "record_path",
+            )
+        }
         fields["signature_header"] = data.get("signature_header") or (
             self.instance.signature_header if self.instance is not None else "X-Signature"
         )
@@ -272,7 +373,9 @@ class SystemForm(forms.Form):
 
     def credentials(self) -> dict[str, str]:
         scheme = self.cleaned_data["auth_scheme"]
-        return {k: self.cleaned_data[k] for k in AUTH_SECRET_FIELDS.get(scheme, ()) if self.cleaned_data.get(k)}
+        return {
+            k: self.cleaned_data[k] for k in AUTH_SECRET_FIELDS.get(scheme, ()) if self.cleaned_data.get(k)
+        }
 
     def webhook_secret_value(self) -> str:
         return self.cleaned_data.get("webhook_secret") or ""
@@ -291,7 +394,7 @@ class CredentialsForm(forms.Form):
         self.order_fields([*AUTH_SECRET_FIELDS.get(instance.auth_scheme, ()), "webhook_secret"])
         for name in self.fields:
             if self.stored(name):
-                self.fields[name].widget.attrs["placeholder"] = "Set ✓ (leave empty to keep it)"
+                self.fields[name].widget.attrs["placeholder"] = KEEP_PLACEHOLDER
 
     def stored(self, name: str) -> bool:
         if name == "webhook_secret":

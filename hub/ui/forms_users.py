@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 
 from hub.roles import ROLES
@@ -9,15 +10,23 @@ ROLE_CHOICES = [(name, description.split(":")[0]) for name, description in ROLES
 
 class UserCreateForm(forms.Form):
     username = forms.CharField(
-        label="Username", max_length=150, validators=[UnicodeUsernameValidator()],
+        label="Username",
+        max_length=150,
+        validators=[UnicodeUsernameValidator()],
         help_text="Letters, digits and @ . + - _ only. People sign in with it.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none"}),
     )
-    email = forms.EmailField(label="Email", required=False, max_length=254,
-                             help_text="Optional; for a machine account leave it empty.")
+    email = forms.EmailField(
+        label="Email",
+        required=False,
+        max_length=254,
+        help_text="Optional; for a machine account leave it empty.",
+    )
     role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial="ops")
     password = forms.CharField(
-        label="Initial password", max_length=128, strip=False,
+        label="Initial password",
+        max_length=128,
+        strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text="At least 8 characters, not a common password. Tell the person to keep it private.",
     )
@@ -28,24 +37,50 @@ class UserCreateForm(forms.Form):
             raise forms.ValidationError("There is already a user with this username.")
         return username
 
+    def clean(self) -> dict:
+        # Check the password in the same round as the other fields (the service checks it again).
+        data = super().clean()
+        if data.get("password"):
+            candidate = get_user_model()(username=data.get("username", ""), email=data.get("email", ""))
+            try:
+                validate_password(data["password"], candidate)
+            except forms.ValidationError as exc:
+                self.add_error("password", exc.messages)
+        return data
+
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES)
 
 
 class PasswordResetForm(forms.Form):
+    """A new password for `user`, checked by the password validators."""
+
     password = forms.CharField(
-        label="New password", max_length=128, strip=False,
+        label="New password",
+        max_length=128,
+        strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text="At least 8 characters, not a common password.",
     )
     password_again = forms.CharField(
-        label="New password again", max_length=128, strip=False,
+        label="New password again",
+        max_length=128,
+        strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
+    def __init__(self, *args, user, **kwargs) -> None:
+        self.user = user
+        super().__init__(*args, **kwargs)
+
     def clean(self) -> dict:
         data = super().clean()
+        if data.get("password"):
+            try:
+                validate_password(data["password"], self.user)
+            except forms.ValidationError as exc:
+                self.add_error("password", exc.messages)
         if data.get("password") and data.get("password_again") and data["password"] != data["password_again"]:
             self.add_error("password_again", "The two passwords are not the same.")
         return data

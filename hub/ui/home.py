@@ -8,6 +8,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncHour
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from connectors.base import ErrorClass
 from connectors.models import System
@@ -19,9 +20,9 @@ from hub.ui.systems import url_or_empty
 
 # Problems first: the page answers "what needs me?" before "what is fine?".
 HEALTH_ORDER = ["failing", "silent", "paused", "idle", "draft", "ok"]
-RECENT_ERRORS = 8
+RECENT_ERRORS = 6
 CHART_HOURS = 24
-CHART = {"width": 720, "height": 150, "top": 10, "bottom": 22, "gap": 4}
+CHART = {"width": 720, "height": 200, "gap": 4}
 
 
 @dataclass
@@ -48,13 +49,19 @@ def error_words(error_class: str) -> str:
 def delivery_chart(now: datetime) -> dict:
     """Deliveries finished per hour over the last 24 hours, laid out as SVG bars (succeeded over failed)."""
     # Local hours, as TruncHour returns them in the current time zone (which may be a half-hour off UTC).
-    start = timezone.localtime(now - timedelta(hours=CHART_HOURS - 1)).replace(minute=0, second=0, microsecond=0)
+    start = timezone.localtime(now - timedelta(hours=CHART_HOURS - 1)).replace(
+        minute=0, second=0, microsecond=0
+    )
     rows = (
-        Delivery.objects.filter(finished_at__gte=start, status__in=(DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD))
+        Delivery.objects.filter(
+            finished_at__gte=start, status__in=(DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD)
+        )
         .annotate(hour=TruncHour("finished_at"))
         .values("hour")
-        .annotate(ok=Count("id", filter=Q(status=DeliveryStatus.SUCCEEDED)),
-                  bad=Count("id", filter=Q(status=DeliveryStatus.DEAD)))
+        .annotate(
+            ok=Count("id", filter=Q(status=DeliveryStatus.SUCCEEDED)),
+            bad=Count("id", filter=Q(status=DeliveryStatus.DEAD)),
+        )
         .order_by()
     )
     by_hour = {row["hour"]: row for row in rows if row["hour"] is not None}
@@ -64,20 +71,23 @@ def delivery_chart(now: datetime) -> dict:
         row = by_hour.get(hour, {})
         bars.append(Bar(hour=hour, succeeded=row.get("ok", 0), failed=row.get("bad", 0)))
     peak = max((b.succeeded + b.failed for b in bars), default=0)
-    plot = CHART["height"] - CHART["top"] - CHART["bottom"]
+    plot = CHART["height"]
     slot = CHART["width"] / CHART_HOURS
     for i, bar in enumerate(bars):
         scale = plot / peak if peak else 0
         bar.x, bar.width = i * slot + CHART["gap"] / 2, slot - CHART["gap"]
         bar.bad_height = bar.failed * scale
         bar.ok_height = bar.succeeded * scale
-        bar.bad_y = CHART["top"] + plot - bar.bad_height
+        bar.bad_y = plot - bar.bad_height
         bar.ok_y = bar.bad_y - bar.ok_height
         local = timezone.localtime(bar.hour)
-        bar.label = f"{local:%H}:00" if i % 6 == 0 else ""
+        bar.label = f"{local:%H}:00" if i % 4 == 0 else ""
     return {
-        "bars": bars, "peak": peak, **CHART, "plot": plot, "baseline": CHART["top"] + plot, "label_y": CHART["height"] - 6,
-        "succeeded": sum(b.succeeded for b in bars), "failed": sum(b.failed for b in bars),
+        "bars": bars,
+        "peak": peak,
+        **CHART,
+        "succeeded": sum(b.succeeded for b in bars),
+        "failed": sum(b.failed for b in bars),
     }
 
 
@@ -96,14 +106,23 @@ def overview(now: datetime | None = None) -> dict:
     )
     errors = []
     for attempt in (
-        Attempt.objects.exclude(error_class="").select_related("delivery__flow").order_by("-pk")[:RECENT_ERRORS]
+        Attempt.objects.exclude(error_class="")
+        .select_related("delivery__flow")
+        .order_by("-pk")[:RECENT_ERRORS]
     ):
         flow = attempt.delivery.flow
-        errors.append({
-            "flow": flow, "flow_url": url_or_empty("flows-detail", flow.pk), "when": attempt.started_at,
-            "what": error_words(attempt.error_class), "error_class": attempt.error_class,
-            "message": attempt.message, "outcome": attempt.outcome,
-        })
+        errors.append(
+            {
+                "flow": flow,
+                "flow_url": url_or_empty("flows-detail", flow.pk),
+                "when": attempt.started_at,
+                "ago": timesince(attempt.started_at, now, depth=1),
+                "what": error_words(attempt.error_class),
+                "error_class": attempt.error_class,
+                "message": attempt.message,
+                "outcome": attempt.outcome,
+            }
+        )
     return {
         "now": now,
         "health": health,
@@ -125,11 +144,15 @@ def overview(now: datetime | None = None) -> dict:
 @readers
 def home(request):
     context = overview()
-    context.update({
-        "systems_add_url": url_or_empty("connectors-add"),
-        "flows_add_url": next(filter(None, (url_or_empty(n) for n in ("flows-add", "flows-new", "flows-create"))), ""),
-        "dlq_url": url_or_empty("dlq-inbox"),
-    })
+    context.update(
+        {
+            "systems_add_url": url_or_empty("connectors-add"),
+            "flows_add_url": next(
+                filter(None, (url_or_empty(n) for n in ("flows-add", "flows-new", "flows-create"))), ""
+            ),
+            "dlq_url": url_or_empty("dlq-inbox"),
+        }
+    )
     if request.htmx:
         return render(request, "hub/home.html#stats", context)
     return render(request, "hub/home.html", context)

@@ -64,12 +64,18 @@ def system_add(request):
     form = SystemForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            system = system_create(fields=form.system_fields(), credentials=form.credentials(),
-                                   webhook_secret=form.webhook_secret_value(), actor=request.user)
+            system = system_create(
+                fields=form.system_fields(),
+                credentials=form.credentials(),
+                webhook_secret=form.webhook_secret_value(),
+                actor=request.user,
+            )
         except ValidationError as exc:
             _apply_errors(form, exc)
         else:
-            messages.success(request, f"{system.name} is registered. Test the connection to make sure it works.")
+            messages.success(
+                request, f"{system.name} is registered. Test the connection to make sure it works."
+            )
             return redirect("connectors-detail", pk=system.pk)
     return render(request, "connectors/form.html", _form_context(form, None))
 
@@ -80,8 +86,13 @@ def system_edit(request, pk: int):
     form = SystemForm(request.POST or None, instance=system)
     if request.method == "POST" and form.is_valid():
         try:
-            system_update(system=system, fields=form.system_fields(), credentials=form.credentials(),
-                          webhook_secret=form.webhook_secret_value(), actor=request.user)
+            system_update(
+                system=system,
+                fields=form.system_fields(),
+                credentials=form.credentials(),
+                webhook_secret=form.webhook_secret_value(),
+                actor=request.user,
+            )
         except ValidationError as exc:
             system.refresh_from_db()
             _apply_errors(form, exc)
@@ -102,7 +113,9 @@ def _form_context(form: SystemForm, system: System | None) -> dict:
         for key in SECRET_INPUTS
     ]
     return {
-        "form": form, "system": system, "secrets": secrets,
+        "form": form,
+        "system": system,
+        "secrets": secrets,
         "webhook_secret": {"field": form["webhook_secret"], "stored": form.stored("webhook_secret")},
         "hooks_base": settings.HUB_PUBLIC_URL.rstrip("/") + "/hooks/",
     }
@@ -113,8 +126,13 @@ def system_credentials(request, pk: int):
     system = get_object_or_404(System, pk=pk)
     form = CredentialsForm(request.POST or None, instance=system)
     if request.method == "POST" and form.is_valid():
-        system_update(system=system, fields={}, credentials=form.credentials(),
-                      webhook_secret=form.webhook_secret_value(), actor=request.user)
+        system_update(
+            system=system,
+            fields={},
+            credentials=form.credentials(),
+            webhook_secret=form.webhook_secret_value(),
+            actor=request.user,
+        )
         messages.success(request, f"Replaced the secrets of {system.name}.")
         return redirect("connectors-detail", pk=system.pk)
     fields = [{"field": form[name], "stored": form.stored(name)} for name in form.fields]
@@ -127,15 +145,19 @@ def signature_in_words(system: System) -> str:
     if system.signature_scheme == SignatureScheme.NONE:
         return "Webhooks are not signed: anyone who knows the URL can send events. Prefer a signed scheme."
     if system.signature_scheme == SignatureScheme.TIMESTAMPED:
-        return (f"Each webhook carries a {system.signature_header} header of the form t=<unix time>,v1=<signature>: "
-                f"an HMAC-SHA256 of the time, a dot and the body, {encoding}, made with the signing secret. "
-                f"Webhooks older than {system.signature_tolerance_seconds} seconds are refused.")
+        return (
+            f"Each webhook carries a {system.signature_header} header of the form t=<unix time>,v1=<signature>: "
+            f"an HMAC-SHA256 of the time, a dot and the body, {encoding}, made with the signing secret. "
+            f"Webhooks older than {system.signature_tolerance_seconds} seconds are refused."
+        )
     prefix = f", after “{system.signature_prefix}”" if system.signature_prefix else ""
-    return (f"Each webhook carries an HMAC-SHA256 of its body, {encoding}, made with the signing secret, "
-            f"in the {system.signature_header} header{prefix}.")
+    return (
+        f"Each webhook carries an HMAC-SHA256 of its body, {encoding}, made with the signing secret, "
+        f"in the {system.signature_header} header{prefix}."
+    )
 
 
-def _detail_context(request, system: System, report=None) -> dict:
+def _detail_context(system: System, report=None) -> dict:
     models = list(system.data_models.annotate(field_count=Count("fields")).order_by("name"))
     flows = Flow.objects.filter(Q(source_system=system) | Q(target_system=system)).select_related(
         "source_system", "target_system"
@@ -167,7 +189,7 @@ def _detail_context(request, system: System, report=None) -> dict:
 @readers
 def system_detail(request, pk: int):
     system = get_object_or_404(System, pk=pk)
-    return render(request, "connectors/detail.html", _detail_context(request, system))
+    return render(request, "connectors/detail.html", _detail_context(system))
 
 
 @require_POST
@@ -178,7 +200,7 @@ def system_test(request, pk: int):
     report = system_test_connection(system=system, path=path, actor=request.user)
     if request.htmx:
         return render(request, "connectors/detail.html#test-result", {"system": system, "report": report})
-    return render(request, "connectors/detail.html", _detail_context(request, system, report))
+    return render(request, "connectors/detail.html", _detail_context(system, report))
 
 
 @require_POST

@@ -1,0 +1,121 @@
+"""A new admin registers two sandbox systems in a real browser and tests their connections; an
+auditor can look but not change."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from connectors.models import System
+from connectors.sandbox import DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def register(
+    page, *, kind: str, name: str, url: str, test_path: str, api_key: str, webhook_secret: str
+) -> None:
+    page.get_by_label("Kind of system").select_option(kind)
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("API base URL").fill(url)
+    page.get_by_label("Path to test the connection").fill(test_path)
+    page.get_by_label("Sign-in method").select_option("api_key")
+    # Only the inputs of the chosen sign-in method show.
+    expect(page.get_by_label("Header for the API key")).to_have_value("X-Api-Key")
+    expect(page.get_by_label("Bearer token")).to_be_hidden()
+    page.get_by_label("API key", exact=True).fill(api_key)
+    page.get_by_label("Webhook signing secret").fill(webhook_secret)
+    page.get_by_role("button", name="Register system").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(name)
+    expect(page.get_by_role("status").first).to_contain_text(f"{name} is registered")
+
+
+def test_it_registers_two_sandbox_systems_and_tests_their_connections(
+    sign_in, personas, live_server, fresh_sandbox
+):
+    page = sign_in(personas["admin"])
+    page.get_by_role("link", name="Systems").click()
+    expect(page.get_by_text("No systems yet: register your first")).to_be_visible()
+    page.get_by_role("link", name="Register a system").click()
+
+    # A mistake first: the error shows next to the field, in plain words.
+    page.get_by_label("Name", exact=True).fill("CRM")
+    page.get_by_label("API base URL").fill("crm.example")
+    page.get_by_role("button", name="Register system").click()
+    expect(page.locator("#id_base_url_error")).to_contain_text("starting with http:// or https://")
+
+    register(
+        page,
+        kind="crm",
+        name="CRM",
+        url=fresh_sandbox.url("crm"),
+        test_path="/deals",
+        api_key=DEMO_CREDENTIALS["crm"]["api_key"],
+        webhook_secret=DEMO_WEBHOOK_SECRETS["crm"],
+    )
+    expect(page.get_by_label(re.compile("webhook settings"))).to_have_value(re.compile(r"/hooks/crm/$"))
+    page.get_by_role("button", name="Test connection").click()
+    result = page.locator("#test-result")
+    expect(result).to_contain_text("Connected, and the credentials were accepted")
+    expect(result).to_contain_text("Reachable: yes")
+    assert DEMO_CREDENTIALS["crm"]["api_key"] not in page.content()
+
+    page.get_by_role("link", name="← Systems").click()
+    page.get_by_role("link", name="Register a system").click()
+    register(
+        page,
+        kind="inventory",
+        name="Inventory",
+        url=fresh_sandbox.url("inventory"),
+        test_path="/products",
+        api_key=DEMO_CREDENTIALS["inventory"]["api_key"],
+        webhook_secret=DEMO_WEBHOOK_SECRETS["inventory"],
+    )
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.locator("#test-result")).to_contain_text("Connected, and the credentials were accepted")
+
+    # A wrong key: the test says so, and the secret never shows.
+    page.get_by_role("link", name="← Systems").click()
+    expect(page.get_by_role("row")).to_have_count(3)
+    page.get_by_role("link", name="CRM").click()
+    page.get_by_role("link", name="Replace secrets").click()
+    page.get_by_label("API key").fill("not-the-right-key")
+    page.get_by_role("button", name="Replace").click()
+    page.get_by_role("button", name="Test connection").click()
+    expect(page.locator("#test-result")).to_contain_text("credentials were refused")
+    assert "not-the-right-key" not in page.content()
+    assert System.objects.get(slug="crm").credentials == {"api_key": "not-the-right-key"}
+
+
+def test_an_auditor_sees_systems_but_cannot_change_them(sign_in, personas, live_server):
+    System.objects.create(name="CRM", slug="crm", base_url="http://127.0.0.1:9")
+    page = sign_in(personas["auditor"])
+    page.get_by_role("link", name="Systems").click()
+    expect(page.get_by_role("link", name="CRM")).to_be_visible()
+    expect(page.get_by_role("link", name="Register a system")).to_have_count(0)
+    page.get_by_role("link", name="CRM").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("CRM")
+    expect(page.get_by_role("link", name="Edit")).to_have_count(0)
+    expect(page.get_by_role("button", name="Test connection")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("Delete"))).to_have_count(0)
+
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    system = System.objects.get()
+    for path in (
+        f"/systems/{system.pk}/edit/",
+        f"/systems/{system.pk}/delete/",
+        f"/systems/{system.pk}/test/",
+    ):
+        response = page.request.post(
+            f"{live_server.url}{path}",
+            form={"name": "Hacked"},
+            headers={"X-CSRFToken": csrf, "Referer": f"{live_server.url}/"},
+        )
+        assert response.status == 403, path
+        assert "CSRF" not in response.text()
+    assert System.objects.get().name == "CRM"
