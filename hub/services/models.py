@@ -108,7 +108,9 @@ def data_model_update(*, model: DataModel, actor, **changes: str) -> DataModel:
         clash = DataModel.objects.filter(system_id=model.system_id, name__iexact=changes["name"])
         if clash.exclude(pk=model.pk).exists():
             raise ConfigError(f'{model.system.name} already has a data model called "{changes["name"]}"')
-    diff = {key: [getattr(model, key), value] for key, value in changes.items() if getattr(model, key) != value}
+    diff = {
+        key: [getattr(model, key), value] for key, value in changes.items() if getattr(model, key) != value
+    }
     if not diff:
         return model
     with transaction.atomic():
@@ -119,7 +121,9 @@ def data_model_update(*, model: DataModel, actor, **changes: str) -> DataModel:
     return model
 
 
-def data_model_sample_set(*, model: DataModel, sample: dict, actor, add_new_fields: bool = False) -> list[Field]:
+def data_model_sample_set(
+    *, model: DataModel, sample: dict, actor, add_new_fields: bool = False
+) -> list[Field]:
     """Replace the model's sample record; optionally add the fields it has that the model lacks.
 
     Returns the fields added. Existing fields are never changed or removed here: a sample shows
@@ -192,7 +196,12 @@ def field_add(
     with transaction.atomic():
         position = (model.fields.aggregate(last=Max("position"))["last"] or 0) + 1
         field = Field.objects.create(
-            model=model, path=path, type=type, required=required, description=description[:300], position=position
+            model=model,
+            path=path,
+            type=type,
+            required=required,
+            description=description[:300],
+            position=position,
         )
         audit_record(actor=actor, verb="add_field", target=model, diff={"field": _field_summary(spec)})
     return field

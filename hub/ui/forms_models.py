@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 from django import forms
+from django.urls import reverse
 
 from connectors.models import System
 from hub.services.models import EDITABLE
@@ -36,6 +37,31 @@ TYPE_CHOICES = [(kind, TYPE_LABELS.get(kind, kind)) for kind in FIELD_TYPES]
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 
 
+def sentence(problem: object) -> str:
+    """A message from the engine ("the path is empty") as a sentence on a form ("The path is empty.")."""
+    text = str(problem).strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "?", "!")) else f"{text}."
+
+
+def _no_special_numbers(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value (use null or a number)")
+
+
+def strict_json(text: str):
+    """json.loads without NaN and Infinity, which Python accepts but JSON (and browsers) do not.
+
+    Raises json.JSONDecodeError either way, so callers have one error to explain.
+    """
+    try:
+        return json.loads(text, parse_constant=_no_special_numbers)
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            raise
+        position = next((text.find(name) for name in ("NaN", "-Infinity", "Infinity") if name in text), 0)
+        raise json.JSONDecodeError(str(exc), text, position) from None
+
+
 def json_problem(exc: json.JSONDecodeError) -> str:
     return f"line {exc.lineno} column {exc.colno}: {exc.msg}"
 
@@ -43,9 +69,9 @@ def json_problem(exc: json.JSONDecodeError) -> str:
 def parse_json_object(text: str, what: str = "record") -> dict:
     """A JSON object from text typed by a person; raises forms.ValidationError saying where it breaks."""
     if not text.strip():
-        raise forms.ValidationError(f"Paste a {what} in JSON, e.g. {{\"id\": 1, \"email\": \"ann@example.com\"}}")
+        raise forms.ValidationError(f'Paste a {what} in JSON, e.g. {{"id": 1, "email": "ann@example.com"}}')
     try:
-        value = json.loads(text)
+        value = strict_json(text)
     except json.JSONDecodeError as exc:
         raise forms.ValidationError(f"This is not valid JSON: {json_problem(exc)}") from None
     if isinstance(value, list):
@@ -61,7 +87,7 @@ def parse_document(text: str) -> dict:
         raise forms.ValidationError("Upload an OpenAPI document or paste it below.")
     if text.lstrip().startswith(("{", "[")):
         try:
-            document = json.loads(text)
+            document = strict_json(text)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"This is not valid JSON: {json_problem(exc)}") from None
     else:
@@ -70,7 +96,9 @@ def parse_document(text: str) -> dict:
         except yaml.YAMLError as exc:
             raise forms.ValidationError(f"This is not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(document, dict):
-        raise forms.ValidationError("This is not an OpenAPI document: it should be an object with components.")
+        raise forms.ValidationError(
+            "This is not an OpenAPI document: it should be an object with components."
+        )
     return document
 
 
@@ -106,20 +134,30 @@ class SourceForm(forms.Form):
     sample = forms.CharField(
         required=False,
         label="Sample record (JSON)",
-        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false"}),
+        widget=forms.Textarea(
+            attrs={
+                "rows": 12,
+                "spellcheck": "false",
+                "placeholder": '{\n  "id": "deal_1",\n  "amount": 12.5,\n  "customer": {"email": "ann@example.com"}\n}',
+            }
+        ),
         help_text="One record as the system sends it, e.g. from its API documentation or a webhook.",
     )
     openapi_file = forms.FileField(
         required=False,
         label="OpenAPI document (JSON or YAML file)",
-        widget=forms.ClearableFileInput(attrs={"accept": ".json,.yaml,.yml,application/json,application/yaml"}),
+        widget=forms.ClearableFileInput(
+            attrs={"accept": ".json,.yaml,.yml,application/json,application/yaml"}
+        ),
     )
     openapi_text = forms.CharField(
         required=False,
         label="…or paste the document",
         widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
     )
-    schema_name = forms.ChoiceField(required=False, label="Schema", choices=[("", "Choose a schema…")])
+    # Text with a drop-down: the choices come from the document, and a name it lacks gets a precise
+    # message from clean() instead of Django's generic "select a valid choice".
+    schema_name = forms.CharField(required=False, label="Schema", widget=forms.Select())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -142,7 +180,20 @@ class SourceForm(forms.Form):
         self._offer_schemas()
 
     def _offer_schemas(self) -> None:
-        self.fields["schema_name"].choices = [("", "Choose a schema…")] + [(n, n) for n in self.schema_names]
+        # Picking a schema reads its fields at once (the form posts itself back with HTMX).
+        self.fields["schema_name"].widget.attrs.update(
+            {
+                "hx-post": reverse("mappings-model-add"),
+                "hx-trigger": "change",
+                "hx-vals": '{"action": "read"}',
+                "hx-target": "#model-form",
+                "hx-swap": "outerHTML",
+                "hx-encoding": "multipart/form-data",
+            }
+        )
+        self.fields["schema_name"].widget.choices = [("", "Choose a schema…")] + [
+            (n, n) for n in self.schema_names
+        ]
 
     def clean_openapi_file(self) -> None:
         if self.upload_problem:
@@ -176,7 +227,7 @@ class SourceForm(forms.Form):
             self.add_error(where, exc)
             return
         except SchemaError as exc:
-            self.add_error(where, f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+            self.add_error(where, sentence(exc))
             return
         self._offer_schemas()
         name = self.data.get("schema_name", "")
@@ -193,19 +244,18 @@ class SourceForm(forms.Form):
         try:
             self.fields_read = fields_from_openapi(document, name)
         except SchemaError as exc:
-            self.add_error("schema_name", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+            self.add_error("schema_name", sentence(exc))
             return
         if not self.fields_read:
             self.add_error("schema_name", f'The schema "{name}" has no properties; choose another one.')
-
-    def sample_record(self) -> dict | None:
-        return self.record if self.cleaned_data.get("source") == self.SAMPLE else None
 
 
 class DetailsForm(forms.Form):
     """The settings of a data model (shared by the create page and the detail page's edit form)."""
 
-    name = forms.CharField(max_length=100, help_text="What the system calls these records, e.g. Deal or Customer.")
+    name = forms.CharField(
+        max_length=100, help_text="What the system calls these records, e.g. Deal or Customer."
+    )
     resource_path = forms.CharField(
         max_length=300,
         required=False,
@@ -268,7 +318,7 @@ def _path_field(value: str) -> str:
     try:
         compile_path(value)
     except PathError as exc:
-        raise forms.ValidationError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+        raise forms.ValidationError(sentence(exc)) from None
     return value
 
 
@@ -305,7 +355,9 @@ class BaseFieldRows(forms.BaseFormSet):
                 form.add_error("path", f'"{path}" is listed twice.')
             seen.add(path)
         if not seen:
-            raise forms.ValidationError("A data model needs at least one field: read them from a sample first.")
+            raise forms.ValidationError(
+                "A data model needs at least one field: read them from a sample first."
+            )
 
     def specs(self) -> list[FieldSpec]:
         return [form.spec() for form in self.forms]
@@ -323,7 +375,9 @@ class BaseFieldRows(forms.BaseFormSet):
         ]
 
 
-FieldRows = forms.formset_factory(FieldRowForm, formset=BaseFieldRows, extra=0, max_num=1000, absolute_max=1000)
+FieldRows = forms.formset_factory(
+    FieldRowForm, formset=BaseFieldRows, extra=0, max_num=1000, absolute_max=1000
+)
 
 
 def rows_from_specs(specs: list[FieldSpec]) -> list[dict]:

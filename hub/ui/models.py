@@ -33,6 +33,7 @@ from hub.ui.forms_models import (
     SourceForm,
     SystemChoiceForm,
     rows_from_specs,
+    sentence,
 )
 from mappings.models import DataModel, Field, Mapping
 
@@ -98,7 +99,9 @@ def model_add(request: HttpRequest) -> HttpResponse:
         context["source_form"] = source_form
         if source_form.is_valid():
             rows = rows_from_specs(source_form.fields_read)
-            context["details_form"] = DetailsForm(initial=_suggested_details(request.POST.dict(), source_form))
+            context["details_form"] = DetailsForm(
+                initial=_suggested_details(request.POST.dict(), source_form)
+            )
             context["just_read"] = True
     elif action == "add_row":
         rows.append(dict(BLANK_ROW))
@@ -122,26 +125,38 @@ def _blank_add_context(request: HttpRequest) -> dict:
 
 
 def _suggested_details(posted: dict, source_form: SourceForm) -> dict:
-    """Fill what the fields just read make obvious, never overwriting what the admin typed."""
+    """Fill in what the fields just read make obvious; what the admin typed stays if it still fits."""
     details = dict(posted)
     paths = {spec.path for spec in source_form.fields_read or ()}
     if not details.get("name") and source_form.cleaned_data.get("schema_name"):
         details["name"] = source_form.cleaned_data["schema_name"]
     if not details.get("id_path") or details.get("id_path") not in paths:
-        details["id_path"] = next((p for p in ("id", "uuid", "key", "code") if p in paths), details.get("id_path"))
-    if not details.get("cursor_field"):
-        details["cursor_field"] = next((p for p in ("updated_at", "modified_at", "updatedAt") if p in paths), "")
+        details["id_path"] = next(
+            (p for p in ("id", "uuid", "key", "code") if p in paths), details.get("id_path")
+        )
+    if details.get("cursor_field") not in paths:
+        details["cursor_field"] = next(
+            (p for p in ("updated_at", "modified_at", "updatedAt") if p in paths), ""
+        )
     return details
 
 
 def _save_new_model(request: HttpRequest, context: dict, rows: list[dict]) -> HttpResponse:
     system_form = SystemChoiceForm(request.POST)
     system = system_form.cleaned_data["system"] if system_form.is_valid() else None
-    source_form = SourceForm(request.POST, request.FILES)
+    if request.POST.get("source") == SourceForm.SAMPLE and request.POST.get("sample", "").strip():
+        source_form = SourceForm(request.POST, request.FILES)
+        source_valid = source_form.is_valid()
+    else:
+        # Fields typed by hand or read from a document: the table is all that is needed.
+        source_form = SourceForm(initial=request.POST.dict())
+        source_valid = True
     details_form = DetailsForm(request.POST, system=system)
     row_forms = FieldRows(request.POST, prefix=FIELD_ROWS)
-    context.update(system_form=system_form, source_form=source_form, details_form=details_form, rows=row_forms)
-    valid = all([system_form.is_valid(), source_form.is_valid(), details_form.is_valid(), row_forms.is_valid()])
+    context.update(
+        system_form=system_form, source_form=source_form, details_form=details_form, rows=row_forms
+    )
+    valid = all([system_form.is_valid(), source_valid, details_form.is_valid(), row_forms.is_valid()])
     if row_forms.is_valid() and details_form.is_valid():
         details_form.check_paths_against({spec.path for spec in row_forms.specs()})
         valid = valid and details_form.is_valid()
@@ -158,11 +173,11 @@ def _save_new_model(request: HttpRequest, context: dict, rows: list[dict]) -> Ht
             cursor_field=details["cursor_field"],
             description=details["description"],
             fields=row_forms.specs(),
-            sample=source_form.sample_record(),
+            sample=source_form.record,
             actor=request.user,
         )
     except ConfigError as exc:
-        context["form_error"] = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
+        context["form_error"] = sentence(exc)
         return _render_add(request, context)
     messages.success(request, f"Created the data model {model.name} with {len(rows)} fields.")
     url = reverse("mappings-model-detail", args=[model.pk])
@@ -202,7 +217,9 @@ def _detail_context(model: DataModel, **extra) -> dict:
             for flow in flows
         ],
         "mappings": mappings,
-        "sample_json": json.dumps(model.sample, indent=2, ensure_ascii=False) if model.sample is not None else "",
+        "sample_json": json.dumps(model.sample, indent=2, ensure_ascii=False)
+        if model.sample is not None
+        else "",
         "details_form": DetailsForm(
             instance=model,
             initial={key: getattr(model, key) for key in ("name", "resource_path", "id_path", "cursor_field")}
@@ -226,17 +243,21 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def model_edit(request: HttpRequest, pk: int) -> HttpResponse:
     model = _model_or_404(pk)
     form = DetailsForm(request.POST, instance=model)
-    saved = False
     if form.is_valid():
         form.check_paths_against(set(model.fields.values_list("path", flat=True)))
     if form.is_valid():
         try:
             data_model_update(model=model, actor=request.user, **form.changes())
-            saved = True
         except ConfigError as exc:
-            form.add_error(None, str(exc))
-    context = _detail_context(model, details_form=form, settings_saved=saved, settings_open=not saved)
-    return _render_part(request, "model-settings", context)
+            form.add_error(None, sentence(exc))
+        else:
+            # The name shows in the page title and heading too: show the whole page again.
+            messages.success(request, "Saved the settings.")
+            url = reverse("mappings-model-detail", args=[pk])
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return _render_part(
+        request, "model-settings", _detail_context(model, details_form=form, settings_open=True)
+    )
 
 
 @admins_only
@@ -247,7 +268,9 @@ def model_sample(request: HttpRequest, pk: int) -> HttpResponse:
     added: list[Field] = []
     if form.is_valid():
         added = data_model_sample_set(
-            model=model, sample=form.cleaned_data["sample"], actor=request.user,
+            model=model,
+            sample=form.cleaned_data["sample"],
+            actor=request.user,
             add_new_fields=form.cleaned_data["add_new_fields"],
         )
         form = None
@@ -284,7 +307,7 @@ def field_add_view(request: HttpRequest, pk: int) -> HttpResponse:
             extra["changed_field"] = field.pk
             form = None
         except ConfigError as exc:
-            form.add_error("path", str(exc))
+            form.add_error("path", sentence(exc))
     if form is not None:
         extra.update(add_form=form, add_open=True)
     return _render_part(request, "fields", _detail_context(model, **extra))
@@ -305,7 +328,7 @@ def field_update_view(request: HttpRequest, pk: int) -> HttpResponse:
             description=request.POST.get("description", field.description)[:300],
         )
     except ConfigError as exc:
-        error = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
+        error = sentence(exc)
         field.refresh_from_db()
     if not request.htmx:
         return redirect("mappings-model-detail", field.model_id)

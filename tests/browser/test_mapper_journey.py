@@ -1,0 +1,115 @@
+"""An admin builds a data model from a sample, maps it in the visual mapper and saves a version."""
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from mappings.models import DataModel
+from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SAMPLE = {"id": "deal_1", "amount": 12.5, "currency": "EUR", "customer": {"email": "Ann@Example.com"}}
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def test_it_builds_a_model_and_maps_it_by_click_drag_and_keyboard(sign_in, personas, live_server):
+    crm = SystemFactory(name="CRM", slug="crm")
+    books = SystemFactory(name="Books", slug="books")
+    invoice = model_with_fields(
+        books,
+        "Invoice",
+        "/invoices",
+        {
+            "number": ("string", True),
+            "customer_email": ("string", True),
+            "total_minor": ("integer", False),
+            "currency": ("string", False),
+        },
+    )
+    page = sign_in(personas["admin"])
+
+    # A data model from a pasted sample: fields are read, shown for editing, then saved.
+    page.goto(f"{live_server.url}/models/")
+    page.get_by_role("link", name="Create a data model for CRM").click()
+    page.get_by_label("Sample record (JSON)").fill(json.dumps(SAMPLE, indent=2))
+    page.get_by_role("button", name="Read the fields").click()
+    expect(page.get_by_text("Read 5 fields")).to_be_visible()
+    expect(page.get_by_label("Field path, row 5")).to_have_value("customer.email")
+    page.get_by_label("id is required").check()
+    page.get_by_label("Name", exact=True).fill("Deal")
+    page.get_by_role("button", name="Create data model").click()
+    expect(page.get_by_role("heading", name="Deal", exact=True)).to_be_visible()
+    deal = DataModel.objects.get(system=crm, name="Deal")
+    assert deal.fields.get(path="id").required
+
+    mapping = flow_with_mapping(
+        source_model=deal,
+        target_model=invoice,
+        rules=[{"target": "currency", "source": "currency"}],
+        actor=personas["admin"],
+    ).mapping
+    page.goto(f"{live_server.url}/models/mappings/{mapping.pk}/")
+    warning = page.locator("#required-summary")
+    expect(warning).to_have_text("2 required fields are not mapped yet: number, customer_email")
+
+    def source(path):
+        return page.get_by_role("button", name=f"Source field {path}", exact=True)
+
+    def target(path, required=False):
+        return page.get_by_role(
+            "button", name=f"Target field {path}{' (required)' if required else ''}", exact=True
+        )
+
+    def line(source_path, target_path):
+        return page.locator(f'#mapper-lines path[data-source="{source_path}"][data-target="{target_path}"]')
+
+    # By click: the source, then the target.
+    source("customer.email").click()
+    expect(source("customer.email")).to_have_attribute("aria-pressed", "true")
+    target("customer_email", required=True).click()
+    expect(line("customer.email", "customer_email")).to_have_count(1)
+    expect(warning).to_have_text("1 required field is not mapped yet: number")
+
+    # By drag: the source dropped on the target.
+    source("amount").drag_to(target("total_minor"))
+    expect(line("amount", "total_minor")).to_have_count(1)
+    output = page.locator("#preview-output")
+    expect(output).to_contain_text('"total_minor": 12.5')
+
+    # A transform with an option, from the plain-language list; the preview follows.
+    page.get_by_role("button", name="Edit the rule for total_minor").click()
+    page.locator("#t-total_minor-add").select_option(label="Money to minor units")
+    page.locator("#t-total_minor-s0-currency").fill("EUR")
+    expect(output).to_contain_text('"total_minor": 1250')
+    expect(page.locator("#t-total_minor .rule-result")).to_have_text("→ 1250")
+
+    # By keyboard: Enter on the source, then Enter on the target; the warning goes away.
+    source("id").focus()
+    page.keyboard.press("Enter")
+    target("number", required=True).focus()
+    page.keyboard.press("Enter")
+    expect(line("id", "number")).to_have_count(1)
+    expect(warning).to_be_hidden()
+    expect(output).to_contain_text('"number": "deal_1"')
+
+    # Save, then read version 2 in the history.
+    page.get_by_label("What did you change? (optional)").fill("first real mapping")
+    page.get_by_role("button", name="Save as version 2").click()
+    expect(page.locator("#save-status")).to_contain_text("Saved as version 2.")
+    expect(page.locator("#version-badge")).to_have_text("Version 2")
+    page.get_by_role("link", name="See the history").click()
+    version = page.locator("#v2")
+    expect(version).to_contain_text("“first real mapping”")
+    expect(version.get_by_role("row", name=re.compile("total_minor"))).to_contain_text(
+        'total_minor ← amount, then Money to minor units (currency: "EUR")'
+    )
+    expect(version.get_by_role("row", name=re.compile("customer_email"))).to_contain_text("Added")
+    mapping.refresh_from_db()
+    assert mapping.current_version.number == 2

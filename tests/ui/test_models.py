@@ -1,0 +1,560 @@
+"""Data model pages: the list, creating from a sample or an OpenAPI document, inline field edits."""
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from hub.models import AuditEntry
+from mappings.models import DataModel, Field
+from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
+
+pytestmark = pytest.mark.django_db
+
+SAMPLE = {
+    "id": "deal_1",
+    "amount": 12.5,
+    "won": True,
+    "closed_on": "2026-11-23",
+    "customer": {"email": "ann@example.com"},
+    "lines": [{"sku": "DESK", "quantity": 2}],
+}
+
+OPENAPI_YAML = """
+openapi: 3.0.3
+info: {title: Shop, version: "1"}
+paths: {}
+components:
+  schemas:
+    Customer:
+      type: object
+      required: [email]
+      properties:
+        email: {type: string, description: Where receipts go}
+        name: {type: string}
+    Order:
+      type: object
+      required: [id, total]
+      properties:
+        id: {type: string}
+        total: {type: number}
+        placed_at: {type: string, format: date-time}
+        customer: {$ref: '#/components/schemas/Customer'}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """The personas' passwords are hashed with a cheap hasher: seconds saved per test."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def client_for(client, user):
+    client.force_login(user)
+    return client
+
+
+def rows_data(rows: list[tuple[str, str, bool]]) -> dict:
+    """The POST data of the editable field table."""
+    data = {
+        "fields-TOTAL_FORMS": str(len(rows)),
+        "fields-INITIAL_FORMS": "0",
+        "fields-MIN_NUM_FORMS": "0",
+        "fields-MAX_NUM_FORMS": "1000",
+    }
+    for index, (path, kind, required) in enumerate(rows):
+        data[f"fields-{index}-path"] = path
+        data[f"fields-{index}-type"] = kind
+        data[f"fields-{index}-description"] = ""
+        if required:
+            data[f"fields-{index}-required"] = "on"
+    return data
+
+
+@pytest.fixture
+def crm():
+    return SystemFactory(name="CRM", slug="crm")
+
+
+@pytest.fixture
+def deal(crm):
+    return model_with_fields(
+        crm,
+        "Deal",
+        "/deals",
+        {"id": ("string", True), "amount": ("number", False), "customer.email": ("string", False)},
+        sample={"id": "d1", "amount": 3, "customer": {"email": "a@b.c"}},
+    )
+
+
+# --- who may do what ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", ["admin", "ops", "auditor"])
+def test_it_shows_the_models_list_to_every_role(client, personas, persona, deal):
+    response = client_for(client, personas[persona]).get(reverse("mappings-models"))
+    assert response.status_code == 200
+    assert "Deal" in response.text
+    assert ("New data model" in response.text) is (persona == "admin")
+
+
+def test_it_refuses_the_models_list_to_an_outsider_and_redirects_anonymous(client, personas):
+    assert client.get(reverse("mappings-models")).status_code == 302
+    assert client_for(client, personas["outsider"]).get(reverse("mappings-models")).status_code == 403
+
+
+@pytest.mark.parametrize("persona", ["ops", "auditor"])
+def test_it_lets_readers_see_a_model_but_not_change_it(client, personas, persona, deal):
+    c = client_for(client, personas[persona])
+    page = c.get(reverse("mappings-model-detail", args=[deal.pk]))
+    assert page.status_code == 200
+    assert "customer.email" in page.text
+    assert "Remove field" not in page.text
+    field = deal.fields.get(path="amount")
+    assert c.get(reverse("mappings-model-add")).status_code == 403
+    assert c.post(reverse("mappings-model-add"), {"action": "read"}).status_code == 403
+    assert c.post(reverse("mappings-field-update", args=[field.pk]), {"type": "string"}).status_code == 403
+    assert c.post(reverse("mappings-field-remove", args=[field.pk])).status_code == 403
+    assert c.post(reverse("mappings-field-add", args=[deal.pk]), {"new-path": "x"}).status_code == 403
+    assert c.post(reverse("mappings-model-edit", args=[deal.pk]), {"name": "X"}).status_code == 403
+    assert c.post(reverse("mappings-model-delete", args=[deal.pk])).status_code == 403
+    field.refresh_from_db()
+    assert field.type == "number"
+    assert DataModel.objects.filter(pk=deal.pk).exists()
+
+
+def test_it_shows_an_empty_state_for_a_system_without_models(client, personas, crm):
+    response = client_for(client, personas["admin"]).get(reverse("mappings-models"))
+    assert "This system has no data models yet: paste a sample record to create one" in response.text
+    assert f"{reverse('mappings-model-add')}?system={crm.pk}" in response.text
+
+
+# --- creating from a sample -----------------------------------------------------------------------
+
+
+def test_it_reads_fields_from_a_sample_and_creates_the_model_as_edited(client, personas, crm):
+    c = client_for(client, personas["admin"])
+    page = c.get(reverse("mappings-model-add"), {"system": crm.pk})
+    assert page.status_code == 200
+    read = c.post(
+        reverse("mappings-model-add"),
+        {
+            "action": "read",
+            "system": crm.pk,
+            "source": "sample",
+            "sample": json.dumps(SAMPLE),
+            **rows_data([]),
+        },
+    )
+    assert read.status_code == 200
+    for path in ("customer.email", "lines[].sku", "lines[].quantity", "closed_on"):
+        assert f'value="{path}"' in read.text
+    assert "Read 9 fields" in read.text
+    assert not DataModel.objects.filter(name="Deal").exists()  # nothing saved before the admin says so
+
+    # The admin fixes a type, marks two fields required, drops one and adds one, then saves.
+    rows = [
+        ("id", "string", True),
+        ("amount", "number", True),
+        ("closed_on", "date", False),
+        ("customer.email", "string", False),
+        ("lines", "array", False),
+        ("lines[].sku", "string", False),
+        ("lines[].quantity", "number", False),
+        ("owner", "string", False),
+    ]
+    saved = c.post(
+        reverse("mappings-model-add"),
+        {
+            "action": "save",
+            "system": crm.pk,
+            "source": "sample",
+            "sample": json.dumps(SAMPLE),
+            "name": "Deal",
+            "resource_path": "deals",
+            "id_path": "id",
+            "cursor_field": "",
+            **rows_data(rows),
+        },
+    )
+    model = DataModel.objects.get(system=crm, name="Deal")
+    assert saved.status_code == 302
+    assert saved["Location"] == reverse("mappings-model-detail", args=[model.pk])
+    assert model.resource_path == "/deals"
+    assert model.sample == SAMPLE
+    assert [(f.path, f.type, f.required) for f in model.fields.all()] == rows
+    entry = AuditEntry.objects.get(verb="create", target_type="datamodel")
+    assert entry.actor == personas["admin"]
+    assert entry.diff["fields"][0] == {"path": "id", "type": "string", "required": True}
+
+
+def test_it_adds_and_removes_rows_of_the_field_table_without_losing_what_was_typed(client, personas, crm):
+    c = client_for(client, personas["admin"])
+    base = {"system": crm.pk, "source": "sample", "sample": "{}", "name": "Typed name"}
+    rows = [("id", "string", True), ("email", "string", False)]
+    added = c.post(reverse("mappings-model-add"), {**base, "action": "add_row", **rows_data(rows)})
+    assert added.text.count('aria-label="Field path, row') == 3
+    assert 'value="Typed name"' in added.text
+    removed = c.post(reverse("mappings-model-add"), {**base, "action": "remove:0", **rows_data(rows)})
+    assert removed.text.count('aria-label="Field path, row') == 1
+    assert 'name="fields-0-path" value="email"' in removed.text
+
+
+def test_it_creates_a_model_from_fields_typed_by_hand(client, personas, crm):
+    response = client_for(client, personas["admin"]).post(
+        reverse("mappings-model-add"),
+        {
+            "action": "save",
+            "system": crm.pk,
+            "source": "sample",
+            "sample": "",
+            "name": "Note",
+            "id_path": "id",
+            **rows_data([("id", "integer", True), ("text", "string", False)]),
+        },
+    )
+    assert response.status_code == 302
+    model = DataModel.objects.get(name="Note")
+    assert model.sample is None
+    assert list(model.fields.values_list("path", flat=True)) == ["id", "text"]
+
+
+def test_it_answers_htmx_with_the_form_alone_and_redirects_after_saving(client, personas, crm):
+    c = client_for(client, personas["admin"])
+    read = c.post(
+        reverse("mappings-model-add"),
+        {"action": "read", "system": crm.pk, "source": "sample", "sample": '{"id": 1}', **rows_data([])},
+        HTTP_HX_REQUEST="true",
+    )
+    assert read.text.lstrip().startswith('<form id="model-form"')
+    saved = c.post(
+        reverse("mappings-model-add"),
+        {
+            "action": "save",
+            "system": crm.pk,
+            "source": "sample",
+            "sample": '{"id": 1}',
+            "name": "Thing",
+            "id_path": "id",
+            **rows_data([("id", "integer", True)]),
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    assert saved["HX-Redirect"] == reverse(
+        "mappings-model-detail", args=[DataModel.objects.get(name="Thing").pk]
+    )
+
+
+@pytest.mark.parametrize(
+    "sample, message",
+    [
+        (
+            '{\n  "id": 1,\n  "name": "x"\n  "email": "y"\n}',
+            "line 4 column 3: Expecting &#x27;,&#x27; delimiter",
+        ),
+        ("[1, 2]", "not a list"),
+        ("", "Paste a sample record in JSON"),
+        ('"just text"', "a JSON object"),
+        ("{}", "This record has no fields"),
+    ],
+)
+def test_it_explains_a_sample_it_cannot_read(client, personas, crm, sample, message):
+    response = client_for(client, personas["admin"]).post(
+        reverse("mappings-model-add"),
+        {"action": "read", "system": crm.pk, "source": "sample", "sample": sample, **rows_data([])},
+    )
+    assert response.status_code == 200
+    assert message in response.text
+    assert 'class="field-error' in response.text
+
+
+def test_it_refuses_to_save_without_fields_a_name_or_a_known_id_field(client, personas, crm):
+    model_with_fields(crm, "Deal", "/deals", {"id": ("string", True)})
+    c = client_for(client, personas["admin"])
+    base = {"action": "save", "system": crm.pk, "source": "sample", "sample": '{"id": 1}', "id_path": "id"}
+    no_fields = c.post(reverse("mappings-model-add"), {**base, "name": "Other", **rows_data([])})
+    assert "A data model needs at least one field" in no_fields.text
+    clash = c.post(
+        reverse("mappings-model-add"), {**base, "name": "deal", **rows_data([("id", "string", True)])}
+    )
+    assert "CRM already has a data model called" in clash.text
+    bad_id = c.post(
+        reverse("mappings-model-add"),
+        {
+            **base,
+            "name": "Other",
+            "id_path": "uuid",
+            **rows_data([("id", "string", True), ("id", "string", False)]),
+        },
+    )
+    assert "is listed twice" in bad_id.text
+    bad_path = c.post(
+        reverse("mappings-model-add"),
+        {**base, "name": "Other", "id_path": "uuid", **rows_data([("id", "string", True)])},
+    )
+    assert "&quot;uuid&quot; is not one of the fields of this data model." in bad_path.text
+    broken = c.post(
+        reverse("mappings-model-add"), {**base, "name": "Other", **rows_data([("a..b", "string", True)])}
+    )
+    assert "is not a valid path" in broken.text
+    assert DataModel.objects.count() == 1
+
+
+# --- creating from an OpenAPI document ------------------------------------------------------------
+
+
+def test_it_imports_a_schema_from_an_uploaded_openapi_document(client, personas, crm):
+    c = client_for(client, personas["admin"])
+    upload = SimpleUploadedFile("shop.yaml", OPENAPI_YAML.encode(), content_type="application/yaml")
+    first = c.post(
+        reverse("mappings-model-add"),
+        {"action": "read", "system": crm.pk, "source": "openapi", "openapi_file": upload, **rows_data([])},
+    )
+    assert "Choose which schema this data model describes." in first.text
+    assert '<option value="Order">Order</option>' in first.text
+    assert 'value="placed_at"' not in first.text  # no schema chosen yet
+    assert "components:" in first.text  # the uploaded document stays on the page as text
+
+    read = c.post(
+        reverse("mappings-model-add"),
+        {
+            "action": "read",
+            "system": crm.pk,
+            "source": "openapi",
+            "openapi_text": OPENAPI_YAML,
+            "schema_name": "Order",
+            **rows_data([]),
+        },
+    )
+    for path in ("placed_at", "customer.email", "customer.name"):
+        assert f'value="{path}"' in read.text
+    assert 'value="Order"' in read.text  # the schema name is offered as the model's name
+
+    rows = [
+        ("id", "string", True),
+        ("total", "number", True),
+        ("placed_at", "datetime", False),
+        ("customer", "object", False),
+        ("customer.email", "string", True),
+    ]
+    c.post(
+        reverse("mappings-model-add"),
+        {
+            "action": "save",
+            "system": crm.pk,
+            "source": "openapi",
+            "openapi_text": OPENAPI_YAML,
+            "schema_name": "Order",
+            "name": "Order",
+            "id_path": "id",
+            **rows_data(rows),
+        },
+    )
+    model = DataModel.objects.get(name="Order")
+    assert model.sample is None
+    assert [(f.path, f.type, f.required) for f in model.fields.all()] == rows
+
+
+@pytest.mark.parametrize(
+    "document, schema, field, message",
+    [
+        (
+            "openapi: 3.0.0\ncomponents:\n  schemas:\n    A: {type: object\n",
+            "A",
+            "openapi_text",
+            "This is not valid YAML: line 5 column 1",
+        ),
+        (
+            '{"openapi": "3.0.0",\n "components": }',
+            "A",
+            "openapi_text",
+            "This is not valid JSON: line 2 column 16: Expecting value",
+        ),
+        (
+            OPENAPI_YAML,
+            "Invoice",
+            "schema_name",
+            "The document has no schema &quot;Invoice&quot; (it has: Customer, Order).",
+        ),
+        ("openapi: 3.0.0\npaths: {}\n", "A", "openapi_text", "No schemas found"),
+        ("", "", "openapi_text", "Upload an OpenAPI document or paste it below."),
+    ],
+)
+def test_it_explains_a_document_it_cannot_use(client, personas, crm, document, schema, field, message):
+    response = client_for(client, personas["admin"]).post(
+        reverse("mappings-model-add"),
+        {
+            "action": "read",
+            "system": crm.pk,
+            "source": "openapi",
+            "openapi_text": document,
+            "schema_name": schema,
+            **rows_data([]),
+        },
+    )
+    assert response.status_code == 200
+    assert message in response.text
+    assert f'id="id_{field}_error"' in response.text  # beside the field it is about
+
+
+def test_it_explains_an_uploaded_file_that_is_not_text(client, personas, crm):
+    upload = SimpleUploadedFile("shop.yaml", b"\xff\xfe\x00binary", content_type="application/octet-stream")
+    response = client_for(client, personas["admin"]).post(
+        reverse("mappings-model-add"),
+        {"action": "read", "system": crm.pk, "source": "openapi", "openapi_file": upload, **rows_data([])},
+    )
+    assert "The file is not text" in response.text
+
+
+# --- the detail page ------------------------------------------------------------------------------
+
+
+def test_it_shows_fields_sample_and_the_flows_that_use_a_model(client, personas, deal):
+    target = model_with_fields(
+        SystemFactory(name="Books"), "Invoice", "/invoices", {"total": ("number", True)}
+    )
+    flow = flow_with_mapping(
+        source_model=deal,
+        target_model=target,
+        rules=[{"target": "total", "source": "amount"}],
+        name="Deals to invoices",
+    )
+    page = client_for(client, personas["auditor"]).get(reverse("mappings-model-detail", args=[deal.pk]))
+    assert "Deals to invoices" in page.text
+    assert "reads Deal records from CRM" in page.text
+    assert "&quot;customer&quot;" in page.text  # the sample
+    assert reverse("mappings-mapper", args=[flow.mapping.pk]) in page.text
+
+
+def test_it_updates_a_field_inline_and_audits_it(client, personas, deal):
+    field = deal.fields.get(path="amount")
+    response = client_for(client, personas["admin"]).post(
+        reverse("mappings-field-update", args=[field.pk]),
+        {"type": "integer", "required": "on", "description": "In euros"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith(f'<tr id="field-{field.pk}"')
+    assert "Saved" in response.text
+    field.refresh_from_db()
+    assert (field.type, field.required, field.description) == ("integer", True, "In euros")
+    entry = AuditEntry.objects.get(verb="update_field")
+    assert entry.diff["type"] == ["number", "integer"] and entry.diff["required"] == [False, True]
+
+
+def test_it_explains_an_unknown_type_beside_the_field(client, personas, deal):
+    field = deal.fields.get(path="amount")
+    response = client_for(client, personas["admin"]).post(
+        reverse("mappings-field-update", args=[field.pk]), {"type": "money"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    assert "Unknown type &quot;money&quot;" in response.text
+    field.refresh_from_db()
+    assert field.type == "number"
+
+
+def test_it_adds_and_removes_fields(client, personas, deal):
+    c = client_for(client, personas["admin"])
+    added = c.post(
+        reverse("mappings-field-add", args=[deal.pk]),
+        {"new-path": "stage", "new-type": "string", "new-required": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert added.text.lstrip().startswith('<section id="fields"')
+    assert Field.objects.get(model=deal, path="stage").required
+    duplicate = c.post(
+        reverse("mappings-field-add", args=[deal.pk]),
+        {"new-path": "stage", "new-type": "string"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "The model already has a field &quot;stage&quot;." in duplicate.text
+    stage = Field.objects.get(model=deal, path="stage")
+    removed = c.post(reverse("mappings-field-remove", args=[stage.pk]), HTTP_HX_REQUEST="true")
+    assert "Removed the field" in removed.text
+    assert not Field.objects.filter(model=deal, path="stage").exists()
+    assert list(AuditEntry.objects.filter(target_type="datamodel").values_list("verb", flat=True)) == [
+        "remove_field",
+        "add_field",
+    ]
+
+
+def test_it_edits_settings_and_replaces_the_sample(client, personas, deal):
+    c = client_for(client, personas["admin"])
+    bad = c.post(
+        reverse("mappings-model-edit", args=[deal.pk]),
+        {"name": "Deal", "id_path": "nope", "resource_path": "/deals"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "&quot;nope&quot; is not one of the fields of this data model." in bad.text
+    good = c.post(
+        reverse("mappings-model-edit", args=[deal.pk]),
+        {"name": "Opportunity", "id_path": "id", "resource_path": "/opportunities", "cursor_field": ""},
+        HTTP_HX_REQUEST="true",
+    )
+    assert good["HX-Redirect"] == reverse("mappings-model-detail", args=[deal.pk])
+    deal.refresh_from_db()
+    assert (deal.name, deal.resource_path) == ("Opportunity", "/opportunities")
+
+    broken = c.post(
+        reverse("mappings-model-sample", args=[deal.pk]), {"sample": "{oops"}, HTTP_HX_REQUEST="true"
+    )
+    assert "line 1 column 2" in broken.text
+    replaced = c.post(
+        reverse("mappings-model-sample", args=[deal.pk]),
+        {"sample": '{"id": "d2", "stage": "won", "amount": 1}', "add_new_fields": "on"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "Added 1 field from the new sample" in replaced.text
+    deal.refresh_from_db()
+    assert deal.sample["stage"] == "won"
+    assert deal.fields.filter(path="stage", type="string").exists()
+
+
+def test_it_deletes_only_an_unused_model(client, personas, deal):
+    c = client_for(client, personas["admin"])
+    target = model_with_fields(SystemFactory(), "Invoice", "/invoices", {"total": ("number", True)})
+    flow_with_mapping(source_model=deal, target_model=target, rules=[{"target": "total", "source": "amount"}])
+    refused = c.post(reverse("mappings-model-delete", args=[deal.pk]), follow=True)
+    assert "cannot be deleted" in refused.text
+    assert DataModel.objects.filter(pk=deal.pk).exists()
+    spare = model_with_fields(deal.system, "Spare", "/spare", {"id": ("string", True)})
+    c.post(reverse("mappings-model-delete", args=[spare.pk]))
+    assert not DataModel.objects.filter(pk=spare.pk).exists()
+    assert AuditEntry.objects.filter(verb="delete", target_id=str(spare.pk)).exists()
+
+
+def test_it_answers_404_for_a_model_that_does_not_exist(client, personas):
+    assert (
+        client_for(client, personas["admin"]).get(reverse("mappings-model-detail", args=[999])).status_code
+        == 404
+    )
+
+
+# --- speed ----------------------------------------------------------------------------------------
+
+
+def test_it_lists_many_models_with_a_fixed_number_of_queries(client, personas, django_assert_max_num_queries):
+    for number in range(6):
+        system = SystemFactory()
+        source = model_with_fields(
+            system, f"Source {number}", "/a", {"id": ("string", True), "x": ("string", False)}
+        )
+        target = model_with_fields(system, f"Target {number}", "/b", {"id": ("string", True)})
+        flow_with_mapping(source_model=source, target_model=target, rules=[{"target": "id", "source": "id"}])
+    c = client_for(client, personas["auditor"])
+    with django_assert_max_num_queries(6):
+        response = c.get(reverse("mappings-models"))
+    assert response.text.count("Open the mapper") == 6
+
+
+def test_it_shows_a_model_with_a_fixed_number_of_queries(
+    client, personas, deal, django_assert_max_num_queries
+):
+    for number in range(4):
+        target = model_with_fields(SystemFactory(), f"T{number}", "/t", {"id": ("string", True)})
+        flow_with_mapping(source_model=deal, target_model=target, rules=[{"target": "id", "source": "id"}])
+    c = client_for(client, personas["admin"])
+    with django_assert_max_num_queries(7):
+        response = c.get(reverse("mappings-model-detail", args=[deal.pk]))
+    assert response.status_code == 200
