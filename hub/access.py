@@ -3,9 +3,11 @@
 from collections.abc import Callable
 from functools import wraps
 
-from django.contrib.auth.decorators import login_required
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
 
 from hub.roles import ADMIN, OPERATORS, READERS, has_role, roles_of
 
@@ -17,9 +19,16 @@ def role_required(*roles: str, write_roles: tuple[str, ...] | None = None) -> Ca
     """
 
     def decorator(view: Callable) -> Callable:
-        @login_required
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs):
+            if not request.user.is_authenticated:
+                if getattr(request, "htmx", False):
+                    # A refreshing region must not swap the login page into itself: send the
+                    # whole browser to sign in instead.
+                    response = HttpResponse(status=401)
+                    response["HX-Redirect"] = f"{resolve_url(settings.LOGIN_URL)}?next={request.get_full_path()}"
+                    return response
+                return redirect_to_login(request.get_full_path())
             allowed = roles
             if write_roles is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
                 allowed = write_roles

@@ -200,6 +200,8 @@ class Delivery(models.Model):
                 condition=Q(status__in=UNFINISHED),
             ),
             models.Index(fields=["flow", "status", "created_at"], name="delivery_flow_status_idx"),
+            # Read by the home page and flow health: what finished in the last 24 hours.
+            models.Index(fields=["finished_at"], name="delivery_finished_idx"),
         ]
 
     def __str__(self) -> str:

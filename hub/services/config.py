@@ -52,7 +52,7 @@ def flow_problems(flow: Flow) -> list[str]:
         mapped_targets = {rule.get("target") for rule in version.rules}
         required = flow.target_model.fields.filter(required=True).values_list("path", flat=True)
         missing = [path for path in required if path not in mapped_targets and "[]" not in path
-                   and not any(t and t.startswith(path + ".") for t in mapped_targets)]
+                   and not any(t and t.startswith((path + ".", path + "[")) for t in mapped_targets)]
         if missing and flow.operation in ("create", "upsert"):
             problems.append("required target fields are not mapped: " + ", ".join(missing))
     return problems
