@@ -83,7 +83,7 @@ TEMPLATES = [
 SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", VAR_DIR / "hub.sqlite3"))
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=300)}
 else:
     DATABASES = {
         "default": {

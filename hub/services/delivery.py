@@ -432,44 +432,46 @@ def next_due_in_seconds() -> float | None:
 
 
 def deliveries_drain(*, max_seconds: float | None = None, linger: float | None = None, poll: float = 0.05) -> int:
-    """Process batches until nothing is due for `linger` seconds or `max_seconds` have passed.
-
-    While busy it asks for more drains, so idle workers join in. One drain at a time also
-    stays on to carry out retries due within the next minute (the watcher); the minutely
-    schedule covers anything later.
-    """
-    from django.core.cache import cache
-
-    from hub.services.dispatch import drain_started, kick_workers
+    """Process batches until the queue is dry, then leave, unless this drain becomes the one
+    lingerer: it keeps polling for `linger` seconds after the last work, and stays (polling
+    less often) while a retry or an expired lease is due within the next minute."""
+    from hub.services.dispatch import (
+        ask_for_help,
+        become_lingerer,
+        drain_started,
+        still_lingering,
+        stop_lingering,
+    )
 
     drain_started()
     max_seconds = settings.HUB_DRAIN_SECONDS if max_seconds is None else max_seconds
     linger = settings.HUB_DRAIN_LINGER_SECONDS if linger is None else linger
     deadline = time.monotonic() + max_seconds
-    idle_since: float | None = None
+    last_work = time.monotonic()
     done = 0
-    watcher = False
-    while time.monotonic() < deadline:
-        claimed = deliveries_process_batch()
-        done += claimed
-        if claimed:
-            idle_since = None
-            if claimed >= settings.HUB_CLAIM_BATCH:
-                kick_workers()
-            continue
-        now = time.monotonic()
-        idle_since = idle_since or now
-        if now - idle_since < linger:
-            time.sleep(poll)
-            continue
-        due_in = next_due_in_seconds()
-        if due_in is None or due_in > 60:
-            break
-        if not watcher:
-            watcher = cache.add("hub:retry-watcher", WORKER_NAME, timeout=int(min(max_seconds, 300)))
-            if not watcher:
+    lingering = False
+    try:
+        while time.monotonic() < deadline:
+            claimed = deliveries_process_batch()
+            done += claimed
+            if claimed:
+                last_work = time.monotonic()
+                if claimed >= settings.HUB_CLAIM_BATCH:
+                    ask_for_help()
+                continue
+            if not lingering:
+                lingering = become_lingerer(WORKER_NAME)
+                if not lingering:
+                    break  # another drain is polling already
+            still_lingering()
+            if time.monotonic() - last_work < linger:
+                time.sleep(poll)
+                continue
+            due_in = next_due_in_seconds()
+            if due_in is None or due_in > 60:
                 break
-        time.sleep(min(max(due_in, poll), 0.5, max(0.0, deadline - time.monotonic())))
-    if watcher:
-        cache.delete("hub:retry-watcher")
+            time.sleep(min(max(due_in, poll), 0.25, max(0.0, deadline - time.monotonic())))
+    finally:
+        if lingering:
+            stop_lingering()
     return done

@@ -93,7 +93,7 @@ class Command(BaseCommand):
             source, flow, token = self.setup(target_url)
             children.append(self.spawn([sys.executable, "-m", "gunicorn", "hub.wsgi:application", "--bind",
                                         f"127.0.0.1:{web_port}", "--workers", str(web_workers), "--worker-class",
-                                        "gthread", "--threads", "4", "--log-level", "warning"], env, log_dir / "web.log"))
+                                        "hub.gunicorn_worker.NoDelaySyncWorker", "--log-level", "warning"], env, log_dir / "web.log"))
             children.append(self.spawn([sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"], env,
                                        log_dir / "workers.log"))
             wait_http(f"http://127.0.0.1:{web_port}/healthz")

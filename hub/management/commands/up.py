@@ -62,7 +62,8 @@ class Command(BaseCommand):
         if not no_sandbox:
             commands.append(("sandbox", [python, "-m", "connectors.sandbox", "--host", "127.0.0.1", "--hub-url", hub_url]))
         commands.append(("web", [python, "-m", "gunicorn", "hub.wsgi:application", "--bind", f"{host}:{port}",
-                                 "--workers", "2", "--threads", "8", "--access-logfile", "-", "--log-level", "warning"]))
+                                 "--workers", "3", "--worker-class", "hub.gunicorn_worker.NoDelaySyncWorker",
+                                 "--log-level", "warning"]))
         commands.append(("workers", [python, manage, "qcluster"]))
         if not no_activity and not no_sandbox:
             commands.append(("activity", [python, manage, "demo_activity", "--wait-for", hub_url]))
