@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -167,12 +167,29 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
             live = sum(1 for d in deliveries if d.status == DeliveryStatus.PENDING)
             results.append(IngestResult(event_id=str(event.id), duplicate=False, deliveries=live, index=index))
         if new_events:
-            Event.objects.bulk_create(new_events)
+            insert_rows(Event, new_events)
         if new_deliveries:
-            Delivery.objects.bulk_create(new_deliveries)
+            insert_rows(Delivery, new_deliveries)
         if duplicate_ids:
             Event.objects.filter(pk__in=duplicate_ids).update(duplicates_seen=F("duplicates_seen") + 1)
     return results
+
+
+def insert_rows(model, objects: list) -> None:
+    """INSERT model instances whose primary keys are already set or not needed afterwards, in
+    one statement. Ingest is the hottest path; bulk_create's per-call query compilation was a
+    large share of its CPU. Values go through each field's own database preparation, so JSON,
+    UUIDs and datetimes are stored exactly as the ORM would."""
+    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    row_marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list = []
+    for obj in objects:
+        params.extend(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields)
+    sql = (f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) VALUES "
+           + ", ".join([row_marks] * len(objects)))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _existing_events(items: list[IncomingEvent]) -> dict[tuple[int, str], Any]:
