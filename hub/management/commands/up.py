@@ -62,7 +62,7 @@ class Command(BaseCommand):
         if not no_sandbox:
             commands.append(("sandbox", [python, "-m", "connectors.sandbox", "--host", "127.0.0.1", "--hub-url", hub_url]))
         commands.append(("web", [python, "-m", "gunicorn", "hub.wsgi:application", "--bind", f"{host}:{port}",
-                                 "--workers", "3", "--worker-class", "hub.gunicorn_worker.NoDelaySyncWorker",
+                                 "--workers", "2", "--worker-class", "gthread", "--threads", "8",
                                  "--log-level", "warning"]))
         commands.append(("workers", [python, manage, "qcluster"]))
         if not no_activity and not no_sandbox:
