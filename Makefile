@@ -12,8 +12,10 @@ install:
 run: install
 	uv run python manage.py up
 
+# A queue and cache prefix of its own, so a running `make run` on the same Redis never takes
+# the tests' work (or the other way round).
 test: install browser-deps
-	uv run pytest
+	HUB_QUEUE_NAME=test-$$$$ HUB_CACHE_PREFIX=test-$$$$ uv run pytest
 
 bench: install
 	uv run python manage.py bench

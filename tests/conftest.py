@@ -9,11 +9,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# One cache prefix and queue name per test run, shared with the worker processes tests start,
-# so nothing left in Redis by an earlier run is picked up.
-RUN_ID = uuid.uuid4().hex[:8]
-os.environ.setdefault("HUB_CACHE_PREFIX", f"test-{RUN_ID}")
-os.environ.setdefault("HUB_QUEUE_NAME", f"test-{RUN_ID}")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
@@ -75,9 +70,13 @@ def personas(db):
 
 def worker_env() -> dict[str, str]:
     """Environment for a child process that must use the test database."""
+    from django.conf import settings
     from django.db import connection
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The queue and cache prefix this test process really uses (settings were read before any
+    # conftest ran), so the workers hear its kicks and share its rate-limit and drain keys.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HUB_QUEUE_NAME": settings.Q_CLUSTER["name"],
+           "HUB_CACHE_PREFIX": settings.CACHES["default"]["KEY_PREFIX"]}
     name = connection.settings_dict["NAME"]
     if connection.vendor == "postgresql":
         from urllib.parse import urlsplit, urlunsplit

@@ -92,8 +92,9 @@ def schedule_short(*, trigger: str, minutes: int | None = None, cron: str = "") 
     )
 
 
-def schedule_next_runs(*, minutes: int | None = None, cron: str = "", count: int = 3,
-                       now: datetime | None = None) -> list[datetime]:
+def schedule_next_runs(
+    *, minutes: int | None = None, cron: str = "", count: int = 3, now: datetime | None = None
+) -> list[datetime]:
     """When the next few polls would start (local time), for the wizard's preview."""
     now = timezone.localtime(now or timezone.now())
     if cron:
@@ -173,7 +174,9 @@ def flow_create(
     )
     _check(flow)
     with transaction.atomic():
-        flow.mapping = Mapping.objects.create(name=flow.name, source_model=source_model, target_model=target_model)
+        flow.mapping = Mapping.objects.create(
+            name=flow.name, source_model=source_model, target_model=target_model
+        )
         flow.save()
         if trigger == Trigger.SCHEDULED:
             _cursor_field_set(model=source_model, cursor_field=cursor_field, actor=actor)
@@ -206,7 +209,9 @@ def flow_update(*, flow: Flow, actor, cursor_field: str = "", **changes: Any) ->
         for name, value in before.items():
             setattr(flow, name, value)
         raise
-    diff = {name: [before[name], getattr(flow, name)] for name in EDITABLE if before[name] != getattr(flow, name)}
+    diff = {
+        name: [before[name], getattr(flow, name)] for name in EDITABLE if before[name] != getattr(flow, name)
+    }
     with transaction.atomic():
         flow.save()
         if flow.trigger == Trigger.SCHEDULED:
@@ -238,7 +243,9 @@ def flow_delete_blockers(flow: Flow) -> list[str]:
     blockers = []
     unfinished = Delivery.objects.for_flow(flow).unfinished().count()
     if unfinished:
-        blockers.append(f"{unfinished} deliveries are still being carried out; pause the flow and let them finish")
+        blockers.append(
+            f"{unfinished} deliveries are still being carried out; pause the flow and let them finish"
+        )
     open_letters = flow.dead_letters.unresolved().count()
     if open_letters:
         blockers.append(f"{open_letters} dead letters are open; replay or discard them first")
@@ -253,7 +260,9 @@ def flow_delete(*, flow: Flow, actor) -> None:
     with transaction.atomic():
         snapshot = flow_settings(flow)
         history = Delivery.objects.for_flow(flow).count()
-        audit_record(actor=actor, verb="delete", target=flow, diff={**snapshot, "deliveries_deleted": history})
+        audit_record(
+            actor=actor, verb="delete", target=flow, diff={**snapshot, "deliveries_deleted": history}
+        )
         flow.dead_letters.all().delete()
         Delivery.objects.for_flow(flow).delete()
         mapping = flow.mapping
@@ -282,8 +291,19 @@ def flow_poll_now(*, flow: Flow, actor) -> None:
 # --------------------------------------------------------------------------------------------------
 
 _BARE = re.compile(r"[^\s,()\"'=<>!]+")
-_OP_TEXT = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "in": "in",
-            "not_in": "not in", "contains": "contains", "exists": "exists", "not_exists": "not exists"}
+_OP_TEXT = {
+    "eq": "=",
+    "ne": "!=",
+    "gt": ">",
+    "gte": ">=",
+    "lt": "<",
+    "lte": "<=",
+    "in": "in",
+    "not_in": "not in",
+    "contains": "contains",
+    "exists": "exists",
+    "not_exists": "not exists",
+}
 
 
 def condition_text(cond: Any) -> str | None:
@@ -320,7 +340,11 @@ def _value_text(value: Any) -> str:
         return repr(value)
     if not isinstance(value, str):
         raise TypeError("no text form")
-    if _BARE.fullmatch(value) and value.lower() not in ("and", "or", "true", "false") and not _looks_numeric(value):
+    if (
+        _BARE.fullmatch(value)
+        and value.lower() not in ("and", "or", "true", "false")
+        and not _looks_numeric(value)
+    ):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -77,16 +77,29 @@ def _text_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
+class _Inline(dict):
+    """A small mapping written on one line, e.g. a model's field: {path: id, type: string, required: true}."""
+
+
+def _inline_representer(dumper: yaml.SafeDumper, value: _Inline) -> yaml.Node:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=True)
+
+
 _Dumper.add_representer(str, _text_representer)
+_Dumper.add_representer(_Inline, _inline_representer)
 
 
 def spec_document() -> dict[str, Any]:
     """The configuration as plain data, in the document's order."""
     systems = list(System.objects.order_by("slug"))
-    models = list(DataModel.objects.select_related("system").prefetch_related("fields")
-                  .order_by("system__slug", "name"))
-    flows = list(Flow.objects.select_related("source_system", "source_model", "target_system", "target_model",
-                                             "mapping__current_version").order_by("name"))
+    models = list(
+        DataModel.objects.select_related("system").prefetch_related("fields").order_by("system__slug", "name")
+    )
+    flows = list(
+        Flow.objects.select_related(
+            "source_system", "source_model", "target_system", "target_model", "mapping__current_version"
+        ).order_by("name")
+    )
     return {
         "format": FORMAT,
         "systems": [_system_entry(system) for system in systems],
@@ -98,8 +111,14 @@ def spec_document() -> dict[str, Any]:
 
 def spec_export(*, now: datetime | None = None) -> str:
     when = timezone.localtime(now or timezone.now()).strftime("%Y-%m-%d %H:%M %Z")
-    body = yaml.dump(spec_document(), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False, width=100)
+    body = yaml.dump(
+        spec_document(),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
+    )
     return HEADER.format(format=FORMAT, when=when) + body
 
 
@@ -108,7 +127,9 @@ def _system_entry(system: System) -> dict[str, Any]:
     entry = {}
     for key in SYSTEM_KEYS:
         if key == "credentials":
-            entry[key] = {name: SET if is_set else NOT_SET for name, is_set in shown["credentials_set"].items()}
+            entry[key] = {
+                name: SET if is_set else NOT_SET for name, is_set in shown["credentials_set"].items()
+            }
         elif key == "webhook_secret":
             entry[key] = SET if shown["webhook_secret_set"] else NOT_SET
         else:
@@ -124,7 +145,9 @@ def _model_entry(model: DataModel) -> dict[str, Any]:
         "id_path": model.id_path,
         "cursor_field": model.cursor_field,
         "description": model.description,
-        "fields": [_field_entry(f) for f in sorted(model.fields.all(), key=lambda f: (f.position, f.path))],
+        "fields": [
+            _Inline(_field_entry(f)) for f in sorted(model.fields.all(), key=lambda f: (f.position, f.path))
+        ],
     }
 
 
@@ -221,12 +244,26 @@ def spec_import(*, text: str, actor, dry_run: bool = False) -> SpecReport:
     return report
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: much faster
+
+
+def _safe_load(text: str) -> Any:
+    """YAML without anchors and aliases: a specification never needs them, and refusing them rules
+    out documents that expand to an enormous (or self-referencing) structure."""
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a specification", event.start_mark
+            )
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
+
+
 def _load(text: str, report: SpecReport) -> dict | None:
     if not isinstance(text, str) or not text.strip():
         report.errors.append("The document is empty.")
         return None
     try:
-        doc = yaml.safe_load(text)
+        doc = _safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -317,14 +354,17 @@ class _Planner:
             self.errors.append(f"{where}.auth_config: must be a mapping (e.g. header: X-Api-Key).")
             return
         try:
-            system.full_clean(exclude=["credentials", "webhook_secret"], validate_unique=False,
-                              validate_constraints=False)
+            system.full_clean(
+                exclude=["credentials", "webhook_secret"], validate_unique=False, validate_constraints=False
+            )
         except ValidationError as exc:
             self.errors.extend(_clean_errors(where, exc))
             return
         clash = System.objects.filter(name=system.name).exclude(slug=slug).first()
         if clash:
-            self.errors.append(f"{where}.name: the name '{system.name}' is already used by system '{clash.slug}'.")
+            self.errors.append(
+                f"{where}.name: the name '{system.name}' is already used by system '{clash.slug}'."
+            )
             return
         values = {key: getattr(system, key) for key in before}
         item = _Item(where, slug, values, existing)
@@ -335,7 +375,11 @@ class _Planner:
             self.report.changes.append(f"create system '{slug}' ({system.name})")
             wanted = entry.get("credentials") or {}
             needed = AUTH_SECRET_FIELDS.get(system.auth_scheme, ())
-            if needed or (isinstance(wanted, dict) and SET in wanted.values()) or entry.get("webhook_secret") == SET:
+            if (
+                needed
+                or (isinstance(wanted, dict) and SET in wanted.values())
+                or entry.get("webhook_secret") == SET
+            ):
                 self.report.notes.append(
                     f"System '{slug}' is new: secrets are never imported, so enter its credentials and "
                     "webhook secret on its page before its flows can run."
@@ -353,11 +397,15 @@ class _Planner:
             self.errors.append(f"{where}.system: no system '{slug}' (in this document or in the hub).")
             return
         if (slug, name) in self.model_fields:
-            self.errors.append(f"{where}.name: model '{name}' of system '{slug}' appears twice in the document.")
+            self.errors.append(
+                f"{where}.name: model '{name}' of system '{slug}' appears twice in the document."
+            )
             return
         existing = DataModel.objects.filter(system__slug=slug, name=name).first()
         model = existing or DataModel(name=name)
-        before = {key: getattr(model, key) for key in ("resource_path", "id_path", "cursor_field", "description")}
+        before = {
+            key: getattr(model, key) for key in ("resource_path", "id_path", "cursor_field", "description")
+        }
         for key in before:
             if key in entry:
                 setattr(model, key, "" if entry[key] is None else entry[key])
@@ -374,9 +422,11 @@ class _Planner:
         item = _Item(where, (slug, name), values, existing, extra={"fields": fields})
         if existing:
             item.diff = {key: [before[key], values[key]] for key in values if before[key] != values[key]}
-            stored = [_field_entry(f) for f in sorted(existing.fields.all(), key=lambda f: (f.position, f.path))]
+            stored = [
+                _field_entry(f) for f in sorted(existing.fields.all(), key=lambda f: (f.position, f.path))
+            ]
             if stored != [{k: v for k, v in f.items() if k != "description" or v} for f in fields]:
-                item.diff["fields"] = _fields_diff(stored, fields)
+                item.diff["fields"] = [f"{len(stored)} fields", _fields_diff(stored, fields)]
             self._count(item, f"update model '{name}' of system '{slug}'")
         else:
             self.report.changes.append(f"create model '{name}' in system '{slug}' with {len(fields)} fields")
@@ -406,7 +456,9 @@ class _Planner:
             seen.add(path)
             kind = spec.get("type", "string")
             if kind not in FIELD_TYPES:
-                self.errors.append(f"{at}.type: unknown type {_shown(kind)} (use one of: {', '.join(FIELD_TYPES)}).")
+                self.errors.append(
+                    f"{at}.type: unknown type {_shown(kind)} (use one of: {', '.join(FIELD_TYPES)})."
+                )
                 ok = False
             required = spec.get("required", False)
             if not isinstance(required, bool):
@@ -420,13 +472,18 @@ class _Planner:
         return clean if ok else None
 
     def _model_known(self, slug: str, name: str) -> bool:
-        return (slug, name) in self.model_fields or DataModel.objects.filter(system__slug=slug, name=name).exists()
+        return (slug, name) in self.model_fields or DataModel.objects.filter(
+            system__slug=slug, name=name
+        ).exists()
 
     def _required_fields(self, slug: str, name: str) -> list[str]:
         if (slug, name) in self.model_fields:
             return [path for path, required in self.model_fields[(slug, name)].items() if required]
-        return list(Field.objects.filter(model__system__slug=slug, model__name=name, required=True)
-                    .values_list("path", flat=True))
+        return list(
+            Field.objects.filter(model__system__slug=slug, model__name=name, required=True).values_list(
+                "path", flat=True
+            )
+        )
 
     def _check_flow(self, where: str, entry: Any) -> None:
         required = ("name", "source_system", "source_model", "target_system", "target_model")
@@ -445,11 +502,16 @@ class _Planner:
             elif not self._model_known(slug, model):
                 self.errors.append(f"{where}.{end}_model: no model '{model}' in system '{slug}'.")
                 ends_ok = False
-        existing = Flow.objects.select_related("source_system", "source_model", "target_system", "target_model",
-                                               "mapping__current_version").filter(name=name).first()
+        existing = (
+            Flow.objects.select_related(
+                "source_system", "source_model", "target_system", "target_model", "mapping__current_version"
+            )
+            .filter(name=name)
+            .first()
+        )
         flow = existing or Flow()
         start_errors = len(self.errors)
-        if existing:
+        if existing and ends_ok:
             for end in ("source", "target"):
                 now = (getattr(existing, f"{end}_system").slug, getattr(existing, f"{end}_model").name)
                 if now != (entry[f"{end}_system"], entry[f"{end}_model"]):
@@ -466,23 +528,33 @@ class _Planner:
         values["schedule_cron"] = entry.get("schedule_cron") or ""
         values["state"] = entry.get("state", FlowState.ACTIVE)
         if values["operation"] not in Operation.values:
-            self.errors.append(f"{where}.operation: unknown operation {_shown(values['operation'])} "
-                               f"(use one of: {', '.join(Operation.values)}).")
+            self.errors.append(
+                f"{where}.operation: unknown operation {_shown(values['operation'])} "
+                f"(use one of: {', '.join(Operation.values)})."
+            )
         if values["trigger"] not in Trigger.values:
-            self.errors.append(f"{where}.trigger: must be realtime or scheduled, not {_shown(values['trigger'])}.")
+            self.errors.append(
+                f"{where}.trigger: must be realtime or scheduled, not {_shown(values['trigger'])}."
+            )
         if values["state"] not in FlowState.values:
-            self.errors.append(f"{where}.state: must be one of {', '.join(FlowState.values)}, "
-                               f"not {_shown(values['state'])}.")
+            self.errors.append(
+                f"{where}.state: must be one of {', '.join(FlowState.values)}, not {_shown(values['state'])}."
+            )
         if values["trigger"] == Trigger.SCHEDULED:
             if values["schedule_cron"]:
                 problem = cron_problem(str(values["schedule_cron"]))
                 if problem:
                     self.errors.append(f"{where}.schedule_cron: {problem}.")
                 values["schedule_minutes"] = None
-            elif not isinstance(values["schedule_minutes"], int) or isinstance(values["schedule_minutes"], bool) \
-                    or values["schedule_minutes"] < 1:
-                self.errors.append(f"{where}.schedule_minutes: a scheduled flow needs schedule_minutes "
-                                   "(a whole number of minutes) or schedule_cron.")
+            elif (
+                not isinstance(values["schedule_minutes"], int)
+                or isinstance(values["schedule_minutes"], bool)
+                or values["schedule_minutes"] < 1
+            ):
+                self.errors.append(
+                    f"{where}.schedule_minutes: a scheduled flow needs schedule_minutes "
+                    "(a whole number of minutes) or schedule_cron."
+                )
         else:
             values["schedule_minutes"], values["schedule_cron"] = None, ""
         values["filter"] = self._filter(where, entry.get("filter"))
@@ -492,17 +564,33 @@ class _Planner:
             settings = {}
         unknown = [str(key) for key in settings if key not in FLOW_SETTINGS]
         if unknown:
-            self.errors.append(f"{where}.settings: unknown setting {', '.join(unknown)} "
-                               f"(allowed: {', '.join(FLOW_SETTINGS)}).")
+            self.errors.append(
+                f"{where}.settings: unknown setting {', '.join(unknown)} "
+                f"(allowed: {', '.join(FLOW_SETTINGS)})."
+            )
         probe = Flow(**{key: getattr(flow, key) for key in FLOW_SETTINGS})
         for key in FLOW_SETTINGS:
             if key in settings:
                 setattr(probe, key, settings[key])
         probe.name, probe.event_type, probe.description = name, values["event_type"], values["description"]
         try:
-            probe.full_clean(exclude=["source_system", "source_model", "target_system", "target_model", "mapping",
-                                      "operation", "trigger", "state", "filter", "schedule_minutes",
-                                      "schedule_cron"], validate_unique=False, validate_constraints=False)
+            probe.full_clean(
+                exclude=[
+                    "source_system",
+                    "source_model",
+                    "target_system",
+                    "target_model",
+                    "mapping",
+                    "operation",
+                    "trigger",
+                    "state",
+                    "filter",
+                    "schedule_minutes",
+                    "schedule_cron",
+                ],
+                validate_unique=False,
+                validate_constraints=False,
+            )
         except ValidationError as exc:
             self.errors.extend(_clean_errors(where, exc))
         for key in (*FLOW_SETTINGS, "name", "event_type", "description"):
@@ -511,16 +599,22 @@ class _Planner:
         if len(self.errors) > start_errors or not ends_ok:
             return
         if values["state"] == FlowState.ACTIVE:
-            problems = _mapping_problems(rules, values["operation"],
-                                         self._required_fields(entry["target_system"], entry["target_model"]))
+            problems = _mapping_problems(
+                rules,
+                values["operation"],
+                self._required_fields(entry["target_system"], entry["target_model"]),
+            )
             if problems:
                 self.errors.append(f"{where}.state: the flow cannot be active: {'; '.join(problems)}.")
                 return
         values.update({key: entry[key] for key in required})
         item = _Item(where, name, values, existing, extra={"mapping_name": mapping_name, "rules": rules})
         if existing:
-            current = {key: getattr(existing, key) for key in values if hasattr(existing, key) and
-                       key not in required[1:]}
+            current = {
+                key: getattr(existing, key)
+                for key in values
+                if hasattr(existing, key) and key not in required[1:]
+            }
             item.diff = {key: [current[key], values[key]] for key in current if current[key] != values[key]}
             if existing.mapping.name != mapping_name:
                 item.diff["mapping.name"] = [existing.mapping.name, mapping_name]
@@ -556,7 +650,9 @@ class _Planner:
             return flow_name, []
         unknown = [str(key) for key in raw if key not in MAPPING_KEYS]
         if unknown:
-            self.errors.append(f"{where}.mapping: unknown setting {', '.join(unknown)} (allowed: name, rules).")
+            self.errors.append(
+                f"{where}.mapping: unknown setting {', '.join(unknown)} (allowed: name, rules)."
+            )
         name = raw.get("name") or flow_name
         if not isinstance(name, str) or len(name) > 200:
             self.errors.append(f"{where}.mapping.name: must be text of at most 200 characters.")
@@ -568,8 +664,10 @@ class _Planner:
     def _count(self, item: _Item, label: str) -> None:
         if item.diff:
             shown = ", ".join(
-                f"{key} {_shown(before)} → {_shown(after)}" if not key.startswith(("fields", "mapping.rules"))
-                else f"{key}: {after}" for key, (before, after) in item.diff.items()
+                f"{key} {_shown(before)} → {_shown(after)}"
+                if not key.startswith(("fields", "mapping.rules"))
+                else f"{key}: {after}"
+                for key, (before, after) in item.diff.items()
             )
             self.report.changes.append(f"{label}: {shown}")
         else:
@@ -596,8 +694,12 @@ class _Planner:
             model.save()
             if "fields" in item.diff or not item.existing:
                 _fields_sync(model, item.extra["fields"])
-            audit_record(actor=actor, verb="import", target=model,
-                         diff={k: v for k, v in item.diff.items()} if item.existing else {"created": True})
+            audit_record(
+                actor=actor,
+                verb="import",
+                target=model,
+                diff={k: v for k, v in item.diff.items()} if item.existing else {"created": True},
+            )
         for item in self.flows:
             if item.existing and not item.diff:
                 continue
@@ -606,22 +708,35 @@ class _Planner:
     def _apply_flow(self, item: _Item, actor) -> None:
         values = dict(item.values)
         rules, mapping_name = item.extra["rules"], item.extra["mapping_name"]
-        source = DataModel.objects.get(system__slug=values.pop("source_system"), name=values.pop("source_model"))
-        target = DataModel.objects.get(system__slug=values.pop("target_system"), name=values.pop("target_model"))
+        source = DataModel.objects.get(
+            system__slug=values.pop("source_system"), name=values.pop("source_model")
+        )
+        target = DataModel.objects.get(
+            system__slug=values.pop("target_system"), name=values.pop("target_model")
+        )
         flow = item.existing
         if flow is None:
             mapping = Mapping.objects.create(name=mapping_name, source_model=source, target_model=target)
             if rules:
-                mapping_version_save(mapping=mapping, rules=rules, actor=actor, comment="specification import")
-            flow = Flow(source_system=source.system, source_model=source, target_system=target.system,
-                        target_model=target, mapping=mapping)
+                mapping_version_save(
+                    mapping=mapping, rules=rules, actor=actor, comment="specification import"
+                )
+            flow = Flow(
+                source_system=source.system,
+                source_model=source,
+                target_system=target.system,
+                target_model=target,
+                mapping=mapping,
+            )
         else:
             mapping = flow.mapping
             if mapping.name != mapping_name:
                 mapping.name = mapping_name
                 mapping.save(update_fields=["name"])
             if mapping.rules != rules:
-                mapping_version_save(mapping=mapping, rules=rules, actor=actor, comment="specification import")
+                mapping_version_save(
+                    mapping=mapping, rules=rules, actor=actor, comment="specification import"
+                )
         if values["state"] == FlowState.PAUSED and flow.state != FlowState.PAUSED:
             flow.paused_reason = "paused by a specification import"
         elif values["state"] != FlowState.PAUSED:
@@ -629,7 +744,9 @@ class _Planner:
         for key, value in values.items():
             setattr(flow, key, value)
         flow.save()
-        audit_record(actor=actor, verb="import", target=flow, diff=item.diff if item.existing else {"created": True})
+        audit_record(
+            actor=actor, verb="import", target=flow, diff=item.diff if item.existing else {"created": True}
+        )
 
 
 def _fields_diff(stored: list[dict], wanted: list[dict]) -> str:
@@ -663,8 +780,14 @@ def _mapping_problems(rules: list, operation: str, required: list[str]) -> list[
         return [] if operation == Operation.DELETE else ["its mapping has no rules"]
     problems = [error.message for error in validate_rules(rules)]
     mapped = {rule.get("target") for rule in rules if isinstance(rule, dict)}
-    missing = [path for path in required if path not in mapped and "[]" not in path
-               and not any(t and t.startswith(path + ".") for t in mapped)]
+    # A required list or object counts as mapped when a rule writes inside it ("lines[].sku").
+    missing = [
+        path
+        for path in required
+        if path not in mapped
+        and "[]" not in path
+        and not any(t and t.startswith((path + ".", path + "[")) for t in mapped)
+    ]
     if missing and operation in (Operation.CREATE, Operation.UPSERT):
         problems.append("required target fields are not mapped: " + ", ".join(missing))
     return problems

@@ -8,6 +8,7 @@ from datetime import time
 from typing import Any
 
 from django import forms
+from django.urls import reverse
 
 from connectors.models import System
 from hub.models import Flow, Operation, Trigger
@@ -16,7 +17,10 @@ from mappings.conditions import ConditionError, parse_condition_text, validate_c
 from mappings.models import DataModel
 
 OPERATION_CHOICES = [
-    (Operation.UPSERT, "Create or update: create the record the first time, update it after that (recommended)"),
+    (
+        Operation.UPSERT,
+        "Create or update: create the record the first time, update it after that (recommended)",
+    ),
     (Operation.CREATE, "Create: add a new record every time"),
     (Operation.UPDATE, "Update: change the record an earlier sync created"),
     (Operation.DELETE, "Delete: remove the record an earlier sync created"),
@@ -38,12 +42,23 @@ PRESETS = [
 MAX_SPEC_BYTES = 2 * 1024 * 1024
 
 
+class PlainForm(forms.Form):
+    """Labels without the trailing colon; the templates lay labels out above fields."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
 def schedule_initial(minutes: int | None, cron: str) -> dict[str, str]:
     """The preset, time and cron text that show a stored schedule in the form."""
     if not cron:
         preset = str(minutes or 15)
-        return {"preset": preset, "at_time": "", "cron": ""} if preset in dict(PRESETS) else {
-            "preset": "custom", "at_time": "", "cron": f"*/{minutes} * * * *"}
+        return (
+            {"preset": preset, "at_time": "", "cron": ""}
+            if preset in dict(PRESETS)
+            else {"preset": "custom", "at_time": "", "cron": f"*/{minutes} * * * *"}
+        )
     parts = cron.split()
     if len(parts) == 5 and parts[0].isdigit() and parts[1].isdigit() and parts[2:4] == ["*", "*"]:
         at = f"{int(parts[1]):02d}:{int(parts[0]):02d}"
@@ -75,7 +90,7 @@ def _model_choice(label: str, required_message: str) -> forms.ModelChoiceField:
     )
 
 
-class _SystemModelForm(forms.Form):
+class _SystemModelForm(PlainForm):
     """A system select and a model select limited to that system's models."""
 
     end = "source"
@@ -84,8 +99,17 @@ class _SystemModelForm(forms.Form):
         super().__init__(*args, **kwargs)
         system_id = self.chosen_system_id()
         models = self.fields[f"{self.end}_model"]
-        models.queryset = DataModel.objects.filter(system_id=system_id) if system_id else DataModel.objects.none()
+        models.queryset = (
+            DataModel.objects.filter(system_id=system_id) if system_id else DataModel.objects.none()
+        )
+        models.label_from_instance = lambda model: model.name
         self.system = System.objects.filter(pk=system_id).first() if system_id else None
+        # Picking a system refreshes the model list (and the event suggestions) in place.
+        self.fields[f"{self.end}_system"].widget.attrs.update({
+            "hx-get": f"{reverse('flows-add')}?partial={self.end}-options",
+            "hx-target": f"#{self.end}-options",
+            "hx-swap": "outerHTML",
+        })  # fmt: skip
 
     def chosen_system_id(self) -> int | None:
         name = f"{self.end}_system"
@@ -102,7 +126,8 @@ class SourceStepForm(_SystemModelForm):
         label="Event",
         max_length=200,
         required=False,
-        help_text='The event that starts the flow, e.g. "deal.won". Use * to react to every event of this system.',
+        help_text='The event that starts the flow, e.g. "deal.won". Leave empty or use * to react to every event.',
+        widget=forms.TextInput(attrs={"placeholder": "e.g. employee.hired", "autocomplete": "off"}),
     )
 
     def clean_event_type(self) -> str:
@@ -125,7 +150,7 @@ class TargetStepForm(_SystemModelForm):
     )
 
 
-class TimingFields(forms.Form):
+class TimingFields(PlainForm):
     """Real-time or scheduled; the schedule in plain words; the cursor field for scheduled flows."""
 
     trigger = forms.ChoiceField(
@@ -184,17 +209,23 @@ class TimingFields(forms.Form):
                 if "at_time" not in self.errors:
                     self.add_error("at_time", "Choose the time of day, e.g. 02:00.")
             else:
-                data["schedule_cron"] = f"{at.minute} {at.hour} * * {'*' if preset == 'daily' else WEEKDAY_CRON}"
+                data["schedule_cron"] = (
+                    f"{at.minute} {at.hour} * * {'*' if preset == 'daily' else WEEKDAY_CRON}"
+                )
         elif preset == "custom":
             cron = " ".join((data.get("cron") or "").split())
             problem = cron_problem(cron) if cron else "Enter the schedule, e.g. 0 2 * * 1-5."
             if problem:
-                self.add_error("cron", problem[0].upper() + problem[1:] + ("" if problem.endswith(".") else "."))
+                self.add_error(
+                    "cron", problem[0].upper() + problem[1:] + ("" if problem.endswith(".") else ".")
+                )
             data["schedule_cron"] = cron
         else:
             data["schedule_minutes"] = int(preset)
         if self.source_model is not None and not data.get("cursor_field"):
-            self.add_error("cursor_field", "Choose the field that changes whenever a record changes (e.g. updated_at).")
+            self.add_error(
+                "cursor_field", "Choose the field that changes whenever a record changes (e.g. updated_at)."
+            )
         return data
 
 
@@ -240,12 +271,14 @@ def unknown_filter_fields(cond: Any, model: DataModel | None) -> list[str]:
     return found
 
 
-class FilterFields(forms.Form):
+class FilterFields(PlainForm):
     filter_text = forms.CharField(
         label="Only records where… (optional)",
         required=False,
         max_length=2000,
-        widget=forms.TextInput(attrs={"placeholder": "e.g. stage = won and amount > 100", "autocomplete": "off"}),
+        widget=forms.TextInput(
+            attrs={"placeholder": "e.g. stage = won and amount > 100", "autocomplete": "off"}
+        ),
         help_text="Leave empty to carry every record. Compare with = != > >= < <=, in, contains, exists; "
         'join with "and" / "or"; quote text with spaces: title = "Office refit".',
     )
@@ -273,11 +306,14 @@ def _name_field() -> forms.CharField:
         label="Name",
         max_length=200,
         help_text='Say what it does, e.g. "New employees get an inventory account".',
-        error_messages={"required": "Give the flow a name.", "max_length": "Keep the name under 200 characters."},
+        error_messages={
+            "required": "Give the flow a name.",
+            "max_length": "Keep the name under 200 characters.",
+        },
     )
 
 
-class NameStepForm(forms.Form):
+class NameStepForm(PlainForm):
     name = _name_field()
     description = forms.CharField(
         label="Description (optional)", required=False, widget=forms.Textarea(attrs={"rows": 3})
@@ -292,7 +328,9 @@ class NameStepForm(forms.Form):
 
 class FlowEditForm(TimingFields, FilterFields):
     name = _name_field()
-    description = forms.CharField(label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    description = forms.CharField(
+        label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
     event_type = SourceStepForm.base_fields["event_type"]
     operation = TargetStepForm.base_fields["operation"]
     silence_after_minutes = forms.IntegerField(
@@ -342,11 +380,13 @@ class FlowEditForm(TimingFields, FilterFields):
         return name
 
 
-class SpecImportForm(forms.Form):
+class SpecImportForm(PlainForm):
     document = forms.FileField(label="Upload a specification file", required=False)
     text = forms.CharField(
         label="…or paste it here",
         required=False,
+        max_length=MAX_SPEC_BYTES,
+        error_messages={"max_length": "This text is longer than 2 MB; a specification is much smaller."},
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
     )
 
@@ -360,7 +400,10 @@ class SpecImportForm(forms.Form):
             try:
                 data["text"] = upload.read().decode("utf-8")
             except UnicodeDecodeError:
-                self.add_error("document", "This file is not a text (UTF-8) file. Upload the .yaml file the hub exported.")
+                self.add_error(
+                    "document",
+                    "This file is not a text (UTF-8) file. Upload the .yaml file the hub exported.",
+                )
                 return data
         if not (data.get("text") or "").strip() and not self.errors:
             self.add_error("text", "Upload the specification file or paste its text.")

@@ -1,0 +1,39 @@
+"""Bring the hub in line with a data-flow specification document (validated first; never deletes)."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from django.core.management.base import BaseCommand, CommandError
+
+from hub.services.spec import spec_import
+
+
+class Command(BaseCommand):
+    help = "Import a data-flow specification: create and update systems, models, flows and mappings."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("file", help='The YAML document ("-" reads standard input).')
+        parser.add_argument("--dry-run", action="store_true", help="Only show what would change.")
+
+    def handle(self, *args, file: str, dry_run: bool = False, **options) -> None:
+        if file == "-":
+            import sys
+
+            text = sys.stdin.read()
+        else:
+            try:
+                text = Path(file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandError(f"cannot read {file}: {exc}") from None
+        # Audit entries name the command as the actor.
+        actor = SimpleNamespace(pk=None, username="manage.py spec_import")
+        report = spec_import(text=text, actor=actor, dry_run=dry_run)
+        for error in report.errors:
+            self.stderr.write(self.style.ERROR(error))
+        for change in report.changes:
+            self.stdout.write(("would " if dry_run else "") + change)
+        for note in report.notes:
+            self.stdout.write(self.style.WARNING(note))
+        if report.errors:
+            raise CommandError(report.summary())
+        self.stdout.write(self.style.SUCCESS(report.summary()))
