@@ -81,7 +81,8 @@ class Command(BaseCommand):
         run = uuid.uuid4().hex[:8]
         sandbox_port, web_port = free_port(), free_port()
         children: list[subprocess.Popen] = []
-        env = {**os.environ, "HUB_WORKERS": str(workers), "HUB_QUEUE_NAME": f"bench-{run}",
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env = {**env, "HUB_WORKERS": str(workers), "HUB_QUEUE_NAME": f"bench-{run}",
                "HUB_CACHE_PREFIX": f"bench-{run}", "HUB_DRAIN_LINGER_SECONDS": "2"}
         log_dir = Path(settings.VAR_DIR) / "bench"
         log_dir.mkdir(exist_ok=True)
@@ -97,7 +98,12 @@ class Command(BaseCommand):
             children.append(self.spawn([sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"], env,
                                        log_dir / "workers.log"))
             wait_http(f"http://127.0.0.1:{web_port}/healthz")
-            time.sleep(1.0)  # let the cluster's workers spawn
+            # Warm every process up (imports, connections, caches) on events that are not counted.
+            warmup = min(400, max(50, events // 10))
+            self.stdout.write(f"Warming up with {warmup} events (not counted)...")
+            _, warm_acked, _, _ = self.send(f"warm{run}", warmup, senders, batch, source, token, web_port)
+            if not self.wait_finished(flow, len(warm_acked), timeout):
+                raise CommandError("the warm-up events were not delivered in time; see var/bench/*.log")
             self.stdout.write(f"Sending {events} events from {senders} senders "
                               f"({'batches of ' + str(batch) if batch else 'one webhook per event'})...")
             sent_at, acked, rejected, send_seconds = self.send(run, events, senders, batch, source, token, web_port)
