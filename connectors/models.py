@@ -136,3 +136,6 @@ class RateLimitBucket(models.Model):
 
     system = models.OneToOneField(System, on_delete=models.CASCADE, primary_key=True)
     next_free_at = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"pace of system {self.system_id}"

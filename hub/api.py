@@ -2,7 +2,6 @@
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action

@@ -249,6 +249,9 @@ class Attempt(models.Model):
     class Meta:
         ordering = ["delivery", "number"]
 
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}: {self.outcome}"
+
 
 class RecordLink(models.Model):
     """Per flow: which target record a source record became."""
@@ -262,6 +265,9 @@ class RecordLink(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["flow", "source_id"], name="uniq_record_link")]
 
+    def __str__(self) -> str:
+        return f"{self.source_id} -> {self.target_id}"
+
 
 class Cursor(models.Model):
     """Per scheduled flow: how far the source has been read."""
@@ -272,6 +278,9 @@ class Cursor(models.Model):
     polling_until = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
     last_result = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"cursor of flow {self.flow_id}: {self.value or 'start'}"
 
 
 class AuditEntry(models.Model):

@@ -11,7 +11,14 @@ from hub.models import Delivery, DeliveryStatus, Event
 from hub.services.dispatch import kick_workers
 from tests.conftest import wait_for
 from tests.factories import flow_with_mapping, model_with_fields
-from tests.sandbox_helpers import control, employee_event, fault, hr_to_inventory_accounts, records, sandbox_system
+from tests.sandbox_helpers import (
+    control,
+    employee_event,
+    fault,
+    hr_to_inventory_accounts,
+    records,
+    sandbox_system,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 FAST_LEASES = {"HUB_LEASE_SECONDS": "3", "HUB_DRAIN_LINGER_SECONDS": "1"}

@@ -50,7 +50,7 @@ class Command(BaseCommand):
         lines = [{"sku": sku.lower() if random.random() < 0.3 else sku, "quantity": random.randint(1, 3),
                   "unit_price": random.choice([49.0, 129.0, 399.0])} for sku in random.sample(SKUS, 2)]
         deal = session.post(f"{base}/deals", headers=headers, timeout=5, json={
-            "title": f"{last} & Co refit", "amount": round(sum(l["quantity"] * l["unit_price"] for l in lines), 2),
+            "title": f"{last} & Co refit", "amount": round(sum(line["quantity"] * line["unit_price"] for line in lines), 2),
             "currency": random.choice(["EUR", "USD", "GBP"]), "stage": "proposal",
             "customer": {"email": f"{first.lower()}.{last.lower()}@example.com", "name": f"{first} {last}"},
             "lines": lines, "owner_email": "sam@example.com",
