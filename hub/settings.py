@@ -165,7 +165,7 @@ HUB_MAX_BATCH_EVENTS = 1000
 DATA_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_BATCH_BYTES
 
 # Delivery engine knobs (per-flow settings override attempts and backoff).
-HUB_CLAIM_BATCH = int(os.environ.get("HUB_CLAIM_BATCH", "50"))
+HUB_CLAIM_BATCH = int(os.environ.get("HUB_CLAIM_BATCH", "100"))
 HUB_LEASE_SECONDS = int(os.environ.get("HUB_LEASE_SECONDS", "60"))
 HUB_DRAIN_SECONDS = int(os.environ.get("HUB_DRAIN_SECONDS", "240"))
 HUB_DRAIN_LINGER_SECONDS = float(os.environ.get("HUB_DRAIN_LINGER_SECONDS", "3"))
