@@ -24,16 +24,17 @@ def flow_pause(*, flow: Flow, actor, reason: str = "") -> Flow:
     return flow
 
 
-def flow_resume(*, flow: Flow, actor) -> Flow:
-    errors = flow_problems(flow)
-    if errors:
-        raise ConfigError("cannot enable this flow yet: " + "; ".join(errors))
+def flow_resume(*, flow: Flow, actor, verb: str = "resume") -> Flow:
+    """Switch a paused (or draft) flow on; refused with the reasons while its mapping has problems."""
+    problems = flow_problems(flow)
+    if problems:
+        raise ConfigError("This flow cannot be enabled yet: " + "; ".join(problems) + ".")
     with transaction.atomic():
         before = flow.state
         flow.state = FlowState.ACTIVE
         flow.paused_reason = ""
         flow.save(update_fields=["state", "paused_reason", "updated_at"])
-        audit_record(actor=actor, verb="resume", target=flow, diff={"state": [before, flow.state]})
+        audit_record(actor=actor, verb=verb, target=flow, diff={"state": [before, flow.state]})
     from hub.services.dispatch import kick_workers
 
     transaction.on_commit(kick_workers)

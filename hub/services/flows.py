@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from hub.models import Delivery, Flow, FlowState, Operation, Trigger
 from hub.services.audit import audit_record
-from hub.services.config import ConfigError, flow_problems
+from hub.services.config import ConfigError, flow_resume
 from mappings.conditions import ConditionError, parse_condition_text, validate_condition
 from mappings.models import DataModel, Mapping
 
@@ -222,20 +222,8 @@ def flow_update(*, flow: Flow, actor, cursor_field: str = "", **changes: Any) ->
 
 
 def flow_enable(*, flow: Flow, actor) -> Flow:
-    """Switch a draft (or paused) flow on; refused with the reasons while its mapping has problems."""
-    problems = flow_problems(flow)
-    if problems:
-        raise ConfigError("This flow cannot be enabled yet: " + "; ".join(problems) + ".")
-    with transaction.atomic():
-        before = flow.state
-        flow.state = FlowState.ACTIVE
-        flow.paused_reason = ""
-        flow.save(update_fields=["state", "paused_reason", "updated_at"])
-        audit_record(actor=actor, verb="enable", target=flow, diff={"state": [before, flow.state]})
-    from hub.services.dispatch import kick_workers
-
-    transaction.on_commit(kick_workers)
-    return flow
+    """Switch a draft flow on: the same checks and effects as resuming, audited as "enable"."""
+    return flow_resume(flow=flow, actor=actor, verb="enable")
 
 
 def flow_delete_blockers(flow: Flow) -> list[str]:
