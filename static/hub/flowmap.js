@@ -32,7 +32,9 @@
 
   function elements(d) {
     const nodes = d.nodes.map((n) => {
-      const lines = [n.label, n.kind === "Other" ? "system" : `${n.kind} system`];
+      // The kind adds nothing when the system is named after it ("HR", kind HR).
+      const kindLine = n.kind === "Other" ? "system" : `${n.kind} system`;
+      const lines = n.label.toLowerCase() === n.kind.toLowerCase() ? [n.label] : [n.label, kindLine];
       const width = Math.max(...lines.map((line) => measure.measureText(line).width));
       return {
         group: "nodes",
