@@ -116,7 +116,9 @@ else:
         }
     }
 
-Q_WORKERS = int(os.environ.get("HUB_WORKERS", "4"))
+# One worker process per core: a drain is CPU-bound Python, so more processes than cores only
+# add contention (measured with `manage.py bench`).
+Q_WORKERS = int(os.environ.get("HUB_WORKERS", str(os.cpu_count() or 2)))
 Q_CLUSTER = {
     "name": os.environ.get("HUB_QUEUE_NAME", "hub"),
     "workers": Q_WORKERS,

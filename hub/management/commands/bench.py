@@ -68,7 +68,7 @@ class Command(BaseCommand):
         parser.add_argument("--events", type=int, default=2000, help="How many events to send (bounded).")
         parser.add_argument("--senders", type=int, default=8, help="Concurrent senders.")
         parser.add_argument("--batch", type=int, default=0, help="Send through the batch API, N events a request.")
-        parser.add_argument("--workers", type=int, default=4, help="django-q2 worker processes.")
+        parser.add_argument("--workers", type=int, default=2, help="django-q2 worker processes.")
         parser.add_argument("--web-workers", type=int, default=3, help="gunicorn worker processes.")
         parser.add_argument("--timeout", type=float, default=300, help="Give up waiting after this many seconds.")
 
