@@ -1,5 +1,5 @@
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -306,7 +306,3 @@ class AuditEntry(models.Model):
         if self.pk:
             raise ValueError("audit entries are append-only")
         super().save(*args, **kwargs)
-
-
-def lease_deadline(seconds: float) -> datetime:
-    return timezone.now() + timedelta(seconds=seconds)

@@ -5,7 +5,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -47,8 +47,6 @@ class IngestResult:
     event_id: str
     duplicate: bool
     deliveries: int = 0
-    index: int = 0
-    extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "duplicate": self.duplicate, "deliveries": self.deliveries}
@@ -146,11 +144,11 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
         new_deliveries: list[Delivery] = []
         seen_in_batch: dict[tuple[int, str], str] = {}
         duplicate_ids: list[str] = []
-        for index, item in enumerate(items):
+        for item in items:
             key = (item.system.pk, item.idempotency_key)
             known = existing.get(key) or seen_in_batch.get(key)
             if known:
-                results.append(IngestResult(event_id=str(known), duplicate=True, index=index))
+                results.append(IngestResult(event_id=str(known), duplicate=True))
                 duplicate_ids.append(known)
                 continue
             record = record_of(item.payload, item.system.record_path, item.origin)
@@ -165,7 +163,7 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
             new_events.append(event)
             new_deliveries.extend(deliveries)
             live = sum(1 for d in deliveries if d.status == DeliveryStatus.PENDING)
-            results.append(IngestResult(event_id=str(event.id), duplicate=False, deliveries=live, index=index))
+            results.append(IngestResult(event_id=str(event.id), duplicate=False, deliveries=live))
         if new_events:
             insert_rows(Event, new_events)
         if new_deliveries:
