@@ -133,7 +133,7 @@ class RestConnector(Connector):
             break
         if response.status_code >= 300:
             error_class = classify_status(response.status_code)
-            detail = _error_detail(response)
+            detail = self.redactor.text(_error_detail(response))
             raise ConnectorError(
                 f"{method} {path} answered {response.status_code}{': ' + detail if detail else ''}",
                 error_class, status=response.status_code, exchange=exchange,
@@ -221,7 +221,7 @@ def _json_body(response: requests.Response, exchange: Exchange) -> Any:
     try:
         return response.json()
     except ValueError as exc:
-        raise ConnectorError(f"answer {response.status_code} was not JSON: {response.text[:80]!r}",
+        raise ConnectorError(f"answer {response.status_code} was not JSON: {exchange.response_body[:80]!r}",
                              ErrorClass.MALFORMED_RESPONSE, status=response.status_code, exchange=exchange) from exc
 
 

@@ -7,12 +7,14 @@ import pytest
 from dlq.models import DeadLetter
 from hub.models import Attempt, AuditEntry, Delivery, DeliveryStatus, FlowState, RecordLink
 from hub.services.ingest import IncomingEvent, events_store
+from tests.factories import flow_with_mapping, model_with_fields
 from tests.sandbox_helpers import (
     drain_all,
     employee_event,
     fault,
     hr_to_inventory_accounts,
     records,
+    sandbox_system,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -156,3 +158,23 @@ def test_it_keeps_secrets_out_of_attempts_and_dead_letters(flow, fresh_sandbox):
     stored = json.dumps(list(Attempt.objects.values()), default=str) + json.dumps(list(DeadLetter.objects.values()), default=str)
     assert "inv-demo-key" not in stored
     assert "[redacted]" in stored
+
+
+def test_it_redacts_a_secret_the_target_echoes_back_in_its_error(fresh_sandbox):
+    # The inventory answers an unknown SKU with a 422 that repeats the SKU: send it the API key.
+    hr = sandbox_system(fresh_sandbox, "hr")
+    inventory = sandbox_system(fresh_sandbox, "inventory")
+    source = model_with_fields(hr, "Employee", "/employees", {"id": ("string", True)})
+    target = model_with_fields(inventory, "Adjustment", "/adjustments", {"reference": ("string", True)})
+    flow = flow_with_mapping(source_model=source, target_model=target, rules=[
+        {"target": "reference", "source": "id"},
+        {"target": "lines[].sku", "source": "skus[]"},
+        {"target": "lines[].quantity", "constant": 1},
+    ])
+    ingest(flow, {"id": "evt_1", "type": "employee.hired", "data": {"id": "emp_1", "skus": ["inv-demo-key"]}})
+    drain_all()
+    letter = DeadLetter.objects.get()
+    assert letter.error_class == "rejected" and "[redacted]" in letter.reason
+    stored = json.dumps(list(Attempt.objects.values()), default=str) + json.dumps(
+        list(DeadLetter.objects.values()), default=str) + json.dumps(list(Delivery.objects.values()), default=str)
+    assert "inv-demo-key" not in stored
