@@ -1,12 +1,11 @@
 # The two commands of the quick start: `make run` and `make test`.
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS ?= never
-UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
 .PHONY: run test bench install lint browser-deps
 
 install:
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@uv sync --quiet
 
 run: install
