@@ -115,6 +115,9 @@ def webhook_receive(*, slug: str, body: bytes, headers: Mapping[str, str]) -> In
             raise IngestError(400, f"missing idempotency key: expected it at {system.idempotency_key_path!r}")
     else:
         key = "sha256:" + hashlib.sha256(body).hexdigest()
+    for name, value, limit in (("event type", event_type, 200), ("idempotency key", key, 300)):
+        if len(str(value)) > limit:
+            raise IngestError(400, f"{name} is {len(str(value))} characters long; the limit is {limit}")
     incoming = IncomingEvent(system, str(event_type), str(key), payload, origin=Event.Origin.WEBHOOK)
     return events_store([incoming])[0]
 

@@ -91,6 +91,8 @@ def test_it_keeps_filtered_out_events_visible_as_skipped(client, crm, deal_flow)
         (b"[1, 2]", "expected a JSON object"),
         (json.dumps({"id": "evt_1", "data": {}}).encode(), "missing event type"),
         (json.dumps({"type": "deal.won", "data": {}}).encode(), "missing idempotency key"),
+        (json.dumps({"id": "e1", "type": "t" * 201, "data": {}}).encode(), "event type is 201 characters long"),
+        (json.dumps({"id": "k" * 301, "type": "t", "data": {}}).encode(), "idempotency key is 301 characters"),
     ],
 )
 def test_it_answers_bad_bodies_with_400_and_says_why(client, crm, raw, message):
