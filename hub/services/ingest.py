@@ -87,11 +87,27 @@ def parse_json(body: bytes) -> Any:
     if not body:
         raise IngestError(400, "empty body: expected a JSON object")
     try:
-        return json.loads(body)
+        parsed = json.loads(body)
     except UnicodeDecodeError:
         raise IngestError(400, "body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise IngestError(400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    # Valid JSON, but PostgreSQL cannot store a NUL character in text; refuse it on every database
+    # alike (the cheap byte check keeps the walk off the common path).
+    if b"u0000" in body and has_nul(parsed):
+        raise IngestError(400, "the JSON contains a NUL character (\\u0000), which cannot be stored")
+    return parsed
+
+
+def has_nul(value: Any) -> bool:
+    """Whether any text in a parsed JSON value holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(item) for item in value)
+    return False
 
 
 def webhook_receive(*, slug: str, body: bytes, headers: Mapping[str, str]) -> IngestResult:

@@ -10,6 +10,7 @@ from django import forms
 from django.urls import reverse
 
 from connectors.models import System
+from hub.services.ingest import has_nul
 from hub.services.models import EDITABLE
 from mappings.models import DataModel
 from mappings.schema import (
@@ -54,12 +55,15 @@ def strict_json(text: str):
     Raises json.JSONDecodeError either way, so callers have one error to explain.
     """
     try:
-        return json.loads(text, parse_constant=_no_special_numbers)
+        parsed = json.loads(text, parse_constant=_no_special_numbers)
     except ValueError as exc:
         if isinstance(exc, json.JSONDecodeError):
             raise
         position = next((text.find(name) for name in ("NaN", "-Infinity", "Infinity") if name in text), 0)
         raise json.JSONDecodeError(str(exc), text, position) from None
+    if "u0000" in text and has_nul(parsed):
+        raise json.JSONDecodeError("a NUL character (\\u0000) cannot be stored", text, max(0, text.find("\\u0000")))
+    return parsed
 
 
 def json_problem(exc: json.JSONDecodeError) -> str:

@@ -232,3 +232,11 @@ def test_it_requires_a_publishing_role(client, personas, crm):
     forbidden = publish(api, {"system": "crm", "type": "t", "idempotency_key": "a", "payload": {}})
     assert forbidden.status_code == 403
     assert Event.objects.count() == 0
+
+
+def test_it_answers_400_for_text_the_database_cannot_store(client, crm, deal_flow):
+    body = json.dumps({"id": "evt_nul", "type": "deal.won", "data": {"id": "d1", "note": "a\u0000b"}})
+    response = post_hook(client, crm, None, raw=body.encode())
+    assert response.status_code == 400  # PostgreSQL's jsonb cannot store it, so no database does
+    assert "NUL character" in response.json()["error"]
+    assert Event.objects.count() == 0

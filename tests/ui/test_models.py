@@ -558,3 +558,14 @@ def test_it_shows_a_model_with_a_fixed_number_of_queries(
     with django_assert_max_num_queries(7):
         response = c.get(reverse("mappings-model-detail", args=[deal.pk]))
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_sample_with_a_nul_character_with_a_form_error():
+    from django import forms as django_forms
+
+    from hub.ui.forms_models import parse_json_object
+
+    with pytest.raises(django_forms.ValidationError) as caught:
+        parse_json_object('{"name": "a\\u0000b"}')
+    assert "NUL character" in str(caught.value)
