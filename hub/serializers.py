@@ -65,6 +65,15 @@ class ReplaySerializer(serializers.Serializer):
     corrected_record = serializers.JSONField(required=False, help_text="A fixed source record to send instead.")
     note = serializers.CharField(required=False, allow_blank=True, default="")
 
+    def validate_corrected_record(self, value):
+        from hub.services.ingest import has_nul
+
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be a JSON object: the corrected source record")
+        if has_nul(value):
+            raise serializers.ValidationError("contains a NUL character (\\u0000), which cannot be stored")
+        return value
+
 
 class DiscardSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="Why this dead letter needs no delivery; kept in the audit log.")

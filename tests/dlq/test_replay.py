@@ -99,3 +99,11 @@ def test_it_answers_a_target_that_fails_then_recovers_after_replay(fresh_sandbox
     api_as(personas["ops"]).post(f"/api/v1/dead-letters/{letter.pk}/replay/", {}, format="json")
     drain_all()
     assert len(records(fresh_sandbox, "inventory", "accounts")) == 1
+
+
+def test_it_refuses_a_corrected_record_that_is_not_an_object(letter, personas):
+    response = api_as(personas["ops"]).post(f"/api/v1/dead-letters/{letter.pk}/replay/",
+                                            {"corrected_record": ["not", "a", "record"]}, format="json")
+    assert response.status_code == 400 and "corrected_record" in response.json()["fields"]
+    letter.refresh_from_db()
+    assert letter.resolved_at is None
