@@ -14,3 +14,11 @@ def test_it_publishes_a_valid_openapi_schema(tmp_path):
 def test_it_answers_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json()["status"] == "ok"
+
+
+@pytest.mark.django_db
+def test_it_serves_the_api_docs_without_any_cdn(client, personas):
+    client.force_login(personas["admin"])
+    html = client.get("/api/docs/").content.decode()
+    assert "swagger-ui" in html
+    assert "cdn." not in html and "unpkg" not in html
