@@ -22,3 +22,9 @@ def test_it_serves_the_api_docs_without_any_cdn(client, personas):
     html = client.get("/api/docs/").content.decode()
     assert "swagger-ui" in html
     assert "cdn." not in html and "unpkg" not in html
+
+
+@pytest.mark.django_db
+def test_it_shows_the_api_schema_only_to_signed_in_users(client):
+    assert client.get("/api/schema/").status_code in (401, 403)
+    assert client.get("/api/docs/").status_code in (401, 403)
