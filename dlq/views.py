@@ -11,28 +11,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from connectors.base import ErrorClass
 from dlq.forms import BulkForm, DiscardForm, FixReplayForm, InboxFilterForm, ReplayForm
 from dlq.models import DeadLetter
 from dlq.services import DeadLetterError, dead_letter_discard, dead_letter_replay
 from hub.access import readers_ops_writes
 from hub.models import Attempt
+from hub.templatetags.hub_format import error_text, pretty_json
 
 INBOX_LIMIT = 200
-
-
-def error_text(error_class: str) -> str:
-    """The error class in plain words; an unknown stored value is shown as it is."""
-    try:
-        return ErrorClass(error_class).description
-    except ValueError:
-        return error_class or ErrorClass.UNKNOWN.description
-
-
-def _shown_json(value: Any) -> str:
-    if value in (None, "", {}, []):
-        return "(none)"
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 def _plural(n: int) -> str:
@@ -124,21 +110,17 @@ def _letter(pk: int) -> DeadLetter:
 def _detail(request: HttpRequest, letter: DeadLetter, *, status: int = 200, **forms: Any) -> HttpResponse:
     try:
         record = letter.delivery.source_record()
-        record_text = _shown_json(record)
+        record_text = pretty_json(record)
     except Exception:  # a record that cannot be read must not hide the page
         record, record_text = None, "(the source record could not be read)"
     attempts = list(letter.delivery.attempt_log.all())
-    for attempt in attempts:
-        attempt.request_text = _shown_json(attempt.request)
-        attempt.response_text = _shown_json(attempt.response)
-        attempt.error_text = error_text(attempt.error_class) if attempt.error_class else ""
     initial_record = (
         json.dumps(record, indent=2, ensure_ascii=False, default=str) if record is not None else ""
     )
     context = {
         "letter": letter, "flow": letter.flow, "delivery": letter.delivery,
         "error_text": error_text(letter.error_class), "record_text": record_text, "attempts": attempts,
-        "last_response_text": _shown_json(letter.last_response),
+        "last_response_text": pretty_json(letter.last_response),
         "replay_form": forms.get("replay_form") or ReplayForm(),
         "fix_form": forms.get("fix_form") or FixReplayForm(initial={"record": initial_record}),
         "discard_form": forms.get("discard_form") or DiscardForm(),

@@ -2,7 +2,6 @@
 the lifecycle buttons (enable, pause, resume, poll now, delete) and the specification
 export/import. Views check the role first, then call one service."""
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -387,13 +386,6 @@ def _wizard_finish(request: HttpRequest, done: list) -> HttpResponse:
 # --------------------------------------------------------------------------------------------------
 
 
-def _shown_json(value: Any) -> str:
-    """Attempt summaries are stored redacted; shown as indented JSON."""
-    if not value:
-        return "(none)"
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
 def _flow(pk: int) -> Flow:
     return get_object_or_404(Flow.objects.select_related(*FLOW_RELATED), pk=pk)
 
@@ -408,10 +400,6 @@ def flow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .prefetch_related(Prefetch("attempt_log", queryset=Attempt.objects.order_by("number")))
         .order_by("-id")[:RECENT_DELIVERIES]
     )
-    for delivery in deliveries:
-        for attempt in delivery.attempt_log.all():
-            attempt.request_text = _shown_json(attempt.request)
-            attempt.response_text = _shown_json(attempt.response)
     context: dict[str, Any] = {
         "flow": flow, "health": health, "deliveries": deliveries, "recent_limit": RECENT_DELIVERIES,
         "refreshed_at": timezone.now(), "history_url": url_or_none("hub-deliveries"),
