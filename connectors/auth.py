@@ -43,7 +43,12 @@ def secret_header_names(system: "System") -> set[str]:
 
 def _token_key(system: "System") -> tuple:
     config = system.auth_config or {}
-    return (system.pk, (system.credentials or {}).get("client_id"), token_url(system), config.get("scope", ""))
+    return (
+        system.pk,
+        (system.credentials or {}).get("client_id"),
+        token_url(system),
+        config.get("scope", ""),
+    )
 
 
 def token_url(system: "System") -> str:
@@ -65,12 +70,17 @@ def oauth2_token(system: "System", session: requests.Session) -> str:
         if cached and cached[1] > time.monotonic():
             return cached[0]
     creds = system.credentials or {}
-    data = {"grant_type": "client_credentials", "client_id": creds.get("client_id", ""),
-            "client_secret": creds.get("client_secret", "")}
+    data = {
+        "grant_type": "client_credentials",
+        "client_id": creds.get("client_id", ""),
+        "client_secret": creds.get("client_secret", ""),
+    }
     if scope := (system.auth_config or {}).get("scope"):
         data["scope"] = scope
     try:
-        response = session.post(token_url(system), data=data, timeout=(system.connect_timeout, system.read_timeout))
+        response = session.post(
+            token_url(system), data=data, timeout=(system.connect_timeout, system.read_timeout)
+        )
     except requests.Timeout as exc:
         raise ConnectorError(f"token endpoint timed out: {exc}", ErrorClass.TIMEOUT) from exc
     except requests.ConnectionError as exc:
@@ -78,7 +88,8 @@ def oauth2_token(system: "System", session: requests.Session) -> str:
     if response.status_code in (400, 401, 403):
         raise ConnectorError(
             f"token endpoint refused the client credentials ({response.status_code})",
-            ErrorClass.AUTH_FAILURE, status=response.status_code,
+            ErrorClass.AUTH_FAILURE,
+            status=response.status_code,
         )
     if response.status_code >= 500:
         raise ConnectorError(f"token endpoint error {response.status_code}", ErrorClass.SERVER_ERROR)
@@ -87,7 +98,9 @@ def oauth2_token(system: "System", session: requests.Session) -> str:
         token = body["access_token"]
         lifetime = float(body.get("expires_in", 3600))
     except (ValueError, KeyError, TypeError) as exc:
-        raise ConnectorError("token endpoint answered without an access_token", ErrorClass.MALFORMED_RESPONSE) from exc
+        raise ConnectorError(
+            "token endpoint answered without an access_token", ErrorClass.MALFORMED_RESPONSE
+        ) from exc
     with _token_lock:
         # Renew a minute early so a token never expires mid-request.
         _token_cache[key] = (token, time.monotonic() + max(lifetime - 60, lifetime / 2))

@@ -93,7 +93,12 @@ class Exchange:
     duration_ms: float = 0.0
 
     def request_summary(self) -> dict[str, Any]:
-        return {"method": self.method, "url": self.url, "headers": self.request_headers, "body": self.request_body}
+        return {
+            "method": self.method,
+            "url": self.url,
+            "headers": self.request_headers,
+            "body": self.request_body,
+        }
 
     def response_summary(self) -> dict[str, Any]:
         return {"status": self.status, "headers": self.response_headers, "body": self.response_body}
@@ -126,14 +131,18 @@ class Connector:
         raise NotImplementedError
 
     def push(
-        self, *, operation: str, resource: str, record: dict[str, Any], target_id: str | None, idempotency_key: str,
+        self,
+        *,
+        operation: str,
+        resource: str,
+        record: dict[str, Any],
+        target_id: str | None,
+        idempotency_key: str,
         id_path: str = "id",
     ) -> PushResult:
         raise NotImplementedError
 
-    def fetch(
-        self, *, resource: str, since: str | None, page_token: str | None, limit: int
-    ) -> Page:
+    def fetch(self, *, resource: str, since: str | None, page_token: str | None, limit: int) -> Page:
         raise NotImplementedError
 
 

@@ -66,9 +66,13 @@ class System(models.Model):
     read_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
 
     webhook_secret = EncryptedJSONField(blank=True, default=dict)
-    signature_scheme = models.CharField(max_length=40, choices=SignatureScheme.choices, default=SignatureScheme.NONE)
+    signature_scheme = models.CharField(
+        max_length=40, choices=SignatureScheme.choices, default=SignatureScheme.NONE
+    )
     signature_header = models.CharField(max_length=100, default="X-Signature")
-    signature_encoding = models.CharField(max_length=10, choices=SignatureEncoding.choices, default=SignatureEncoding.HEX)
+    signature_encoding = models.CharField(
+        max_length=10, choices=SignatureEncoding.choices, default=SignatureEncoding.HEX
+    )
     signature_prefix = models.CharField(max_length=40, blank=True, default="sha256=")
     signature_tolerance_seconds = models.PositiveIntegerField(default=300)
     # Where an inbound payload keeps its event type and idempotency key: a dotted path in the JSON
@@ -76,7 +80,10 @@ class System(models.Model):
     event_type_path = models.CharField(max_length=200, default="type")
     idempotency_key_path = models.CharField(max_length=200, default="id")
     record_path = models.CharField(
-        max_length=200, blank=True, default="data", help_text="Where the record sits in the payload; empty = whole payload."
+        max_length=200,
+        blank=True,
+        default="data",
+        help_text="Where the record sits in the payload; empty = whole payload.",
     )
 
     settings = models.JSONField(default=dict, blank=True)

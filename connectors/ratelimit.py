@@ -96,5 +96,8 @@ def seconds_until_free(system: System) -> float:
         raw = client.get(f"hub:pace:{system.pk}")
         next_free = float(raw) if raw else 0.0
     else:
-        next_free = RateLimitBucket.objects.filter(system_id=system.pk).values_list("next_free_at", flat=True).first() or 0.0
+        next_free = (
+            RateLimitBucket.objects.filter(system_id=system.pk).values_list("next_free_at", flat=True).first()
+            or 0.0
+        )
     return max(0.0, next_free - time.time())

@@ -8,7 +8,9 @@ REDACTED = "[redacted]"
 class Redactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         # Longest first so a secret containing another is replaced whole.
-        self.secrets = sorted({s for s in secrets if isinstance(s, str) and len(s) >= 4}, key=len, reverse=True)
+        self.secrets = sorted(
+            {s for s in secrets if isinstance(s, str) and len(s) >= 4}, key=len, reverse=True
+        )
 
     @classmethod
     def for_system(cls, system) -> "Redactor":

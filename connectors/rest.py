@@ -15,8 +15,16 @@ from connectors.models import AuthScheme
 from connectors.redaction import Redactor
 
 BODY_SUMMARY_CHARS = 2000
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
-                   "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
 _sessions = threading.local()
 
 
@@ -87,8 +95,15 @@ class RestConnector(Connector):
             return path
         return self.system.base_url.rstrip("/") + "/" + path.lstrip("/")
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
-                headers: dict[str, str] | None = None) -> tuple[requests.Response, Exchange]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[requests.Response, Exchange]:
         """Send one request with auth; raise ConnectorError for anything but a 2xx."""
         url = self.url(path)
         all_headers = {"Accept": "application/json", **(headers or {})}
@@ -99,9 +114,15 @@ class RestConnector(Connector):
             started = time.perf_counter()
             try:
                 sent_headers = {**all_headers, **auth_headers(self.system, self.session)}
-                exchange.request_headers = self.redactor.headers(sent_headers, secret_header_names(self.system))
+                exchange.request_headers = self.redactor.headers(
+                    sent_headers, secret_header_names(self.system)
+                )
                 response = self.session.request(
-                    method, url, json=json, params=params, headers=sent_headers,
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    headers=sent_headers,
                     timeout=(self.system.connect_timeout, self.system.read_timeout),
                 )
             except ConnectorError as exc:
@@ -109,25 +130,34 @@ class RestConnector(Connector):
                 raise
             except requests.Timeout as exc:
                 exchange.duration_ms = (time.perf_counter() - started) * 1000
-                raise ConnectorError(f"{method} {path} timed out after {exchange.duration_ms:.0f} ms",
-                                     ErrorClass.TIMEOUT, exchange=exchange) from exc
+                raise ConnectorError(
+                    f"{method} {path} timed out after {exchange.duration_ms:.0f} ms",
+                    ErrorClass.TIMEOUT,
+                    exchange=exchange,
+                ) from exc
             except requests.ConnectionError as exc:
                 exchange.duration_ms = (time.perf_counter() - started) * 1000
-                raise ConnectorError(f"{method} {path}: connection failed ({type(exc).__name__})",
-                                     ErrorClass.UNREACHABLE, exchange=exchange) from exc
+                raise ConnectorError(
+                    f"{method} {path}: connection failed ({type(exc).__name__})",
+                    ErrorClass.UNREACHABLE,
+                    exchange=exchange,
+                ) from exc
             except requests.RequestException as exc:
                 exchange.duration_ms = (time.perf_counter() - started) * 1000
-                raise ConnectorError(f"{method} {path}: {exc}", ErrorClass.UNKNOWN, exchange=exchange) from exc
+                raise ConnectorError(
+                    f"{method} {path}: {exc}", ErrorClass.UNKNOWN, exchange=exchange
+                ) from exc
             exchange.duration_ms = (time.perf_counter() - started) * 1000
             if json is not None:
                 exchange.request_body = self.redactor.text(_json_text(json))[:BODY_SUMMARY_CHARS]
             exchange.status = response.status_code
             exchange.response_headers = {
-                k: v for k, v in response.headers.items()
+                k: v
+                for k, v in response.headers.items()
                 if k.lower() in ("content-type", "retry-after", "idempotent-replayed", "location")
             }
             exchange.response_body = self.redactor.text(response.text[:BODY_SUMMARY_CHARS])
-            if (response.status_code == 401 and retry_auth and self.system.auth_scheme == AuthScheme.OAUTH2):
+            if response.status_code == 401 and retry_auth and self.system.auth_scheme == AuthScheme.OAUTH2:
                 forget_token(self.system)  # the token may have been revoked early: fetch a new one once
                 continue
             break
@@ -136,28 +166,47 @@ class RestConnector(Connector):
             detail = self.redactor.text(_error_detail(response))
             raise ConnectorError(
                 f"{method} {path} answered {response.status_code}{': ' + detail if detail else ''}",
-                error_class, status=response.status_code, exchange=exchange,
+                error_class,
+                status=response.status_code,
+                exchange=exchange,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         return response, exchange
 
-    def push(self, *, operation: str, resource: str, record: dict[str, Any], target_id: str | None,
-             idempotency_key: str, id_path: str = "id") -> PushResult:
+    def push(
+        self,
+        *,
+        operation: str,
+        resource: str,
+        record: dict[str, Any],
+        target_id: str | None,
+        idempotency_key: str,
+        id_path: str = "id",
+    ) -> PushResult:
         headers = {"Idempotency-Key": idempotency_key}
         if operation == "create":
             response, exchange = self.request("POST", resource, json=record, headers=headers)
         elif operation == "update":
-            response, exchange = self.request(self.update_method, f"{resource.rstrip('/')}/{target_id}",
-                                              json=record, headers=headers)
+            response, exchange = self.request(
+                self.update_method, f"{resource.rstrip('/')}/{target_id}", json=record, headers=headers
+            )
         elif operation == "delete":
             try:
-                response, exchange = self.request("DELETE", f"{resource.rstrip('/')}/{target_id}", headers=headers)
+                response, exchange = self.request(
+                    "DELETE", f"{resource.rstrip('/')}/{target_id}", headers=headers
+                )
             except ConnectorError as exc:
                 if exc.status in (404, 410):  # already gone: the effect we wanted
-                    return PushResult(target_id=target_id or "", status=exc.status, body=None,
-                                      exchange=exc.exchange or Exchange())
+                    return PushResult(
+                        target_id=target_id or "",
+                        status=exc.status,
+                        body=None,
+                        exchange=exc.exchange or Exchange(),
+                    )
                 raise
-            return PushResult(target_id=target_id or "", status=response.status_code, body=None, exchange=exchange)
+            return PushResult(
+                target_id=target_id or "", status=response.status_code, body=None, exchange=exchange
+            )
         else:
             raise ValueError(f"unknown operation {operation!r}")
         body = _json_body(response, exchange)
@@ -167,11 +216,20 @@ class RestConnector(Connector):
 
             found = get_path(body, id_path) if isinstance(body, dict) else None
             if found in (None, ""):
-                raise ConnectorError(f"the created record's answer has no {id_path!r}",
-                                     ErrorClass.MALFORMED_RESPONSE, status=response.status_code, exchange=exchange)
+                raise ConnectorError(
+                    f"the created record's answer has no {id_path!r}",
+                    ErrorClass.MALFORMED_RESPONSE,
+                    status=response.status_code,
+                    exchange=exchange,
+                )
             new_id = str(found)
-        return PushResult(target_id=str(new_id or ""), status=response.status_code, body=body, exchange=exchange,
-                          replayed=response.headers.get("Idempotent-Replayed", "").lower() == "true")
+        return PushResult(
+            target_id=str(new_id or ""),
+            status=response.status_code,
+            body=body,
+            exchange=exchange,
+            replayed=response.headers.get("Idempotent-Replayed", "").lower() == "true",
+        )
 
     def fetch(self, *, resource: str, since: str | None, page_token: str | None, limit: int) -> Page:
         from mappings.engine import get_path
@@ -187,8 +245,11 @@ class RestConnector(Connector):
             return Page(records=body, next_token=None)
         records = get_path(body, self.records_path) if self.records_path else body
         if not isinstance(records, list):
-            raise ConnectorError(f"list answer has no {self.records_path!r} array", ErrorClass.MALFORMED_RESPONSE,
-                                 exchange=exchange)
+            raise ConnectorError(
+                f"list answer has no {self.records_path!r} array",
+                ErrorClass.MALFORMED_RESPONSE,
+                exchange=exchange,
+            )
         next_token = get_path(body, self.next_path) if self.next_path else None
         return Page(records=records, next_token=str(next_token) if next_token else None)
 
@@ -200,13 +261,24 @@ class RestConnector(Connector):
         except ConnectorError as exc:
             elapsed = (time.perf_counter() - started) * 1000
             if exc.error_class in (ErrorClass.UNREACHABLE, ErrorClass.TIMEOUT):
-                return CheckResult(False, None, elapsed, f"Could not reach {self.system.base_url}: {exc.message}")
+                return CheckResult(
+                    False, None, elapsed, f"Could not reach {self.system.base_url}: {exc.message}"
+                )
             if exc.error_class == ErrorClass.AUTH_FAILURE:
-                return CheckResult(True, False, elapsed, "Reachable, but the credentials were refused.", exc.status)
-            return CheckResult(True, None, elapsed, f"Reachable; it answered {exc.status} for {path}.", exc.status)
+                return CheckResult(
+                    True, False, elapsed, "Reachable, but the credentials were refused.", exc.status
+                )
+            return CheckResult(
+                True, None, elapsed, f"Reachable; it answered {exc.status} for {path}.", exc.status
+            )
         elapsed = (time.perf_counter() - started) * 1000
-        return CheckResult(True, True, elapsed, f"Connected: {path} answered {response.status_code} in {elapsed:.0f} ms.",
-                           response.status_code)
+        return CheckResult(
+            True,
+            True,
+            elapsed,
+            f"Connected: {path} answered {response.status_code} in {elapsed:.0f} ms.",
+            response.status_code,
+        )
 
 
 def _json_text(value: Any) -> str:
@@ -221,8 +293,12 @@ def _json_body(response: requests.Response, exchange: Exchange) -> Any:
     try:
         return response.json()
     except ValueError as exc:
-        raise ConnectorError(f"answer {response.status_code} was not JSON: {exchange.response_body[:80]!r}",
-                             ErrorClass.MALFORMED_RESPONSE, status=response.status_code, exchange=exchange) from exc
+        raise ConnectorError(
+            f"answer {response.status_code} was not JSON: {exchange.response_body[:80]!r}",
+            ErrorClass.MALFORMED_RESPONSE,
+            status=response.status_code,
+            exchange=exchange,
+        ) from exc
 
 
 def _error_detail(response: requests.Response) -> str:

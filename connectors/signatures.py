@@ -33,20 +33,26 @@ def sign(system: System, body: bytes, *, timestamp: int | None = None) -> str:
     return system.signature_prefix + _digest(system.secret, body, system.signature_encoding)
 
 
-def verify_signature(system: System, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
+def verify_signature(
+    system: System, body: bytes, headers: Mapping[str, str], *, now: float | None = None
+) -> None:
     scheme = system.signature_scheme
     if scheme == SignatureScheme.NONE:
         return
     if not system.secret:
-        raise SignatureError(f"{system.name} has no webhook secret configured, so its signature cannot be checked")
+        raise SignatureError(
+            f"{system.name} has no webhook secret configured, so its signature cannot be checked"
+        )
     header = headers.get(system.signature_header)
     if not header:
         raise SignatureError(f"missing signature header {system.signature_header}")
     if scheme == SignatureScheme.HMAC_SHA256:
         given = header.strip()
         if system.signature_prefix and given.startswith(system.signature_prefix):
-            given = given[len(system.signature_prefix):]
-        if not _same(_digest(system.secret, body, system.signature_encoding), given, system.signature_encoding):
+            given = given[len(system.signature_prefix) :]
+        if not _same(
+            _digest(system.secret, body, system.signature_encoding), given, system.signature_encoding
+        ):
             raise SignatureError(f"signature in {system.signature_header} does not match the body")
         return
     parts: dict[str, list[str]] = {}

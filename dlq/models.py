@@ -26,7 +26,9 @@ class DeadLetter(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
-    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
     resolution_note = models.TextField(blank=True)
 
     objects = DeadLetterQuerySet.as_manager()
@@ -35,7 +37,11 @@ class DeadLetter(models.Model):
         ordering = ["-created_at"]
         indexes = [
             # Read by the dead-letter inbox and the dead-letter depth metric: only open letters.
-            models.Index(fields=["flow", "created_at"], name="deadletter_open_idx", condition=Q(resolved_at__isnull=True)),
+            models.Index(
+                fields=["flow", "created_at"],
+                name="deadletter_open_idx",
+                condition=Q(resolved_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

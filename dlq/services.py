@@ -10,10 +10,16 @@ from hub.models import Delivery, DeliveryStatus
 from hub.services.audit import audit_record
 
 
-def dead_letter_create(*, delivery: Delivery, error_class: str, reason: str, last_response: dict[str, Any]) -> DeadLetter:
+def dead_letter_create(
+    *, delivery: Delivery, error_class: str, reason: str, last_response: dict[str, Any]
+) -> DeadLetter:
     return DeadLetter.objects.create(
-        delivery=delivery, flow_id=delivery.flow_id, error_class=error_class, reason=reason[:5000],
-        last_response=last_response or {}, attempts=delivery.attempts,
+        delivery=delivery,
+        flow_id=delivery.flow_id,
+        error_class=error_class,
+        reason=reason[:5000],
+        last_response=last_response or {},
+        attempts=delivery.attempts,
     )
 
 
@@ -21,7 +27,9 @@ class DeadLetterError(Exception):
     pass
 
 
-def dead_letter_replay(*, letter: DeadLetter, actor, corrected_record: Any = None, note: str = "") -> Delivery:
+def dead_letter_replay(
+    *, letter: DeadLetter, actor, corrected_record: Any = None, note: str = ""
+) -> Delivery:
     """Send the delivery again (optionally with a corrected source record). Its idempotency key
     stays the same, so a target that did receive an earlier try does not get a second record."""
     from hub.services.dispatch import kick_workers
@@ -29,11 +37,16 @@ def dead_letter_replay(*, letter: DeadLetter, actor, corrected_record: Any = Non
     with transaction.atomic():
         letter = DeadLetter.objects.select_for_update().get(pk=letter.pk)
         if letter.resolved_at:
-            raise DeadLetterError(f"dead letter {letter.pk} was already {letter.get_resolution_display().lower()}")
+            raise DeadLetterError(
+                f"dead letter {letter.pk} was already {letter.get_resolution_display().lower()}"
+            )
         delivery = letter.delivery
         updates: dict[str, Any] = {
-            "status": DeliveryStatus.PENDING, "next_attempt_at": timezone.now(), "finished_at": None,
-            "lease_token": None, "lease_expires_at": None,
+            "status": DeliveryStatus.PENDING,
+            "next_attempt_at": timezone.now(),
+            "finished_at": None,
+            "lease_token": None,
+            "lease_expires_at": None,
         }
         if corrected_record is not None:
             updates["payload_override"] = corrected_record
@@ -43,8 +56,13 @@ def dead_letter_replay(*, letter: DeadLetter, actor, corrected_record: Any = Non
         letter.resolved_by = actor
         letter.resolution_note = note
         letter.save(update_fields=["resolved_at", "resolution", "resolved_by", "resolution_note"])
-        audit_record(actor=actor, verb="replay", target=letter, label=f"dead letter {letter.pk} ({letter.flow})",
-                     diff={"corrected": corrected_record is not None, "note": note})
+        audit_record(
+            actor=actor,
+            verb="replay",
+            target=letter,
+            label=f"dead letter {letter.pk} ({letter.flow})",
+            diff={"corrected": corrected_record is not None, "note": note},
+        )
         transaction.on_commit(kick_workers)
     delivery.refresh_from_db()
     return delivery
@@ -56,15 +74,19 @@ def dead_letter_discard(*, letter: DeadLetter, actor, reason: str) -> DeadLetter
     with transaction.atomic():
         letter = DeadLetter.objects.select_for_update().get(pk=letter.pk)
         if letter.resolved_at:
-            raise DeadLetterError(f"dead letter {letter.pk} was already {letter.get_resolution_display().lower()}")
+            raise DeadLetterError(
+                f"dead letter {letter.pk} was already {letter.get_resolution_display().lower()}"
+            )
         letter.resolved_at = timezone.now()
         letter.resolution = DeadLetter.Resolution.DISCARDED
         letter.resolved_by = actor
         letter.resolution_note = reason
         letter.save(update_fields=["resolved_at", "resolution", "resolved_by", "resolution_note"])
-        audit_record(actor=actor, verb="discard", target=letter, label=f"dead letter {letter.pk} ({letter.flow})",
-                     diff={"reason": reason})
+        audit_record(
+            actor=actor,
+            verb="discard",
+            target=letter,
+            label=f"dead letter {letter.pk} ({letter.flow})",
+            diff={"reason": reason},
+        )
     return letter
-
-
-

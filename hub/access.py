@@ -26,7 +26,9 @@ def role_required(*roles: str, write_roles: tuple[str, ...] | None = None) -> Ca
                     # A refreshing region must not swap the login page into itself: send the
                     # whole browser to sign in instead.
                     response = HttpResponse(status=401)
-                    response["HX-Redirect"] = f"{resolve_url(settings.LOGIN_URL)}?next={request.get_full_path()}"
+                    response["HX-Redirect"] = (
+                        f"{resolve_url(settings.LOGIN_URL)}?next={request.get_full_path()}"
+                    )
                     return response
                 return redirect_to_login(request.get_full_path())
             allowed = roles

@@ -41,10 +41,14 @@ class EventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(
         request=s.PublishEventSerializer,
-        responses={202: s.PublishResultSerializer, 400: OpenApiResponse(description="malformed or missing fields"),
-                   404: OpenApiResponse(description="unknown system"), 413: OpenApiResponse(description="too large")},
-        description="Publish one event, or a batch: {\"events\": [event, ...]} with up to 1,000 events "
-                    "(answered with {\"results\": [...]}). Stored durably before the 202.",
+        responses={
+            202: s.PublishResultSerializer,
+            400: OpenApiResponse(description="malformed or missing fields"),
+            404: OpenApiResponse(description="unknown system"),
+            413: OpenApiResponse(description="too large"),
+        },
+        description='Publish one event, or a batch: {"events": [event, ...]} with up to 1,000 events '
+        '(answered with {"results": [...]}). Stored durably before the 202.',
     )
     def create(self, request, *args, **kwargs):
         try:
@@ -58,7 +62,7 @@ class EventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         except IngestError as exc:
             return _error(exc.status, exc.message)
         if not isinstance(data, dict):
-            return _error(400, "expected a JSON object: one event, or {\"events\": [...]}")
+            return _error(400, 'expected a JSON object: one event, or {"events": [...]}')
         batch = "events" in data
         raw_events = data["events"] if batch else [data]
         if batch and not isinstance(raw_events, list):
@@ -66,9 +70,15 @@ class EventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         if batch and not raw_events:
             return _error(400, "events is empty: send at least one event")
         if len(raw_events) > settings.HUB_MAX_BATCH_EVENTS:
-            return _error(413, f"{len(raw_events)} events in one request; the limit is {settings.HUB_MAX_BATCH_EVENTS}")
-        systems = {sys.slug: sys for sys in System.objects.filter(
-            slug__in={str(e.get("system")) for e in raw_events if isinstance(e, dict)})}
+            return _error(
+                413, f"{len(raw_events)} events in one request; the limit is {settings.HUB_MAX_BATCH_EVENTS}"
+            )
+        systems = {
+            sys.slug: sys
+            for sys in System.objects.filter(
+                slug__in={str(e.get("system")) for e in raw_events if isinstance(e, dict)}
+            )
+        }
         items, errors = [], {}
         for index, raw in enumerate(raw_events):
             where = f"events[{index}]" if batch else "event"
@@ -78,15 +88,27 @@ class EventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                     return _error(404, problem)
                 errors[where] = problem
                 continue
-            items.append(IncomingEvent(systems[raw["system"]], str(raw["type"]), str(raw["idempotency_key"]),
-                                       raw["payload"], origin=Event.Origin.API))
+            items.append(
+                IncomingEvent(
+                    systems[raw["system"]],
+                    str(raw["type"]),
+                    str(raw["idempotency_key"]),
+                    raw["payload"],
+                    origin=Event.Origin.API,
+                )
+            )
         if errors:
             return _error(400, "; ".join(f"{k}: {v}" for k, v in errors.items()), fields=errors)
         results = events_store(items)
         if batch:
-            return Response({"results": [r.as_dict() for r in results],
-                             "accepted": sum(1 for r in results if not r.duplicate),
-                             "duplicates": sum(1 for r in results if r.duplicate)}, status=202)
+            return Response(
+                {
+                    "results": [r.as_dict() for r in results],
+                    "accepted": sum(1 for r in results if not r.duplicate),
+                    "duplicates": sum(1 for r in results if r.duplicate),
+                },
+                status=202,
+            )
         return Response(results[0].as_dict(), status=202)
 
 
@@ -133,8 +155,9 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
 class FlowViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = s.FlowSerializer
     permission_classes = [IsOperator]
-    queryset = Flow.objects.select_related("source_system", "target_system", "source_model__system",
-                                           "target_model__system").order_by("name")
+    queryset = Flow.objects.select_related(
+        "source_system", "target_system", "source_model__system", "target_model__system"
+    ).order_by("name")
 
     @extend_schema(request=None, responses=s.FlowSerializer)
     @action(detail=True, methods=["post"])
@@ -165,9 +188,12 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         form = s.ReplaySerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            delivery = dead_letter_replay(letter=self.get_object(), actor=request.user,
-                                          corrected_record=form.validated_data.get("corrected_record"),
-                                          note=form.validated_data.get("note", ""))
+            delivery = dead_letter_replay(
+                letter=self.get_object(),
+                actor=request.user,
+                corrected_record=form.validated_data.get("corrected_record"),
+                note=form.validated_data.get("note", ""),
+            )
         except DeadLetterError as exc:
             return _error(409, str(exc))
         return Response(s.DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
@@ -178,8 +204,9 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         form = s.DiscardSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            letter = dead_letter_discard(letter=self.get_object(), actor=request.user,
-                                         reason=form.validated_data["reason"])
+            letter = dead_letter_discard(
+                letter=self.get_object(), actor=request.user, reason=form.validated_data["reason"]
+            )
         except DeadLetterError as exc:
             return _error(409, str(exc))
         return Response(s.DeadLetterSerializer(letter).data)
@@ -189,6 +216,3 @@ class AuditViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = s.AuditEntrySerializer
     permission_classes = [IsAdminRole]
     queryset = AuditEntry.objects.order_by("-at", "-id")
-
-
-

@@ -10,120 +10,249 @@ from mappings.models import DataModel, Field, Mapping
 from mappings.schema import infer_fields
 
 SYSTEMS = {
-    "crm": dict(name="CRM", kind=SystemKind.CRM, auth_scheme=AuthScheme.API_KEY, auth_config={"header": "X-Api-Key"}),
-    "accounting": dict(name="Accounting", kind=SystemKind.ACCOUNTING, auth_scheme=AuthScheme.OAUTH2,
-                       auth_config={"token_url": "/oauth/token"}),
-    "inventory": dict(name="Inventory", kind=SystemKind.INVENTORY, auth_scheme=AuthScheme.API_KEY,
-                      auth_config={"header": "X-Api-Key"}),
+    "crm": dict(
+        name="CRM", kind=SystemKind.CRM, auth_scheme=AuthScheme.API_KEY, auth_config={"header": "X-Api-Key"}
+    ),
+    "accounting": dict(
+        name="Accounting",
+        kind=SystemKind.ACCOUNTING,
+        auth_scheme=AuthScheme.OAUTH2,
+        auth_config={"token_url": "/oauth/token"},
+    ),
+    "inventory": dict(
+        name="Inventory",
+        kind=SystemKind.INVENTORY,
+        auth_scheme=AuthScheme.API_KEY,
+        auth_config={"header": "X-Api-Key"},
+    ),
     "hr": dict(name="HR", kind=SystemKind.HR, auth_scheme=AuthScheme.BEARER),
-    "payments": dict(name="Payments", kind=SystemKind.PAYMENTS, auth_scheme=AuthScheme.BASIC,
-                     signature_scheme=SignatureScheme.TIMESTAMPED, signature_header="Payments-Signature",
-                     signature_prefix=""),
+    "payments": dict(
+        name="Payments",
+        kind=SystemKind.PAYMENTS,
+        auth_scheme=AuthScheme.BASIC,
+        signature_scheme=SignatureScheme.TIMESTAMPED,
+        signature_header="Payments-Signature",
+        signature_prefix="",
+    ),
 }
 
 SAMPLES = {
     ("crm", "Deal", "/deals"): {
-        "id": "deal_000001", "title": "Office refit", "amount": 1250.5, "currency": "EUR", "stage": "won",
+        "id": "deal_000001",
+        "title": "Office refit",
+        "amount": 1250.5,
+        "currency": "EUR",
+        "stage": "won",
         "customer": {"email": "ann@example.com", "name": "Ann Lee"},
         "lines": [{"sku": "SKU-DESK", "quantity": 2, "unit_price": 400.0}],
-        "owner_email": "sam@example.com", "created_at": "2026-11-23T10:00:00.000000Z",
+        "owner_email": "sam@example.com",
+        "created_at": "2026-11-23T10:00:00.000000Z",
         "updated_at": "2026-11-23T10:00:00.000000Z",
     },
-    ("crm", "User", "/users"): {"id": "user_000001", "email": "sam@example.com", "full_name": "Sam Diaz",
-                                "role": "sales_rep", "active": True},
+    ("crm", "User", "/users"): {
+        "id": "user_000001",
+        "email": "sam@example.com",
+        "full_name": "Sam Diaz",
+        "role": "sales_rep",
+        "active": True,
+    },
     ("inventory", "Adjustment", "/adjustments"): {
-        "id": "adj_000001", "reference": "deal_000001", "reason": "CRM deal won",
+        "id": "adj_000001",
+        "reference": "deal_000001",
+        "reason": "CRM deal won",
         "lines": [{"sku": "SKU-DESK", "quantity": -2}],
     },
-    ("inventory", "Account", "/accounts"): {"id": "acct_000001", "email": "sam@example.com", "name": "Sam Diaz",
-                                            "role": "staff"},
-    ("accounting", "Payment", "/payments"): {
-        "id": "pay_000001", "amount_minor": 125050, "currency": "EUR", "payer_email": "ann@example.com",
-        "reference": "ch_000001", "received_at": "2026-11-23T10:00:00Z",
+    ("inventory", "Account", "/accounts"): {
+        "id": "acct_000001",
+        "email": "sam@example.com",
+        "name": "Sam Diaz",
+        "role": "staff",
     },
-    ("accounting", "Payee", "/payees"): {"id": "payee_000001", "name": "Sam Diaz", "email": "sam@example.com",
-                                         "kind": "employee"},
-    ("accounting", "Invoice", "/invoices"): {"id": "inv_000001", "number": "INV-deal_000001",
-                                             "customer_email": "ann@example.com", "total_minor": 125050,
-                                             "currency": "EUR", "status": "open"},
+    ("accounting", "Payment", "/payments"): {
+        "id": "pay_000001",
+        "amount_minor": 125050,
+        "currency": "EUR",
+        "payer_email": "ann@example.com",
+        "reference": "ch_000001",
+        "received_at": "2026-11-23T10:00:00Z",
+    },
+    ("accounting", "Payee", "/payees"): {
+        "id": "payee_000001",
+        "name": "Sam Diaz",
+        "email": "sam@example.com",
+        "kind": "employee",
+    },
+    ("accounting", "Invoice", "/invoices"): {
+        "id": "inv_000001",
+        "number": "INV-deal_000001",
+        "customer_email": "ann@example.com",
+        "total_minor": 125050,
+        "currency": "EUR",
+        "status": "open",
+    },
     ("hr", "Employee", "/employees"): {
-        "id": "emp_000001", "first_name": "Sam", "last_name": "Diaz", "email": "sam@example.com",
-        "department": "Sales", "title": "Account executive", "start_date": "2026-12-01", "status": "hired",
-        "created_at": "2026-11-23T10:00:00.000000Z", "updated_at": "2026-11-23T10:00:00.000000Z",
+        "id": "emp_000001",
+        "first_name": "Sam",
+        "last_name": "Diaz",
+        "email": "sam@example.com",
+        "department": "Sales",
+        "title": "Account executive",
+        "start_date": "2026-12-01",
+        "status": "hired",
+        "created_at": "2026-11-23T10:00:00.000000Z",
+        "updated_at": "2026-11-23T10:00:00.000000Z",
     },
     ("payments", "Charge", "/charges"): {
-        "id": "ch_000001", "amount": 125050, "currency": "eur", "customer_email": "Ann@Example.com",
-        "description": "Invoice INV-deal_000001", "status": "succeeded", "paid_at": "2026-11-23T10:00:00Z",
+        "id": "ch_000001",
+        "amount": 125050,
+        "currency": "eur",
+        "customer_email": "Ann@Example.com",
+        "description": "Invoice INV-deal_000001",
+        "status": "succeeded",
+        "paid_at": "2026-11-23T10:00:00Z",
     },
 }
 
 # Target fields the sandbox requires: required in the data model too, so the mapper flags them.
 REQUIRED = {
-    "Adjustment": {"reference", "lines"}, "Payment": {"amount_minor", "currency"}, "Payee": {"name", "email"},
-    "User": {"email"}, "Account": {"email"}, "Invoice": {"number", "customer_email", "total_minor", "currency"},
+    "Adjustment": {"reference", "lines"},
+    "Payment": {"amount_minor", "currency"},
+    "Payee": {"name", "email"},
+    "User": {"email"},
+    "Account": {"email"},
+    "Invoice": {"number", "customer_email", "total_minor", "currency"},
 }
 
 FLOWS = [
-    dict(name="Won deals reduce stock", source=("crm", "Deal"), event_type="deal.won",
-         target=("inventory", "Adjustment"), operation=Operation.CREATE,
-         description="When a deal is won in the CRM, the sold items leave inventory.",
-         rules=[
-             {"target": "reference", "source": "id"},
-             {"target": "reason", "constant": "CRM deal won"},
-             {"target": "lines[].sku", "source": "lines[].sku", "transforms": [{"name": "upper"}]},
-             {"target": "lines[].quantity", "source": "lines[].quantity",
-              "transforms": [{"name": "cast", "options": {"to": "integer"}},
-                             {"name": "arithmetic", "options": {"operation": "negate"}}]},
-         ]),
-    dict(name="Payments recorded in accounting", source=("payments", "Charge"), event_type="payment.succeeded",
-         target=("accounting", "Payment"), operation=Operation.CREATE,
-         description="Every successful card payment becomes a payment received in the books.",
-         rules=[
-             {"target": "amount_minor", "source": "amount", "transforms": [{"name": "cast", "options": {"to": "integer"}}]},
-             {"target": "currency", "source": "currency", "transforms": [{"name": "upper"}]},
-             {"target": "payer_email", "source": "customer_email", "transforms": [{"name": "trim"}, {"name": "lower"}]},
-             {"target": "reference", "source": "id"},
-             {"target": "received_at", "source": "paid_at", "transforms": [{"name": "parse_datetime", "options": {}}]},
-         ]),
-    dict(name="New employees get a CRM login", source=("hr", "Employee"), event_type="employee.hired",
-         target=("crm", "User"), operation=Operation.UPSERT,
-         description="People hired in HR are provisioned as CRM users.",
-         rules=[
-             {"target": "email", "source": "email", "transforms": [{"name": "trim"}, {"name": "lower"}]},
-             {"target": "full_name", "transforms": [{"name": "template", "options": {"template": "{first_name} {last_name}"}}]},
-             {"target": "role", "source": "department", "transforms": [
-                 {"name": "lookup", "options": {"table": {"Sales": "sales_rep", "Support": "agent"}, "default": "viewer"}}]},
-             {"target": "active", "constant": True},
-         ]),
-    dict(name="New employees become payees", source=("hr", "Employee"), event_type="employee.hired",
-         target=("accounting", "Payee"), operation=Operation.UPSERT,
-         description="People hired in HR can be paid from accounting.",
-         rules=[
-             {"target": "name", "transforms": [{"name": "template", "options": {"template": "{first_name} {last_name}"}}]},
-             {"target": "email", "source": "email", "transforms": [{"name": "lower"}]},
-             {"target": "kind", "constant": "employee"},
-         ]),
-    dict(name="Operations staff get inventory accounts", source=("hr", "Employee"), event_type="employee.hired",
-         target=("inventory", "Account"), operation=Operation.UPSERT,
-         filter={"path": "department", "op": "eq", "value": "Operations"},
-         description="Only people hired into Operations need the inventory system.",
-         rules=[
-             {"target": "email", "source": "email", "transforms": [{"name": "lower"}]},
-             {"target": "name", "transforms": [{"name": "template", "options": {"template": "{first_name} {last_name}"}}]},
-             {"target": "role", "constant": "staff"},
-         ]),
-    dict(name="Won deals invoiced (every 15 minutes)", source=("crm", "Deal"), event_type="*",
-         target=("accounting", "Invoice"), operation=Operation.UPSERT, trigger=Trigger.SCHEDULED,
-         schedule_minutes=15, filter={"path": "stage", "op": "eq", "value": "won"},
-         description="A scheduled sweep: every won deal has an invoice, even if a webhook was missed.",
-         rules=[
-             {"target": "number", "transforms": [{"name": "template", "options": {"template": "INV-{id}"}}]},
-             {"target": "customer_email", "source": "customer.email", "transforms": [{"name": "lower"}]},
-             {"target": "total_minor", "source": "amount",
-              "transforms": [{"name": "money_to_minor", "options": {"currency_path": "currency"}}]},
-             {"target": "currency", "source": "currency", "transforms": [{"name": "upper"}]},
-             {"target": "status", "constant": "open"},
-         ]),
+    dict(
+        name="Won deals reduce stock",
+        source=("crm", "Deal"),
+        event_type="deal.won",
+        target=("inventory", "Adjustment"),
+        operation=Operation.CREATE,
+        description="When a deal is won in the CRM, the sold items leave inventory.",
+        rules=[
+            {"target": "reference", "source": "id"},
+            {"target": "reason", "constant": "CRM deal won"},
+            {"target": "lines[].sku", "source": "lines[].sku", "transforms": [{"name": "upper"}]},
+            {
+                "target": "lines[].quantity",
+                "source": "lines[].quantity",
+                "transforms": [
+                    {"name": "cast", "options": {"to": "integer"}},
+                    {"name": "arithmetic", "options": {"operation": "negate"}},
+                ],
+            },
+        ],
+    ),
+    dict(
+        name="Payments recorded in accounting",
+        source=("payments", "Charge"),
+        event_type="payment.succeeded",
+        target=("accounting", "Payment"),
+        operation=Operation.CREATE,
+        description="Every successful card payment becomes a payment received in the books.",
+        rules=[
+            {
+                "target": "amount_minor",
+                "source": "amount",
+                "transforms": [{"name": "cast", "options": {"to": "integer"}}],
+            },
+            {"target": "currency", "source": "currency", "transforms": [{"name": "upper"}]},
+            {
+                "target": "payer_email",
+                "source": "customer_email",
+                "transforms": [{"name": "trim"}, {"name": "lower"}],
+            },
+            {"target": "reference", "source": "id"},
+            {
+                "target": "received_at",
+                "source": "paid_at",
+                "transforms": [{"name": "parse_datetime", "options": {}}],
+            },
+        ],
+    ),
+    dict(
+        name="New employees get a CRM login",
+        source=("hr", "Employee"),
+        event_type="employee.hired",
+        target=("crm", "User"),
+        operation=Operation.UPSERT,
+        description="People hired in HR are provisioned as CRM users.",
+        rules=[
+            {"target": "email", "source": "email", "transforms": [{"name": "trim"}, {"name": "lower"}]},
+            {
+                "target": "full_name",
+                "transforms": [{"name": "template", "options": {"template": "{first_name} {last_name}"}}],
+            },
+            {
+                "target": "role",
+                "source": "department",
+                "transforms": [
+                    {
+                        "name": "lookup",
+                        "options": {"table": {"Sales": "sales_rep", "Support": "agent"}, "default": "viewer"},
+                    }
+                ],
+            },
+            {"target": "active", "constant": True},
+        ],
+    ),
+    dict(
+        name="New employees become payees",
+        source=("hr", "Employee"),
+        event_type="employee.hired",
+        target=("accounting", "Payee"),
+        operation=Operation.UPSERT,
+        description="People hired in HR can be paid from accounting.",
+        rules=[
+            {
+                "target": "name",
+                "transforms": [{"name": "template", "options": {"template": "{first_name} {last_name}"}}],
+            },
+            {"target": "email", "source": "email", "transforms": [{"name": "lower"}]},
+            {"target": "kind", "constant": "employee"},
+        ],
+    ),
+    dict(
+        name="Operations staff get inventory accounts",
+        source=("hr", "Employee"),
+        event_type="employee.hired",
+        target=("inventory", "Account"),
+        operation=Operation.UPSERT,
+        filter={"path": "department", "op": "eq", "value": "Operations"},
+        description="Only people hired into Operations need the inventory system.",
+        rules=[
+            {"target": "email", "source": "email", "transforms": [{"name": "lower"}]},
+            {
+                "target": "name",
+                "transforms": [{"name": "template", "options": {"template": "{first_name} {last_name}"}}],
+            },
+            {"target": "role", "constant": "staff"},
+        ],
+    ),
+    dict(
+        name="Won deals invoiced (every 15 minutes)",
+        source=("crm", "Deal"),
+        event_type="*",
+        target=("accounting", "Invoice"),
+        operation=Operation.UPSERT,
+        trigger=Trigger.SCHEDULED,
+        schedule_minutes=15,
+        filter={"path": "stage", "op": "eq", "value": "won"},
+        description="A scheduled sweep: every won deal has an invoice, even if a webhook was missed.",
+        rules=[
+            {"target": "number", "transforms": [{"name": "template", "options": {"template": "INV-{id}"}}]},
+            {"target": "customer_email", "source": "customer.email", "transforms": [{"name": "lower"}]},
+            {
+                "target": "total_minor",
+                "source": "amount",
+                "transforms": [{"name": "money_to_minor", "options": {"currency_path": "currency"}}],
+            },
+            {"target": "currency", "source": "currency", "transforms": [{"name": "upper"}]},
+            {"target": "status", "constant": "open"},
+        ],
+    ),
 ]
 
 
@@ -162,8 +291,14 @@ def _model(system: System, name: str, resource: str, sample: dict) -> DataModel:
     if created:
         required = REQUIRED.get(name)
         Field.objects.bulk_create(
-            Field(model=model, path=spec.path, type=spec.type, position=index, description=spec.description,
-                  required=(spec.path in required) if required is not None else False)
+            Field(
+                model=model,
+                path=spec.path,
+                type=spec.type,
+                position=index,
+                description=spec.description,
+                required=(spec.path in required) if required is not None else False,
+            )
             for index, spec in enumerate(infer_fields(sample))
         )
     return model
@@ -177,9 +312,17 @@ def _flow(spec: dict, systems, models, actor) -> Flow:
     mapping = Mapping.objects.create(name=spec["name"], source_model=source, target_model=target)
     mapping_version_save(mapping=mapping, rules=spec["rules"], actor=actor, comment="demo seed")
     return Flow.objects.create(
-        name=spec["name"], description=spec.get("description", ""), source_system=systems[spec["source"][0]],
-        source_model=source, event_type=spec["event_type"], target_system=systems[spec["target"][0]],
-        target_model=target, operation=spec["operation"], mapping=mapping, filter=spec.get("filter"),
-        trigger=spec.get("trigger", Trigger.REALTIME), schedule_minutes=spec.get("schedule_minutes"),
+        name=spec["name"],
+        description=spec.get("description", ""),
+        source_system=systems[spec["source"][0]],
+        source_model=source,
+        event_type=spec["event_type"],
+        target_system=systems[spec["target"][0]],
+        target_model=target,
+        operation=spec["operation"],
+        mapping=mapping,
+        filter=spec.get("filter"),
+        trigger=spec.get("trigger", Trigger.REALTIME),
+        schedule_minutes=spec.get("schedule_minutes"),
         state=FlowState.ACTIVE,
     )

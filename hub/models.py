@@ -274,7 +274,9 @@ class Cursor(models.Model):
 
     flow = models.OneToOneField(Flow, on_delete=models.CASCADE, primary_key=True, related_name="cursor")
     value = models.CharField(max_length=300, blank=True)
-    last_id = models.CharField(max_length=300, blank=True, help_text="Tie-breaker among records sharing `value`.")
+    last_id = models.CharField(
+        max_length=300, blank=True, help_text="Tie-breaker among records sharing `value`."
+    )
     polling_until = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
     last_result = models.CharField(max_length=300, blank=True)
@@ -300,7 +302,9 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.verb} {self.target_type} {self.target_label}"
+        return (
+            f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.verb} {self.target_type} {self.target_label}"
+        )
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk:

@@ -15,7 +15,12 @@ def poll_schedule_name(flow_id: int) -> str:
 def ensure_drain_schedule() -> None:
     Schedule.objects.update_or_create(
         name=DRAIN_SCHEDULE,
-        defaults={"func": "hub.tasks.deliveries_drain", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+        defaults={
+            "func": "hub.tasks.deliveries_drain",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
     )
 
 
@@ -27,7 +32,12 @@ def flow_schedule_sync(flow: Flow) -> None:
     if flow.schedule_cron:
         timing = {"schedule_type": Schedule.CRON, "cron": flow.schedule_cron, "minutes": None}
     else:
-        timing = {"schedule_type": Schedule.MINUTES, "minutes": max(1, flow.schedule_minutes or 15), "cron": None}
+        timing = {
+            "schedule_type": Schedule.MINUTES,
+            "minutes": max(1, flow.schedule_minutes or 15),
+            "cron": None,
+        }
     Schedule.objects.update_or_create(
-        name=name, defaults={"func": "hub.tasks.flow_poll_task", "args": repr(flow.pk), "repeats": -1, **timing}
+        name=name,
+        defaults={"func": "hub.tasks.flow_poll_task", "args": repr(flow.pk), "repeats": -1, **timing},
     )

@@ -9,15 +9,33 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Event
-        fields = ["id", "system", "event_type", "idempotency_key", "record_id", "origin", "received_at",
-                  "duplicates_seen", "payload"]
+        fields = [
+            "id",
+            "system",
+            "event_type",
+            "idempotency_key",
+            "record_id",
+            "origin",
+            "received_at",
+            "duplicates_seen",
+            "payload",
+        ]
 
 
 class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
-        fields = ["number", "started_at", "duration_ms", "outcome", "error_class", "message", "request", "response",
-                  "worker"]
+        fields = [
+            "number",
+            "started_at",
+            "duration_ms",
+            "outcome",
+            "error_class",
+            "message",
+            "request",
+            "response",
+            "worker",
+        ]
 
 
 class DeliverySerializer(serializers.ModelSerializer):
@@ -26,8 +44,21 @@ class DeliverySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Delivery
-        fields = ["id", "event", "flow", "flow_id", "record_key", "status", "attempts", "next_attempt_at",
-                  "last_error_class", "last_error", "target_id", "created_at", "finished_at"]
+        fields = [
+            "id",
+            "event",
+            "flow",
+            "flow_id",
+            "record_key",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_error_class",
+            "last_error",
+            "target_id",
+            "created_at",
+            "finished_at",
+        ]
 
 
 class DeliveryDetailSerializer(DeliverySerializer):
@@ -45,9 +76,27 @@ class FlowSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Flow
-        fields = ["id", "name", "description", "source_system", "source_model", "event_type", "target_system",
-                  "target_model", "operation", "filter", "trigger", "schedule_minutes", "schedule_cron", "state",
-                  "paused_reason", "max_attempts", "max_age_seconds", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "source_system",
+            "source_model",
+            "event_type",
+            "target_system",
+            "target_model",
+            "operation",
+            "filter",
+            "trigger",
+            "schedule_minutes",
+            "schedule_cron",
+            "state",
+            "paused_reason",
+            "max_attempts",
+            "max_age_seconds",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
 
@@ -57,12 +106,26 @@ class DeadLetterSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DeadLetter
-        fields = ["id", "delivery", "event_id", "flow", "error_class", "reason", "last_response", "attempts",
-                  "created_at", "resolved_at", "resolution", "resolution_note"]
+        fields = [
+            "id",
+            "delivery",
+            "event_id",
+            "flow",
+            "error_class",
+            "reason",
+            "last_response",
+            "attempts",
+            "created_at",
+            "resolved_at",
+            "resolution",
+            "resolution_note",
+        ]
 
 
 class ReplaySerializer(serializers.Serializer):
-    corrected_record = serializers.JSONField(required=False, help_text="A fixed source record to send instead.")
+    corrected_record = serializers.JSONField(
+        required=False, help_text="A fixed source record to send instead."
+    )
     note = serializers.CharField(required=False, allow_blank=True, default="")
 
     def validate_corrected_record(self, value):

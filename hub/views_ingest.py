@@ -16,13 +16,15 @@ def webhook(request, slug: str):
     """A vendor's webhook: answered 202 only once the event is on disk."""
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.HUB_MAX_WEBHOOK_BYTES:
-        return JsonResponse({"error": f"body is {length} bytes; the limit is {settings.HUB_MAX_WEBHOOK_BYTES}"},
-                            status=413)
+        return JsonResponse(
+            {"error": f"body is {length} bytes; the limit is {settings.HUB_MAX_WEBHOOK_BYTES}"}, status=413
+        )
     try:
         result = webhook_receive(slug=slug, body=request.body, headers=request.headers)
     except RequestDataTooBig:
-        return JsonResponse({"error": f"body too large; the limit is {settings.HUB_MAX_WEBHOOK_BYTES} bytes"},
-                            status=413)
+        return JsonResponse(
+            {"error": f"body too large; the limit is {settings.HUB_MAX_WEBHOOK_BYTES} bytes"}, status=413
+        )
     except IngestError as exc:
         return JsonResponse({"error": exc.message}, status=exc.status)
     return JsonResponse(result.as_dict(), status=202)

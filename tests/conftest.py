@@ -75,8 +75,12 @@ def worker_env() -> dict[str, str]:
 
     # The queue and cache prefix this test process really uses (settings were read before any
     # conftest ran), so the workers hear its kicks and share its rate-limit and drain keys.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HUB_QUEUE_NAME": settings.Q_CLUSTER["name"],
-           "HUB_CACHE_PREFIX": settings.CACHES["default"]["KEY_PREFIX"]}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "HUB_QUEUE_NAME": settings.Q_CLUSTER["name"],
+        "HUB_CACHE_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+    }
     name = connection.settings_dict["NAME"]
     if connection.vendor == "postgresql":
         from urllib.parse import urlsplit, urlunsplit
@@ -94,8 +98,14 @@ class WorkerProcess:
     def __init__(self, workers: int = 2, extra_env: dict | None = None) -> None:
         env = {**worker_env(), "HUB_WORKERS": str(workers), **(extra_env or {})}
         self.log = open(ROOT / "var" / f"worker-{uuid.uuid4().hex[:6]}.log", "w+")
-        self.process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "qcluster"], env=env, cwd=ROOT,
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            env=env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def kill(self) -> None:
         """SIGKILL the whole cluster: no chance to finish anything."""
@@ -143,8 +153,16 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, message: s
 
 # --- browser tests ------------------------------------------------------------------------
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="session")

@@ -49,8 +49,9 @@ class DataModelFactory(factory.django.DjangoModelFactory):
     resource_path = "/records"
 
 
-def model_with_fields(system: System, name: str, resource: str, fields: dict[str, tuple[str, bool]],
-                      **extra) -> DataModel:
+def model_with_fields(
+    system: System, name: str, resource: str, fields: dict[str, tuple[str, bool]], **extra
+) -> DataModel:
     model = DataModelFactory(system=system, name=name, resource_path=resource, **extra)
     Field.objects.bulk_create(
         Field(model=model, path=path, type=kind, required=required, position=i)
@@ -59,16 +60,32 @@ def model_with_fields(system: System, name: str, resource: str, fields: dict[str
     return model
 
 
-def flow_with_mapping(*, source_model: DataModel, target_model: DataModel, rules: list[dict], event_type="*",
-                      operation=Operation.UPSERT, actor=None, **extra) -> Flow:
-    mapping = Mapping.objects.create(name=f"{source_model.name} to {target_model.name}", source_model=source_model,
-                                     target_model=target_model)
+def flow_with_mapping(
+    *,
+    source_model: DataModel,
+    target_model: DataModel,
+    rules: list[dict],
+    event_type="*",
+    operation=Operation.UPSERT,
+    actor=None,
+    **extra,
+) -> Flow:
+    mapping = Mapping.objects.create(
+        name=f"{source_model.name} to {target_model.name}",
+        source_model=source_model,
+        target_model=target_model,
+    )
     mapping_version_save(mapping=mapping, rules=rules, actor=actor)
     defaults = dict(max_attempts=4, retry_base_seconds=0.05, retry_max_seconds=0.5, state=FlowState.ACTIVE)
     defaults.update(extra)
     return Flow.objects.create(
-        name=extra.pop("name", f"flow {Flow.objects.count() + 1}"), source_system=source_model.system,
-        source_model=source_model, event_type=event_type, target_system=target_model.system,
-        target_model=target_model, operation=operation, mapping=mapping,
+        name=extra.pop("name", f"flow {Flow.objects.count() + 1}"),
+        source_system=source_model.system,
+        source_model=source_model,
+        event_type=event_type,
+        target_system=target_model.system,
+        target_model=target_model,
+        operation=operation,
+        mapping=mapping,
         **{k: v for k, v in defaults.items() if k != "name"},
     )

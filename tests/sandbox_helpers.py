@@ -27,8 +27,13 @@ def records(sandbox, system: str, resource: str) -> list[dict]:
     found, page = [], None
     while True:
         params = {"limit": 500, **({"page": page} if page else {})}
-        body = requests.get(f"{sandbox.url(system)}/{resource}", headers=headers, params=params,
-                            auth=_basic(system), timeout=10).json()
+        body = requests.get(
+            f"{sandbox.url(system)}/{resource}",
+            headers=headers,
+            params=params,
+            auth=_basic(system),
+            timeout=10,
+        ).json()
         found.extend(body["data"])
         page = body.get("next")
         if not page:
@@ -38,8 +43,11 @@ def records(sandbox, system: str, resource: str) -> list[dict]:
 def auth_headers(system: str, sandbox=None) -> dict[str, str]:
     creds = DEMO_CREDENTIALS[system]
     if "client_id" in creds:
-        token = requests.post(f"{sandbox.url(system)}/oauth/token", timeout=5, data={
-            "grant_type": "client_credentials", **creds}).json()["access_token"]
+        token = requests.post(
+            f"{sandbox.url(system)}/oauth/token",
+            timeout=5,
+            data={"grant_type": "client_credentials", **creds},
+        ).json()["access_token"]
         return {"Authorization": f"Bearer {token}"}
     if "api_key" in creds:
         return {"X-Api-Key": creds["api_key"]}
@@ -54,11 +62,24 @@ def _basic(system: str):
 
 
 def sandbox_system(sandbox, slug: str, **overrides) -> System:
-    schemes = {"crm": AuthScheme.API_KEY, "inventory": AuthScheme.API_KEY, "hr": AuthScheme.BEARER,
-               "accounting": AuthScheme.OAUTH2, "payments": AuthScheme.BASIC}
-    fields = dict(name=slug.title(), slug=slug, base_url=sandbox.url(slug), auth_scheme=schemes[slug],
-                  credentials=dict(DEMO_CREDENTIALS[slug]), webhook_secret={"secret": DEMO_WEBHOOK_SECRETS[slug]},
-                  connect_timeout=1.0, read_timeout=2.0, signature_scheme="hmac_sha256")
+    schemes = {
+        "crm": AuthScheme.API_KEY,
+        "inventory": AuthScheme.API_KEY,
+        "hr": AuthScheme.BEARER,
+        "accounting": AuthScheme.OAUTH2,
+        "payments": AuthScheme.BASIC,
+    }
+    fields = dict(
+        name=slug.title(),
+        slug=slug,
+        base_url=sandbox.url(slug),
+        auth_scheme=schemes[slug],
+        credentials=dict(DEMO_CREDENTIALS[slug]),
+        webhook_secret={"secret": DEMO_WEBHOOK_SECRETS[slug]},
+        connect_timeout=1.0,
+        read_timeout=2.0,
+        signature_scheme="hmac_sha256",
+    )
     fields.update(overrides)
     return System.objects.create(**fields)
 
@@ -67,22 +88,44 @@ def hr_to_inventory_accounts(sandbox, **flow_options):
     """HR employees become inventory accounts: the pipeline most delivery tests use."""
     hr = sandbox_system(sandbox, "hr")
     inventory = sandbox_system(sandbox, "inventory")
-    employee = model_with_fields(hr, "Employee", "/employees", {
-        "id": ("string", True), "first_name": ("string", True), "last_name": ("string", True),
-        "email": ("string", True), "department": ("string", False)})
-    account = model_with_fields(inventory, "Account", "/accounts", {
-        "email": ("string", True), "name": ("string", False), "role": ("string", False)})
+    employee = model_with_fields(
+        hr,
+        "Employee",
+        "/employees",
+        {
+            "id": ("string", True),
+            "first_name": ("string", True),
+            "last_name": ("string", True),
+            "email": ("string", True),
+            "department": ("string", False),
+        },
+    )
+    account = model_with_fields(
+        inventory,
+        "Account",
+        "/accounts",
+        {"email": ("string", True), "name": ("string", False), "role": ("string", False)},
+    )
     rules = [
         {"target": "email", "source": "email", "transforms": [{"name": "lower"}]},
-        {"target": "name", "transforms": [{"name": "template", "options": {"template": "{first_name} {last_name}"}}]},
+        {
+            "target": "name",
+            "transforms": [{"name": "template", "options": {"template": "{first_name} {last_name}"}}],
+        },
         {"target": "role", "constant": "staff"},
     ]
     return flow_with_mapping(source_model=employee, target_model=account, rules=rules, **flow_options)
 
 
 def employee_event(n: int = 1, *, record_id: str | None = None, email: str | None = None, **data) -> dict:
-    record = {"id": record_id or f"emp_{n}", "first_name": "Ann", "last_name": f"Lee{n}",
-              "email": email or f"Ann.Lee{n}@Example.com", "department": "Operations", **data}
+    record = {
+        "id": record_id or f"emp_{n}",
+        "first_name": "Ann",
+        "last_name": f"Lee{n}",
+        "email": email or f"Ann.Lee{n}@Example.com",
+        "department": "Operations",
+        **data,
+    }
     return {"id": f"evt_{n}", "type": "employee.hired", "data": record}
 
 
@@ -91,7 +134,9 @@ def drain_all(timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while Delivery.objects.unfinished().exists():
         if time.monotonic() > deadline:
-            raise AssertionError("deliveries still unfinished: "
-                                 f"{list(Delivery.objects.unfinished().values('id', 'status', 'last_error'))}")
+            raise AssertionError(
+                "deliveries still unfinished: "
+                f"{list(Delivery.objects.unfinished().values('id', 'status', 'last_error'))}"
+            )
         if not deliveries_process_batch():
             time.sleep(0.05)

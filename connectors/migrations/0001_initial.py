@@ -8,51 +8,137 @@ import connectors.crypto
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='System',
+            name="System",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('slug', models.SlugField(help_text='Used in the webhook URL /hooks/<slug>/.', max_length=60, unique=True)),
-                ('kind', models.CharField(choices=[('crm', 'CRM'), ('accounting', 'Accounting'), ('inventory', 'Inventory'), ('hr', 'HR'), ('ecommerce', 'E-commerce'), ('payments', 'Payments'), ('other', 'Other')], default='other', max_length=20)),
-                ('connector', models.CharField(default='rest', max_length=40)),
-                ('base_url', models.URLField(blank=True, max_length=500)),
-                ('api_version', models.CharField(blank=True, max_length=40)),
-                ('auth_scheme', models.CharField(choices=[('none', 'No authentication'), ('api_key', 'API key in a header'), ('bearer', 'Bearer token'), ('basic', 'Username and password (Basic)'), ('oauth2_client_credentials', 'OAuth2 client credentials')], default='none', max_length=40)),
-                ('auth_config', models.JSONField(blank=True, default=dict)),
-                ('credentials', connectors.crypto.EncryptedJSONField(blank=True, default=dict)),
-                ('rate_limit_per_second', models.FloatField(blank=True, help_text='Leave empty for no limit.', null=True, validators=[django.core.validators.MinValueValidator(0.01)])),
-                ('connect_timeout', models.FloatField(default=3.0, validators=[django.core.validators.MinValueValidator(0.1)])),
-                ('read_timeout', models.FloatField(default=10.0, validators=[django.core.validators.MinValueValidator(0.1)])),
-                ('webhook_secret', connectors.crypto.EncryptedJSONField(blank=True, default=dict)),
-                ('signature_scheme', models.CharField(choices=[('none', 'Not signed'), ('hmac_sha256', 'HMAC-SHA256 of the body'), ('timestamped_hmac_sha256', 'Timestamped HMAC-SHA256 (t=…,v1=…)')], default='none', max_length=40)),
-                ('signature_header', models.CharField(default='X-Signature', max_length=100)),
-                ('signature_encoding', models.CharField(choices=[('hex', 'Hexadecimal'), ('base64', 'Base64')], default='hex', max_length=10)),
-                ('signature_prefix', models.CharField(blank=True, default='sha256=', max_length=40)),
-                ('signature_tolerance_seconds', models.PositiveIntegerField(default=300)),
-                ('event_type_path', models.CharField(default='type', max_length=200)),
-                ('idempotency_key_path', models.CharField(default='id', max_length=200)),
-                ('record_path', models.CharField(blank=True, default='data', help_text='Where the record sits in the payload; empty = whole payload.', max_length=200)),
-                ('settings', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "slug",
+                    models.SlugField(
+                        help_text="Used in the webhook URL /hooks/<slug>/.", max_length=60, unique=True
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("crm", "CRM"),
+                            ("accounting", "Accounting"),
+                            ("inventory", "Inventory"),
+                            ("hr", "HR"),
+                            ("ecommerce", "E-commerce"),
+                            ("payments", "Payments"),
+                            ("other", "Other"),
+                        ],
+                        default="other",
+                        max_length=20,
+                    ),
+                ),
+                ("connector", models.CharField(default="rest", max_length=40)),
+                ("base_url", models.URLField(blank=True, max_length=500)),
+                ("api_version", models.CharField(blank=True, max_length=40)),
+                (
+                    "auth_scheme",
+                    models.CharField(
+                        choices=[
+                            ("none", "No authentication"),
+                            ("api_key", "API key in a header"),
+                            ("bearer", "Bearer token"),
+                            ("basic", "Username and password (Basic)"),
+                            ("oauth2_client_credentials", "OAuth2 client credentials"),
+                        ],
+                        default="none",
+                        max_length=40,
+                    ),
+                ),
+                ("auth_config", models.JSONField(blank=True, default=dict)),
+                ("credentials", connectors.crypto.EncryptedJSONField(blank=True, default=dict)),
+                (
+                    "rate_limit_per_second",
+                    models.FloatField(
+                        blank=True,
+                        help_text="Leave empty for no limit.",
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0.01)],
+                    ),
+                ),
+                (
+                    "connect_timeout",
+                    models.FloatField(
+                        default=3.0, validators=[django.core.validators.MinValueValidator(0.1)]
+                    ),
+                ),
+                (
+                    "read_timeout",
+                    models.FloatField(
+                        default=10.0, validators=[django.core.validators.MinValueValidator(0.1)]
+                    ),
+                ),
+                ("webhook_secret", connectors.crypto.EncryptedJSONField(blank=True, default=dict)),
+                (
+                    "signature_scheme",
+                    models.CharField(
+                        choices=[
+                            ("none", "Not signed"),
+                            ("hmac_sha256", "HMAC-SHA256 of the body"),
+                            ("timestamped_hmac_sha256", "Timestamped HMAC-SHA256 (t=…,v1=…)"),
+                        ],
+                        default="none",
+                        max_length=40,
+                    ),
+                ),
+                ("signature_header", models.CharField(default="X-Signature", max_length=100)),
+                (
+                    "signature_encoding",
+                    models.CharField(
+                        choices=[("hex", "Hexadecimal"), ("base64", "Base64")], default="hex", max_length=10
+                    ),
+                ),
+                ("signature_prefix", models.CharField(blank=True, default="sha256=", max_length=40)),
+                ("signature_tolerance_seconds", models.PositiveIntegerField(default=300)),
+                ("event_type_path", models.CharField(default="type", max_length=200)),
+                ("idempotency_key_path", models.CharField(default="id", max_length=200)),
+                (
+                    "record_path",
+                    models.CharField(
+                        blank=True,
+                        default="data",
+                        help_text="Where the record sits in the payload; empty = whole payload.",
+                        max_length=200,
+                    ),
+                ),
+                ("settings", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='RateLimitBucket',
+            name="RateLimitBucket",
             fields=[
-                ('system', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, serialize=False, to='connectors.system')),
-                ('next_free_at', models.FloatField(default=0.0)),
+                (
+                    "system",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        serialize=False,
+                        to="connectors.system",
+                    ),
+                ),
+                ("next_free_at", models.FloatField(default=0.0)),
             ],
         ),
     ]

@@ -6,33 +6,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('dlq', '0001_initial'),
-        ('hub', '0001_initial'),
+        ("dlq", "0001_initial"),
+        ("hub", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='deadletter',
-            name='delivery',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='dead_letters', to='hub.delivery'),
+            model_name="deadletter",
+            name="delivery",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="dead_letters", to="hub.delivery"
+            ),
         ),
         migrations.AddField(
-            model_name='deadletter',
-            name='flow',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='dead_letters', to='hub.flow'),
+            model_name="deadletter",
+            name="flow",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="dead_letters", to="hub.flow"
+            ),
         ),
         migrations.AddField(
-            model_name='deadletter',
-            name='resolved_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL),
+            model_name="deadletter",
+            name="resolved_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddIndex(
-            model_name='deadletter',
-            index=models.Index(condition=models.Q(('resolved_at__isnull', True)), fields=['flow', 'created_at'], name='deadletter_open_idx'),
+            model_name="deadletter",
+            index=models.Index(
+                condition=models.Q(("resolved_at__isnull", True)),
+                fields=["flow", "created_at"],
+                name="deadletter_open_idx",
+            ),
         ),
     ]

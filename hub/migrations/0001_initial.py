@@ -9,173 +9,372 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('connectors', '0001_initial'),
-        ('mappings', '0001_initial'),
+        ("connectors", "0001_initial"),
+        ("mappings", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Flow',
+            name="Flow",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('event_type', models.CharField(default='*', help_text='Event type to react to, e.g. "deal.won"; "*" for any.', max_length=200)),
-                ('operation', models.CharField(choices=[('create', 'Create'), ('update', 'Update'), ('upsert', 'Create or update'), ('delete', 'Delete')], default='upsert', max_length=10)),
-                ('filter', models.JSONField(blank=True, null=True)),
-                ('trigger', models.CharField(choices=[('realtime', 'Real-time (webhook or publish API)'), ('scheduled', 'Scheduled (poll the source)')], default='realtime', max_length=10)),
-                ('schedule_minutes', models.PositiveIntegerField(blank=True, null=True)),
-                ('schedule_cron', models.CharField(blank=True, max_length=100)),
-                ('poll_page_size', models.PositiveIntegerField(default=100)),
-                ('state', models.CharField(choices=[('draft', 'Draft'), ('active', 'Active'), ('paused', 'Paused')], default='active', max_length=10)),
-                ('paused_reason', models.CharField(blank=True, max_length=300)),
-                ('max_attempts', models.PositiveIntegerField(default=8)),
-                ('max_age_seconds', models.PositiveIntegerField(default=86400)),
-                ('retry_base_seconds', models.FloatField(default=2.0)),
-                ('retry_max_seconds', models.FloatField(default=3600.0)),
-                ('silence_after_minutes', models.PositiveIntegerField(blank=True, help_text='Call the flow silent when no event arrives for this long.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('mapping', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='flows', to='mappings.mapping')),
-                ('source_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='mappings.datamodel')),
-                ('source_system', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='outgoing_flows', to='connectors.system')),
-                ('target_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='mappings.datamodel')),
-                ('target_system', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='incoming_flows', to='connectors.system')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "event_type",
+                    models.CharField(
+                        default="*",
+                        help_text='Event type to react to, e.g. "deal.won"; "*" for any.',
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "operation",
+                    models.CharField(
+                        choices=[
+                            ("create", "Create"),
+                            ("update", "Update"),
+                            ("upsert", "Create or update"),
+                            ("delete", "Delete"),
+                        ],
+                        default="upsert",
+                        max_length=10,
+                    ),
+                ),
+                ("filter", models.JSONField(blank=True, null=True)),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("realtime", "Real-time (webhook or publish API)"),
+                            ("scheduled", "Scheduled (poll the source)"),
+                        ],
+                        default="realtime",
+                        max_length=10,
+                    ),
+                ),
+                ("schedule_minutes", models.PositiveIntegerField(blank=True, null=True)),
+                ("schedule_cron", models.CharField(blank=True, max_length=100)),
+                ("poll_page_size", models.PositiveIntegerField(default=100)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("active", "Active"), ("paused", "Paused")],
+                        default="active",
+                        max_length=10,
+                    ),
+                ),
+                ("paused_reason", models.CharField(blank=True, max_length=300)),
+                ("max_attempts", models.PositiveIntegerField(default=8)),
+                ("max_age_seconds", models.PositiveIntegerField(default=86400)),
+                ("retry_base_seconds", models.FloatField(default=2.0)),
+                ("retry_max_seconds", models.FloatField(default=3600.0)),
+                (
+                    "silence_after_minutes",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Call the flow silent when no event arrives for this long.",
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "mapping",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="flows",
+                        to="mappings.mapping",
+                    ),
+                ),
+                (
+                    "source_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="mappings.datamodel"
+                    ),
+                ),
+                (
+                    "source_system",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="outgoing_flows",
+                        to="connectors.system",
+                    ),
+                ),
+                (
+                    "target_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="mappings.datamodel"
+                    ),
+                ),
+                (
+                    "target_system",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="incoming_flows",
+                        to="connectors.system",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('actor_name', models.CharField(blank=True, max_length=150)),
-                ('verb', models.CharField(max_length=50)),
-                ('target_type', models.CharField(max_length=50)),
-                ('target_id', models.CharField(blank=True, max_length=100)),
-                ('target_label', models.CharField(blank=True, max_length=300)),
-                ('diff', models.JSONField(blank=True, default=dict)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("actor_name", models.CharField(blank=True, max_length=150)),
+                ("verb", models.CharField(max_length=50)),
+                ("target_type", models.CharField(max_length=50)),
+                ("target_id", models.CharField(blank=True, max_length=100)),
+                ("target_label", models.CharField(blank=True, max_length=300)),
+                ("diff", models.JSONField(blank=True, default=dict)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'audit entries',
-                'ordering': ['-at', '-id'],
+                "verbose_name_plural": "audit entries",
+                "ordering": ["-at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Cursor',
+            name="Cursor",
             fields=[
-                ('flow', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='cursor', serialize=False, to='hub.flow')),
-                ('value', models.CharField(blank=True, max_length=300)),
-                ('last_id', models.CharField(blank=True, help_text='Tie-breaker among records sharing `value`.', max_length=300)),
-                ('polling_until', models.DateTimeField(blank=True, null=True)),
-                ('last_polled_at', models.DateTimeField(blank=True, null=True)),
-                ('last_result', models.CharField(blank=True, max_length=300)),
+                (
+                    "flow",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="cursor",
+                        serialize=False,
+                        to="hub.flow",
+                    ),
+                ),
+                ("value", models.CharField(blank=True, max_length=300)),
+                (
+                    "last_id",
+                    models.CharField(
+                        blank=True, help_text="Tie-breaker among records sharing `value`.", max_length=300
+                    ),
+                ),
+                ("polling_until", models.DateTimeField(blank=True, null=True)),
+                ("last_polled_at", models.DateTimeField(blank=True, null=True)),
+                ("last_result", models.CharField(blank=True, max_length=300)),
             ],
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('record_key', models.CharField(help_text='Source record id; orders deliveries per record.', max_length=300)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('in_flight', 'In flight'), ('retrying', 'Retrying'), ('succeeded', 'Succeeded'), ('dead', 'Dead-lettered'), ('skipped', 'Filtered out')], default='pending', max_length=10)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('lease_token', models.UUIDField(blank=True, null=True)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('payload_override', models.JSONField(blank=True, help_text='A corrected source record an operator supplied before a replay.', null=True)),
-                ('last_error_class', models.CharField(blank=True, max_length=30)),
-                ('last_error', models.TextField(blank=True)),
-                ('target_id', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('flow', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='hub.flow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "record_key",
+                    models.CharField(
+                        help_text="Source record id; orders deliveries per record.", max_length=300
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("in_flight", "In flight"),
+                            ("retrying", "Retrying"),
+                            ("succeeded", "Succeeded"),
+                            ("dead", "Dead-lettered"),
+                            ("skipped", "Filtered out"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("lease_token", models.UUIDField(blank=True, null=True)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "payload_override",
+                    models.JSONField(
+                        blank=True,
+                        help_text="A corrected source record an operator supplied before a replay.",
+                        null=True,
+                    ),
+                ),
+                ("last_error_class", models.CharField(blank=True, max_length=30)),
+                ("last_error", models.TextField(blank=True)),
+                ("target_id", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "flow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="deliveries", to="hub.flow"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'deliveries',
+                "verbose_name_plural": "deliveries",
             },
         ),
         migrations.CreateModel(
-            name='Attempt',
+            name="Attempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('started_at', models.DateTimeField()),
-                ('duration_ms', models.FloatField()),
-                ('outcome', models.CharField(max_length=20)),
-                ('error_class', models.CharField(blank=True, max_length=30)),
-                ('message', models.TextField(blank=True)),
-                ('request', models.JSONField(blank=True, default=dict)),
-                ('response', models.JSONField(blank=True, default=dict)),
-                ('worker', models.CharField(blank=True, max_length=100)),
-                ('delivery', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_log', to='hub.delivery')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("started_at", models.DateTimeField()),
+                ("duration_ms", models.FloatField()),
+                ("outcome", models.CharField(max_length=20)),
+                ("error_class", models.CharField(blank=True, max_length=30)),
+                ("message", models.TextField(blank=True)),
+                ("request", models.JSONField(blank=True, default=dict)),
+                ("response", models.JSONField(blank=True, default=dict)),
+                ("worker", models.CharField(blank=True, max_length=100)),
+                (
+                    "delivery",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempt_log",
+                        to="hub.delivery",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['delivery', 'number'],
+                "ordering": ["delivery", "number"],
             },
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('event_type', models.CharField(max_length=200)),
-                ('idempotency_key', models.CharField(max_length=300)),
-                ('record_id', models.CharField(blank=True, max_length=300)),
-                ('payload', models.JSONField()),
-                ('origin', models.CharField(choices=[('webhook', 'Webhook'), ('api', 'Publish API'), ('poll', 'Scheduled poll'), ('replay', 'Replay')], default='webhook', max_length=10)),
-                ('received_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('duplicates_seen', models.PositiveIntegerField(default=0)),
-                ('system', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='events', to='connectors.system')),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("event_type", models.CharField(max_length=200)),
+                ("idempotency_key", models.CharField(max_length=300)),
+                ("record_id", models.CharField(blank=True, max_length=300)),
+                ("payload", models.JSONField()),
+                (
+                    "origin",
+                    models.CharField(
+                        choices=[
+                            ("webhook", "Webhook"),
+                            ("api", "Publish API"),
+                            ("poll", "Scheduled poll"),
+                            ("replay", "Replay"),
+                        ],
+                        default="webhook",
+                        max_length=10,
+                    ),
+                ),
+                ("received_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("duplicates_seen", models.PositiveIntegerField(default=0)),
+                (
+                    "system",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="events",
+                        to="connectors.system",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-received_at'],
+                "ordering": ["-received_at"],
             },
         ),
         migrations.AddField(
-            model_name='delivery',
-            name='event',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='hub.event'),
+            model_name="delivery",
+            name="event",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="deliveries", to="hub.event"
+            ),
         ),
         migrations.CreateModel(
-            name='RecordLink',
+            name="RecordLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source_id', models.CharField(max_length=300)),
-                ('target_id', models.CharField(max_length=300)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('flow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='record_links', to='hub.flow')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("source_id", models.CharField(max_length=300)),
+                ("target_id", models.CharField(max_length=300)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "flow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="record_links",
+                        to="hub.flow",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='event',
-            constraint=models.UniqueConstraint(fields=('system', 'idempotency_key'), name='uniq_event_idempotency_key'),
+            model_name="event",
+            constraint=models.UniqueConstraint(
+                fields=("system", "idempotency_key"), name="uniq_event_idempotency_key"
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status__in', ('pending', 'in_flight', 'retrying'))), fields=['next_attempt_at'], name='delivery_waiting_idx'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("status__in", ("pending", "in_flight", "retrying"))),
+                fields=["next_attempt_at"],
+                name="delivery_waiting_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status__in', ('pending', 'in_flight', 'retrying'))), fields=['flow', 'record_key', 'id'], name='delivery_unfinished_record_idx'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("status__in", ("pending", "in_flight", "retrying"))),
+                fields=["flow", "record_key", "id"],
+                name="delivery_unfinished_record_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['flow', 'status', 'created_at'], name='delivery_flow_status_idx'),
+            model_name="delivery",
+            index=models.Index(fields=["flow", "status", "created_at"], name="delivery_flow_status_idx"),
         ),
         migrations.AddConstraint(
-            model_name='delivery',
-            constraint=models.UniqueConstraint(fields=('event', 'flow'), name='uniq_delivery_per_event_flow'),
+            model_name="delivery",
+            constraint=models.UniqueConstraint(fields=("event", "flow"), name="uniq_delivery_per_event_flow"),
         ),
         migrations.AddConstraint(
-            model_name='recordlink',
-            constraint=models.UniqueConstraint(fields=('flow', 'source_id'), name='uniq_record_link'),
+            model_name="recordlink",
+            constraint=models.UniqueConstraint(fields=("flow", "source_id"), name="uniq_record_link"),
         ),
     ]

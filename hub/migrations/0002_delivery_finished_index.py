@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('hub', '0001_initial'),
+        ("hub", "0001_initial"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['finished_at'], name='delivery_finished_idx'),
+            model_name="delivery",
+            index=models.Index(fields=["finished_at"], name="delivery_finished_idx"),
         ),
     ]

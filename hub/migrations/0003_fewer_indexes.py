@@ -5,31 +5,50 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('connectors', '0001_initial'),
-        ('hub', '0002_delivery_finished_index'),
+        ("connectors", "0001_initial"),
+        ("hub", "0002_delivery_finished_index"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='delivery',
-            name='event',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='hub.event'),
+            model_name="delivery",
+            name="event",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="deliveries",
+                to="hub.event",
+            ),
         ),
         migrations.AlterField(
-            model_name='delivery',
-            name='flow',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='hub.flow'),
+            model_name="delivery",
+            name="flow",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="deliveries",
+                to="hub.flow",
+            ),
         ),
         migrations.AlterField(
-            model_name='event',
-            name='system',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='events', to='connectors.system'),
+            model_name="event",
+            name="system",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="events",
+                to="connectors.system",
+            ),
         ),
         migrations.AlterField(
-            model_name='recordlink',
-            name='flow',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='record_links', to='hub.flow'),
+            model_name="recordlink",
+            name="flow",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="record_links",
+                to="hub.flow",
+            ),
         ),
     ]

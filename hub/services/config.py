@@ -20,7 +20,9 @@ def flow_pause(*, flow: Flow, actor, reason: str = "") -> Flow:
         flow.state = FlowState.PAUSED
         flow.paused_reason = (reason or f"paused by {getattr(actor, 'username', 'hub')}")[:300]
         flow.save(update_fields=["state", "paused_reason", "updated_at"])
-        audit_record(actor=actor, verb="pause", target=flow, diff={"state": [before, flow.state], "reason": reason})
+        audit_record(
+            actor=actor, verb="pause", target=flow, diff={"state": [before, flow.state], "reason": reason}
+        )
     return flow
 
 
@@ -52,14 +54,21 @@ def flow_problems(flow: Flow) -> list[str]:
         problems.extend(error.message for error in validate_rules(version.rules))
         mapped_targets = {rule.get("target") for rule in version.rules}
         required = flow.target_model.fields.filter(required=True).values_list("path", flat=True)
-        missing = [path for path in required if path not in mapped_targets and "[]" not in path
-                   and not any(t and t.startswith((path + ".", path + "[")) for t in mapped_targets)]
+        missing = [
+            path
+            for path in required
+            if path not in mapped_targets
+            and "[]" not in path
+            and not any(t and t.startswith((path + ".", path + "[")) for t in mapped_targets)
+        ]
         if missing and flow.operation in ("create", "upsert"):
             problems.append("required target fields are not mapped: " + ", ".join(missing))
     return problems
 
 
-def mapping_version_save(*, mapping: Mapping, rules: list[dict[str, Any]], actor, comment: str = "") -> MappingVersion:
+def mapping_version_save(
+    *, mapping: Mapping, rules: list[dict[str, Any]], actor, comment: str = ""
+) -> MappingVersion:
     """Save rules as the mapping's next version, with its diff against the current one."""
     errors = validate_rules(rules)
     if errors:
@@ -70,16 +79,28 @@ def mapping_version_save(*, mapping: Mapping, rules: list[dict[str, Any]], actor
         previous = mapping.current_version
         number = (previous.number + 1) if previous else 1
         diff = diff_rules(previous.rules if previous else [], rules)
-        version = MappingVersion.objects.create(mapping=mapping, number=number, rules=rules, diff=diff,
-                                                comment=comment, author=actor if getattr(actor, "pk", None) else None)
+        version = MappingVersion.objects.create(
+            mapping=mapping,
+            number=number,
+            rules=rules,
+            diff=diff,
+            comment=comment,
+            author=actor if getattr(actor, "pk", None) else None,
+        )
         mapping.current_version = version
         mapping.save(update_fields=["current_version"])
-        audit_record(actor=actor, verb="save", target=mapping, label=f"{mapping.name} v{number}",
-                     diff={"version": number, "changes": diff, "comment": comment})
+        audit_record(
+            actor=actor,
+            verb="save",
+            target=mapping,
+            label=f"{mapping.name} v{number}",
+            diff={"version": number, "changes": diff, "comment": comment},
+        )
     given.current_version = version
     return version
 
 
 def mapping_version_restore(*, mapping: Mapping, version: MappingVersion, actor) -> MappingVersion:
-    return mapping_version_save(mapping=mapping, rules=version.rules, actor=actor,
-                                comment=f"restored version {version.number}")
+    return mapping_version_save(
+        mapping=mapping, rules=version.rules, actor=actor, comment=f"restored version {version.number}"
+    )

@@ -45,7 +45,9 @@ class MappingFailure(Exception):
 class Outcome:
     delivery: Delivery
     succeeded: bool = False
-    deferred_until: Any = None  # not attempted (rate limit or open circuit): back in the queue, no attempt used
+    deferred_until: Any = (
+        None  # not attempted (rate limit or open circuit): back in the queue, no attempt used
+    )
     error_class: ErrorClass | None = None
     message: str = ""
     retry_after: float | None = None
@@ -122,15 +124,24 @@ def deliveries_claim(*, limit: int, lease_seconds: float | None = None) -> tuple
             return token, []
         ids = [row[0] for row in rows]
         Delivery.objects.filter(id__in=ids).update(
-            status=DeliveryStatus.IN_FLIGHT, lease_token=token, lease_expires_at=now + timedelta(seconds=lease_seconds)
+            status=DeliveryStatus.IN_FLIGHT,
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
         )
         abandoned = [row for row in rows if row[1] == DeliveryStatus.IN_FLIGHT]
         if abandoned:
             # Their worker stopped mid-attempt: count that attempt, so a delivery that kills
             # workers still reaches its attempt limit instead of looping forever.
             Attempt.objects.bulk_create(
-                Attempt(delivery_id=d_id, number=attempts + 1, started_at=now, duration_ms=0, outcome="abandoned",
-                        error_class=ErrorClass.UNKNOWN, message="the worker stopped before finishing; lease expired")
+                Attempt(
+                    delivery_id=d_id,
+                    number=attempts + 1,
+                    started_at=now,
+                    duration_ms=0,
+                    outcome="abandoned",
+                    error_class=ErrorClass.UNKNOWN,
+                    message="the worker stopped before finishing; lease expired",
+                )
                 for d_id, _, attempts in abandoned
             )
             Delivery.objects.filter(id__in=[row[0] for row in abandoned]).update(attempts=F("attempts") + 1)
@@ -169,7 +180,11 @@ class FlowCache:
     def link(self, flow_id: int, source_id: str) -> str | None:
         if self.links is not None:
             return self.links.get((flow_id, source_id))
-        return RecordLink.objects.filter(flow_id=flow_id, source_id=source_id).values_list("target_id", flat=True).first()
+        return (
+            RecordLink.objects.filter(flow_id=flow_id, source_id=source_id)
+            .values_list("target_id", flat=True)
+            .first()
+        )
 
     def flow(self, flow_id: int) -> Flow:
         if flow_id not in self.flows:
@@ -238,14 +253,21 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
             issues = validate_record(mapped, flows.fields(flow))
             if issues:
                 raise MappingFailure(
-                    f"the mapped record does not fit {flow.target_model}: " + "; ".join(i.message for i in issues)
+                    f"the mapped record does not fit {flow.target_model}: "
+                    + "; ".join(i.message for i in issues)
                 )
         if not ratelimit.acquire(target, max_wait=2.0):
-            outcome.deferred_until = timezone.now() + timedelta(seconds=max(0.5, ratelimit.seconds_until_free(target)))
+            outcome.deferred_until = timezone.now() + timedelta(
+                seconds=max(0.5, ratelimit.seconds_until_free(target))
+            )
             return outcome
         result: PushResult = connector_for(target).push(
-            operation=operation, resource=flow.target_model.resource_path, record=mapped, target_id=target_id,
-            idempotency_key=delivery.idempotency_key, id_path=flow.target_model.id_path or "id",
+            operation=operation,
+            resource=flow.target_model.resource_path,
+            record=mapped,
+            target_id=target_id,
+            idempotency_key=delivery.idempotency_key,
+            id_path=flow.target_model.id_path or "id",
         )
         outcome.succeeded = True
         outcome.target_id = result.target_id
@@ -285,8 +307,10 @@ def _plan(flow: Flow, delivery: Delivery, link: str | None) -> tuple[str, str | 
         record = delivery.source_record()
         guess = get_path(record, flow.source_model.id_path or "id") if isinstance(record, dict) else None
         if guess in (None, ""):
-            raise ConnectorError("no target record is linked to this source record, so there is nothing to update",
-                                 ErrorClass.REJECTED)
+            raise ConnectorError(
+                "no target record is linked to this source record, so there is nothing to update",
+                ErrorClass.REJECTED,
+            )
         return Operation.UPDATE, str(guess)
     if link is None:
         return Operation.DELETE, delivery.record_key
@@ -316,7 +340,9 @@ def outcomes_record(outcomes: list[Outcome], *, token: uuid.UUID, flows: FlowCac
         relax_durability()
         owned = set(
             Delivery.objects.select_for_update()
-            .filter(pk__in=[o.delivery.pk for o in outcomes], lease_token=token, status=DeliveryStatus.IN_FLIGHT)
+            .filter(
+                pk__in=[o.delivery.pk for o in outcomes], lease_token=token, status=DeliveryStatus.IN_FLIGHT
+            )
             .values_list("pk", flat=True)
         )
         changed: list[Delivery] = []
@@ -345,8 +371,15 @@ def outcomes_record(outcomes: list[Outcome], *, token: uuid.UUID, flows: FlowCac
                 if outcome.operation == Operation.DELETE:
                     links_to_drop.append((flow.pk, delivery.record_key))
                 elif outcome.target_id:
-                    links_to_save.append(RecordLink(flow=flow, source_id=delivery.record_key,
-                                                    target_id=outcome.target_id, created_at=now, updated_at=now))
+                    links_to_save.append(
+                        RecordLink(
+                            flow=flow,
+                            source_id=delivery.record_key,
+                            target_id=outcome.target_id,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
                 continue
             error_class = outcome.error_class or ErrorClass.UNKNOWN
             delivery.last_error_class, delivery.last_error = error_class, outcome.message[:5000]
@@ -364,14 +397,24 @@ def outcomes_record(outcomes: list[Outcome], *, token: uuid.UUID, flows: FlowCac
         _save_outcomes(changed)
         Attempt.objects.bulk_create(attempts)
         if links_to_save:
-            RecordLink.objects.bulk_create(links_to_save, update_conflicts=True, unique_fields=["flow", "source_id"],
-                                           update_fields=["target_id", "updated_at"])
+            RecordLink.objects.bulk_create(
+                links_to_save,
+                update_conflicts=True,
+                unique_fields=["flow", "source_id"],
+                update_fields=["target_id", "updated_at"],
+            )
         for flow_id, source_id in links_to_drop:
             RecordLink.objects.filter(flow_id=flow_id, source_id=source_id).delete()
         for outcome, error_class, reason in dead:
-            dead_letter_create(delivery=outcome.delivery, error_class=error_class,
-                               reason=f"{reason}: {outcome.message}", last_response=outcome.response)
-            log.warning("delivery %s dead-lettered (%s): %s", outcome.delivery.pk, error_class, outcome.message[:200])
+            dead_letter_create(
+                delivery=outcome.delivery,
+                error_class=error_class,
+                reason=f"{reason}: {outcome.message}",
+                last_response=outcome.response,
+            )
+            log.warning(
+                "delivery %s dead-lettered (%s): %s", outcome.delivery.pk, error_class, outcome.message[:200]
+            )
             if error_class.pauses_flow:
                 _pause_for_error(flows.flow(outcome.delivery.flow_id), error_class, outcome.message)
 
@@ -389,8 +432,16 @@ def _save_outcomes(deliveries: list[Delivery]) -> None:
         "WHERE id = %s"
     )
     rows = [
-        (d.status, d.attempts, ops.adapt_datetimefield_value(d.next_attempt_at),
-         ops.adapt_datetimefield_value(d.finished_at), d.target_id, d.last_error_class, d.last_error, d.pk)
+        (
+            d.status,
+            d.attempts,
+            ops.adapt_datetimefield_value(d.next_attempt_at),
+            ops.adapt_datetimefield_value(d.finished_at),
+            d.target_id,
+            d.last_error_class,
+            d.last_error,
+            d.pk,
+        )
         for d in deliveries
     ]
     with connection.cursor() as cursor:
@@ -410,18 +461,31 @@ def _give_up_reason(flow: Flow, delivery: Delivery, error_class: ErrorClass, now
 
 def _attempt_row(outcome: Outcome, number: int, result: str) -> Attempt:
     return Attempt(
-        delivery_id=outcome.delivery.pk, number=number, started_at=outcome.started_at, duration_ms=outcome.duration_ms,
-        outcome=result, error_class=outcome.error_class or "", message=outcome.message[:5000],
-        request=outcome.request, response=outcome.response, worker=WORKER_NAME,
+        delivery_id=outcome.delivery.pk,
+        number=number,
+        started_at=outcome.started_at,
+        duration_ms=outcome.duration_ms,
+        outcome=result,
+        error_class=outcome.error_class or "",
+        message=outcome.message[:5000],
+        request=outcome.request,
+        response=outcome.response,
+        worker=WORKER_NAME,
     )
 
 
 def _pause_for_error(flow: Flow, error_class: ErrorClass, message: str) -> None:
     reason = f"paused automatically: {error_class.description} {message}"[:300]
-    changed = Flow.objects.filter(pk=flow.pk, state=FlowState.ACTIVE).update(state=FlowState.PAUSED, paused_reason=reason)
+    changed = Flow.objects.filter(pk=flow.pk, state=FlowState.ACTIVE).update(
+        state=FlowState.PAUSED, paused_reason=reason
+    )
     if changed:
         AuditEntry.objects.create(
-            actor_name="hub", verb="pause", target_type="flow", target_id=str(flow.pk), target_label=flow.name,
+            actor_name="hub",
+            verb="pause",
+            target_type="flow",
+            target_id=str(flow.pk),
+            target_label=flow.name,
             diff={"state": ["active", "paused"], "reason": reason},
         )
         from hub.services.subscriptions import forget_subscriptions
@@ -436,7 +500,9 @@ def next_due_in_seconds() -> float | None:
     """Seconds until a waiting delivery is due or an in-flight lease runs out (None: nothing waits)."""
     active = Delivery.objects.filter(flow__state=FlowState.ACTIVE)
     moments = [
-        active.filter(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING)).aggregate(at=Min("next_attempt_at"))["at"],
+        active.filter(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING)).aggregate(
+            at=Min("next_attempt_at")
+        )["at"],
         active.filter(status=DeliveryStatus.IN_FLIGHT).aggregate(at=Min("lease_expires_at"))["at"],
     ]
     moments = [m for m in moments if m is not None]
@@ -445,7 +511,9 @@ def next_due_in_seconds() -> float | None:
     return max(0.0, (min(moments) - timezone.now()).total_seconds())
 
 
-def deliveries_drain(*, max_seconds: float | None = None, linger: float | None = None, poll: float = 0.05) -> int:
+def deliveries_drain(
+    *, max_seconds: float | None = None, linger: float | None = None, poll: float = 0.05
+) -> int:
     """Process batches until the queue is dry, then leave, unless this drain becomes the one
     lingerer: it keeps polling for `linger` seconds after the last work, and stays (polling
     less often) while a retry or an expired lease is due within the next minute."""

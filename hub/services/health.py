@@ -42,7 +42,9 @@ def flows_health(flows=None, *, now: datetime | None = None) -> list[FlowHealth]
 
     now = now or timezone.now()
     since = now - WINDOW
-    flows = list(flows if flows is not None else Flow.objects.select_related("source_system", "target_system"))
+    flows = list(
+        flows if flows is not None else Flow.objects.select_related("source_system", "target_system")
+    )
     ids = [f.pk for f in flows]
     counts = {
         row["flow_id"]: row
@@ -57,7 +59,10 @@ def flows_health(flows=None, *, now: datetime | None = None) -> list[FlowHealth]
         )
     }
     dead = dict(
-        DeadLetter.objects.unresolved().filter(flow_id__in=ids).values("flow_id").annotate(n=Count("id"))
+        DeadLetter.objects.unresolved()
+        .filter(flow_id__in=ids)
+        .values("flow_id")
+        .annotate(n=Count("id"))
         .values_list("flow_id", "n")
     )
     from hub.models import Cursor
@@ -67,9 +72,16 @@ def flows_health(flows=None, *, now: datetime | None = None) -> list[FlowHealth]
 
 
 def _health(flow: Flow, row: dict, open_dead: int, last_polled, now: datetime) -> FlowHealth:
-    health = FlowHealth(flow=flow, state="ok", reason="", succeeded=row.get("succeeded", 0),
-                        failed=row.get("failed", 0), waiting=row.get("waiting", 0) + row.get("retrying", 0),
-                        open_dead_letters=open_dead, last_activity=row.get("last"))
+    health = FlowHealth(
+        flow=flow,
+        state="ok",
+        reason="",
+        succeeded=row.get("succeeded", 0),
+        failed=row.get("failed", 0),
+        waiting=row.get("waiting", 0) + row.get("retrying", 0),
+        open_dead_letters=open_dead,
+        last_activity=row.get("last"),
+    )
     if flow.state == FlowState.DRAFT:
         health.state, health.reason = "draft", "Not enabled yet."
     elif flow.state == FlowState.PAUSED:
@@ -82,14 +94,24 @@ def _health(flow: Flow, row: dict, open_dead: int, last_polled, now: datetime) -
         if open_dead:
             parts.append(f"{open_dead} in the dead-letter inbox")
         health.reason = ", ".join(parts) or f"{health.failed} failed today"
-    elif flow.trigger == Trigger.SCHEDULED and flow.schedule_minutes and last_polled and (
-        now - last_polled > timedelta(minutes=3 * flow.schedule_minutes)
+    elif (
+        flow.trigger == Trigger.SCHEDULED
+        and flow.schedule_minutes
+        and last_polled
+        and (now - last_polled > timedelta(minutes=3 * flow.schedule_minutes))
     ):
-        health.state, health.reason = "silent", f"Last poll {timezone.localtime(last_polled):%H:%M}; expected every {flow.schedule_minutes} min."
+        health.state, health.reason = (
+            "silent",
+            f"Last poll {timezone.localtime(last_polled):%H:%M}; expected every {flow.schedule_minutes} min.",
+        )
     elif flow.silence_after_minutes and (
-        health.last_activity is None or now - health.last_activity > timedelta(minutes=flow.silence_after_minutes)
+        health.last_activity is None
+        or now - health.last_activity > timedelta(minutes=flow.silence_after_minutes)
     ):
-        health.state, health.reason = "silent", f"No events for more than {flow.silence_after_minutes} minutes."
+        health.state, health.reason = (
+            "silent",
+            f"No events for more than {flow.silence_after_minutes} minutes.",
+        )
     elif health.last_activity is None:
         health.state, health.reason = "idle", "No events have arrived yet."
     else:

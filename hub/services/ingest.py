@@ -172,11 +172,17 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
                 continue
             record = record_of(item.payload, item.system.record_path, item.origin)
             event = Event(
-                system=item.system, event_type=item.event_type, idempotency_key=item.idempotency_key,
-                payload=item.payload, origin=item.origin, received_at=now,
+                system=item.system,
+                event_type=item.event_type,
+                idempotency_key=item.idempotency_key,
+                payload=item.payload,
+                origin=item.origin,
+                received_at=now,
             )
             subs = item.subscriptions if item.subscriptions is not None else subscriptions_for(item.system.pk)
-            deliveries = [_delivery_for(event, sub, record, now) for sub in subs if sub.matches(item.event_type)]
+            deliveries = [
+                _delivery_for(event, sub, record, now) for sub in subs if sub.matches(item.event_type)
+            ]
             event.record_id = _record_id(record, subs)
             seen_in_batch[key] = str(event.id)
             new_events.append(event)
@@ -197,14 +203,17 @@ def insert_rows(model, objects: list) -> None:
     one statement. Ingest is the hottest path; bulk_create's per-call query compilation was a
     large share of its CPU. Values go through each field's own database preparation, so JSON,
     UUIDs and datetimes are stored exactly as the ORM would."""
-    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+    fields = [
+        f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))
+    ]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     row_marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
     params: list = []
     for obj in objects:
         params.extend(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields)
-    sql = (f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) VALUES "
-           + ", ".join([row_marks] * len(objects)))
+    sql = f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) VALUES " + ", ".join(
+        [row_marks] * len(objects)
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
@@ -215,7 +224,9 @@ def _existing_events(items: list[IncomingEvent]) -> dict[tuple[int, str], Any]:
         by_system.setdefault(item.system.pk, []).append(item.idempotency_key)
     found: dict[tuple[int, str], Any] = {}
     for system_id, keys in by_system.items():
-        rows = Event.objects.filter(system_id=system_id, idempotency_key__in=keys).values_list("idempotency_key", "id")
+        rows = Event.objects.filter(system_id=system_id, idempotency_key__in=keys).values_list(
+            "idempotency_key", "id"
+        )
         found.update({(system_id, key): event_id for key, event_id in rows})
     return found
 
@@ -233,7 +244,9 @@ def _delivery_for(event: Event, sub: Subscription, record: Any, now) -> Delivery
     record_id = get_path(record, sub.id_path)
     # No source id: nothing to order by, so each event is its own record.
     record_key = str(record_id)[:300] if record_id not in (None, "") else f"event:{event.id}"
-    delivery = Delivery(event=event, flow_id=sub.flow_id, record_key=record_key, next_attempt_at=now, created_at=now)
+    delivery = Delivery(
+        event=event, flow_id=sub.flow_id, record_key=record_key, next_attempt_at=now, created_at=now
+    )
     if not sub.accepts(record):
         delivery.status = DeliveryStatus.SKIPPED
         delivery.finished_at = now

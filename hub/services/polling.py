@@ -74,12 +74,16 @@ def flow_poll(*, flow: Flow) -> PollResult:
     """Read everything new since the cursor; safe to call concurrently (one poll runs at a time)."""
     result = PollResult()
     if flow.trigger != Trigger.SCHEDULED or flow.state != FlowState.ACTIVE:
-        result.skipped = f"not polled: flow is {flow.get_state_display().lower()} / {flow.get_trigger_display()}"
+        result.skipped = (
+            f"not polled: flow is {flow.get_state_display().lower()} / {flow.get_trigger_display()}"
+        )
         return result
     Cursor.objects.get_or_create(flow=flow)
     now = timezone.now()
-    claimed = Cursor.objects.filter(pk=flow.pk).filter(Q(polling_until__isnull=True) | Q(polling_until__lt=now)).update(
-        polling_until=now + POLL_LEASE
+    claimed = (
+        Cursor.objects.filter(pk=flow.pk)
+        .filter(Q(polling_until__isnull=True) | Q(polling_until__lt=now))
+        .update(polling_until=now + POLL_LEASE)
     )
     if not claimed:
         result.skipped = "not polled: another poll of this flow is running"
@@ -106,8 +110,9 @@ def _poll_pages(flow: Flow, result: PollResult) -> None:
     since = Cursor.objects.get(pk=flow.pk).value or None
     page_token = None
     while result.pages < MAX_PAGES_PER_RUN:
-        page = connector.fetch(resource=model.resource_path, since=since, page_token=page_token,
-                               limit=flow.poll_page_size)
+        page = connector.fetch(
+            resource=model.resource_path, since=since, page_token=page_token, limit=flow.poll_page_size
+        )
         result.pages += 1
         result.records += len(page.records)
         incoming = []
@@ -121,11 +126,16 @@ def _poll_pages(flow: Flow, result: PollResult) -> None:
                 continue
             if newest is None or cursor_order(value) > cursor_order(newest):
                 newest = value
-            incoming.append(IncomingEvent(
-                system=flow.source_system, event_type=event_type,
-                idempotency_key=_poll_key(flow, record, str(record_id), value),
-                payload=record, origin=Event.Origin.POLL, subscriptions=[subscription],
-            ))
+            incoming.append(
+                IncomingEvent(
+                    system=flow.source_system,
+                    event_type=event_type,
+                    idempotency_key=_poll_key(flow, record, str(record_id), value),
+                    payload=record,
+                    origin=Event.Origin.POLL,
+                    subscriptions=[subscription],
+                )
+            )
         with transaction.atomic():
             stored = events_store(incoming) if incoming else []
             result.new_events += sum(1 for r in stored if not r.duplicate)

@@ -13,4 +13,6 @@ def nav_link(context, url_name: str, label: str) -> str:
         return ""
     request = context.get("request")
     current = request is not None and request.path.startswith(url) and url != "/"
-    return format_html('<li><a href="{}"{}>{}</a></li>', url, ' aria-current="page"' if current else "", label)
+    return format_html(
+        '<li><a href="{}"{}>{}</a></li>', url, ' aria-current="page"' if current else "", label
+    )

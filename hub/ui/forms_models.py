@@ -62,7 +62,9 @@ def strict_json(text: str):
         position = next((text.find(name) for name in ("NaN", "-Infinity", "Infinity") if name in text), 0)
         raise json.JSONDecodeError(str(exc), text, position) from None
     if "u0000" in text and has_nul(parsed):
-        raise json.JSONDecodeError("a NUL character (\\u0000) cannot be stored", text, max(0, text.find("\\u0000")))
+        raise json.JSONDecodeError(
+            "a NUL character (\\u0000) cannot be stored", text, max(0, text.find("\\u0000"))
+        )
     return parsed
 
 

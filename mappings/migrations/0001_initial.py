@@ -6,89 +6,189 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('connectors', '0001_initial'),
+        ("connectors", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DataModel',
+            name="DataModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('resource_path', models.CharField(blank=True, help_text="Where these records live in the system's API, e.g. /deals", max_length=300)),
-                ('id_path', models.CharField(default='id', help_text='The field that identifies a record.', max_length=200)),
-                ('cursor_field', models.CharField(blank=True, default='updated_at', help_text='Field that grows when a record changes.', max_length=200)),
-                ('sample', models.JSONField(blank=True, null=True)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('system', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='data_models', to='connectors.system')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "resource_path",
+                    models.CharField(
+                        blank=True,
+                        help_text="Where these records live in the system's API, e.g. /deals",
+                        max_length=300,
+                    ),
+                ),
+                (
+                    "id_path",
+                    models.CharField(
+                        default="id", help_text="The field that identifies a record.", max_length=200
+                    ),
+                ),
+                (
+                    "cursor_field",
+                    models.CharField(
+                        blank=True,
+                        default="updated_at",
+                        help_text="Field that grows when a record changes.",
+                        max_length=200,
+                    ),
+                ),
+                ("sample", models.JSONField(blank=True, null=True)),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "system",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="data_models",
+                        to="connectors.system",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['system__name', 'name'],
+                "ordering": ["system__name", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Field',
+            name="Field",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('path', models.CharField(max_length=300)),
-                ('type', models.CharField(choices=[('string', 'string'), ('integer', 'integer'), ('number', 'number'), ('boolean', 'boolean'), ('date', 'date'), ('datetime', 'datetime'), ('object', 'object'), ('array', 'array')], default='string', max_length=20)),
-                ('required', models.BooleanField(default=False)),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='fields', to='mappings.datamodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("path", models.CharField(max_length=300)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("string", "string"),
+                            ("integer", "integer"),
+                            ("number", "number"),
+                            ("boolean", "boolean"),
+                            ("date", "date"),
+                            ("datetime", "datetime"),
+                            ("object", "object"),
+                            ("array", "array"),
+                        ],
+                        default="string",
+                        max_length=20,
+                    ),
+                ),
+                ("required", models.BooleanField(default=False)),
+                ("description", models.CharField(blank=True, max_length=300)),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="fields",
+                        to="mappings.datamodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['model', 'position', 'path'],
+                "ordering": ["model", "position", "path"],
             },
         ),
         migrations.CreateModel(
-            name='Mapping',
+            name="Mapping",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('source_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='mappings.datamodel')),
-                ('target_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='mappings.datamodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "source_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="mappings.datamodel"
+                    ),
+                ),
+                (
+                    "target_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="mappings.datamodel"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='MappingVersion',
+            name="MappingVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('rules', models.JSONField(default=list)),
-                ('diff', models.JSONField(blank=True, default=list)),
-                ('comment', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('mapping', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='mappings.mapping')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("rules", models.JSONField(default=list)),
+                ("diff", models.JSONField(blank=True, default=list)),
+                ("comment", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "author",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "mapping",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="versions",
+                        to="mappings.mapping",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['mapping', '-number'],
+                "ordering": ["mapping", "-number"],
             },
         ),
         migrations.AddField(
-            model_name='mapping',
-            name='current_version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='mappings.mappingversion'),
+            model_name="mapping",
+            name="current_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="mappings.mappingversion",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='datamodel',
-            constraint=models.UniqueConstraint(fields=('system', 'name'), name='uniq_model_name_per_system'),
+            model_name="datamodel",
+            constraint=models.UniqueConstraint(fields=("system", "name"), name="uniq_model_name_per_system"),
         ),
         migrations.AddConstraint(
-            model_name='field',
-            constraint=models.UniqueConstraint(fields=('model', 'path'), name='uniq_field_path_per_model'),
+            model_name="field",
+            constraint=models.UniqueConstraint(fields=("model", "path"), name="uniq_field_path_per_model"),
         ),
         migrations.AddConstraint(
-            model_name='mappingversion',
-            constraint=models.UniqueConstraint(fields=('mapping', 'number'), name='uniq_mapping_version'),
+            model_name="mappingversion",
+            constraint=models.UniqueConstraint(fields=("mapping", "number"), name="uniq_mapping_version"),
         ),
     ]

@@ -24,11 +24,6 @@ RULES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def hr_and_inventory(fresh_sandbox):
     hr = sandbox_system(fresh_sandbox, "hr")

@@ -14,11 +14,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SAMPLE = {"id": "deal_1", "amount": 12.5, "currency": "EUR", "customer": {"email": "Ann@Example.com"}}
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_it_builds_a_model_and_maps_it_by_click_drag_and_keyboard(sign_in, personas, live_server):
     crm = SystemFactory(name="CRM", slug="crm")
     books = SystemFactory(name="Books", slug="books")

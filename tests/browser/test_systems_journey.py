@@ -12,11 +12,6 @@ from connectors.sandbox import DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def register(
     page, *, kind: str, name: str, url: str, test_path: str, api_key: str, webhook_secret: str
 ) -> None:

@@ -29,9 +29,11 @@ def letter(fresh_sandbox):
 
 def test_it_replays_a_dead_letter_with_a_corrected_record(letter, personas, fresh_sandbox):
     corrected = {**letter.delivery.source_record(), "email": "Fixed@Example.com"}
-    response = api_as(personas["ops"]).post(f"/api/v1/dead-letters/{letter.pk}/replay/",
-                                            {"corrected_record": corrected, "note": "added the missing email"},
-                                            format="json")
+    response = api_as(personas["ops"]).post(
+        f"/api/v1/dead-letters/{letter.pk}/replay/",
+        {"corrected_record": corrected, "note": "added the missing email"},
+        format="json",
+    )
     assert response.status_code == 202, response.content
     drain_all()
     delivery = Delivery.objects.get()
@@ -63,7 +65,10 @@ def test_it_lets_auditors_read_but_not_act(letter, personas):
     auditor = api_as(personas["auditor"])
     assert auditor.get("/api/v1/dead-letters/").status_code == 200
     assert auditor.post(f"/api/v1/dead-letters/{letter.pk}/replay/", {}, format="json").status_code == 403
-    assert auditor.post(f"/api/v1/dead-letters/{letter.pk}/discard/", {"reason": "x"}, format="json").status_code == 403
+    assert (
+        auditor.post(f"/api/v1/dead-letters/{letter.pk}/discard/", {"reason": "x"}, format="json").status_code
+        == 403
+    )
     assert api_as(personas["outsider"]).get("/api/v1/dead-letters/").status_code == 403
     letter.refresh_from_db()
     assert letter.resolved_at is None
@@ -83,8 +88,9 @@ def test_it_pauses_and_resumes_a_flow_through_the_api(fresh_sandbox, personas):
     assert resumed.status_code == 200 and resumed.json()["state"] == "active"
     drain_all()
     assert Delivery.objects.get().status == DeliveryStatus.SUCCEEDED
-    assert list(AuditEntry.objects.filter(target_type="flow").values_list("verb", flat=True).order_by("id")) == [
-        "pause", "resume"]
+    assert list(
+        AuditEntry.objects.filter(target_type="flow").values_list("verb", flat=True).order_by("id")
+    ) == ["pause", "resume"]
 
 
 def test_it_answers_a_target_that_fails_then_recovers_after_replay(fresh_sandbox, personas):
@@ -102,8 +108,11 @@ def test_it_answers_a_target_that_fails_then_recovers_after_replay(fresh_sandbox
 
 
 def test_it_refuses_a_corrected_record_that_is_not_an_object(letter, personas):
-    response = api_as(personas["ops"]).post(f"/api/v1/dead-letters/{letter.pk}/replay/",
-                                            {"corrected_record": ["not", "a", "record"]}, format="json")
+    response = api_as(personas["ops"]).post(
+        f"/api/v1/dead-letters/{letter.pk}/replay/",
+        {"corrected_record": ["not", "a", "record"]},
+        format="json",
+    )
     assert response.status_code == 400 and "corrected_record" in response.json()["fields"]
     letter.refresh_from_db()
     assert letter.resolved_at is None

@@ -34,7 +34,9 @@ def test_it_creates_the_target_record_and_links_it(flow, fresh_sandbox):
     ingest(flow, employee_event(1))
     drain_all()
     accounts = records(fresh_sandbox, "inventory", "accounts")
-    assert [(a["email"], a["name"], a["role"]) for a in accounts] == [("ann.lee1@example.com", "Ann Lee1", "staff")]
+    assert [(a["email"], a["name"], a["role"]) for a in accounts] == [
+        ("ann.lee1@example.com", "Ann Lee1", "staff")
+    ]
     delivery = Delivery.objects.get()
     assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.target_id == accounts[0]["id"]
     assert RecordLink.objects.get(flow=flow, source_id="emp_1").target_id == accounts[0]["id"]
@@ -85,8 +87,10 @@ def test_it_dead_letters_after_the_attempt_limit_when_the_target_fails_forever(f
     assert records(fresh_sandbox, "inventory", "accounts") == []
 
 
-@pytest.mark.parametrize(("mode", "error_class"), [("garbage", "malformed_response"), ("drop", "unreachable"),
-                                                   ("503", "server_error")])
+@pytest.mark.parametrize(
+    ("mode", "error_class"),
+    [("garbage", "malformed_response"), ("drop", "unreachable"), ("503", "server_error")],
+)
 def test_it_retries_transient_failures_and_ends_with_one_record(flow, fresh_sandbox, mode, error_class):
     fault(fresh_sandbox, "inventory", mode=mode, count=2)
     ingest(flow, employee_event(1))
@@ -94,7 +98,10 @@ def test_it_retries_transient_failures_and_ends_with_one_record(flow, fresh_sand
     delivery = Delivery.objects.get()
     assert delivery.status == DeliveryStatus.SUCCEEDED
     assert list(Attempt.objects.filter(delivery=delivery).values_list("error_class", flat=True)) == [
-        error_class, error_class, ""]
+        error_class,
+        error_class,
+        "",
+    ]
     assert len(records(fresh_sandbox, "inventory", "accounts")) == 1
 
 
@@ -159,7 +166,9 @@ def test_it_keeps_secrets_out_of_attempts_and_dead_letters(flow, fresh_sandbox):
     fault(fresh_sandbox, "inventory", mode="500", rate=1.0, methods=["POST"])
     ingest(flow, employee_event(1))
     drain_all()
-    stored = json.dumps(list(Attempt.objects.values()), default=str) + json.dumps(list(DeadLetter.objects.values()), default=str)
+    stored = json.dumps(list(Attempt.objects.values()), default=str) + json.dumps(
+        list(DeadLetter.objects.values()), default=str
+    )
     assert "inv-demo-key" not in stored
     assert "[redacted]" in stored
 
@@ -170,15 +179,22 @@ def test_it_redacts_a_secret_the_target_echoes_back_in_its_error(fresh_sandbox):
     inventory = sandbox_system(fresh_sandbox, "inventory")
     source = model_with_fields(hr, "Employee", "/employees", {"id": ("string", True)})
     target = model_with_fields(inventory, "Adjustment", "/adjustments", {"reference": ("string", True)})
-    flow = flow_with_mapping(source_model=source, target_model=target, rules=[
-        {"target": "reference", "source": "id"},
-        {"target": "lines[].sku", "source": "skus[]"},
-        {"target": "lines[].quantity", "constant": 1},
-    ])
+    flow = flow_with_mapping(
+        source_model=source,
+        target_model=target,
+        rules=[
+            {"target": "reference", "source": "id"},
+            {"target": "lines[].sku", "source": "skus[]"},
+            {"target": "lines[].quantity", "constant": 1},
+        ],
+    )
     ingest(flow, {"id": "evt_1", "type": "employee.hired", "data": {"id": "emp_1", "skus": ["inv-demo-key"]}})
     drain_all()
     letter = DeadLetter.objects.get()
     assert letter.error_class == "rejected" and "[redacted]" in letter.reason
-    stored = json.dumps(list(Attempt.objects.values()), default=str) + json.dumps(
-        list(DeadLetter.objects.values()), default=str) + json.dumps(list(Delivery.objects.values()), default=str)
+    stored = (
+        json.dumps(list(Attempt.objects.values()), default=str)
+        + json.dumps(list(DeadLetter.objects.values()), default=str)
+        + json.dumps(list(Delivery.objects.values()), default=str)
+    )
     assert "inv-demo-key" not in stored

@@ -25,10 +25,18 @@ def crm():
 @pytest.fixture
 def deal_flow(crm):
     source = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True), "stage": ("string", False)})
-    target = model_with_fields(SystemFactory(name="Inventory", slug="inventory"), "Adjustment", "/adjustments",
-                               {"reference": ("string", True)})
-    return flow_with_mapping(source_model=source, target_model=target, event_type="deal.won",
-                             rules=[{"target": "reference", "source": "id"}])
+    target = model_with_fields(
+        SystemFactory(name="Inventory", slug="inventory"),
+        "Adjustment",
+        "/adjustments",
+        {"reference": ("string", True)},
+    )
+    return flow_with_mapping(
+        source_model=source,
+        target_model=target,
+        event_type="deal.won",
+        rules=[{"target": "reference", "source": "id"}],
+    )
 
 
 def post_hook(client, system, payload, *, secret=None, headers=None, raw=None):
@@ -36,8 +44,7 @@ def post_hook(client, system, payload, *, secret=None, headers=None, raw=None):
     headers = dict(headers or {})
     if secret is not False:
         headers.setdefault("X-Signature", sign(system, body))
-    return client.post(f"/hooks/{system.slug}/", data=body, content_type="application/json",
-                       headers=headers)
+    return client.post(f"/hooks/{system.slug}/", data=body, content_type="application/json", headers=headers)
 
 
 def event_body(event_id="evt_1", event_type="deal.won", record_id="deal_1"):
@@ -91,8 +98,14 @@ def test_it_keeps_filtered_out_events_visible_as_skipped(client, crm, deal_flow)
         (b"[1, 2]", "expected a JSON object"),
         (json.dumps({"id": "evt_1", "data": {}}).encode(), "missing event type"),
         (json.dumps({"type": "deal.won", "data": {}}).encode(), "missing idempotency key"),
-        (json.dumps({"id": "e1", "type": "t" * 201, "data": {}}).encode(), "event type is 201 characters long"),
-        (json.dumps({"id": "k" * 301, "type": "t", "data": {}}).encode(), "idempotency key is 301 characters"),
+        (
+            json.dumps({"id": "e1", "type": "t" * 201, "data": {}}).encode(),
+            "event type is 201 characters long",
+        ),
+        (
+            json.dumps({"id": "k" * 301, "type": "t", "data": {}}).encode(),
+            "idempotency key is 301 characters",
+        ),
     ],
 )
 def test_it_answers_bad_bodies_with_400_and_says_why(client, crm, raw, message):
@@ -124,37 +137,57 @@ def test_it_rejects_a_wrong_or_missing_signature(client, crm, deal_flow):
 
 
 def test_it_accepts_base64_signatures_without_prefix_in_a_custom_header(client):
-    system = SystemFactory(signature_encoding=SignatureEncoding.BASE64, signature_prefix="",
-                           signature_header="X-Shop-Hmac")
+    system = SystemFactory(
+        signature_encoding=SignatureEncoding.BASE64, signature_prefix="", signature_header="X-Shop-Hmac"
+    )
     body = json.dumps(event_body()).encode()
     digest = base64.b64encode(hmac.new(b"test-webhook-secret", body, hashlib.sha256).digest()).decode()
-    response = client.post(f"/hooks/{system.slug}/", data=body, content_type="application/json",
-                           headers={"X-Shop-Hmac": digest})
+    response = client.post(
+        f"/hooks/{system.slug}/", data=body, content_type="application/json", headers={"X-Shop-Hmac": digest}
+    )
     assert response.status_code == 202
 
 
 def test_it_checks_timestamped_signatures_and_their_age(client):
-    system = SystemFactory(signature_scheme=SignatureScheme.TIMESTAMPED, signature_header="Payments-Signature",
-                           signature_tolerance_seconds=300)
+    system = SystemFactory(
+        signature_scheme=SignatureScheme.TIMESTAMPED,
+        signature_header="Payments-Signature",
+        signature_tolerance_seconds=300,
+    )
     body = json.dumps(event_body()).encode()
-    fresh = client.post(f"/hooks/{system.slug}/", data=body, content_type="application/json",
-                        headers={"Payments-Signature": sign(system, body)})
+    fresh = client.post(
+        f"/hooks/{system.slug}/",
+        data=body,
+        content_type="application/json",
+        headers={"Payments-Signature": sign(system, body)},
+    )
     assert fresh.status_code == 202
     stale_header = sign(system, body, timestamp=int(time.time()) - 3600)
-    stale = client.post(f"/hooks/{system.slug}/", data=body, content_type="application/json",
-                        headers={"Payments-Signature": stale_header})
+    stale = client.post(
+        f"/hooks/{system.slug}/",
+        data=body,
+        content_type="application/json",
+        headers={"Payments-Signature": stale_header},
+    )
     assert stale.status_code == 401 and "stale signature" in stale.json()["error"]
-    tampered = client.post(f"/hooks/{system.slug}/", data=body.replace(b"deal_1", b"deal_2"),
-                           content_type="application/json", headers={"Payments-Signature": sign(system, body)})
+    tampered = client.post(
+        f"/hooks/{system.slug}/",
+        data=body.replace(b"deal_1", b"deal_2"),
+        content_type="application/json",
+        headers={"Payments-Signature": sign(system, body)},
+    )
     assert tampered.status_code == 401
 
 
 def test_it_reads_the_event_type_and_key_from_headers_when_configured(client):
-    system = SystemFactory(event_type_path="header:X-Event-Type", idempotency_key_path="header:X-Delivery-Id",
-                           record_path="")
+    system = SystemFactory(
+        event_type_path="header:X-Event-Type", idempotency_key_path="header:X-Delivery-Id", record_path=""
+    )
     body = json.dumps({"id": "deal_9"}).encode()
     headers = {"X-Signature": sign(system, body), "X-Event-Type": "deal.won", "X-Delivery-Id": "d-1"}
-    response = client.post(f"/hooks/{system.slug}/", data=body, content_type="application/json", headers=headers)
+    response = client.post(
+        f"/hooks/{system.slug}/", data=body, content_type="application/json", headers=headers
+    )
     assert response.status_code == 202
     event = Event.objects.get()
     assert (event.event_type, event.idempotency_key, event.record_id) == ("deal.won", "d-1", "deal_9")
@@ -178,15 +211,24 @@ def publish(api, body):
 
 
 def test_it_publishes_one_event_through_the_api(publisher_client, crm, deal_flow):
-    response = publish(publisher_client, {"system": "crm", "type": "deal.won", "idempotency_key": "k1",
-                                          "payload": {"data": {"id": "deal_1"}}})
+    response = publish(
+        publisher_client,
+        {"system": "crm", "type": "deal.won", "idempotency_key": "k1", "payload": {"data": {"id": "deal_1"}}},
+    )
     assert response.status_code == 202, response.content
     assert response.json()["deliveries"] == 1
 
 
 def test_it_publishes_a_batch_and_reports_duplicates(publisher_client, crm, deal_flow):
-    events = [{"system": "crm", "type": "deal.won", "idempotency_key": f"k{i % 5}",
-               "payload": {"data": {"id": f"deal_{i % 5}"}}} for i in range(8)]
+    events = [
+        {
+            "system": "crm",
+            "type": "deal.won",
+            "idempotency_key": f"k{i % 5}",
+            "payload": {"data": {"id": f"deal_{i % 5}"}},
+        }
+        for i in range(8)
+    ]
     response = publish(publisher_client, {"events": events})
     assert response.status_code == 202, response.content
     body = response.json()
@@ -197,9 +239,11 @@ def test_it_publishes_a_batch_and_reports_duplicates(publisher_client, crm, deal
 
 
 def test_it_rejects_a_batch_with_a_bad_event_and_names_it(publisher_client, crm):
-    events = [{"system": "crm", "type": "t", "idempotency_key": "a", "payload": {}},
-              {"system": "crm", "type": "t", "payload": {}},
-              {"system": "ghost", "type": "t", "idempotency_key": "c", "payload": {}}]
+    events = [
+        {"system": "crm", "type": "t", "idempotency_key": "a", "payload": {}},
+        {"system": "crm", "type": "t", "payload": {}},
+        {"system": "ghost", "type": "t", "idempotency_key": "c", "payload": {}},
+    ]
     response = publish(publisher_client, {"events": events})
     assert response.status_code == 400
     fields = response.json()["fields"]
@@ -208,7 +252,9 @@ def test_it_rejects_a_batch_with_a_bad_event_and_names_it(publisher_client, crm)
 
 
 def test_it_answers_404_when_publishing_to_an_unknown_system(publisher_client):
-    response = publish(publisher_client, {"system": "ghost", "type": "t", "idempotency_key": "a", "payload": {}})
+    response = publish(
+        publisher_client, {"system": "ghost", "type": "t", "idempotency_key": "a", "payload": {}}
+    )
     assert response.status_code == 404
 
 

@@ -20,17 +20,36 @@ STAMP = "2026-11-20T09:00:00.000000Z"
 def scheduled_flow(fresh_sandbox):
     crm = sandbox_system(fresh_sandbox, "crm")
     accounting = sandbox_system(fresh_sandbox, "accounting")
-    deal = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True), "amount": ("number", True),
-                                                     "currency": ("string", True)})
-    invoice = model_with_fields(accounting, "Invoice", "/invoices", {
-        "number": ("string", True), "customer_email": ("string", True), "total_minor": ("integer", True),
-        "currency": ("string", True)})
+    deal = model_with_fields(
+        crm,
+        "Deal",
+        "/deals",
+        {"id": ("string", True), "amount": ("number", True), "currency": ("string", True)},
+    )
+    invoice = model_with_fields(
+        accounting,
+        "Invoice",
+        "/invoices",
+        {
+            "number": ("string", True),
+            "customer_email": ("string", True),
+            "total_minor": ("integer", True),
+            "currency": ("string", True),
+        },
+    )
     return flow_with_mapping(
-        source_model=deal, target_model=invoice, trigger=Trigger.SCHEDULED, schedule_minutes=15, poll_page_size=10,
+        source_model=deal,
+        target_model=invoice,
+        trigger=Trigger.SCHEDULED,
+        schedule_minutes=15,
+        poll_page_size=10,
         rules=[
             {"target": "number", "transforms": [{"name": "template", "options": {"template": "INV-{id}"}}]},
-            {"target": "total_minor", "source": "amount",
-             "transforms": [{"name": "money_to_minor", "options": {"currency_path": "currency"}}]},
+            {
+                "target": "total_minor",
+                "source": "amount",
+                "transforms": [{"name": "money_to_minor", "options": {"currency_path": "currency"}}],
+            },
             {"target": "currency", "source": "currency"},
             {"target": "customer_email", "source": "customer.email"},
             {"target": "status", "constant": "open"},
@@ -39,14 +58,24 @@ def scheduled_flow(fresh_sandbox):
 
 
 def seed_deals(sandbox, count: int, start: int, updated_at: str | None = STAMP):
-    deals = [{"title": f"Deal {n}", "amount": 10 + n, "currency": "EUR", "stage": "won",
-              "customer": {"email": f"buyer{n}@example.com"}} for n in
-             range(start, start + count)]
-    return control(sandbox, "crm", "POST", "seed", json={"resource": "deals", "records": deals,
-                                                           "updated_at": updated_at})["data"]
+    deals = [
+        {
+            "title": f"Deal {n}",
+            "amount": 10 + n,
+            "currency": "EUR",
+            "stage": "won",
+            "customer": {"email": f"buyer{n}@example.com"},
+        }
+        for n in range(start, start + count)
+    ]
+    return control(
+        sandbox, "crm", "POST", "seed", json={"resource": "deals", "records": deals, "updated_at": updated_at}
+    )["data"]
 
 
-def test_it_reads_every_record_once_across_pages_of_records_sharing_one_cursor_value(scheduled_flow, fresh_sandbox):
+def test_it_reads_every_record_once_across_pages_of_records_sharing_one_cursor_value(
+    scheduled_flow, fresh_sandbox
+):
     seed_deals(fresh_sandbox, 25, 0)
     first = flow_poll(flow=scheduled_flow)
     assert (first.pages, first.new_events) == (3, 25)
@@ -75,8 +104,12 @@ def test_it_picks_up_a_changed_record_again_as_an_update(scheduled_flow, fresh_s
     drain_all()
     import requests
 
-    requests.patch(f"{fresh_sandbox.url('crm')}/deals/{deal['id']}", json={"amount": 99},
-                   headers={"X-Api-Key": "crm-demo-key"}, timeout=5).raise_for_status()
+    requests.patch(
+        f"{fresh_sandbox.url('crm')}/deals/{deal['id']}",
+        json={"amount": 99},
+        headers={"X-Api-Key": "crm-demo-key"},
+        timeout=5,
+    ).raise_for_status()
     assert flow_poll(flow=scheduled_flow).new_events == 1
     drain_all()
     invoices = records(fresh_sandbox, "accounting", "invoices")

@@ -19,11 +19,6 @@ from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 API_KEY = "sk-live-0a1b2c3d4e5f-never-export"
 HOOK_SECRET = "whsec-f5e4d3c2b1a0-never-export"

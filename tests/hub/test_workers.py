@@ -28,60 +28,117 @@ def all_finished() -> bool:
     return Delivery.objects.exists() and not Delivery.objects.unfinished().exists()
 
 
-def test_it_carries_crm_webhooks_to_inventory_once_each_even_when_sent_twice(fresh_sandbox, live_server, start_worker):
+def test_it_carries_crm_webhooks_to_inventory_once_each_even_when_sent_twice(
+    fresh_sandbox, live_server, start_worker
+):
     crm = sandbox_system(fresh_sandbox, "crm")
     inventory = sandbox_system(fresh_sandbox, "inventory")
-    deal = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True), "lines": ("array", True),
-                                                     "lines[].sku": ("string", True)})
-    adjustment = model_with_fields(inventory, "Adjustment", "/adjustments", {
-        "reference": ("string", True), "lines": ("array", True), "lines[].sku": ("string", True),
-        "lines[].quantity": ("integer", True)})
-    flow_with_mapping(source_model=deal, target_model=adjustment, event_type="deal.won", operation="create", rules=[
-        {"target": "reference", "source": "id"},
-        {"target": "reason", "constant": "CRM deal won"},
-        {"target": "lines[].sku", "source": "lines[].sku"},
-        {"target": "lines[].quantity", "source": "lines[].quantity",
-         "transforms": [{"name": "arithmetic", "options": {"operation": "negate"}}]},
-    ])
+    deal = model_with_fields(
+        crm,
+        "Deal",
+        "/deals",
+        {"id": ("string", True), "lines": ("array", True), "lines[].sku": ("string", True)},
+    )
+    adjustment = model_with_fields(
+        inventory,
+        "Adjustment",
+        "/adjustments",
+        {
+            "reference": ("string", True),
+            "lines": ("array", True),
+            "lines[].sku": ("string", True),
+            "lines[].quantity": ("integer", True),
+        },
+    )
+    flow_with_mapping(
+        source_model=deal,
+        target_model=adjustment,
+        event_type="deal.won",
+        operation="create",
+        rules=[
+            {"target": "reference", "source": "id"},
+            {"target": "reason", "constant": "CRM deal won"},
+            {"target": "lines[].sku", "source": "lines[].sku"},
+            {
+                "target": "lines[].quantity",
+                "source": "lines[].quantity",
+                "transforms": [{"name": "arithmetic", "options": {"operation": "negate"}}],
+            },
+        ],
+    )
     # Every webhook is sent twice, as vendors sometimes do.
-    control(fresh_sandbox, "crm", "PUT", "webhook", json={
-        "url": f"{live_server.url}/hooks/crm/", "secret": DEMO_WEBHOOK_SECRETS["crm"], "duplicate_rate": 1.0,
-        "enabled": True})
+    control(
+        fresh_sandbox,
+        "crm",
+        "PUT",
+        "webhook",
+        json={
+            "url": f"{live_server.url}/hooks/crm/",
+            "secret": DEMO_WEBHOOK_SECRETS["crm"],
+            "duplicate_rate": 1.0,
+            "enabled": True,
+        },
+    )
     start_worker(workers=2)
     api = requests.Session()
     api.headers["X-Api-Key"] = DEMO_CREDENTIALS["crm"]["api_key"]
     won = 6
     for n in range(won):
-        created = api.post(f"{fresh_sandbox.url('crm')}/deals", json={
-            "title": f"Deal {n}", "amount": 100, "currency": "EUR", "stage": "proposal",
-            "customer": {"email": "a@example.com"}, "lines": [{"sku": "SKU-LAMP", "quantity": 2}]}).json()
-        api.patch(f"{fresh_sandbox.url('crm')}/deals/{created['id']}", json={"stage": "won"}).raise_for_status()
+        created = api.post(
+            f"{fresh_sandbox.url('crm')}/deals",
+            json={
+                "title": f"Deal {n}",
+                "amount": 100,
+                "currency": "EUR",
+                "stage": "proposal",
+                "customer": {"email": "a@example.com"},
+                "lines": [{"sku": "SKU-LAMP", "quantity": 2}],
+            },
+        ).json()
+        api.patch(
+            f"{fresh_sandbox.url('crm')}/deals/{created['id']}", json={"stage": "won"}
+        ).raise_for_status()
 
-    wait_for(lambda: Event.objects.filter(event_type="deal.won").count() == won, message="won events ingested")
-    wait_for(lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == won, timeout=30,
-             message="deliveries to succeed")
+    wait_for(
+        lambda: Event.objects.filter(event_type="deal.won").count() == won, message="won events ingested"
+    )
+    wait_for(
+        lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == won,
+        timeout=30,
+        message="deliveries to succeed",
+    )
     state = control(fresh_sandbox, "crm", "GET", "state")
     assert state["webhooks"]["duplicates"] >= won  # the sandbox really did send duplicates
     adjustments = records(fresh_sandbox, "inventory", "adjustments")
     assert sorted(a["reference"] for a in adjustments) == sorted(
-        Event.objects.filter(event_type="deal.won").values_list("record_id", flat=True))
+        Event.objects.filter(event_type="deal.won").values_list("record_id", flat=True)
+    )
     lamp = next(p for p in records(fresh_sandbox, "inventory", "products") if p["sku"] == "SKU-LAMP")
     assert lamp["stock"] == 100 - 2 * won
 
 
-def test_it_finishes_every_delivery_once_in_effect_when_a_worker_is_killed_mid_batch(fresh_sandbox, start_worker):
+def test_it_finishes_every_delivery_once_in_effect_when_a_worker_is_killed_mid_batch(
+    fresh_sandbox, start_worker
+):
     flow = hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
     total = 40
     from hub.services.ingest import IncomingEvent, events_store
 
-    events_store([IncomingEvent(flow.source_system, "employee.hired", f"evt_{n}", employee_event(n))
-                  for n in range(total)])
+    events_store(
+        [
+            IncomingEvent(flow.source_system, "employee.hired", f"evt_{n}", employee_event(n))
+            for n in range(total)
+        ]
+    )
     # Slow answers keep the batch in flight long enough to kill the worker in the middle of it.
     fault(fresh_sandbox, "inventory", mode="slow", delay=0.2, rate=1.0)
     first = start_worker(workers=2, extra_env=FAST_LEASES)
     kick_workers()
-    wait_for(lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() >= 5, timeout=30,
-             message="some deliveries to succeed")
+    wait_for(
+        lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() >= 5,
+        timeout=30,
+        message="some deliveries to succeed",
+    )
     first.kill()
     in_flight = Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT).count()
     succeeded_before = Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count()
@@ -106,8 +163,12 @@ def test_it_keeps_under_the_targets_rate_limit_across_all_workers(fresh_sandbox,
     from hub.services.ingest import IncomingEvent, events_store
 
     total = 32
-    events_store([IncomingEvent(flow.source_system, "employee.hired", f"evt_{n}", employee_event(n))
-                  for n in range(total)])
+    events_store(
+        [
+            IncomingEvent(flow.source_system, "employee.hired", f"evt_{n}", employee_event(n))
+            for n in range(total)
+        ]
+    )
     started = time.monotonic()
     start_worker(workers=2)
     start_worker(workers=2)

@@ -46,11 +46,6 @@ def map_fixture(systems: int = 8, flows: int = 30, prefix: str = "") -> list:
     return made
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def pipeline():
     crm = SystemFactory(name="CRM", slug="crm", kind="crm")

@@ -19,11 +19,6 @@ RULES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def hr():
     return SystemFactory(name="HR", slug="hr", kind="hr")

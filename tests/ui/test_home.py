@@ -13,12 +13,6 @@ from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    """The personas' passwords hash in microseconds instead of half a second each."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def make_flow(name: str, **extra):
     source = model_with_fields(
         SystemFactory(), f"Src{name}", "/src", {"id": ("string", True), "name": ("string", False)}

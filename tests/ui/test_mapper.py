@@ -14,11 +14,6 @@ pytestmark = pytest.mark.django_db
 V1_RULES = [{"target": "currency", "source": "currency"}]
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def flow(personas):
     crm = SystemFactory(name="CRM", slug="crm")

@@ -44,12 +44,6 @@ components:
 """
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """The personas' passwords are hashed with a cheap hasher: seconds saved per test."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def client_for(client, user):
     client.force_login(user)
     return client

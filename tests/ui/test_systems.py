@@ -14,11 +14,6 @@ API_KEY = "sk-live-4f9a8b7c6d5e-do-not-show"
 HOOK_SECRET = "whsec-9f8e7d6c5b4a-do-not-show"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def admin_client(client, personas):
     client.force_login(personas["admin"])

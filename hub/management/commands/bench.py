@@ -67,10 +67,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--events", type=int, default=2000, help="How many events to send (bounded).")
         parser.add_argument("--senders", type=int, default=8, help="Concurrent senders.")
-        parser.add_argument("--batch", type=int, default=0, help="Send through the batch API, N events a request.")
+        parser.add_argument(
+            "--batch", type=int, default=0, help="Send through the batch API, N events a request."
+        )
         parser.add_argument("--workers", type=int, default=2, help="django-q2 worker processes.")
         parser.add_argument("--web-workers", type=int, default=3, help="gunicorn worker processes.")
-        parser.add_argument("--timeout", type=float, default=300, help="Give up waiting after this many seconds.")
+        parser.add_argument(
+            "--timeout", type=float, default=300, help="Give up waiting after this many seconds."
+        )
 
     def handle(self, *args, events, senders, batch, workers, web_workers, timeout, **options):
         if events < 1 or events > 100_000:
@@ -82,21 +86,61 @@ class Command(BaseCommand):
         sandbox_port, web_port = free_port(), free_port()
         children: list[subprocess.Popen] = []
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env = {**env, "HUB_WORKERS": str(workers), "HUB_QUEUE_NAME": f"bench-{run}",
-               "HUB_CACHE_PREFIX": f"bench-{run}", "HUB_DRAIN_LINGER_SECONDS": "2"}
+        env = {
+            **env,
+            "HUB_WORKERS": str(workers),
+            "HUB_QUEUE_NAME": f"bench-{run}",
+            "HUB_CACHE_PREFIX": f"bench-{run}",
+            "HUB_DRAIN_LINGER_SECONDS": "2",
+        }
         log_dir = Path(settings.VAR_DIR) / "bench"
         log_dir.mkdir(exist_ok=True)
         try:
-            children.append(self.spawn([sys.executable, "-m", "connectors.sandbox", "--systems", "inventory",
-                                        "--port-base", str(sandbox_port - 3)], env, log_dir / "sandbox.log"))
+            children.append(
+                self.spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "connectors.sandbox",
+                        "--systems",
+                        "inventory",
+                        "--port-base",
+                        str(sandbox_port - 3),
+                    ],
+                    env,
+                    log_dir / "sandbox.log",
+                )
+            )
             target_url = f"http://127.0.0.1:{sandbox_port}"
             wait_http(f"{target_url}/_control/state")
             source, flow, token = self.setup(target_url)
-            children.append(self.spawn([sys.executable, "-m", "gunicorn", "hub.wsgi:application", "--bind",
-                                        f"127.0.0.1:{web_port}", "--workers", str(web_workers), "--worker-class",
-                                        "hub.gunicorn_worker.NoDelaySyncWorker", "--log-level", "warning"], env, log_dir / "web.log"))
-            children.append(self.spawn([sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"], env,
-                                       log_dir / "workers.log"))
+            children.append(
+                self.spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "gunicorn",
+                        "hub.wsgi:application",
+                        "--bind",
+                        f"127.0.0.1:{web_port}",
+                        "--workers",
+                        str(web_workers),
+                        "--worker-class",
+                        "hub.gunicorn_worker.NoDelaySyncWorker",
+                        "--log-level",
+                        "warning",
+                    ],
+                    env,
+                    log_dir / "web.log",
+                )
+            )
+            children.append(
+                self.spawn(
+                    [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"],
+                    env,
+                    log_dir / "workers.log",
+                )
+            )
             wait_http(f"http://127.0.0.1:{web_port}/healthz")
             # Warm every process up (imports, connections, caches) on events that are not counted.
             warmup = min(400, max(50, events // 10))
@@ -104,11 +148,17 @@ class Command(BaseCommand):
             _, warm_acked, _, _ = self.send(f"warm{run}", warmup, senders, batch, source, token, web_port)
             if not self.wait_finished(flow, len(warm_acked), timeout):
                 raise CommandError("the warm-up events were not delivered in time; see var/bench/*.log")
-            self.stdout.write(f"Sending {events} events from {senders} senders "
-                              f"({'batches of ' + str(batch) if batch else 'one webhook per event'})...")
-            sent_at, acked, rejected, send_seconds = self.send(run, events, senders, batch, source, token, web_port)
-            self.stdout.write(f"  sent in {send_seconds:.1f}s ({len(acked) / send_seconds:.0f} events/s accepted); "
-                              "waiting for deliveries...")
+            self.stdout.write(
+                f"Sending {events} events from {senders} senders "
+                f"({'batches of ' + str(batch) if batch else 'one webhook per event'})..."
+            )
+            sent_at, acked, rejected, send_seconds = self.send(
+                run, events, senders, batch, source, token, web_port
+            )
+            self.stdout.write(
+                f"  sent in {send_seconds:.1f}s ({len(acked) / send_seconds:.0f} events/s accepted); "
+                "waiting for deliveries..."
+            )
             finished = self.wait_finished(flow, len(acked), timeout)
             received = requests.get(f"{target_url}/_control/received", timeout=30).json()
         finally:
@@ -122,33 +172,71 @@ class Command(BaseCommand):
         self.report(run, events, sent_at, acked, rejected, received, finished, batch)
 
     def spawn(self, argv, env, log_path: Path) -> subprocess.Popen:
-        return subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR, stdout=open(log_path, "w"),
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            argv, env=env, cwd=settings.BASE_DIR, stdout=open(log_path, "w"), stderr=subprocess.STDOUT
+        )
 
     def setup(self, target_url: str) -> tuple[System, Flow, str]:
         """The bench's own source system, target system and flow (reused across runs)."""
-        source, _ = System.objects.update_or_create(slug="bench-source", defaults=dict(
-            name="Bench source", signature_scheme=SignatureScheme.HMAC_SHA256, webhook_secret={"secret": BENCH_SECRET}))
-        target, _ = System.objects.update_or_create(slug="bench-target", defaults=dict(
-            name="Bench target", base_url=target_url, auth_scheme=AuthScheme.API_KEY,
-            auth_config={"header": "X-Api-Key"}, credentials=dict(DEMO_CREDENTIALS["inventory"]),
-            rate_limit_per_second=None))
-        person, _ = DataModel.objects.get_or_create(system=source, name="Person", defaults={"resource_path": "/people"})
-        account, created = DataModel.objects.get_or_create(system=target, name="Account",
-                                                           defaults={"resource_path": "/accounts"})
+        source, _ = System.objects.update_or_create(
+            slug="bench-source",
+            defaults=dict(
+                name="Bench source",
+                signature_scheme=SignatureScheme.HMAC_SHA256,
+                webhook_secret={"secret": BENCH_SECRET},
+            ),
+        )
+        target, _ = System.objects.update_or_create(
+            slug="bench-target",
+            defaults=dict(
+                name="Bench target",
+                base_url=target_url,
+                auth_scheme=AuthScheme.API_KEY,
+                auth_config={"header": "X-Api-Key"},
+                credentials=dict(DEMO_CREDENTIALS["inventory"]),
+                rate_limit_per_second=None,
+            ),
+        )
+        person, _ = DataModel.objects.get_or_create(
+            system=source, name="Person", defaults={"resource_path": "/people"}
+        )
+        account, created = DataModel.objects.get_or_create(
+            system=target, name="Account", defaults={"resource_path": "/accounts"}
+        )
         if created:
             Field.objects.create(model=account, path="email", type="string", required=True)
         flow = Flow.objects.filter(name="Benchmark flow").first()
         if flow is None:
-            mapping = Mapping.objects.create(name="Benchmark mapping", source_model=person, target_model=account)
-            mapping_version_save(mapping=mapping, actor=None, rules=[
-                {"target": "email", "source": "email", "transforms": [{"name": "trim"}, {"name": "lower"}]},
-                {"target": "name", "transforms": [{"name": "template", "options": {"template": "{first} {last}"}}]},
-                {"target": "role", "constant": "bench"},
-            ])
-            flow = Flow.objects.create(name="Benchmark flow", source_system=source, source_model=person,
-                                       event_type="person.created", target_system=target, target_model=account,
-                                       operation=Operation.CREATE, mapping=mapping, state=FlowState.ACTIVE)
+            mapping = Mapping.objects.create(
+                name="Benchmark mapping", source_model=person, target_model=account
+            )
+            mapping_version_save(
+                mapping=mapping,
+                actor=None,
+                rules=[
+                    {
+                        "target": "email",
+                        "source": "email",
+                        "transforms": [{"name": "trim"}, {"name": "lower"}],
+                    },
+                    {
+                        "target": "name",
+                        "transforms": [{"name": "template", "options": {"template": "{first} {last}"}}],
+                    },
+                    {"target": "role", "constant": "bench"},
+                ],
+            )
+            flow = Flow.objects.create(
+                name="Benchmark flow",
+                source_system=source,
+                source_model=person,
+                event_type="person.created",
+                target_system=target,
+                target_model=account,
+                operation=Operation.CREATE,
+                mapping=mapping,
+                state=FlowState.ACTIVE,
+            )
         self.purge(source, flow)
         ensure_role_groups()
         user, _ = get_user_model().objects.get_or_create(username="bench-publisher")
@@ -174,13 +262,22 @@ class Command(BaseCommand):
         rejected: list[str] = []
         lock = threading.Lock()
         per_request = batch or 1
-        chunks = [list(range(start, min(events, start + per_request))) for start in range(0, events, per_request)]
+        chunks = [
+            list(range(start, min(events, start + per_request))) for start in range(0, events, per_request)
+        ]
         cursor = iter(chunks)
 
         def event_payload(n: int) -> dict:
-            return {"id": f"{run}-{n}", "type": "person.created",
-                    "data": {"id": f"{run}-p{n}", "email": f" Bench-{run}-{n}@Example.com", "first": "Bench",
-                             "last": str(n)}}
+            return {
+                "id": f"{run}-{n}",
+                "type": "person.created",
+                "data": {
+                    "id": f"{run}-p{n}",
+                    "email": f" Bench-{run}-{n}@Example.com",
+                    "first": "Bench",
+                    "last": str(n),
+                },
+            }
 
         def worker():
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -190,9 +287,19 @@ class Command(BaseCommand):
                 if chunk is None:
                     break
                 if batch:
-                    body = json.dumps({"events": [{"system": source.slug, "type": "person.created",
-                                                   "idempotency_key": f"{run}-{n}", "payload": event_payload(n)}
-                                                  for n in chunk]}).encode()
+                    body = json.dumps(
+                        {
+                            "events": [
+                                {
+                                    "system": source.slug,
+                                    "type": "person.created",
+                                    "idempotency_key": f"{run}-{n}",
+                                    "payload": event_payload(n),
+                                }
+                                for n in chunk
+                            ]
+                        }
+                    ).encode()
                     path, headers = "/api/v1/events/", {"Authorization": f"Token {token}"}
                 else:
                     body = json.dumps(event_payload(chunk[0])).encode()
@@ -246,22 +353,33 @@ class Command(BaseCommand):
             email = (item.get("record") or {}).get("email", "")
             if item.get("resource") != "accounts" or not email.startswith(prefix):
                 continue
-            n = int(email[len(prefix):].split("@")[0])
+            n = int(email[len(prefix) :].split("@")[0])
             copies[n] = copies.get(n, 0) + 1
             first_receipt[n] = min(first_receipt.get(n, float("inf")), item["received_at"])
         latencies = [(first_receipt[n] - sent_at[n]) * 1000 for n in acked if n in first_receipt]
         lost = len([n for n in acked if n not in first_receipt])
         duplicates = sum(count - 1 for count in copies.values())
         span = (max(first_receipt.values()) - min(sent_at.values())) if first_receipt else 0.0
-        dead = Delivery.objects.filter(flow__name="Benchmark flow", status=DeliveryStatus.DEAD,
-                                       event__idempotency_key__startswith=f"{run}-").count()
+        dead = Delivery.objects.filter(
+            flow__name="Benchmark flow",
+            status=DeliveryStatus.DEAD,
+            event__idempotency_key__startswith=f"{run}-",
+        ).count()
         result = {
-            "events": events, "mode": f"batch {batch}" if batch else "webhook per event", "accepted": len(acked),
-            "rejected": len(rejected), "events_per_s": round(len(first_receipt) / span, 1) if span else 0.0,
-            "p50_ms": round(percentile(latencies, 0.50), 1), "p95_ms": round(percentile(latencies, 0.95), 1),
-            "p99_ms": round(percentile(latencies, 0.99), 1), "max_ms": round(max(latencies, default=0.0), 1),
+            "events": events,
+            "mode": f"batch {batch}" if batch else "webhook per event",
+            "accepted": len(acked),
+            "rejected": len(rejected),
+            "events_per_s": round(len(first_receipt) / span, 1) if span else 0.0,
+            "p50_ms": round(percentile(latencies, 0.50), 1),
+            "p95_ms": round(percentile(latencies, 0.95), 1),
+            "p99_ms": round(percentile(latencies, 0.99), 1),
+            "max_ms": round(max(latencies, default=0.0), 1),
             "mean_ms": round(statistics.fmean(latencies), 1) if latencies else 0.0,
-            "lost": lost, "duplicates": duplicates, "dead_lettered": dead, "all_finished": finished,
+            "lost": lost,
+            "duplicates": duplicates,
+            "dead_lettered": dead,
+            "all_finished": finished,
             "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
             "broker": "redis" if settings.REDIS_URL else "orm",
         }
@@ -269,5 +387,6 @@ class Command(BaseCommand):
             self.stdout.write(f"  {len(rejected)} requests were not accepted, e.g. {rejected[:3]}")
         self.stdout.write(
             f"{result['events_per_s']} events/s end to end; latency p50 {result['p50_ms']} ms, "
-            f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; lost {lost}, duplicates {duplicates}")
+            f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; lost {lost}, duplicates {duplicates}"
+        )
         self.stdout.write(json.dumps(result))

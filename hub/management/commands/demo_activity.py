@@ -21,7 +21,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=8.0, help="Seconds between actions.")
-        parser.add_argument("--count", type=int, default=0, help="Stop after this many actions (0 = forever).")
+        parser.add_argument(
+            "--count", type=int, default=0, help="Stop after this many actions (0 = forever)."
+        )
         parser.add_argument("--wait-for", default="", help="Wait until this hub URL answers /healthz.")
 
     def handle(self, *args, interval, count, wait_for, **options):
@@ -47,30 +49,64 @@ class Command(BaseCommand):
     def win_deal(self, session: requests.Session) -> None:
         base, headers = sandbox_url("crm"), {"X-Api-Key": DEMO_CREDENTIALS["crm"]["api_key"]}
         first, last = random.choice(FIRST), random.choice(LAST)
-        lines = [{"sku": sku.lower() if random.random() < 0.3 else sku, "quantity": random.randint(1, 3),
-                  "unit_price": random.choice([49.0, 129.0, 399.0])} for sku in random.sample(SKUS, 2)]
-        deal = session.post(f"{base}/deals", headers=headers, timeout=5, json={
-            "title": f"{last} & Co refit", "amount": round(sum(line["quantity"] * line["unit_price"] for line in lines), 2),
-            "currency": random.choice(["EUR", "USD", "GBP"]), "stage": "proposal",
-            "customer": {"email": f"{first.lower()}.{last.lower()}@example.com", "name": f"{first} {last}"},
-            "lines": lines, "owner_email": "sam@example.com",
-        }).json()
+        lines = [
+            {
+                "sku": sku.lower() if random.random() < 0.3 else sku,
+                "quantity": random.randint(1, 3),
+                "unit_price": random.choice([49.0, 129.0, 399.0]),
+            }
+            for sku in random.sample(SKUS, 2)
+        ]
+        deal = session.post(
+            f"{base}/deals",
+            headers=headers,
+            timeout=5,
+            json={
+                "title": f"{last} & Co refit",
+                "amount": round(sum(line["quantity"] * line["unit_price"] for line in lines), 2),
+                "currency": random.choice(["EUR", "USD", "GBP"]),
+                "stage": "proposal",
+                "customer": {
+                    "email": f"{first.lower()}.{last.lower()}@example.com",
+                    "name": f"{first} {last}",
+                },
+                "lines": lines,
+                "owner_email": "sam@example.com",
+            },
+        ).json()
         session.patch(f"{base}/deals/{deal['id']}", headers=headers, json={"stage": "won"}, timeout=5)
 
     def charge_card(self, session: requests.Session) -> None:
         creds = DEMO_CREDENTIALS["payments"]
         first, last = random.choice(FIRST), random.choice(LAST)
-        session.post(f"{sandbox_url('payments')}/charges", auth=(creds["username"], creds["password"]), timeout=5, json={
-            "amount": random.randint(1000, 250000), "currency": random.choice(["eur", "usd"]),
-            "customer_email": f" {first}.{last}@Example.com", "description": "Online order", "status": "succeeded",
-            "paid_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        })
+        session.post(
+            f"{sandbox_url('payments')}/charges",
+            auth=(creds["username"], creds["password"]),
+            timeout=5,
+            json={
+                "amount": random.randint(1000, 250000),
+                "currency": random.choice(["eur", "usd"]),
+                "customer_email": f" {first}.{last}@Example.com",
+                "description": "Online order",
+                "status": "succeeded",
+                "paid_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
 
     def hire_person(self, session: requests.Session) -> None:
         headers = {"Authorization": f"Bearer {DEMO_CREDENTIALS['hr']['token']}"}
         first, last = random.choice(FIRST), random.choice(LAST)
-        session.post(f"{sandbox_url('hr')}/employees", headers=headers, timeout=5, json={
-            "first_name": first, "last_name": last, "email": f"{first}.{last}{random.randint(1, 999)}@example.com",
-            "department": random.choice(DEPARTMENTS), "title": "Specialist",
-            "start_date": time.strftime("%Y-%m-%d", time.gmtime(time.time() + 14 * 86400)), "status": "hired",
-        })
+        session.post(
+            f"{sandbox_url('hr')}/employees",
+            headers=headers,
+            timeout=5,
+            json={
+                "first_name": first,
+                "last_name": last,
+                "email": f"{first}.{last}{random.randint(1, 999)}@example.com",
+                "department": random.choice(DEPARTMENTS),
+                "title": "Specialist",
+                "start_date": time.strftime("%Y-%m-%d", time.gmtime(time.time() + 14 * 86400)),
+                "status": "hired",
+            },
+        )

@@ -42,7 +42,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--no-activity", action="store_true", help="Do not generate demo business activity.")
+        parser.add_argument(
+            "--no-activity", action="store_true", help="Do not generate demo business activity."
+        )
         parser.add_argument("--no-sandbox", action="store_true", help="Do not start the sandbox systems.")
 
     def handle(self, *args, host, port, no_activity, no_sandbox, **options):
@@ -52,31 +54,57 @@ class Command(BaseCommand):
         username, password = ensure_admin_login()
         if not System.objects.exists():
             counts = demo_seed()
-            self.stdout.write(f"Seeded the demo: {counts['systems']} systems, {counts['models']} data models, "
-                              f"{counts['flows']} flows.")
+            self.stdout.write(
+                f"Seeded the demo: {counts['systems']} systems, {counts['models']} data models, "
+                f"{counts['flows']} flows."
+            )
         hub_url = f"http://{host}:{port}"
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         env = {**os.environ, "HUB_PUBLIC_URL": hub_url}
         commands = []
         if not no_sandbox:
-            commands.append(("sandbox", [python, "-m", "connectors.sandbox", "--host", "127.0.0.1", "--hub-url", hub_url]))
-        commands.append(("web", [python, "-m", "gunicorn", "hub.wsgi:application", "--bind", f"{host}:{port}",
-                                 "--workers", "2", "--worker-class", "gthread", "--threads", "8",
-                                 "--log-level", "warning"]))
+            commands.append(
+                ("sandbox", [python, "-m", "connectors.sandbox", "--host", "127.0.0.1", "--hub-url", hub_url])
+            )
+        commands.append(
+            (
+                "web",
+                [
+                    python,
+                    "-m",
+                    "gunicorn",
+                    "hub.wsgi:application",
+                    "--bind",
+                    f"{host}:{port}",
+                    "--workers",
+                    "2",
+                    "--worker-class",
+                    "gthread",
+                    "--threads",
+                    "8",
+                    "--log-level",
+                    "warning",
+                ],
+            )
+        )
         commands.append(("workers", [python, manage, "qcluster"]))
         if not no_activity and not no_sandbox:
             commands.append(("activity", [python, manage, "demo_activity", "--wait-for", hub_url]))
         children: list[tuple[str, subprocess.Popen]] = []
         for name, argv in commands:
-            children.append((name, subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR, start_new_session=True)))
-        self.stdout.write(self.style.SUCCESS(
-            f"\nIntegration hub is running at {hub_url}/\n"
-            f"  Sign in as: {username} / {password}\n"
-            f"  API docs:   {hub_url}/api/docs/\n"
-            f"  Database:   {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}\n"
-            "Press Ctrl-C to stop everything.\n"
-        ))
+            children.append(
+                (name, subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR, start_new_session=True))
+            )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nIntegration hub is running at {hub_url}/\n"
+                f"  Sign in as: {username} / {password}\n"
+                f"  API docs:   {hub_url}/api/docs/\n"
+                f"  Database:   {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}\n"
+                "Press Ctrl-C to stop everything.\n"
+            )
+        )
         stopping = False
 
         def stop(*_):
