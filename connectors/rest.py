@@ -9,6 +9,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from common.paths import get_path
 from connectors.auth import auth_headers, forget_token, secret_header_names
 from connectors.base import CheckResult, Connector, ConnectorError, ErrorClass, Exchange, Page, PushResult
 from connectors.models import AuthScheme
@@ -212,8 +213,6 @@ class RestConnector(Connector):
         body = _json_body(response, exchange)
         new_id = target_id
         if operation == "create":
-            from mappings.engine import get_path
-
             found = get_path(body, id_path) if isinstance(body, dict) else None
             if found in (None, ""):
                 raise ConnectorError(
@@ -232,8 +231,6 @@ class RestConnector(Connector):
         )
 
     def fetch(self, *, resource: str, since: str | None, page_token: str | None, limit: int) -> Page:
-        from mappings.engine import get_path
-
         params: dict[str, Any] = {self.limit_param: limit}
         if since:
             params[self.since_param] = since

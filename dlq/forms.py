@@ -1,13 +1,13 @@
 """Forms of the dead-letter pages: inbox filters, bulk actions, replay, fix and replay, discard."""
 
-import json
 from typing import Any
 
 from django import forms
 
+from common import strictjson
 from connectors.base import ErrorClass
 from hub.models import Flow
-from hub.ui.forms_models import strict_json
+from hub.ui.forms.datamodels import json_form_error
 
 DISCARD_REASON_REQUIRED = "Say why you discard it: the reason is kept in the audit log."
 
@@ -42,12 +42,9 @@ class FixReplayForm(forms.Form):
     def clean_record(self) -> Any:
         text = self.cleaned_data["record"]
         try:
-            record = strict_json(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(
-                "This is not valid JSON: %(msg)s at line %(line)s, column %(col)s.",
-                params={"msg": exc.msg, "line": exc.lineno, "col": exc.colno}, code="invalid_json",
-            ) from None  # fmt: skip
+            record = strictjson.loads(text)
+        except strictjson.JSONInputError as exc:
+            raise json_form_error(exc) from None
         if not isinstance(record, dict):
             raise forms.ValidationError("The record must be a JSON object: { … }.", code="not_object")
         return record

@@ -7,12 +7,14 @@ from django.utils import timezone
 
 from dlq.models import DeadLetter
 from hub.models import Delivery, DeliveryStatus
+from hub.pipeline.dispatch import kick_workers
 from hub.services.audit import audit_record
 
 
 def dead_letter_create(
-    *, delivery: Delivery, error_class: str, reason: str, last_response: dict[str, Any]
+    *, delivery: Delivery, error_class: str, reason: str, last_response: dict[str, Any], **signal: Any
 ) -> DeadLetter:
+    """Keep a delivery the pipeline gave up on (connected to `delivery_dead_lettered`)."""
     return DeadLetter.objects.create(
         delivery=delivery,
         flow_id=delivery.flow_id,
@@ -32,8 +34,6 @@ def dead_letter_replay(
 ) -> Delivery:
     """Send the delivery again (optionally with a corrected source record). Its idempotency key
     stays the same, so a target that did receive an earlier try does not get a second record."""
-    from hub.services.dispatch import kick_workers
-
     with transaction.atomic():
         letter = DeadLetter.objects.select_for_update().get(pk=letter.pk)
         if letter.resolved_at:

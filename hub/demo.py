@@ -5,7 +5,7 @@ from django.db import transaction
 from connectors.models import AuthScheme, SignatureScheme, System, SystemKind
 from connectors.sandbox import DEFAULT_PORTS, DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
 from hub.models import Flow, FlowState, Operation, Trigger
-from hub.services.config import mapping_version_save
+from hub.services.mappings import mapping_version_save
 from mappings.models import DataModel, Field, Mapping
 from mappings.schema import infer_fields
 

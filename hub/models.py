@@ -7,7 +7,9 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from common.paths import get_path
 from connectors.models import System
+from hub.pipeline.retry import RetryPolicy
 from mappings.models import DataModel, Mapping
 
 
@@ -76,9 +78,13 @@ class Flow(models.Model):
     def matches_event(self, event_type: str) -> bool:
         return self.event_type in ("*", "", event_type)
 
-    def backoff_seconds(self, attempt_number: int) -> float:
-        """Exponential backoff before retry number `attempt_number` (1 = first retry), without jitter."""
-        return min(self.retry_max_seconds, self.retry_base_seconds * 2 ** (attempt_number - 1))
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            base_seconds=self.retry_base_seconds,
+            max_seconds=self.retry_max_seconds,
+            max_attempts=self.max_attempts,
+            max_age_seconds=self.max_age_seconds,
+        )
 
 
 class EventQuerySet(models.QuerySet):
@@ -224,8 +230,6 @@ class Delivery(models.Model):
 
 
 def record_of(payload: Any, record_path: str, origin: str) -> Any:
-    from mappings.engine import get_path
-
     if not record_path or origin == Event.Origin.POLL:
         return payload
     record = get_path(payload, record_path)

@@ -7,9 +7,9 @@ from django_q.signals import post_spawn
 
 from connectors.models import System
 from hub.models import Flow
-from hub.schedules import flow_schedule_sync, poll_schedule_name
-from hub.services.ingest import forget_systems
-from hub.services.subscriptions import forget_subscriptions
+from hub.pipeline.ingest import forget_systems
+from hub.pipeline.schedules import flow_schedule_sync, poll_schedule_name
+from hub.pipeline.subscriptions import forget_subscriptions
 from mappings.models import DataModel, Mapping
 
 
@@ -39,6 +39,6 @@ def flow_deleted(instance: Flow, **kwargs) -> None:
 def worker_started(**kwargs) -> None:
     """A (re)started worker looks for work at once: deliveries left by a crashed worker, and
     anything that arrived while no worker ran."""
-    from hub.services.dispatch import kick_workers
+    from hub.pipeline.dispatch import kick_workers
 
     kick_workers()

@@ -1,8 +1,8 @@
 """django-q2 tasks: thin wrappers, ids in, one service call."""
 
 from hub.models import Flow
-from hub.services.delivery import deliveries_drain as _drain
-from hub.services.polling import flow_poll
+from hub.pipeline.drain import deliveries_drain as _drain
+from hub.pipeline.polling import flow_poll
 
 
 def deliveries_drain() -> int:

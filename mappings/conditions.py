@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from mappings.schema import PathError, compile_path
+from common.paths import PathError, compile_path
 
 OPERATOR_WORDS = {
     "eq": "is",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from mappings.schema import Path, PathError, compile_path, get_path, set_path
+from common.paths import Path, PathError, compile_path
 from mappings.transforms import (
     TRANSFORMS,
     Transform,
@@ -31,9 +31,7 @@ __all__ = [
     "compile_rules",
     "describe_rule",
     "diff_rules",
-    "get_path",
     "preview_mapping",
-    "set_path",
     "validate_rules",
 ]
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import parser as date_parser
 
-from mappings.schema import Path, PathError, compile_path
+from common.paths import Path, PathError, compile_path
 
 OPTION_TYPES = ("string", "integer", "number", "boolean", "choice", "mapping", "string_list", "any")
 

@@ -40,10 +40,10 @@ def _fast_passwords(settings):
 def _clear_caches():
     from django.core.cache import cache
 
-    from hub.services import dispatch
-    from hub.services.delivery import breaker
-    from hub.services.ingest import forget_systems
-    from hub.services.subscriptions import forget_subscriptions
+    from hub.pipeline import dispatch
+    from hub.pipeline.attempt import breaker
+    from hub.pipeline.ingest import forget_systems
+    from hub.pipeline.subscriptions import forget_subscriptions
 
     forget_systems()
     forget_subscriptions()

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from connectors.models import AuthScheme, SignatureScheme, System
 from hub.models import Flow, FlowState, Operation
 from hub.roles import grant_role
-from hub.services.config import mapping_version_save
+from hub.services.mappings import mapping_version_save
 from mappings.models import DataModel, Field, Mapping
 
 PASSWORD = "correct-horse-battery"

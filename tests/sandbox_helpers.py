@@ -7,7 +7,7 @@ import requests
 from connectors.models import AuthScheme, System
 from connectors.sandbox import DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
 from hub.models import Delivery
-from hub.services.delivery import deliveries_process_batch
+from hub.pipeline.drain import deliveries_process_batch
 from tests.factories import flow_with_mapping, model_with_fields
 
 

@@ -1,7 +1,6 @@
 """Flow lifecycle: create (with its empty mapping, as a draft), update, enable, delete, poll now.
 
-Each change writes its audit entry in the same transaction. Pause and resume live in
-hub.services.config (the API calls them too).
+Each change writes its audit entry in the same transaction.
 """
 
 import re
@@ -13,9 +12,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from hub.models import Delivery, Flow, FlowState, Operation, Trigger
+from hub.pipeline.dispatch import kick_workers
 from hub.services.audit import audit_record
-from hub.services.config import ConfigError, flow_resume
+from hub.services.errors import ConfigError
 from mappings.conditions import ConditionError, parse_condition_text, validate_condition
+from mappings.engine import validate_rules
 from mappings.models import DataModel, Mapping
 
 # Settings an admin may change on an existing flow. The systems and models are fixed once the
@@ -343,3 +344,53 @@ def _looks_numeric(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def flow_pause(*, flow: Flow, actor, reason: str = "") -> Flow:
+    with transaction.atomic():
+        before = flow.state
+        flow.state = FlowState.PAUSED
+        flow.paused_reason = (reason or f"paused by {getattr(actor, 'username', 'hub')}")[:300]
+        flow.save(update_fields=["state", "paused_reason", "updated_at"])
+        audit_record(
+            actor=actor, verb="pause", target=flow, diff={"state": [before, flow.state], "reason": reason}
+        )
+    return flow
+
+
+def flow_resume(*, flow: Flow, actor, verb: str = "resume") -> Flow:
+    """Switch a paused (or draft) flow on; refused with the reasons while its mapping has problems."""
+    problems = flow_problems(flow)
+    if problems:
+        raise ConfigError("This flow cannot be enabled yet: " + "; ".join(problems) + ".")
+    with transaction.atomic():
+        before = flow.state
+        flow.state = FlowState.ACTIVE
+        flow.paused_reason = ""
+        flow.save(update_fields=["state", "paused_reason", "updated_at"])
+        audit_record(actor=actor, verb=verb, target=flow, diff={"state": [before, flow.state]})
+    transaction.on_commit(kick_workers)
+    return flow
+
+
+def flow_problems(flow: Flow) -> list[str]:
+    """What keeps a flow from being enabled (an empty list when it is ready)."""
+    problems = []
+    version = flow.mapping.current_version
+    if version is None or not version.rules:
+        if flow.operation != "delete":
+            problems.append("its mapping has no rules")
+    else:
+        problems.extend(error.message for error in validate_rules(version.rules))
+        mapped_targets = {rule.get("target") for rule in version.rules}
+        required = flow.target_model.fields.filter(required=True).values_list("path", flat=True)
+        missing = [
+            path
+            for path in required
+            if path not in mapped_targets
+            and "[]" not in path
+            and not any(t and t.startswith((path + ".", path + "[")) for t in mapped_targets)
+        ]
+        if missing and flow.operation in ("create", "upsert"):
+            problems.append("required target fields are not mapped: " + ", ".join(missing))
+    return problems

@@ -16,7 +16,7 @@ from connectors.redaction import Redactor
 from connectors.registry import connector_for
 from hub.models import Event, Flow
 from hub.services.audit import audit_record
-from hub.services.config import ConfigError
+from hub.services.errors import ConfigError
 from mappings.models import Mapping
 
 # Model fields the UI and API may set directly; secrets go through their own arguments.

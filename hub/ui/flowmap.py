@@ -14,8 +14,8 @@ from django.utils import timezone
 from connectors.models import System
 from hub.access import readers
 from hub.models import Flow, Trigger
+from hub.selectors.health import HEALTH_LABELS, flows_health
 from hub.services.flows import schedule_short
-from hub.services.health import HEALTH_LABELS, flows_health
 from hub.ui.flows import consistency, url_or_none
 
 REFRESH_SECONDS = 15

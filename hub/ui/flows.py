@@ -16,22 +16,25 @@ from django.views.decorators.http import require_POST
 
 from hub.access import admins_only, readers, readers_ops_writes
 from hub.models import Attempt, Cursor, Delivery, Event, Flow, FlowState, Trigger
-from hub.schedules import poll_schedule_name
-from hub.services.config import ConfigError, flow_pause, flow_problems, flow_resume
+from hub.pipeline.schedules import poll_schedule_name
+from hub.selectors.health import HEALTH_LABELS, flows_health
+from hub.services.errors import ConfigError
 from hub.services.flows import (
     condition_text,
     flow_create,
     flow_delete,
     flow_delete_blockers,
     flow_enable,
+    flow_pause,
     flow_poll_now,
+    flow_problems,
+    flow_resume,
     flow_update,
     schedule_describe,
     schedule_next_runs,
 )
-from hub.services.health import HEALTH_LABELS, flows_health
-from hub.services.spec import spec_export, spec_import
-from hub.ui.forms_flows import (
+from hub.services.specification import spec_export, spec_import
+from hub.ui.forms.flows import (
     FilterStepForm,
     FlowEditForm,
     NameStepForm,

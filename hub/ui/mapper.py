@@ -5,7 +5,6 @@ static/hub/mapper.js keeps the rules array as its state and posts it back as JSO
 changes nothing, so every reader may run it; saving and restoring are for admins.
 """
 
-import json
 import uuid
 from typing import Any
 
@@ -19,15 +18,17 @@ from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from common import strictjson
+from common.paths import PathError, get_path
 from hub.access import admins_only, readers
 from hub.models import Event
 from hub.roles import ADMIN, has_role
-from hub.services.config import ConfigError, mapping_version_restore, mapping_version_save
-from hub.ui.forms_models import TYPE_LABELS, json_problem, strict_json
-from hub.ui.models import url_or_none
+from hub.services.errors import ConfigError
+from hub.services.mappings import mapping_version_restore, mapping_version_save
+from hub.ui.datamodels import url_or_none
+from hub.ui.forms.datamodels import TYPE_LABELS
 from mappings.engine import RuleError, describe_rule, diff_rules, preview_mapping, validate_rules
 from mappings.models import DataModel, Mapping, MappingVersion
-from mappings.schema import PathError, get_path
 from mappings.transforms import catalogue
 
 RECENT_EVENTS = 20
@@ -109,8 +110,8 @@ def _json_body(request: HttpRequest) -> tuple[dict | None, JsonResponse | None]:
     if len(request.body) > MAX_PREVIEW_BYTES:
         return None, JsonResponse({"message": "This request is larger than 1 MB."}, status=413)
     try:
-        body = strict_json((request.body or b"{}").decode())
-    except (ValueError, UnicodeDecodeError):
+        body = strictjson.loads(request.body or b"{}")
+    except strictjson.JSONInputError:
         return None, JsonResponse({"message": 'The request must be JSON: {"rules": [...]}.'}, status=400)
     if not isinstance(body, dict):
         return None, JsonResponse(
@@ -144,9 +145,9 @@ def _preview_record(mapping: Mapping, body: dict) -> tuple[Any, str]:
         if not isinstance(text, str) or not text.strip():
             return None, 'Paste a record in JSON, e.g. {"id": 1, "email": "ann@example.com"}.'
         try:
-            return strict_json(text), ""
-        except json.JSONDecodeError as exc:
-            return None, f"This is not valid JSON: {json_problem(exc)}"
+            return strictjson.loads(text), ""
+        except strictjson.JSONInputError as exc:
+            return None, f"This is not valid JSON: {exc.located}"
     if source.sample is None:
         return None, f"{source.name} has no sample record: pick an event or paste a record."
     return source.sample, ""

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_POST
 from connectors.models import AUTH_SECRET_FIELDS, SignatureEncoding, SignatureScheme, System
 from hub.access import admins_only, operators_only, readers
 from hub.models import Flow
-from hub.services.config import ConfigError
-from hub.services.health import flows_health
+from hub.selectors.health import flows_health
+from hub.services.errors import ConfigError
 from hub.services.systems import (
     system_create,
     system_delete,
@@ -23,7 +23,7 @@ from hub.services.systems import (
     system_test_path,
     system_update,
 )
-from hub.ui.forms_systems import SECRET_INPUTS, CredentialsForm, SystemForm
+from hub.ui.forms.systems import SECRET_INPUTS, CredentialsForm, SystemForm
 from mappings.models import DataModel
 
 

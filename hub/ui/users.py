@@ -19,7 +19,7 @@ from hub.services.users import (
     user_token_create,
     user_token_revoke,
 )
-from hub.ui.forms_users import ROLE_CHOICES, PasswordResetForm, RoleForm, UserCreateForm
+from hub.ui.forms.users import ROLE_CHOICES, PasswordResetForm, RoleForm, UserCreateForm
 
 User = get_user_model()
 

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from dlq.models import DeadLetter
 from hub.models import Delivery, DeliveryStatus
-from hub.services.ingest import IncomingEvent, events_store
+from hub.pipeline.ingest import IncomingEvent, events_store
 from tests.sandbox_helpers import drain_all, employee_event, hr_to_inventory_accounts, records
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

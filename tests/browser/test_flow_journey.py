@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from connectors.sandbox import DEMO_WEBHOOK_SECRETS
 from hub.models import Flow, FlowState
-from hub.services.config import mapping_version_save
+from hub.services.mappings import mapping_version_save
 from tests.factories import flow_with_mapping, model_with_fields
 from tests.sandbox_helpers import control, records, sandbox_system
 

@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 
 from dlq.models import DeadLetter
 from hub.models import AuditEntry, Delivery, DeliveryStatus
-from hub.services.ingest import IncomingEvent, events_store
+from hub.pipeline.ingest import IncomingEvent, events_store
 from tests.sandbox_helpers import drain_all, employee_event, fault, hr_to_inventory_accounts, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,7 +80,7 @@ def test_it_pauses_and_resumes_a_flow_through_the_api(fresh_sandbox, personas):
     paused = ops.post(f"/api/v1/flows/{flow.pk}/pause/", {"reason": "vendor maintenance"}, format="json")
     assert paused.status_code == 200 and paused.json()["state"] == "paused"
     events_store([IncomingEvent(flow.source_system, "employee.hired", "e1", employee_event(1))])
-    from hub.services.delivery import deliveries_process_batch
+    from hub.pipeline.drain import deliveries_process_batch
 
     assert deliveries_process_batch() == 0  # paused: the delivery waits, nothing is lost
     assert api_as(personas["auditor"]).post(f"/api/v1/flows/{flow.pk}/resume/").status_code == 403

@@ -7,7 +7,7 @@ import pytest
 
 from dlq.models import DeadLetter
 from hub.models import Attempt, AuditEntry, Delivery, DeliveryStatus, FlowState, RecordLink
-from hub.services.ingest import IncomingEvent, events_store
+from hub.pipeline.ingest import IncomingEvent, events_store
 from tests.factories import flow_with_mapping, model_with_fields
 from tests.sandbox_helpers import (
     drain_all,
@@ -128,7 +128,7 @@ def test_it_dead_letters_an_auth_failure_and_pauses_the_flow(flow, fresh_sandbox
     ingest(flow, employee_event(1))
     ingest(flow, employee_event(2))
     deliveries = Delivery.objects.order_by("id")
-    from hub.services.delivery import deliveries_process_batch
+    from hub.pipeline.drain import deliveries_process_batch
 
     deliveries_process_batch()
     flow.refresh_from_db()

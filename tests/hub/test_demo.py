@@ -7,7 +7,7 @@ import requests
 from connectors.sandbox import DEMO_CREDENTIALS
 from hub.demo import demo_seed
 from hub.models import Delivery, DeliveryStatus, Flow
-from hub.services.polling import flow_poll
+from hub.pipeline.polling import flow_poll
 from tests.conftest import wait_for
 from tests.sandbox_helpers import control, drain_all, records
 

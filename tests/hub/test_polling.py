@@ -6,8 +6,8 @@ import pytest
 from django_q.models import Schedule
 
 from hub.models import Cursor, Delivery, Event, Trigger
-from hub.schedules import poll_schedule_name
-from hub.services.polling import cursor_order, flow_poll
+from hub.pipeline.polling import cursor_order, flow_poll
+from hub.pipeline.schedules import poll_schedule_name
 from hub.tasks import flow_poll_task
 from tests.factories import flow_with_mapping, model_with_fields
 from tests.sandbox_helpers import control, drain_all, fault, records, sandbox_system

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from connectors.models import AuthScheme, System
 from hub.models import AuditEntry, Flow, FlowState, Trigger
-from hub.services.spec import spec_export, spec_import
+from hub.services.specification import spec_export, spec_import
 from mappings.models import DataModel, Mapping
 from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
 

@@ -8,7 +8,7 @@ import requests
 
 from connectors.sandbox import DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
 from hub.models import Delivery, DeliveryStatus, Event
-from hub.services.dispatch import kick_workers
+from hub.pipeline.dispatch import kick_workers
 from tests.conftest import wait_for
 from tests.factories import flow_with_mapping, model_with_fields
 from tests.sandbox_helpers import (
@@ -122,7 +122,7 @@ def test_it_finishes_every_delivery_once_in_effect_when_a_worker_is_killed_mid_b
 ):
     flow = hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
     total = 40
-    from hub.services.ingest import IncomingEvent, events_store
+    from hub.pipeline.ingest import IncomingEvent, events_store
 
     events_store(
         [
@@ -160,7 +160,7 @@ def test_it_keeps_under_the_targets_rate_limit_across_all_workers(fresh_sandbox,
     flow = hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
     flow.target_system.rate_limit_per_second = limit
     flow.target_system.save()
-    from hub.services.ingest import IncomingEvent, events_store
+    from hub.pipeline.ingest import IncomingEvent, events_store
 
     total = 32
     events_store(

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common.paths import get_path, set_path
 from mappings.engine import (
     CompiledMapping,
     MappingError,
@@ -12,9 +13,7 @@ from mappings.engine import (
     compile_rules,
     describe_rule,
     diff_rules,
-    get_path,
     preview_mapping,
-    set_path,
     validate_rules,
 )
 from mappings.transforms import TRANSFORMS

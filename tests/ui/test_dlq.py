@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from dlq.models import DeadLetter
 from hub.models import AuditEntry, Delivery, DeliveryStatus
-from hub.services.ingest import IncomingEvent, events_store
+from hub.pipeline.ingest import IncomingEvent, events_store
 from tests.sandbox_helpers import drain_all, employee_event, hr_to_inventory_accounts, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -120,7 +120,7 @@ def test_it_answers_bad_json_with_a_precise_form_error(letter, personas):
     )
     assert response.status_code == 400
     body = response.content.decode()
-    assert 'class="field-error"' in body and "line 3, column 1" in body
+    assert 'class="field-error"' in body and "line 3 column 1" in body
     letter.refresh_from_db()
     assert letter.resolved_at is None
 

@@ -558,7 +558,7 @@ def test_it_shows_a_model_with_a_fixed_number_of_queries(
 def test_it_refuses_a_sample_with_a_nul_character_with_a_form_error():
     from django import forms as django_forms
 
-    from hub.ui.forms_models import parse_json_object
+    from hub.ui.forms.datamodels import parse_json_object
 
     with pytest.raises(django_forms.ValidationError) as caught:
         parse_json_object('{"name": "a\\u0000b"}')

@@ -31,7 +31,7 @@ from connectors.sandbox import DEMO_CREDENTIALS
 from connectors.signatures import sign
 from hub.models import Delivery, DeliveryStatus, Flow, FlowState, Operation
 from hub.roles import PUBLISHER, ensure_role_groups, grant_role
-from hub.services.config import mapping_version_save
+from hub.services.mappings import mapping_version_save
 from mappings.models import DataModel, Field, Mapping
 
 BENCH_SECRET = "bench-webhook-secret"
@@ -246,11 +246,10 @@ class Command(BaseCommand):
 
     def purge(self, source: System, flow: Flow) -> None:
         """Earlier runs' benchmark data only, so each run measures its own events."""
-        from dlq.models import DeadLetter
         from hub.models import Attempt, Event, RecordLink
 
         with transaction.atomic():
-            DeadLetter.objects.filter(flow=flow).delete()
+            flow.dead_letters.all().delete()
             Attempt.objects.filter(delivery__flow=flow).delete()
             Delivery.objects.filter(flow=flow).delete()
             RecordLink.objects.filter(flow=flow).delete()

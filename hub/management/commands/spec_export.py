@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from hub.services.spec import spec_export
+from hub.services.specification import spec_export
 
 
 class Command(BaseCommand):

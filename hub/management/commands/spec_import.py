@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from django.core.management.base import BaseCommand, CommandError
 
-from hub.services.spec import spec_import
+from hub.services.specification import spec_import
 
 
 class Command(BaseCommand):

@@ -15,8 +15,8 @@ from django.core.management.base import BaseCommand
 
 from connectors.models import System
 from hub.demo import demo_seed
+from hub.pipeline.schedules import ensure_drain_schedule
 from hub.roles import ADMIN, ensure_role_groups, grant_role
-from hub.schedules import ensure_drain_schedule
 
 
 def ensure_admin_login() -> tuple[str, str]:

@@ -18,15 +18,16 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from common.paths import PathError, compile_path
 from connectors.models import AUTH_SECRET_FIELDS, System
 from hub.models import Flow, FlowState, Operation, Trigger
 from hub.services.audit import audit_record
-from hub.services.config import mapping_version_save
 from hub.services.flows import condition_text, cron_problem
+from hub.services.mappings import mapping_version_save
 from mappings.conditions import ConditionError, parse_condition_text, validate_condition
 from mappings.engine import validate_rules
 from mappings.models import DataModel, Field, Mapping
-from mappings.schema import FIELD_TYPES, PathError, compile_path
+from mappings.schema import FIELD_TYPES
 
 FORMAT = 1
 SET, NOT_SET = "set", "not set"

@@ -5,11 +5,12 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max, Q
 
+from common.paths import PathError, compile_path
 from hub.models import Flow
 from hub.services.audit import audit_record
-from hub.services.config import ConfigError
+from hub.services.errors import ConfigError
 from mappings.models import DataModel, Field, Mapping
-from mappings.schema import FIELD_TYPES, FieldSpec, PathError, compile_path, infer_fields
+from mappings.schema import FIELD_TYPES, FieldSpec, infer_fields
 
 # What an admin may change on a data model after creating it; fields have their own services.
 EDITABLE = ("name", "resource_path", "id_path", "cursor_field", "description")

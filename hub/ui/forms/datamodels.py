@@ -2,23 +2,21 @@
 editable table of fields, and the model's settings. Errors are written for a non-technical admin
 and say where the problem is ("line 3 column 5: Expecting ',' delimiter")."""
 
-import json
 from typing import Any
 
 import yaml
 from django import forms
 from django.urls import reverse
 
+from common import strictjson
+from common.paths import PathError, compile_path
 from connectors.models import System
-from hub.services.ingest import has_nul
-from hub.services.models import EDITABLE
+from hub.services.datamodels import EDITABLE
 from mappings.models import DataModel
 from mappings.schema import (
     FIELD_TYPES,
     FieldSpec,
-    PathError,
     SchemaError,
-    compile_path,
     fields_from_openapi,
     infer_fields,
     openapi_schema_names,
@@ -45,31 +43,8 @@ def sentence(problem: object) -> str:
     return text if text.endswith((".", "?", "!")) else f"{text}."
 
 
-def _no_special_numbers(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON value (use null or a number)")
-
-
-def strict_json(text: str):
-    """json.loads without NaN and Infinity, which Python accepts but JSON (and browsers) do not.
-
-    Raises json.JSONDecodeError either way, so callers have one error to explain.
-    """
-    try:
-        parsed = json.loads(text, parse_constant=_no_special_numbers)
-    except ValueError as exc:
-        if isinstance(exc, json.JSONDecodeError):
-            raise
-        position = next((text.find(name) for name in ("NaN", "-Infinity", "Infinity") if name in text), 0)
-        raise json.JSONDecodeError(str(exc), text, position) from None
-    if "u0000" in text and has_nul(parsed):
-        raise json.JSONDecodeError(
-            "a NUL character (\\u0000) cannot be stored", text, max(0, text.find("\\u0000"))
-        )
-    return parsed
-
-
-def json_problem(exc: json.JSONDecodeError) -> str:
-    return f"line {exc.lineno} column {exc.colno}: {exc.msg}"
+def json_form_error(exc: strictjson.JSONInputError) -> forms.ValidationError:
+    return forms.ValidationError(f"This is not valid JSON: {exc.located}", code="invalid_json")
 
 
 def parse_json_object(text: str, what: str = "record") -> dict:
@@ -77,9 +52,9 @@ def parse_json_object(text: str, what: str = "record") -> dict:
     if not text.strip():
         raise forms.ValidationError(f'Paste a {what} in JSON, e.g. {{"id": 1, "email": "ann@example.com"}}')
     try:
-        value = strict_json(text)
-    except json.JSONDecodeError as exc:
-        raise forms.ValidationError(f"This is not valid JSON: {json_problem(exc)}") from None
+        value = strictjson.loads(text)
+    except strictjson.JSONInputError as exc:
+        raise json_form_error(exc) from None
     if isinstance(value, list):
         raise forms.ValidationError(f"Paste one {what}: a JSON object in {{ }}, not a list [ ].")
     if not isinstance(value, dict):
@@ -93,9 +68,9 @@ def parse_document(text: str) -> dict:
         raise forms.ValidationError("Upload an OpenAPI document or paste it below.")
     if text.lstrip().startswith(("{", "[")):
         try:
-            document = strict_json(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"This is not valid JSON: {json_problem(exc)}") from None
+            document = strictjson.loads(text)
+        except strictjson.JSONInputError as exc:
+            raise json_form_error(exc) from None
     else:
         try:
             document = yaml.safe_load(text)

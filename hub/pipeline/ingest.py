@@ -1,7 +1,6 @@
 """Ingest: verify, parse, deduplicate, and store each event with its deliveries in one transaction."""
 
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Mapping
@@ -11,14 +10,19 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
-from django.utils import timezone
 
+from common import strictjson
+from common.paths import get_path
 from connectors.models import System
 from connectors.signatures import SignatureError, verify_signature
 from hub.models import Delivery, DeliveryStatus, Event, record_of
-from hub.services.subscriptions import Subscription, subscriptions_for
+from hub.pipeline import clock
+from hub.pipeline.dispatch import kick_workers
+from hub.pipeline.subscriptions import Subscription, subscriptions_for
 from mappings.conditions import describe_condition
-from mappings.engine import get_path
+
+IDEMPOTENCY_CONSTRAINT = "uniq_event_idempotency_key"
+EVENT_FIELDS = ("system", "type", "idempotency_key", "payload")
 
 
 class IngestError(Exception):
@@ -84,30 +88,11 @@ def read_field(payload: Any, headers: Mapping[str, str], where: str) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
-    if not body:
-        raise IngestError(400, "empty body: expected a JSON object")
+    """Read a request body with the strict JSON reader; a refusal is a 400 that says why."""
     try:
-        parsed = json.loads(body)
-    except UnicodeDecodeError:
-        raise IngestError(400, "body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise IngestError(400, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    # Valid JSON, but PostgreSQL cannot store a NUL character in text; refuse it on every database
-    # alike (the cheap byte check keeps the walk off the common path).
-    if b"u0000" in body and has_nul(parsed):
-        raise IngestError(400, "the JSON contains a NUL character (\\u0000), which cannot be stored")
-    return parsed
-
-
-def has_nul(value: Any) -> bool:
-    """Whether any text in a parsed JSON value holds a NUL character."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_nul(item) for item in value)
-    return False
+        return strictjson.loads(body)
+    except strictjson.JSONInputError as exc:
+        raise IngestError(400, exc.message) from None
 
 
 def webhook_receive(*, slug: str, body: bytes, headers: Mapping[str, str]) -> IngestResult:
@@ -138,24 +123,100 @@ def webhook_receive(*, slug: str, body: bytes, headers: Mapping[str, str]) -> In
     return events_store([incoming])[0]
 
 
+def events_publish(*, body: bytes) -> dict[str, Any]:
+    """The publish API: one event, or {"events": [...]} up to the batch limit, all or nothing."""
+    if len(body) > settings.HUB_MAX_BATCH_BYTES:
+        raise IngestError(413, f"body too large; the limit is {settings.HUB_MAX_BATCH_BYTES} bytes")
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise IngestError(400, 'expected a JSON object: one event, or {"events": [...]}')
+    batch = "events" in data
+    raw_events = data["events"] if batch else [data]
+    if batch and not isinstance(raw_events, list):
+        raise IngestError(400, "events must be a list")
+    if batch and not raw_events:
+        raise IngestError(400, "events is empty: send at least one event")
+    if len(raw_events) > settings.HUB_MAX_BATCH_EVENTS:
+        raise IngestError(
+            413, f"{len(raw_events)} events in one request; the limit is {settings.HUB_MAX_BATCH_EVENTS}"
+        )
+    slugs = {str(e.get("system")) for e in raw_events if isinstance(e, dict)}
+    systems = {system.slug: system for system in System.objects.filter(slug__in=slugs)}
+    items, errors = [], {}
+    for index, raw in enumerate(raw_events):
+        problem = _published_event_problem(raw, systems)
+        if problem and not batch and problem.startswith("unknown system"):
+            raise IngestError(404, problem)
+        if problem:
+            errors[f"events[{index}]" if batch else "event"] = problem
+            continue
+        items.append(
+            IncomingEvent(
+                systems[raw["system"]],
+                str(raw["type"]),
+                str(raw["idempotency_key"]),
+                raw["payload"],
+                origin=Event.Origin.API,
+            )
+        )
+    if errors:
+        raise IngestError(400, "; ".join(f"{k}: {v}" for k, v in errors.items()), errors=errors)
+    results = events_store(items)
+    if not batch:
+        return results[0].as_dict()
+    return {
+        "results": [r.as_dict() for r in results],
+        "accepted": sum(1 for r in results if not r.duplicate),
+        "duplicates": sum(1 for r in results if r.duplicate),
+    }
+
+
+def _published_event_problem(raw: Any, systems: dict[str, System]) -> str:
+    if not isinstance(raw, dict):
+        return "each event must be a JSON object"
+    missing = [name for name in EVENT_FIELDS if raw.get(name) in (None, "")]
+    if missing:
+        return "missing " + ", ".join(missing)
+    if not isinstance(raw["payload"], dict):
+        return "payload must be a JSON object"
+    for name in ("system", "type", "idempotency_key"):
+        if not isinstance(raw[name], str | int) or isinstance(raw[name], bool):
+            return f"{name} must be a string"
+    for name, limit in (("idempotency_key", 300), ("type", 200)):
+        if len(str(raw[name])) > limit:
+            return f"{name} is longer than {limit} characters"
+    if raw["system"] not in systems:
+        return f"unknown system {raw['system']!r}"
+    return ""
+
+
 def events_store(items: list[IncomingEvent]) -> list[IngestResult]:
     """Store events and their deliveries in one transaction; repeats of a stored key are duplicates."""
     try:
         # A lone event skips the look-up of known keys: the unique constraint catches a repeat.
         results = _store(items, look_up_known=len(items) > 1)
-    except IntegrityError:
+    except IntegrityError as exc:
+        if not _is_repeated_key(exc):
+            raise
         # A repeat, or another request stored one of these keys between our look-up and our
         # insert: this time the look-up sees it, so it is reported as a duplicate.
         results = _store(items, look_up_known=True)
-    from hub.services.dispatch import kick_workers
-
     if any(r.deliveries for r in results):
         transaction.on_commit(kick_workers)
     return results
 
 
+def _is_repeated_key(exc: IntegrityError) -> bool:
+    """Whether the violation is the idempotency key's unique constraint, and nothing else."""
+    diag = getattr(exc.__cause__, "diag", None)
+    if diag is not None:  # PostgreSQL names the constraint
+        return diag.constraint_name == IDEMPOTENCY_CONSTRAINT
+    text = str(exc)  # SQLite names the columns
+    return "UNIQUE constraint failed" in text and "idempotency_key" in text
+
+
 def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestResult]:
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         existing = _existing_events(items) if look_up_known else {}
         results: list[IngestResult] = []

@@ -13,8 +13,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from connectors.models import System
 from hub.access import admins_only, readers
-from hub.services.config import ConfigError
-from hub.services.models import (
+from hub.services.datamodels import (
     data_model_create,
     data_model_delete,
     data_model_sample_set,
@@ -24,7 +23,8 @@ from hub.services.models import (
     field_remove,
     field_update,
 )
-from hub.ui.forms_models import (
+from hub.services.errors import ConfigError
+from hub.ui.forms.datamodels import (
     TYPE_CHOICES,
     DetailsForm,
     FieldAddForm,

@@ -7,7 +7,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from hub.services.ingest import IngestError, webhook_receive
+from hub.pipeline.ingest import IngestError, webhook_receive
 
 
 @csrf_exempt

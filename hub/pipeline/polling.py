@@ -18,12 +18,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from common.paths import get_path
 from connectors.base import ConnectorError
 from connectors.registry import connector_for
 from hub.models import Cursor, Event, Flow, FlowState, Trigger
-from hub.services.ingest import IncomingEvent, events_store
-from hub.services.subscriptions import subscription_of
-from mappings.engine import get_path
+from hub.pipeline.ingest import IncomingEvent, events_store
+from hub.pipeline.subscriptions import subscription_of
 
 log = logging.getLogger("hub.polling")
 POLL_LEASE = timedelta(minutes=10)

@@ -1,0 +1,85 @@
+"""Events: publish (one or a batch) and read back."""
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.response import Response
+
+from hub.api.errors import error_response
+from hub.models import Event
+from hub.pipeline.ingest import IngestError, events_publish
+from hub.roles import CanPublish, IsAdminRole
+
+
+class EventSerializer(serializers.ModelSerializer):
+    system = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "system",
+            "event_type",
+            "idempotency_key",
+            "record_id",
+            "origin",
+            "received_at",
+            "duplicates_seen",
+            "payload",
+        ]
+
+
+class PublishEventSerializer(serializers.Serializer):
+    system = serializers.SlugField(help_text="The source system's slug.")
+    type = serializers.CharField(max_length=200, help_text='Event type, e.g. "deal.won".')
+    idempotency_key = serializers.CharField(max_length=300, help_text="Repeats of a key are stored once.")
+    payload = serializers.JSONField()
+
+
+class PublishBatchSerializer(serializers.Serializer):
+    events = PublishEventSerializer(many=True)
+
+
+class PublishResultSerializer(serializers.Serializer):
+    event_id = serializers.UUIDField()
+    duplicate = serializers.BooleanField()
+    deliveries = serializers.IntegerField()
+
+
+class EventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Publish events (POST) and read them back."""
+
+    serializer_class = EventSerializer
+
+    def get_permissions(self):
+        return [CanPublish()] if self.action == "create" else [IsAdminRole()]
+
+    def get_queryset(self):
+        qs = Event.objects.select_related("system").order_by("-received_at")
+        if system := self.request.query_params.get("system"):
+            qs = qs.filter(system__slug=system)
+        if record := self.request.query_params.get("record_id"):
+            qs = qs.filter(record_id=record)
+        return qs
+
+    @extend_schema(
+        request=PublishEventSerializer,
+        responses={
+            202: PublishResultSerializer,
+            400: OpenApiResponse(description="malformed or missing fields"),
+            404: OpenApiResponse(description="unknown system"),
+            413: OpenApiResponse(description="too large"),
+        },
+        description='Publish one event, or a batch: {"events": [event, ...]} with up to 1,000 events '
+        '(answered with {"results": [...]}). Stored durably before the 202.',
+    )
+    def create(self, request, *args, **kwargs):
+        try:
+            published = events_publish(body=request.body)
+        except RequestDataTooBig:
+            return error_response(413, f"body too large; the limit is {settings.HUB_MAX_BATCH_BYTES} bytes")
+        except IngestError as exc:
+            extra = {"fields": exc.errors} if exc.errors else {}
+            return error_response(exc.status, exc.message, **extra)
+        return Response(published, status=202)

@@ -1,0 +1,62 @@
+"""Flows: read, pause and resume."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from hub.models import Flow
+from hub.roles import IsOperator
+from hub.services.flows import flow_pause, flow_resume
+
+
+class FlowSerializer(serializers.ModelSerializer):
+    source_system = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    target_system = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    source_model = serializers.StringRelatedField()
+    target_model = serializers.StringRelatedField()
+
+    class Meta:
+        model = Flow
+        fields = [
+            "id",
+            "name",
+            "description",
+            "source_system",
+            "source_model",
+            "event_type",
+            "target_system",
+            "target_model",
+            "operation",
+            "filter",
+            "trigger",
+            "schedule_minutes",
+            "schedule_cron",
+            "state",
+            "paused_reason",
+            "max_attempts",
+            "max_age_seconds",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class FlowViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = FlowSerializer
+    permission_classes = [IsOperator]
+    queryset = Flow.objects.select_related(
+        "source_system", "target_system", "source_model__system", "target_model__system"
+    ).order_by("name")
+
+    @extend_schema(request=None, responses=FlowSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        flow = flow_pause(flow=self.get_object(), actor=request.user, reason=request.data.get("reason", ""))
+        return Response(FlowSerializer(flow).data)
+
+    @extend_schema(request=None, responses=FlowSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        flow = flow_resume(flow=self.get_object(), actor=request.user)
+        return Response(FlowSerializer(flow).data)

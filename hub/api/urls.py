@@ -1,0 +1,20 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from hub.api import audit, deliveries, events, flows, webhooks
+
+router = DefaultRouter()
+router.register("events", events.EventViewSet, basename="api-events")
+router.register("deliveries", deliveries.DeliveryViewSet, basename="api-deliveries")
+router.register("flows", flows.FlowViewSet, basename="api-flows")
+router.register("audit", audit.AuditViewSet, basename="api-audit")
+
+urlpatterns = [
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("hooks/<slug:slug>/", webhooks.webhook, name="hooks-receive"),
+    path("healthz", webhooks.healthz, name="healthz"),
+    path("readyz", webhooks.readyz, name="readyz"),
+]

@@ -1,0 +1,2 @@
+class ConfigError(Exception):
+    """A configuration change that cannot be made, with the reason in plain words."""

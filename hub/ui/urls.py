@@ -1,0 +1,53 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from hub.ui import datamodels, flowmap, flows, home, mapper, systems, users
+
+urlpatterns = [
+    path(
+        "accounts/login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", home.home, name="home"),
+    path("users/", users.user_list, name="hub-users"),
+    path("users/new/", users.user_add, name="hub-users-add"),
+    path("users/<int:pk>/role/", users.user_role, name="hub-users-role"),
+    path("users/<int:pk>/active/", users.user_active, name="hub-users-active"),
+    path("users/<int:pk>/password/", users.user_password, name="hub-users-password"),
+    path("users/<int:pk>/token/", users.user_token, name="hub-users-token"),
+    path("users/<int:pk>/token/revoke/", users.user_token_revoke_view, name="hub-users-token-revoke"),
+    path("systems/", systems.system_list, name="connectors-list"),
+    path("systems/new/", systems.system_add, name="connectors-add"),
+    path("systems/<int:pk>/", systems.system_detail, name="connectors-detail"),
+    path("systems/<int:pk>/edit/", systems.system_edit, name="connectors-edit"),
+    path("systems/<int:pk>/credentials/", systems.system_credentials, name="connectors-credentials"),
+    path("systems/<int:pk>/test/", systems.system_test, name="connectors-test"),
+    path("systems/<int:pk>/delete/", systems.system_remove, name="connectors-delete"),
+    path("models/", datamodels.model_list, name="mappings-models"),
+    path("models/new/", datamodels.model_add, name="mappings-model-add"),
+    path("models/<int:pk>/", datamodels.model_detail, name="mappings-model-detail"),
+    path("models/<int:pk>/edit/", datamodels.model_edit, name="mappings-model-edit"),
+    path("models/<int:pk>/sample/", datamodels.model_sample, name="mappings-model-sample"),
+    path("models/<int:pk>/delete/", datamodels.model_delete, name="mappings-model-delete"),
+    path("models/<int:pk>/fields/add/", datamodels.field_add_view, name="mappings-field-add"),
+    path("models/fields/<int:pk>/", datamodels.field_update_view, name="mappings-field-update"),
+    path("models/fields/<int:pk>/remove/", datamodels.field_remove_view, name="mappings-field-remove"),
+    path("models/mappings/<int:pk>/", mapper.mapper, name="mappings-mapper"),
+    path("models/mappings/<int:pk>/preview/", mapper.preview, name="mappings-preview"),
+    path("models/mappings/<int:pk>/save/", mapper.save, name="mappings-save"),
+    path("models/mappings/<int:pk>/history/", mapper.history, name="mappings-history"),
+    path("models/mappings/<int:pk>/versions/<int:number>/restore/", mapper.restore, name="mappings-restore"),
+    path("flows/", flows.flow_list, name="flows-list"),
+    path("flows/new/", flows.flow_add, name="flows-add"),
+    path("flows/map/", flowmap.flow_map, name="flows-map"),
+    path("flows/map.json", flowmap.flow_map_data, name="flows-map-data"),
+    path("flows/spec/", flows.spec_download, name="flows-spec-export"),
+    path("flows/spec/import/", flows.spec_import_view, name="flows-spec-import"),
+    path("flows/<int:pk>/", flows.flow_detail, name="flows-detail"),
+    path("flows/<int:pk>/edit/", flows.flow_edit, name="flows-edit"),
+    path("flows/<int:pk>/pause/", flows.flow_pause_view, name="flows-pause"),
+    path("flows/<int:pk>/resume/", flows.flow_resume_view, name="flows-resume"),
+    path("flows/<int:pk>/enable/", flows.flow_enable_view, name="flows-enable"),
+    path("flows/<int:pk>/poll/", flows.flow_poll_view, name="flows-poll"),
+    path("flows/<int:pk>/delete/", flows.flow_delete_view, name="flows-delete"),
+]
