@@ -85,6 +85,8 @@ SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", VAR_DIR / "hub.sqlite3"))
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=300)}
+    # One test database per test run, so two runs on one server never drop each other's.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
     DATABASES = {
         "default": {

@@ -127,30 +127,12 @@ def events_publish(*, body: bytes) -> dict[str, Any]:
     """The publish API: one event, or {"events": [...]} up to the batch limit, all or nothing."""
     if len(body) > settings.HUB_MAX_BATCH_BYTES:
         raise IngestError(413, f"body too large; the limit is {settings.HUB_MAX_BATCH_BYTES} bytes")
-    data = parse_json(body)
-    if not isinstance(data, dict):
-        raise IngestError(400, 'expected a JSON object: one event, or {"events": [...]}')
-    batch = "events" in data
-    raw_events = data["events"] if batch else [data]
-    if batch and not isinstance(raw_events, list):
-        raise IngestError(400, "events must be a list")
-    if batch and not raw_events:
-        raise IngestError(400, "events is empty: send at least one event")
-    if len(raw_events) > settings.HUB_MAX_BATCH_EVENTS:
-        raise IngestError(
-            413, f"{len(raw_events)} events in one request; the limit is {settings.HUB_MAX_BATCH_EVENTS}"
-        )
+    raw_events, batch = _published_events(parse_json(body))
     slugs = {str(e.get("system")) for e in raw_events if isinstance(e, dict)}
     systems = {system.slug: system for system in System.objects.filter(slug__in=slugs)}
-    items, errors = [], {}
-    for index, raw in enumerate(raw_events):
-        problem = _published_event_problem(raw, systems)
-        if problem and not batch and problem.startswith("unknown system"):
-            raise IngestError(404, problem)
-        if problem:
-            errors[f"events[{index}]" if batch else "event"] = problem
-            continue
-        items.append(
+    _refuse_problems(raw_events, systems, batch=batch)
+    results = events_store(
+        [
             IncomingEvent(
                 systems[raw["system"]],
                 str(raw["type"]),
@@ -158,17 +140,48 @@ def events_publish(*, body: bytes) -> dict[str, Any]:
                 raw["payload"],
                 origin=Event.Origin.API,
             )
-        )
-    if errors:
-        raise IngestError(400, "; ".join(f"{k}: {v}" for k, v in errors.items()), errors=errors)
-    results = events_store(items)
+            for raw in raw_events
+        ]
+    )
     if not batch:
         return results[0].as_dict()
+    duplicates = sum(1 for r in results if r.duplicate)
     return {
         "results": [r.as_dict() for r in results],
-        "accepted": sum(1 for r in results if not r.duplicate),
-        "duplicates": sum(1 for r in results if r.duplicate),
+        "accepted": len(results) - duplicates,
+        "duplicates": duplicates,
     }
+
+
+def _refuse_problems(raw_events: list, systems: dict[str, System], *, batch: bool) -> None:
+    """Refuse the whole request when any event is wrong, naming each one."""
+    problems = {}
+    for index, raw in enumerate(raw_events):
+        if problem := _published_event_problem(raw, systems):
+            problems[f"events[{index}]" if batch else "event"] = problem
+    if not problems:
+        return
+    if not batch and problems["event"].startswith("unknown system"):
+        raise IngestError(404, problems["event"])
+    raise IngestError(400, "; ".join(f"{k}: {v}" for k, v in problems.items()), errors=problems)
+
+
+def _published_events(data: Any) -> tuple[list, bool]:
+    """(the events, whether they came as a batch) from a publish request's JSON."""
+    if not isinstance(data, dict):
+        raise IngestError(400, 'expected a JSON object: one event, or {"events": [...]}')
+    if "events" not in data:
+        return [data], False
+    raw_events = data["events"]
+    if not isinstance(raw_events, list):
+        raise IngestError(400, "events must be a list")
+    if not raw_events:
+        raise IngestError(400, "events is empty: send at least one event")
+    if len(raw_events) > settings.HUB_MAX_BATCH_EVENTS:
+        raise IngestError(
+            413, f"{len(raw_events)} events in one request; the limit is {settings.HUB_MAX_BATCH_EVENTS}"
+        )
+    return raw_events, True
 
 
 def _published_event_problem(raw: Any, systems: dict[str, System]) -> str:

@@ -44,6 +44,25 @@ def test_it_replays_a_dead_letter_with_a_corrected_record(letter, personas, fres
     assert AuditEntry.objects.filter(verb="replay", actor=personas["ops"]).exists()
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"corrected_record": {"a": NaN}}', "NaN is not a JSON value"),
+        (b'{"corrected_record": {"a": "\\ud800"}}', "lone UTF-16 surrogate"),
+        (b'{"corrected_record": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", "nests deeper than 64 levels"),
+        (b'{"corrected_record": {"a": 1e999}}', "too large to store"),
+    ],
+)
+def test_it_answers_a_corrected_record_no_database_can_store_with_a_400(letter, personas, raw, reason):
+    response = api_as(personas["ops"]).post(
+        f"/api/v1/dead-letters/{letter.pk}/replay/", raw, content_type="application/json"
+    )
+    assert response.status_code == 400, response.content
+    assert reason in response.json()["error"]
+    letter.refresh_from_db()
+    assert letter.resolved_at is None
+
+
 def test_it_refuses_to_replay_twice(letter, personas):
     ops = api_as(personas["ops"])
     assert ops.post(f"/api/v1/dead-letters/{letter.pk}/replay/", {}, format="json").status_code == 202

@@ -7,11 +7,13 @@ import json
 import time
 
 import pytest
+from django.db import IntegrityError, transaction
 from rest_framework.authtoken.models import Token
 
 from connectors.models import SignatureEncoding, SignatureScheme
 from connectors.signatures import sign
 from hub.models import Delivery, DeliveryStatus, Event
+from hub.pipeline.ingest import _is_repeated_key, insert_rows
 from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
 
 pytestmark = pytest.mark.django_db
@@ -286,3 +288,25 @@ def test_it_answers_400_for_text_the_database_cannot_store(client, crm, deal_flo
     assert response.status_code == 400  # PostgreSQL's jsonb cannot store it, so no database does
     assert "NUL character" in response.json()["error"]
     assert Event.objects.count() == 0
+
+
+# --- only a repeated idempotency key counts as a duplicate -------------------------------------
+
+
+def _violation(write) -> IntegrityError:
+    with pytest.raises(IntegrityError) as caught, transaction.atomic():
+        write()
+    return caught.value
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_tells_a_repeated_key_from_any_other_integrity_error(crm):
+    event = Event.objects.create(system=crm, event_type="t", idempotency_key="k1", payload={})
+    repeated = _violation(
+        lambda: insert_rows(Event, [Event(system=crm, event_type="t", idempotency_key="k1", payload={})])
+    )
+    assert _is_repeated_key(repeated)
+    orphan = _violation(
+        lambda: insert_rows(Delivery, [Delivery(event=event, flow_id=999_999, record_key="r")])
+    )
+    assert not _is_repeated_key(orphan)

@@ -125,6 +125,23 @@ def test_it_answers_bad_json_with_a_precise_form_error(letter, personas):
     assert letter.resolved_at is None
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"a": NaN}', "NaN is not a JSON value"),
+        ('{"a": "\\ud800"}', "lone UTF-16 surrogate"),
+        ("[" * 10_000 + "]" * 10_000, "nests deeper than 64 levels"),
+        ('{"a": 1e999}', "too large to store"),
+    ],
+)
+def test_it_answers_json_no_database_can_store_with_a_form_error(letter, personas, text, reason):
+    response = client_for(personas["ops"]).post(reverse("dlq-fix", args=[letter.pk]), {"record": text})
+    assert response.status_code == 400
+    assert reason in response.content.decode()
+    letter.refresh_from_db()
+    assert letter.resolved_at is None
+
+
 def test_it_replays_as_is_and_refuses_twice_politely(letter, personas):
     ops = client_for(personas["ops"])
     first = ops.post(reverse("dlq-replay", args=[letter.pk]), follow=True)
