@@ -196,34 +196,46 @@ def _rule_problems(index: int, rule: Any) -> list[RuleError]:
     unknown = [str(key) for key in rule if key not in RULE_KEYS]
     if unknown:
         problems.append(f"unknown setting {_quoted(unknown)} (allowed: {', '.join(RULE_KEYS)})")
-    if not isinstance(target, str) or not target.strip():
-        problems.append("choose a target field")
-    else:
-        target_problems = _path_problem(target, "target")
-        problems.extend(target_problems)
-        if not target_problems and compile_path(target).segments[0].key is None:
-            problems.append("the target must start with a field name")
-    source = rule.get("source")
-    if source not in (None, ""):
-        if not isinstance(source, str):
-            problems.append("the source must be a field path")
-        else:
-            problems.extend(_path_problem(source, "source"))
-        if _has_constant(rule):
-            problems.append("use either a source field or a constant, not both")
-    steps = rule.get("transforms")
-    if steps is not None and not isinstance(steps, list):
-        problems.append("transforms must be a list")
-    elif steps:
-        for number, step in enumerate(steps, start=1):
-            problems.extend(_step_problems(number, step))
-    elif source in (None, "") and not _has_constant(rule) and rule.get("keep_null") is not True:
-        problems.append("choose a source field, a constant, or a transform that produces a value")
+    problems += _target_problems(target) + _source_problems(rule) + _transforms_problems(rule)
     if not isinstance(rule.get("keep_null", False), bool):
         problems.append('"keep_null" must be true or false')
     if not isinstance(rule.get("note", ""), str | None):
         problems.append("the note must be text")
     return [_rule_error(index, label, problem) for problem in problems]
+
+
+def _target_problems(target: Any) -> list[str]:
+    if not isinstance(target, str) or not target.strip():
+        return ["choose a target field"]
+    problems = _path_problem(target, "target")
+    if not problems and compile_path(target).segments[0].key is None:
+        problems.append("the target must start with a field name")
+    return problems
+
+
+def _source_problems(rule: dict) -> list[str]:
+    source = rule.get("source")
+    if source in (None, ""):
+        return []
+    problems = (
+        _path_problem(source, "source") if isinstance(source, str) else ["the source must be a field path"]
+    )
+    if _has_constant(rule):
+        problems.append("use either a source field or a constant, not both")
+    return problems
+
+
+def _transforms_problems(rule: dict) -> list[str]:
+    steps = rule.get("transforms")
+    if steps is not None and not isinstance(steps, list):
+        return ["transforms must be a list"]
+    if steps:
+        return [
+            problem for number, step in enumerate(steps, start=1) for problem in _step_problems(number, step)
+        ]
+    if rule.get("source") in (None, "") and not _has_constant(rule) and rule.get("keep_null") is not True:
+        return ["choose a source field, a constant, or a transform that produces a value"]
+    return []
 
 
 def _step_problems(number: int, step: Any) -> list[str]:

@@ -4,6 +4,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from mappings.engine import CompiledMapping, compile_rules
 from mappings.schema import FIELD_TYPES, FieldSpec
 
 
@@ -90,7 +91,5 @@ class MappingVersion(models.Model):
         return f"{self.mapping} v{self.number}"
 
     @cached_property
-    def compiled(self):
-        from mappings.engine import compile_rules
-
+    def compiled(self) -> CompiledMapping:
         return compile_rules(self.rules)

@@ -102,13 +102,19 @@ def _infer_object(objects: list[dict], prefix: str, found: dict[str, tuple[str, 
         present = [value for value in values if value is not None]
         kind = _merge_types([_infer_type(value) for value in present])
         found[path] = (kind, len(present) == len(objects))
-        if kind == "object":
-            _infer_object([value for value in present if isinstance(value, dict)], path, found)
-        elif kind == "array":
-            items = [item for value in present if isinstance(value, list) for item in value]
-            item_objects = [item for item in items if isinstance(item, dict)]
-            if item_objects:
-                _infer_object(item_objects, f"{path}[]", found)
+        nested, nested_path = _nested_objects(kind, present, path)
+        if nested:
+            _infer_object(nested, nested_path, found)
+
+
+def _nested_objects(kind: str, values: list, path: str) -> tuple[list[dict], str]:
+    """The objects a field holds (itself, or its list's items) and the path they live under."""
+    if kind == "object":
+        return [value for value in values if isinstance(value, dict)], path
+    if kind == "array":
+        items = [item for value in values if isinstance(value, list) for item in value]
+        return [item for item in items if isinstance(item, dict)], f"{path}[]"
+    return [], path
 
 
 def _infer_type(value: Any) -> str:
@@ -215,38 +221,50 @@ def _property_fields(prop: Any, path: str, required: bool, doc: dict, depth: int
     return fields
 
 
+COMBINERS = (("allOf", True), ("oneOf", False), ("anyOf", False))  # (key, its parts' required apply)
+
+
 def _resolve(schema: Any, doc: dict, seen: frozenset[str]) -> dict:
     """Follow local $refs and merge allOf/oneOf/anyOf parts into one flat schema."""
     if not isinstance(schema, dict):
         return {}
-    while "$ref" in schema:
-        ref = schema["$ref"]
-        if not isinstance(ref, str) or not ref.startswith("#/"):
-            return {"type": "object", "description": f"not expanded: external reference {ref}"}
-        if ref in seen:
-            return {"type": "object", "description": f"not expanded: {ref} refers back to itself"}
-        seen = seen | {ref}
-        target = _pointer(doc, ref)
-        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-    parts = [("allOf", True), ("oneOf", False), ("anyOf", False)]
-    if not any(isinstance(schema.get(key), list) for key, _ in parts):
+    schema, seen = _follow_refs(schema, doc, seen)
+    if not any(isinstance(schema.get(key), list) for key, _ in COMBINERS):
         return schema
     merged = {k: v for k, v in schema.items() if k not in ("allOf", "oneOf", "anyOf")}
     properties = dict(merged.get("properties") or {})
     required = list(merged.get("required") or ())
-    for key, keeps_required in parts:
+    for key, keeps_required in COMBINERS:
         for part in schema.get(key) or ():
             sub = _resolve(part, doc, seen)
             properties.update(sub.get("properties") or {})
             if keeps_required:  # only allOf parts all apply at once
                 required.extend(sub.get("required") or ())
-            for inherited in ("type", "description", "format", "items"):
-                if inherited in sub and inherited not in merged:
-                    merged[inherited] = sub[inherited]
+            _inherit(merged, sub)
     if properties:
         merged["properties"] = properties
     merged["required"] = required
     return merged
+
+
+def _follow_refs(schema: dict, doc: dict, seen: frozenset[str]) -> tuple[dict, frozenset[str]]:
+    while "$ref" in schema:
+        ref = schema["$ref"]
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            return {"type": "object", "description": f"not expanded: external reference {ref}"}, seen
+        if ref in seen:
+            return {"type": "object", "description": f"not expanded: {ref} refers back to itself"}, seen
+        seen = seen | {ref}
+        target = _pointer(doc, ref)
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema, seen
+
+
+def _inherit(merged: dict, part: dict) -> None:
+    """A combined part's type, description, format and items apply where the whole says none."""
+    for key in ("type", "description", "format", "items"):
+        if key in part and key not in merged:
+            merged[key] = part[key]
 
 
 def _pointer(doc: dict, ref: str) -> dict:

@@ -210,25 +210,31 @@ def _unknown_transform(name: Any) -> str:
     return message
 
 
+# Option type -> (does a value fit, what the option must be).
+_OPTION_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "string": (lambda v: isinstance(v, str), "must be text"),
+    "integer": (lambda v: isinstance(v, int) and not isinstance(v, bool), "must be a whole number"),
+    "number": (lambda v: _is_plain_number(v), "must be a number"),
+    "boolean": (lambda v: isinstance(v, bool), "must be true or false"),
+    "mapping": (
+        lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+        "must be a table of text keys and values",
+    ),
+    "string_list": (
+        lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v),
+        "must be a list of text",
+    ),
+}
+
+
 def _option_type_problem(spec: OptionSpec, value: Any) -> str | None:
     label = f'"{spec.label}"'
-    if spec.type == "string" and not isinstance(value, str):
-        return f"{label} must be text"
-    if spec.type == "integer" and (not isinstance(value, int) or isinstance(value, bool)):
-        return f"{label} must be a whole number"
-    if spec.type == "number" and not _is_plain_number(value):
-        return f"{label} must be a number"
-    if spec.type == "boolean" and not isinstance(value, bool):
-        return f"{label} must be true or false"
-    if spec.type == "choice" and value not in spec.choices:
+    if spec.type == "choice":
+        if value in spec.choices:
+            return None
         return f"{label} must be one of: {', '.join(spec.choices)} (not {describe_value(value)})"
-    if spec.type == "mapping" and (not isinstance(value, dict) or not all(isinstance(k, str) for k in value)):
-        return f"{label} must be a table of text keys and values"
-    if spec.type == "string_list" and (
-        not isinstance(value, list) or not all(isinstance(item, str) for item in value)
-    ):
-        return f"{label} must be a list of text"
-    return None
+    fits, requirement = _OPTION_CHECKS.get(spec.type, (lambda v: True, ""))
+    return None if fits(value) else f"{label} {requirement}"
 
 
 def _is_plain_number(value: Any) -> bool:
