@@ -7,7 +7,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from connectors.models import AUTH_SECRET_FIELDS, SignatureEncoding, SignatureScheme, System
@@ -25,14 +25,6 @@ from hub.services.systems import (
 )
 from hub.ui.forms.systems import SECRET_INPUTS, CredentialsForm, SystemForm
 from mappings.models import DataModel
-
-
-def url_or_empty(name: str, *args, query: str = "") -> str:
-    """The URL of a page another part of the UI provides, or "" while that page does not exist."""
-    try:
-        return reverse(name, args=args) + query
-    except NoReverseMatch:
-        return ""
 
 
 def _count(model, field: str):
@@ -164,9 +156,9 @@ def _detail_context(system: System, report=None) -> dict:
     )
     health = flows_health(flows)
     for item in health:
-        item.url = url_or_empty("flows-detail", item.flow.pk)
+        item.url = reverse("flows-detail", args=[item.flow.pk])
     for model in models:
-        model.url = url_or_empty("mappings-model-detail", model.pk)
+        model.url = reverse("mappings-model-detail", args=[model.pk])
     labels = dict(SECRET_INPUTS)
     credentials = [
         {"label": labels[name][0], "set": is_set} for name, is_set in system.credential_status().items()
@@ -177,7 +169,7 @@ def _detail_context(system: System, report=None) -> dict:
         "signature_words": signature_in_words(system),
         "credentials": credentials,
         "models": models,
-        "model_add_url": url_or_empty("mappings-model-add", query=f"?system={system.pk}"),
+        "model_add_url": reverse("mappings-model-add") + f"?system={system.pk}",
         "flows_out": [h for h in health if h.flow.source_system_id == system.pk],
         "flows_in": [h for h in health if h.flow.target_system_id == system.pk],
         "delete_blockers": system_delete_blockers(system),
