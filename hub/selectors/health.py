@@ -84,38 +84,56 @@ def _health(flow: Flow, row: dict, open_dead: int, last_polled, now: datetime) -
         open_dead_letters=open_dead,
         last_activity=row.get("last"),
     )
-    if flow.state == FlowState.DRAFT:
-        health.state, health.reason = "draft", "Not enabled yet."
-    elif flow.state == FlowState.PAUSED:
-        health.state, health.reason = "paused", flow.paused_reason or "Paused."
-    elif row.get("retrying", 0) or health.failed or open_dead:
-        health.state = "failing"
-        parts = []
-        if row.get("retrying"):
-            parts.append(f"{row['retrying']} retrying")
-        if open_dead:
-            parts.append(f"{open_dead} in the dead-letter inbox")
-        health.reason = ", ".join(parts) or f"{health.failed} failed today"
-    elif (
-        flow.trigger == Trigger.SCHEDULED
-        and flow.schedule_minutes
-        and last_polled
-        and (now - last_polled > timedelta(minutes=3 * flow.schedule_minutes))
-    ):
-        health.state, health.reason = (
-            "silent",
-            f"Last poll {timezone.localtime(last_polled):%H:%M}; expected every {flow.schedule_minutes} min.",
-        )
-    elif flow.silence_after_minutes and (
-        health.last_activity is None
-        or now - health.last_activity > timedelta(minutes=flow.silence_after_minutes)
-    ):
-        health.state, health.reason = (
-            "silent",
-            f"No events for more than {flow.silence_after_minutes} minutes.",
-        )
-    elif health.last_activity is None:
-        health.state, health.reason = "idle", "No events have arrived yet."
+    retrying = row.get("retrying", 0)
+    for check in (_switched_off, _failing, _poll_late, _no_events):
+        verdict = check(flow, health, retrying=retrying, last_polled=last_polled, now=now)
+        if verdict:
+            health.state, health.reason = verdict
+            break
     else:
         health.reason = f"{health.succeeded} delivered in the last 24 hours."
     return health
+
+
+# Each check returns (state, reason) when it applies; the first that applies wins.
+
+
+def _switched_off(flow: Flow, health: FlowHealth, **_) -> tuple[str, str] | None:
+    if flow.state == FlowState.DRAFT:
+        return "draft", "Not enabled yet."
+    if flow.state == FlowState.PAUSED:
+        return "paused", flow.paused_reason or "Paused."
+    return None
+
+
+def _failing(flow: Flow, health: FlowHealth, *, retrying: int, **_) -> tuple[str, str] | None:
+    if not (retrying or health.failed or health.open_dead_letters):
+        return None
+    parts = []
+    if retrying:
+        parts.append(f"{retrying} retrying")
+    if health.open_dead_letters:
+        parts.append(f"{health.open_dead_letters} in the dead-letter inbox")
+    return "failing", ", ".join(parts) or f"{health.failed} failed today"
+
+
+def _poll_late(flow: Flow, health: FlowHealth, *, last_polled, now: datetime, **_) -> tuple[str, str] | None:
+    if flow.trigger != Trigger.SCHEDULED or not flow.schedule_minutes or not last_polled:
+        return None
+    if now - last_polled <= timedelta(minutes=3 * flow.schedule_minutes):
+        return None
+    return (
+        "silent",
+        f"Last poll {timezone.localtime(last_polled):%H:%M}; expected every {flow.schedule_minutes} min.",
+    )
+
+
+def _no_events(flow: Flow, health: FlowHealth, *, now: datetime, **_) -> tuple[str, str] | None:
+    last = health.last_activity
+    if flow.silence_after_minutes and (
+        last is None or now - last > timedelta(minutes=flow.silence_after_minutes)
+    ):
+        return "silent", f"No events for more than {flow.silence_after_minutes} minutes."
+    if last is None:
+        return "idle", "No events have arrived yet."
+    return None

@@ -29,7 +29,7 @@ from rest_framework.authtoken.models import Token
 from connectors.models import AuthScheme, SignatureScheme, System
 from connectors.sandbox import DEMO_CREDENTIALS
 from connectors.signatures import sign
-from hub.models import Delivery, DeliveryStatus, Flow, FlowState, Operation
+from hub.models import Attempt, Delivery, DeliveryStatus, Event, Flow, FlowState, Operation, RecordLink
 from hub.roles import PUBLISHER, ensure_role_groups, grant_role
 from hub.services.mappings import mapping_version_save
 from mappings.models import DataModel, Field, Mapping
@@ -246,8 +246,6 @@ class Command(BaseCommand):
 
     def purge(self, source: System, flow: Flow) -> None:
         """Earlier runs' benchmark data only, so each run measures its own events."""
-        from hub.models import Attempt, Event, RecordLink
-
         with transaction.atomic():
             flow.dead_letters.all().delete()
             Attempt.objects.filter(delivery__flow=flow).delete()
@@ -345,16 +343,7 @@ class Command(BaseCommand):
         return False
 
     def report(self, run, events, sent_at, acked, rejected, received, finished, batch):
-        first_receipt: dict[int, float] = {}
-        copies: dict[int, int] = {}
-        prefix = f"bench-{run}-"
-        for item in received:
-            email = (item.get("record") or {}).get("email", "")
-            if item.get("resource") != "accounts" or not email.startswith(prefix):
-                continue
-            n = int(email[len(prefix) :].split("@")[0])
-            copies[n] = copies.get(n, 0) + 1
-            first_receipt[n] = min(first_receipt.get(n, float("inf")), item["received_at"])
+        first_receipt, copies = receipts(received, prefix=f"bench-{run}-")
         latencies = [(first_receipt[n] - sent_at[n]) * 1000 for n in acked if n in first_receipt]
         lost = len([n for n in acked if n not in first_receipt])
         duplicates = sum(count - 1 for count in copies.values())
@@ -370,11 +359,7 @@ class Command(BaseCommand):
             "accepted": len(acked),
             "rejected": len(rejected),
             "events_per_s": round(len(first_receipt) / span, 1) if span else 0.0,
-            "p50_ms": round(percentile(latencies, 0.50), 1),
-            "p95_ms": round(percentile(latencies, 0.95), 1),
-            "p99_ms": round(percentile(latencies, 0.99), 1),
-            "max_ms": round(max(latencies, default=0.0), 1),
-            "mean_ms": round(statistics.fmean(latencies), 1) if latencies else 0.0,
+            **latency_figures(latencies),
             "lost": lost,
             "duplicates": duplicates,
             "dead_lettered": dead,
@@ -389,3 +374,27 @@ class Command(BaseCommand):
             f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; lost {lost}, duplicates {duplicates}"
         )
         self.stdout.write(json.dumps(result))
+
+
+def receipts(received: list[dict], *, prefix: str) -> tuple[dict[int, float], dict[int, int]]:
+    """For each benchmark event the target got: when it first arrived, and how many copies."""
+    first_receipt: dict[int, float] = {}
+    copies: dict[int, int] = {}
+    for item in received:
+        email = (item.get("record") or {}).get("email", "")
+        if item.get("resource") != "accounts" or not email.startswith(prefix):
+            continue
+        n = int(email[len(prefix) :].split("@")[0])
+        copies[n] = copies.get(n, 0) + 1
+        first_receipt[n] = min(first_receipt.get(n, float("inf")), item["received_at"])
+    return first_receipt, copies
+
+
+def latency_figures(latencies: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "max_ms": round(max(latencies, default=0.0), 1),
+        "mean_ms": round(statistics.fmean(latencies), 1) if latencies else 0.0,
+    }
