@@ -65,34 +65,36 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             qs = qs.unresolved()
         return qs
 
+    def _act(self, request, serializer_class, act):
+        form = serializer_class(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            return act(self.get_object(), form.validated_data)
+        except DeadLetterError as exc:
+            return error_response(409, str(exc))
+
     @extend_schema(request=ReplaySerializer, responses=DeliverySerializer)
     @action(detail=True, methods=["post"])
     def replay(self, request, pk=None):
-        form = ReplaySerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        try:
+        def act(letter, data):
             delivery = dead_letter_replay(
-                letter=self.get_object(),
+                letter=letter,
                 actor=request.user,
-                corrected_record=form.validated_data.get("corrected_record"),
-                note=form.validated_data.get("note", ""),
+                corrected_record=data.get("corrected_record"),
+                note=data.get("note", ""),
             )
-        except DeadLetterError as exc:
-            return error_response(409, str(exc))
-        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+            return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+        return self._act(request, ReplaySerializer, act)
 
     @extend_schema(request=DiscardSerializer, responses=DeadLetterSerializer)
     @action(detail=True, methods=["post"])
     def discard(self, request, pk=None):
-        form = DiscardSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        try:
-            letter = dead_letter_discard(
-                letter=self.get_object(), actor=request.user, reason=form.validated_data["reason"]
-            )
-        except DeadLetterError as exc:
-            return error_response(409, str(exc))
-        return Response(DeadLetterSerializer(letter).data)
+        def act(letter, data):
+            letter = dead_letter_discard(letter=letter, actor=request.user, reason=data["reason"])
+            return Response(DeadLetterSerializer(letter).data)
+
+        return self._act(request, DiscardSerializer, act)
 
 
 router = SimpleRouter()

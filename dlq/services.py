@@ -29,17 +29,30 @@ class DeadLetterError(Exception):
     pass
 
 
+def _letter_resolve(*, letter: DeadLetter, actor, resolution: str, note: str) -> DeadLetter:
+    """Lock the letter, refuse one already worked, and mark it resolved (call inside a transaction)."""
+    letter = DeadLetter.objects.select_for_update().get(pk=letter.pk)
+    if letter.resolved_at:
+        raise DeadLetterError(
+            f"dead letter {letter.pk} was already {letter.get_resolution_display().lower()}"
+        )
+    letter.resolved_at = timezone.now()
+    letter.resolution = resolution
+    letter.resolved_by = actor
+    letter.resolution_note = note
+    letter.save(update_fields=["resolved_at", "resolution", "resolved_by", "resolution_note"])
+    return letter
+
+
 def dead_letter_replay(
     *, letter: DeadLetter, actor, corrected_record: Any = None, note: str = ""
 ) -> Delivery:
     """Send the delivery again (optionally with a corrected source record). Its idempotency key
     stays the same, so a target that did receive an earlier try does not get a second record."""
     with transaction.atomic():
-        letter = DeadLetter.objects.select_for_update().get(pk=letter.pk)
-        if letter.resolved_at:
-            raise DeadLetterError(
-                f"dead letter {letter.pk} was already {letter.get_resolution_display().lower()}"
-            )
+        letter = _letter_resolve(
+            letter=letter, actor=actor, resolution=DeadLetter.Resolution.REPLAYED, note=note
+        )
         delivery = letter.delivery
         updates: dict[str, Any] = {
             "status": DeliveryStatus.PENDING,
@@ -51,11 +64,6 @@ def dead_letter_replay(
         if corrected_record is not None:
             updates["payload_override"] = corrected_record
         Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.DEAD).update(**updates)
-        letter.resolved_at = timezone.now()
-        letter.resolution = DeadLetter.Resolution.REPLAYED
-        letter.resolved_by = actor
-        letter.resolution_note = note
-        letter.save(update_fields=["resolved_at", "resolution", "resolved_by", "resolution_note"])
         audit_record(
             actor=actor,
             verb="replay",
@@ -72,16 +80,9 @@ def dead_letter_discard(*, letter: DeadLetter, actor, reason: str) -> DeadLetter
     if not reason.strip():
         raise DeadLetterError("say why you discard it: the reason is kept in the audit log")
     with transaction.atomic():
-        letter = DeadLetter.objects.select_for_update().get(pk=letter.pk)
-        if letter.resolved_at:
-            raise DeadLetterError(
-                f"dead letter {letter.pk} was already {letter.get_resolution_display().lower()}"
-            )
-        letter.resolved_at = timezone.now()
-        letter.resolution = DeadLetter.Resolution.DISCARDED
-        letter.resolved_by = actor
-        letter.resolution_note = reason
-        letter.save(update_fields=["resolved_at", "resolution", "resolved_by", "resolution_note"])
+        letter = _letter_resolve(
+            letter=letter, actor=actor, resolution=DeadLetter.Resolution.DISCARDED, note=reason
+        )
         audit_record(
             actor=actor,
             verb="discard",

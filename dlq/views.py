@@ -140,56 +140,47 @@ def _refused(request: HttpRequest, letter: DeadLetter, exc: DeadLetterError) -> 
     return redirect("dlq-detail", pk=letter.pk)
 
 
+def _act(request: HttpRequest, pk: int, form_class, *, panel: str, act, done: str) -> HttpResponse:
+    """One operator action on one letter: check the form, call the service, say what happened."""
+    letter = _letter(pk)
+    form = form_class(request.POST)
+    if not form.is_valid():
+        return _detail(request, letter, **{f"{panel}_form": form}, open_panel=panel, status=400)
+    try:
+        act(letter, form.cleaned_data)
+    except DeadLetterError as exc:
+        return _refused(request, letter, exc)
+    messages.success(request, done.format(letter=letter))
+    return redirect("dlq-inbox")
+
+
 @require_POST
 @readers_ops_writes
 def replay(request: HttpRequest, pk: int) -> HttpResponse:
-    letter = _letter(pk)
-    form = ReplayForm(request.POST)
-    if not form.is_valid():
-        return _detail(request, letter, replay_form=form, status=400)
-    try:
-        dead_letter_replay(letter=letter, actor=request.user, note=form.cleaned_data["note"])
-    except DeadLetterError as exc:
-        return _refused(request, letter, exc)
-    messages.success(
-        request,
-        f"Dead letter {letter.pk} replayed: record {letter.delivery.record_key or ''} is being sent again.",
-    )
-    return redirect("dlq-inbox")
+    return _act(
+        request, pk, ReplayForm, panel="replay",
+        act=lambda letter, data: dead_letter_replay(letter=letter, actor=request.user, note=data["note"]),
+        done="Dead letter {letter.pk} replayed: record {letter.delivery.record_key} is being sent again.",
+    )  # fmt: skip
 
 
 @require_POST
 @readers_ops_writes
 def fix_and_replay(request: HttpRequest, pk: int) -> HttpResponse:
-    letter = _letter(pk)
-    form = FixReplayForm(request.POST)
-    if not form.is_valid():
-        return _detail(request, letter, fix_form=form, open_panel="fix", status=400)
-    try:
-        dead_letter_replay(
-            letter=letter,
-            actor=request.user,
-            corrected_record=form.cleaned_data["record"],
-            note=form.cleaned_data["note"],
-        )
-    except DeadLetterError as exc:
-        return _refused(request, letter, exc)
-    messages.success(
-        request, f"Dead letter {letter.pk} fixed and replayed: the corrected record is being sent."
-    )
-    return redirect("dlq-inbox")
+    return _act(
+        request, pk, FixReplayForm, panel="fix",
+        act=lambda letter, data: dead_letter_replay(
+            letter=letter, actor=request.user, corrected_record=data["record"], note=data["note"]
+        ),
+        done="Dead letter {letter.pk} fixed and replayed: the corrected record is being sent.",
+    )  # fmt: skip
 
 
 @require_POST
 @readers_ops_writes
 def discard(request: HttpRequest, pk: int) -> HttpResponse:
-    letter = _letter(pk)
-    form = DiscardForm(request.POST)
-    if not form.is_valid():
-        return _detail(request, letter, discard_form=form, open_panel="discard", status=400)
-    try:
-        dead_letter_discard(letter=letter, actor=request.user, reason=form.cleaned_data["reason"])
-    except DeadLetterError as exc:
-        return _refused(request, letter, exc)
-    messages.success(request, f"Dead letter {letter.pk} discarded. The reason is kept in the audit log.")
-    return redirect("dlq-inbox")
+    return _act(
+        request, pk, DiscardForm, panel="discard",
+        act=lambda letter, data: dead_letter_discard(letter=letter, actor=request.user, reason=data["reason"]),
+        done="Dead letter {letter.pk} discarded. The reason is kept in the audit log.",
+    )  # fmt: skip
