@@ -21,19 +21,9 @@ class DeadLetterSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeadLetter
         fields = [
-            "id",
-            "delivery",
-            "event_id",
-            "flow",
-            "error_class",
-            "reason",
-            "last_response",
-            "attempts",
-            "created_at",
-            "resolved_at",
-            "resolution",
-            "resolution_note",
-        ]
+            "id", "delivery", "event_id", "flow", "error_class", "reason", "last_response",
+            "attempts", "created_at", "resolved_at", "resolution", "resolution_note"
+        ]  # fmt: skip
 
 
 class ReplaySerializer(serializers.Serializer):

@@ -140,47 +140,40 @@ def _refused(request: HttpRequest, letter: DeadLetter, exc: DeadLetterError) -> 
     return redirect("dlq-detail", pk=letter.pk)
 
 
-def _act(request: HttpRequest, pk: int, form_class, *, panel: str, act, done: str) -> HttpResponse:
-    """One operator action on one letter: check the form, call the service, say what happened."""
+# The operator actions on one letter: (form, the service call, what to tell the operator).
+ACTIONS = {
+    "replay": (
+        ReplayForm,
+        lambda letter, actor, data: dead_letter_replay(letter=letter, actor=actor, note=data["note"]),
+        "Dead letter {letter.pk} replayed: record {letter.delivery.record_key} is being sent again.",
+    ),
+    "fix": (
+        FixReplayForm,
+        lambda letter, actor, data: dead_letter_replay(
+            letter=letter, actor=actor, corrected_record=data["record"], note=data["note"]
+        ),
+        "Dead letter {letter.pk} fixed and replayed: the corrected record is being sent.",
+    ),
+    "discard": (
+        DiscardForm,
+        lambda letter, actor, data: dead_letter_discard(letter=letter, actor=actor, reason=data["reason"]),
+        "Dead letter {letter.pk} discarded. The reason is kept in the audit log.",
+    ),
+}
+
+
+@require_POST
+@readers_ops_writes
+def act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Replay, fix and replay, or discard one letter."""
+    form_class, service_call, done = ACTIONS[action]
     letter = _letter(pk)
     form = form_class(request.POST)
     if not form.is_valid():
-        return _detail(request, letter, **{f"{panel}_form": form}, open_panel=panel, status=400)
+        return _detail(request, letter, **{f"{action}_form": form}, open_panel=action, status=400)
     try:
-        act(letter, form.cleaned_data)
+        service_call(letter, request.user, form.cleaned_data)
     except DeadLetterError as exc:
         return _refused(request, letter, exc)
     messages.success(request, done.format(letter=letter))
     return redirect("dlq-inbox")
-
-
-@require_POST
-@readers_ops_writes
-def replay(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(
-        request, pk, ReplayForm, panel="replay",
-        act=lambda letter, data: dead_letter_replay(letter=letter, actor=request.user, note=data["note"]),
-        done="Dead letter {letter.pk} replayed: record {letter.delivery.record_key} is being sent again.",
-    )  # fmt: skip
-
-
-@require_POST
-@readers_ops_writes
-def fix_and_replay(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(
-        request, pk, FixReplayForm, panel="fix",
-        act=lambda letter, data: dead_letter_replay(
-            letter=letter, actor=request.user, corrected_record=data["record"], note=data["note"]
-        ),
-        done="Dead letter {letter.pk} fixed and replayed: the corrected record is being sent.",
-    )  # fmt: skip
-
-
-@require_POST
-@readers_ops_writes
-def discard(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(
-        request, pk, DiscardForm, panel="discard",
-        act=lambda letter, data: dead_letter_discard(letter=letter, actor=request.user, reason=data["reason"]),
-        done="Dead letter {letter.pk} discarded. The reason is kept in the audit log.",
-    )  # fmt: skip

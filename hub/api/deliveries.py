@@ -10,16 +10,9 @@ class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
         fields = [
-            "number",
-            "started_at",
-            "duration_ms",
-            "outcome",
-            "error_class",
-            "message",
-            "request",
-            "response",
-            "worker",
-        ]
+            "number", "started_at", "duration_ms", "outcome", "error_class", "message", "request",
+            "response", "worker"
+        ]  # fmt: skip
 
 
 class DeliverySerializer(serializers.ModelSerializer):
@@ -29,20 +22,9 @@ class DeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = Delivery
         fields = [
-            "id",
-            "event",
-            "flow",
-            "flow_id",
-            "record_key",
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "last_error_class",
-            "last_error",
-            "target_id",
-            "created_at",
-            "finished_at",
-        ]
+            "id", "event", "flow", "flow_id", "record_key", "status", "attempts", "next_attempt_at",
+            "last_error_class", "last_error", "target_id", "created_at", "finished_at"
+        ]  # fmt: skip
 
 
 class DeliveryDetailSerializer(DeliverySerializer):

@@ -18,16 +18,9 @@ class EventSerializer(serializers.ModelSerializer):
     class Meta:
         model = Event
         fields = [
-            "id",
-            "system",
-            "event_type",
-            "idempotency_key",
-            "record_id",
-            "origin",
-            "received_at",
-            "duplicates_seen",
-            "payload",
-        ]
+            "id", "system", "event_type", "idempotency_key", "record_id", "origin", "received_at",
+            "duplicates_seen", "payload"
+        ]  # fmt: skip
 
 
 class PublishEventSerializer(serializers.Serializer):

@@ -19,26 +19,11 @@ class FlowSerializer(serializers.ModelSerializer):
     class Meta:
         model = Flow
         fields = [
-            "id",
-            "name",
-            "description",
-            "source_system",
-            "source_model",
-            "event_type",
-            "target_system",
-            "target_model",
-            "operation",
-            "filter",
-            "trigger",
-            "schedule_minutes",
-            "schedule_cron",
-            "state",
-            "paused_reason",
-            "max_attempts",
-            "max_age_seconds",
-            "created_at",
-            "updated_at",
-        ]
+            "id", "name", "description", "source_system", "source_model", "event_type",
+            "target_system", "target_model", "operation", "filter", "trigger", "schedule_minutes",
+            "schedule_cron", "state", "paused_reason", "max_attempts", "max_age_seconds",
+            "created_at", "updated_at"
+        ]  # fmt: skip
         read_only_fields = fields
 
 

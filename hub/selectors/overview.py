@@ -23,16 +23,41 @@ CHART = {"width": 720, "height": 200, "gap": 4}
 
 @dataclass
 class Bar:
+    """One hour's column: succeeded stacked over failed, in SVG units."""
+
     hour: datetime
     succeeded: int
     failed: int
-    x: float = 0
-    width: float = 0
-    ok_y: float = 0
-    ok_height: float = 0
-    bad_y: float = 0
-    bad_height: float = 0
-    label: str = ""
+    index: int
+    scale: float  # SVG units per delivery
+
+    @property
+    def width(self) -> float:
+        return CHART["width"] / CHART_HOURS - CHART["gap"]
+
+    @property
+    def x(self) -> float:
+        return self.index * CHART["width"] / CHART_HOURS + CHART["gap"] / 2
+
+    @property
+    def bad_height(self) -> float:
+        return self.failed * self.scale
+
+    @property
+    def ok_height(self) -> float:
+        return self.succeeded * self.scale
+
+    @property
+    def bad_y(self) -> float:
+        return CHART["height"] - self.bad_height
+
+    @property
+    def ok_y(self) -> float:
+        return self.bad_y - self.ok_height
+
+    @property
+    def label(self) -> str:
+        return f"{timezone.localtime(self.hour):%H}:00" if self.index % 4 == 0 else ""
 
 
 def error_words(error_class: str) -> str:
@@ -61,23 +86,14 @@ def delivery_chart(now: datetime) -> dict:
         .order_by()
     )
     by_hour = {row["hour"]: row for row in rows if row["hour"] is not None}
-    bars = []
-    for i in range(CHART_HOURS):
-        hour = start + timedelta(hours=i)
-        row = by_hour.get(hour, {})
-        bars.append(Bar(hour=hour, succeeded=row.get("ok", 0), failed=row.get("bad", 0)))
-    peak = max((b.succeeded + b.failed for b in bars), default=0)
-    plot = CHART["height"]
-    slot = CHART["width"] / CHART_HOURS
-    for i, bar in enumerate(bars):
-        scale = plot / peak if peak else 0
-        bar.x, bar.width = i * slot + CHART["gap"] / 2, slot - CHART["gap"]
-        bar.bad_height = bar.failed * scale
-        bar.ok_height = bar.succeeded * scale
-        bar.bad_y = plot - bar.bad_height
-        bar.ok_y = bar.bad_y - bar.ok_height
-        local = timezone.localtime(bar.hour)
-        bar.label = f"{local:%H}:00" if i % 4 == 0 else ""
+    hours = [start + timedelta(hours=i) for i in range(CHART_HOURS)]
+    counts = [(by_hour.get(hour, {}).get("ok", 0), by_hour.get(hour, {}).get("bad", 0)) for hour in hours]
+    peak = max((ok + bad for ok, bad in counts), default=0)
+    scale = CHART["height"] / peak if peak else 0
+    bars = [
+        Bar(hour=hour, succeeded=ok, failed=bad, index=i, scale=scale)
+        for i, (hour, (ok, bad)) in enumerate(zip(hours, counts, strict=True))
+    ]
     return {
         "bars": bars,
         "peak": peak,
