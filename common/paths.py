@@ -199,15 +199,15 @@ def _slot_name(slot: Segment) -> str:
     return f'"{slot.key}"' if slot.key is not None else f"position {slot.index}"
 
 
+# How a value is named in messages; bool before int, since True is an int too.
+_KIND_WORDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (dict, "an object"),
+    (list, "a list"),
+    (str, "text"),
+    (bool, "true/false"),
+    ((int, float), "a number"),
+)
+
+
 def _kind_of(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    return "a value"
+    return next((words for kind, words in _KIND_WORDS if isinstance(value, kind)), "a value")

@@ -9,10 +9,7 @@ from hub.roles import IsAdminRole
 class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
-        fields = [
-            "number", "started_at", "duration_ms", "outcome", "error_class", "message", "request",
-            "response", "worker"
-        ]  # fmt: skip
+        exclude = ["id", "delivery"]
 
 
 class DeliverySerializer(serializers.ModelSerializer):

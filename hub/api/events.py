@@ -17,10 +17,7 @@ class EventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Event
-        fields = [
-            "id", "system", "event_type", "idempotency_key", "record_id", "origin", "received_at",
-            "duplicates_seen", "payload"
-        ]  # fmt: skip
+        fields = "__all__"
 
 
 class PublishEventSerializer(serializers.Serializer):
