@@ -8,12 +8,14 @@ from django.db.models import Max, Q
 from common.paths import PathError, compile_path
 from hub.models import Flow
 from hub.services.audit import audit_record
-from hub.services.errors import ConfigError
+from hub.services.errors import ConfigError, values_check
 from mappings.models import DataModel, Field, Mapping
 from mappings.schema import FIELD_TYPES, FieldSpec, infer_fields
 
 # What an admin may change on a data model after creating it; fields have their own services.
 EDITABLE = ("name", "resource_path", "id_path", "cursor_field", "description")
+PATH_MAX = Field._meta.get_field("path").max_length
+DESCRIPTION_MAX = Field._meta.get_field("description").max_length
 
 
 def field_problems(fields: list[FieldSpec]) -> list[str]:
@@ -36,6 +38,8 @@ def _spec_problems(spec: FieldSpec) -> list[str]:
         compile_path(spec.path)
     except PathError as exc:
         problems.append(f"field {spec.path!r}: {exc}")
+    if len(spec.path) > PATH_MAX:
+        problems.append(f"a field path has at most {PATH_MAX} characters")
     if spec.type not in FIELD_TYPES:
         problems.append(f'"{spec.path}": unknown type "{spec.type}" (use one of {", ".join(FIELD_TYPES)})')
     return problems
@@ -62,23 +66,25 @@ def data_model_create(
         problems.insert(0, f'{system.name} already has a data model called "{name}"')
     if problems:
         raise ConfigError("; ".join(problems))
+    model = DataModel(
+        system=system,
+        name=name,
+        resource_path=resource_path.strip(),
+        id_path=id_path.strip() or "id",
+        cursor_field=cursor_field.strip(),
+        sample=sample,
+        description=description,
+    )
+    values_check(model, exclude=("system",))
     with transaction.atomic():
-        model = DataModel.objects.create(
-            system=system,
-            name=name,
-            resource_path=resource_path.strip(),
-            id_path=id_path.strip() or "id",
-            cursor_field=cursor_field.strip(),
-            sample=sample,
-            description=description,
-        )
+        model.save()
         Field.objects.bulk_create(
             Field(
                 model=model,
                 path=spec.path,
                 type=spec.type,
                 required=spec.required,
-                description=spec.description[:300],
+                description=spec.description[:DESCRIPTION_MAX],
                 position=position,
             )
             for position, spec in enumerate(fields)
@@ -114,6 +120,10 @@ def data_model_update(*, model: DataModel, actor, **changes: str) -> DataModel:
     }
     if not diff:
         return model
+    values_check(
+        DataModel(system_id=model.system_id, **{**{key: getattr(model, key) for key in EDITABLE}, **changes}),
+        exclude=("system",),
+    )
     with transaction.atomic():
         for key, (_, value) in diff.items():
             setattr(model, key, value)
@@ -201,7 +211,7 @@ def field_add(
             path=path,
             type=type,
             required=required,
-            description=description[:300],
+            description=description[:DESCRIPTION_MAX],
             position=position,
         )
         audit_record(actor=actor, verb="add_field", target=model, diff={"field": _field_summary(spec)})
@@ -219,6 +229,8 @@ def field_update(
     """Change a field's type, required flag or description (its path stays: mappings refer to it)."""
     if type is not None and type not in FIELD_TYPES:
         raise ConfigError(f'unknown type "{type}" (use one of {", ".join(FIELD_TYPES)})')
+    if description is not None:
+        description = description[:DESCRIPTION_MAX]
     wanted = {"type": type, "required": required, "description": description}
     diff = {
         key: [getattr(field, key), value]
@@ -233,6 +245,25 @@ def field_update(
         field.save(update_fields=list(diff))
         audit_record(actor=actor, verb="update_field", target=field.model, diff={"field": field.path, **diff})
     return field
+
+
+def field_order_set(*, model: DataModel, paths: list[str], actor) -> None:
+    """Show the model's fields in this order; fields not listed follow in their present order."""
+    fields = list(model.fields.order_by("position", "path"))
+    rank = {path: index for index, path in enumerate(paths)}
+    wanted = sorted(fields, key=lambda f: rank.get(f.path, len(rank)))  # stable: the rest keep their order
+    if wanted == fields:
+        return
+    with transaction.atomic():
+        for position, field in enumerate(wanted):
+            field.position = position
+        Field.objects.bulk_update(wanted, ["position"])
+        audit_record(
+            actor=actor,
+            verb="reorder_fields",
+            target=model,
+            diff={"fields": [[f.path for f in fields], [f.path for f in wanted]]},
+        )
 
 
 def field_remove(*, field: Field, actor) -> None:

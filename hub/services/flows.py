@@ -1,4 +1,5 @@
-"""Flow lifecycle: create (with its empty mapping, as a draft), update, enable, delete, poll now.
+"""Flow lifecycle: create (with its empty mapping, as a draft), update, enable, pause, resume, delete,
+poll now.
 
 Each change writes its audit entry in the same transaction.
 """
@@ -14,11 +15,20 @@ from django.utils import timezone
 from hub.models import Delivery, Flow, FlowState, Operation, Trigger
 from hub.pipeline.dispatch import kick_workers
 from hub.services.audit import audit_record
-from hub.services.errors import ConfigError
+from hub.services.errors import ConfigError, values_check
 from mappings.conditions import ConditionError, parse_condition_text, validate_condition
 from mappings.engine import validate_rules
 from mappings.models import DataModel, Mapping
 
+# Retry, alerting and polling settings; each has a default on the model.
+TUNING = (
+    "max_attempts",
+    "max_age_seconds",
+    "retry_base_seconds",
+    "retry_max_seconds",
+    "silence_after_minutes",
+    "poll_page_size",
+)
 # Settings an admin may change on an existing flow. The systems and models are fixed once the
 # mapping is built for them: a different source or target means a different flow.
 EDITABLE = (
@@ -30,11 +40,9 @@ EDITABLE = (
     "trigger",
     "schedule_minutes",
     "schedule_cron",
-    "silence_after_minutes",
-    "max_attempts",
-    "max_age_seconds",
-    "poll_page_size",
+    *TUNING,
 )
+FIXED = ("source_system", "source_model", "target_system", "target_model")
 WEEKDAY_CRON = "1-5"
 
 
@@ -61,22 +69,26 @@ def schedule_describe(*, trigger: str, minutes: int | None = None, cron: str = "
     if trigger != Trigger.SCHEDULED:
         return "Real-time"
     if cron:
-        parts = cron.split()
-        if len(parts) == 5 and parts[0].isdigit() and parts[1].isdigit() and parts[2:4] == ["*", "*"]:
-            at = f"{int(parts[1]):02d}:{int(parts[0]):02d}"
-            if parts[4] == "*":
-                return f"Every day at {at}"
-            if parts[4] == WEEKDAY_CRON:
-                return f"Weekdays at {at}"
-        if len(parts) == 5 and parts[0].isdigit() and parts[1:] == ["*", "*", "*", "*"]:
-            return f"Every hour at minute {int(parts[0])}"
-        return f"On the schedule {cron}"
+        return _cron_describe(cron)
     minutes = minutes or 15
     if minutes == 60:
         return "Every hour"
     if minutes % 60 == 0:
         return f"Every {minutes // 60} hours"
     return "Every minute" if minutes == 1 else f"Every {minutes} minutes"
+
+
+def _cron_describe(cron: str) -> str:
+    parts = cron.split()
+    if len(parts) == 5 and parts[0].isdigit() and parts[1].isdigit() and parts[2:4] == ["*", "*"]:
+        at = f"{int(parts[1]):02d}:{int(parts[0]):02d}"
+        if parts[4] == "*":
+            return f"Every day at {at}"
+        if parts[4] == WEEKDAY_CRON:
+            return f"Weekdays at {at}"
+    if len(parts) == 5 and parts[0].isdigit() and parts[1:] == ["*", "*", "*", "*"]:
+        return f"Every hour at minute {int(parts[0])}"
+    return f"On the schedule {cron}"
 
 
 def schedule_short(*, trigger: str, minutes: int | None = None, cron: str = "") -> str:
@@ -129,6 +141,9 @@ def _check(flow: Flow) -> None:
         raise ConfigError("the filter is not valid: " + "; ".join(problems))
     if flow.operation not in Operation.values:
         raise ConfigError(f'unknown operation "{flow.operation}"')
+    if flow.trigger not in Trigger.values:
+        raise ConfigError(f'unknown trigger "{flow.trigger}" (use realtime or scheduled)')
+    values_check(flow, exclude=(*FIXED, "mapping"))
     if Flow.objects.filter(name=flow.name).exclude(pk=flow.pk).exists():
         raise ConfigError(f'there is already a flow named "{flow.name}"')
 
@@ -156,8 +171,16 @@ def flow_create(
     cursor_field: str = "",
     filter: dict | None = None,
     description: str = "",
+    mapping_name: str = "",
+    tuning: dict[str, Any] | None = None,
 ) -> Flow:
-    """A new flow in DRAFT, with its own mapping (no rules yet): the admin maps fields next."""
+    """A new flow in DRAFT, with its own mapping (no rules yet): the admin maps fields next.
+
+    The mapping is named after the flow unless `mapping_name` is given; `tuning` sets any of TUNING.
+    """
+    unknown = set(tuning or {}) - set(TUNING)
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))} (allowed: {', '.join(TUNING)})")
     flow = Flow(
         name=name.strip(),
         description=description.strip(),
@@ -172,12 +195,16 @@ def flow_create(
         schedule_minutes=schedule_minutes,
         schedule_cron=(schedule_cron or "").strip(),
         state=FlowState.DRAFT,
+        **(tuning or {}),
     )
     _check(flow)
+    mapping = Mapping(
+        name=(mapping_name or "").strip() or flow.name, source_model=source_model, target_model=target_model
+    )
+    values_check(mapping, exclude=("source_model", "target_model"))
     with transaction.atomic():
-        flow.mapping = Mapping.objects.create(
-            name=flow.name, source_model=source_model, target_model=target_model
-        )
+        mapping.save()
+        flow.mapping = mapping
         flow.save()
         if trigger == Trigger.SCHEDULED:
             _cursor_field_set(model=source_model, cursor_field=cursor_field, actor=actor)
@@ -197,6 +224,11 @@ def flow_settings(flow: Flow) -> dict[str, Any]:
 
 def flow_update(*, flow: Flow, actor, cursor_field: str = "", **changes: Any) -> Flow:
     """Change the editable settings; the audit entry holds before/after of what changed."""
+    if set(changes) & set(FIXED):
+        raise ConfigError(
+            "a flow's systems and data models cannot change, because its mapping is built for them; "
+            "create a new flow instead"
+        )
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise ConfigError(f"these settings cannot be changed here: {', '.join(sorted(unknown))}")
@@ -214,11 +246,11 @@ def flow_update(*, flow: Flow, actor, cursor_field: str = "", **changes: Any) ->
         name: [before[name], getattr(flow, name)] for name in EDITABLE if before[name] != getattr(flow, name)
     }
     with transaction.atomic():
-        flow.save()
+        if diff:
+            flow.save()
+            audit_record(actor=actor, verb="update", target=flow, diff=diff)
         if flow.trigger == Trigger.SCHEDULED:
             _cursor_field_set(model=flow.source_model, cursor_field=cursor_field, actor=actor)
-        if diff:
-            audit_record(actor=actor, verb="update", target=flow, diff=diff)
     return flow
 
 
@@ -360,9 +392,7 @@ def flow_pause(*, flow: Flow, actor, reason: str = "") -> Flow:
 
 def flow_resume(*, flow: Flow, actor, verb: str = "resume") -> Flow:
     """Switch a paused (or draft) flow on; refused with the reasons while its mapping has problems."""
-    problems = flow_problems(flow)
-    if problems:
-        raise ConfigError("This flow cannot be enabled yet: " + "; ".join(problems) + ".")
+    _refuse_unready(flow, "This flow cannot be enabled yet")
     with transaction.atomic():
         before = flow.state
         flow.state = FlowState.ACTIVE
@@ -371,6 +401,34 @@ def flow_resume(*, flow: Flow, actor, verb: str = "resume") -> Flow:
         audit_record(actor=actor, verb=verb, target=flow, diff={"state": [before, flow.state]})
     transaction.on_commit(kick_workers)
     return flow
+
+
+def flow_state_set(*, flow: Flow, state: str, actor, reason: str = "") -> Flow:
+    """Bring a flow to `state` the way its buttons do: enable a draft, resume or pause it.
+
+    A flow that is active already is checked again, because its mapping may just have changed.
+    A flow cannot go back to draft: that state means it has never run.
+    """
+    if state not in FlowState.values:
+        raise ConfigError(f'unknown state "{state}" (use one of {", ".join(FlowState.values)})')
+    if state == FlowState.ACTIVE:
+        if flow.state == FlowState.ACTIVE:
+            _refuse_unready(flow, "This flow cannot stay active")
+            return flow
+        if flow.state == FlowState.DRAFT:
+            return flow_enable(flow=flow, actor=actor)
+        return flow_resume(flow=flow, actor=actor)
+    if state == flow.state:
+        return flow
+    if state == FlowState.PAUSED:
+        return flow_pause(flow=flow, actor=actor, reason=reason)
+    raise ConfigError("a flow that has been enabled cannot go back to draft; pause it instead")
+
+
+def _refuse_unready(flow: Flow, headline: str) -> None:
+    problems = flow_problems(flow)
+    if problems:
+        raise ConfigError(f"{headline}: " + "; ".join(problems) + ".")
 
 
 def flow_problems(flow: Flow) -> list[str]:

@@ -5,7 +5,7 @@ from typing import Any
 from django.db import transaction
 
 from hub.services.audit import audit_record
-from hub.services.errors import ConfigError
+from hub.services.errors import ConfigError, values_check
 from mappings.engine import diff_rules, validate_rules
 from mappings.models import Mapping, MappingVersion
 
@@ -48,3 +48,19 @@ def mapping_version_restore(*, mapping: Mapping, version: MappingVersion, actor)
     return mapping_version_save(
         mapping=mapping, rules=version.rules, actor=actor, comment=f"restored version {version.number}"
     )
+
+
+def mapping_rename(*, mapping: Mapping, name: str, actor) -> Mapping:
+    """Give a mapping a new name; its versions and the flows using it stay as they are."""
+    name = name.strip()
+    if not name:
+        raise ConfigError("the mapping needs a name")
+    before = mapping.name
+    if name == before:
+        return mapping
+    values_check(Mapping(name=name), exclude=("source_model", "target_model"))
+    with transaction.atomic():
+        mapping.name = name
+        mapping.save(update_fields=["name"])
+        audit_record(actor=actor, verb="rename", target=mapping, diff={"name": [before, name]})
+    return mapping

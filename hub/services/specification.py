@@ -3,12 +3,17 @@
 Systems (without secrets), data models with their fields, flows with their mapping rules, and
 alert rules. `spec_export()` writes it with a stable key order, so two exports of the same
 configuration are identical and a change shows as a small diff in version control.
-`spec_import()` reads it back: it validates the whole document first and changes nothing when
-anything is wrong; otherwise it creates and updates by natural keys (system slug; model system +
-name; flow name). It never deletes, never touches stored secrets, and saves a new mapping
-version only when a flow's rules changed.
+
+`spec_import()` reads it back by natural keys (system slug; model system + name; flow name). It
+checks only the document's shape (sections, keys, types, names it refers to); every change is then
+made by the same services the pages and the API call, which judge the values, refuse with their
+own words and write their own audit entries. The whole import runs in one transaction: a dry run,
+or any refusal, rolls it back, so a dry run reports exactly what a real run would do or refuse. An
+import never deletes systems, models or flows, never touches stored secrets, and saves a new
+mapping version only when a flow's rules changed.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,39 +23,84 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from common.paths import PathError, compile_path
 from connectors.models import AUTH_SECRET_FIELDS, System
 from hub.models import Flow, FlowState, Operation, Trigger
 from hub.services.audit import audit_record
-from hub.services.flows import condition_text, cron_problem
-from hub.services.mappings import mapping_version_save
-from mappings.conditions import ConditionError, parse_condition_text, validate_condition
-from mappings.engine import validate_rules
-from mappings.models import DataModel, Field, Mapping
-from mappings.schema import FIELD_TYPES
+from hub.services.datamodels import (
+    data_model_create,
+    data_model_update,
+    field_add,
+    field_order_set,
+    field_remove,
+    field_update,
+)
+from hub.services.errors import ConfigError, validation_message
+from hub.services.flows import condition_text, flow_create, flow_state_set, flow_update
+from hub.services.mappings import mapping_rename, mapping_version_save
+from hub.services.systems import system_create, system_update
+from mappings.conditions import ConditionError, parse_condition_text
+from mappings.models import DataModel, Field
+from mappings.schema import FieldSpec
 
 FORMAT = 1
 SET, NOT_SET = "set", "not set"
 
-SYSTEM_KEYS = (
-    "slug", "name", "kind", "connector", "base_url", "api_version", "auth_scheme", "auth_config", "credentials",
-    "rate_limit_per_second", "connect_timeout", "read_timeout", "webhook_secret", "signature_scheme",
-    "signature_header", "signature_encoding", "signature_prefix", "signature_tolerance_seconds", "event_type_path",
-    "idempotency_key_path", "record_path",
-)  # fmt: skip
+
+@dataclass(frozen=True)
+class _Kind:
+    """The type a document key must have; None always fits (the key then takes its default)."""
+
+    label: str
+    types: tuple[type, ...]
+
+    def fits(self, value: Any) -> bool:
+        if value is None or object in self.types:
+            return True
+        if isinstance(value, bool):  # YAML true/false are not numbers here
+            return bool in self.types
+        return isinstance(value, self.types)
+
+
+TEXT = _Kind("text", (str,))
+NUMBER = _Kind("a number", (int, float))
+WHOLE = _Kind("a whole number", (int,))
+FLAG = _Kind("true or false", (bool,))
+MAPPING = _Kind("a mapping", (dict,))
+LIST = _Kind("a list", (list,))
+CONDITION = _Kind("text or a mapping", (str, dict))
+ANY = _Kind("anything", (object,))
+
+# Each section's keys in the document's order, with their types.
+SYSTEM_SHAPE = {
+    "slug": TEXT, "name": TEXT, "kind": TEXT, "connector": TEXT, "base_url": TEXT, "api_version": TEXT,
+    "auth_scheme": TEXT, "auth_config": MAPPING, "credentials": ANY, "rate_limit_per_second": NUMBER,
+    "connect_timeout": NUMBER, "read_timeout": NUMBER, "webhook_secret": ANY, "signature_scheme": TEXT,
+    "signature_header": TEXT, "signature_encoding": TEXT, "signature_prefix": TEXT,
+    "signature_tolerance_seconds": WHOLE, "event_type_path": TEXT, "idempotency_key_path": TEXT,
+    "record_path": TEXT,
+}  # fmt: skip
 SECRET_STATUS_KEYS = ("credentials", "webhook_secret")  # shown as set / not set; never imported
-MODEL_KEYS = ("system", "name", "resource_path", "id_path", "cursor_field", "description", "fields")
-FIELD_KEYS = ("path", "type", "required", "description")
-FLOW_KEYS = (
-    "name", "description", "source_system", "source_model", "event_type", "target_system", "target_model",
-    "operation", "trigger", "schedule_minutes", "schedule_cron", "filter", "state", "settings", "mapping",
-)  # fmt: skip
-FLOW_SETTINGS = (
-    "max_attempts", "max_age_seconds", "retry_base_seconds", "retry_max_seconds", "silence_after_minutes",
-    "poll_page_size",
-)  # fmt: skip
-MAPPING_KEYS = ("name", "rules")
+MODEL_SETTINGS = ("resource_path", "id_path", "cursor_field", "description")
+MODEL_SHAPE = {"system": TEXT, "name": TEXT, **dict.fromkeys(MODEL_SETTINGS, TEXT), "fields": LIST}
+FIELD_SHAPE = {"path": TEXT, "type": TEXT, "required": FLAG, "description": TEXT}
+FLOW_SHAPE = {
+    "name": TEXT, "description": TEXT, "source_system": TEXT, "source_model": TEXT, "event_type": TEXT,
+    "target_system": TEXT, "target_model": TEXT, "operation": TEXT, "trigger": TEXT, "schedule_minutes": WHOLE,
+    "schedule_cron": TEXT, "filter": CONDITION, "state": TEXT, "settings": MAPPING, "mapping": MAPPING,
+}  # fmt: skip
+
+SETTINGS_SHAPE = {
+    "max_attempts": WHOLE, "max_age_seconds": WHOLE, "retry_base_seconds": NUMBER, "retry_max_seconds": NUMBER,
+    "silence_after_minutes": WHOLE, "poll_page_size": WHOLE,
+}  # fmt: skip
+FLOW_SETTINGS = tuple(SETTINGS_SHAPE)
+MAPPING_SHAPE = {"name": TEXT, "rules": LIST}
+SYSTEM_KEYS, MODEL_KEYS, FIELD_KEYS = tuple(SYSTEM_SHAPE), tuple(MODEL_SHAPE), tuple(FIELD_SHAPE)
+FLOW_KEYS, MAPPING_KEYS = tuple(FLOW_SHAPE), tuple(MAPPING_SHAPE)
 SECTIONS = ("format", "systems", "models", "flows", "alert_rules")
+FLOW_ENDS = ("source_system", "source_model", "target_system", "target_model")
+FLOW_RELATED = ("source_system", "source_model", "target_system", "target_model", "mapping__current_version")
+IMPORT_COMMENT = "specification import"
 
 HEADER = """\
 # Integration hub: data-flow specification (format {format})
@@ -214,34 +264,32 @@ class SpecReport:
         return f"{len(self.changes)} {'item' if len(self.changes) == 1 else 'items'} {verb}; {self.unchanged} already up to date."
 
 
-@dataclass
-class _Item:
-    """One validated entry of the document, with what applying it means."""
-
-    where: str
-    key: Any
-    values: dict[str, Any]
-    existing: Any = None
-    diff: dict[str, list] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+class _RollBack(Exception):
+    """Undoes the whole import: a dry run, or a run in which a service refused an entry."""
 
 
 def spec_import(*, text: str, actor, dry_run: bool = False) -> SpecReport:
-    """Validate the whole document, then (unless dry_run) apply it in one transaction."""
+    """Check the document's shape, then make its changes through the services in one transaction,
+    kept only when every entry was accepted and this is not a dry run."""
     report = SpecReport(dry_run=dry_run)
     doc = _load(text, report)
     if doc is None:
         return report
-    planner = _Planner(doc, report)
-    planner.check()
+    importer = _Importer(doc, report, actor)
+    importer.check()
+    if report.errors:
+        return report
+    try:
+        with transaction.atomic():
+            importer.apply()
+            if report.errors or dry_run:
+                raise _RollBack
+    except _RollBack:
+        pass
     if report.errors:
         report.changes.clear()
         report.notes.clear()
-        return report
-    if not dry_run and report.changes:
-        with transaction.atomic():
-            planner.apply(actor)
-        report.applied = True
+    report.applied = not dry_run and not report.errors and bool(report.changes)
     return report
 
 
@@ -260,6 +308,14 @@ def _safe_load(text: str) -> Any:
 
 
 def _load(text: str, report: SpecReport) -> dict | None:
+    doc = _read(text, report)
+    if doc is None:
+        return None
+    report.errors.extend(_sections_problems(doc))
+    return None if report.errors else doc
+
+
+def _read(text: str, report: SpecReport) -> dict | None:
     if not isinstance(text, str) or not text.strip():
         report.errors.append("The document is empty.")
         return None
@@ -274,17 +330,22 @@ def _load(text: str, report: SpecReport) -> dict | None:
     if not isinstance(doc, dict):
         report.errors.append("The document must be a YAML mapping with systems, models and flows.")
         return None
+    return doc
+
+
+def _sections_problems(doc: dict) -> list[str]:
+    problems = []
     unknown = [str(key) for key in doc if key not in SECTIONS]
     if unknown:
-        report.errors.append(f"Unknown section {', '.join(unknown)} (expected: {', '.join(SECTIONS)}).")
+        problems.append(f"Unknown section {', '.join(unknown)} (expected: {', '.join(SECTIONS)}).")
     if doc.get("format", FORMAT) != FORMAT:
-        report.errors.append(f"format: this hub reads format {FORMAT}, not {doc.get('format')!r}.")
+        problems.append(f"format: this hub reads format {FORMAT}, not {doc.get('format')!r}.")
     for section in ("systems", "models", "flows", "alert_rules"):
         if doc.get(section) is not None and not isinstance(doc[section], list):
-            report.errors.append(f"{section}: must be a list.")
+            problems.append(f"{section}: must be a list.")
     if doc.get("alert_rules"):
-        report.errors.append("alert_rules: alert rules cannot be imported yet; leave the list empty.")
-    return None if report.errors else doc
+        problems.append("alert_rules: alert rules cannot be imported yet; leave the list empty.")
+    return problems
 
 
 def _shown(value: Any) -> str:
@@ -292,503 +353,329 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def _clean_errors(where: str, exc: ValidationError) -> list[str]:
-    if hasattr(exc, "error_dict"):
-        return [f"{where}.{name}: {' '.join(messages)}" for name, messages in exc.message_dict.items()]
-    return [f"{where}: {' '.join(exc.messages)}"]
+class _Importer:
+    """Checks the document's shape, then applies it entry by entry through the services."""
 
-
-class _Planner:
-    def __init__(self, doc: dict, report: SpecReport) -> None:
+    def __init__(self, doc: dict, report: SpecReport, actor) -> None:
         self.doc = doc
         self.report = report
         self.errors = report.errors
-        self.systems: list[_Item] = []
-        self.models: list[_Item] = []
-        self.flows: list[_Item] = []
-        # Natural keys the document defines, so later sections may refer to new entries.
+        self.actor = actor
+        # Natural keys the document defines, so later entries may refer to new ones.
         self.system_slugs: set[str] = set()
-        self.model_fields: dict[tuple[str, str], dict[str, bool]] = {}
+        self.model_keys: set[tuple[str, str]] = set()
+        self.flow_names: set[str] = set()
+        self.filters: dict[int, dict | None] = {}  # flows' filters, read from the text syntax
 
-    # ---- validation -----------------------------------------------------------------------
+    def _entries(self, section: str) -> list[tuple[int, Any]]:
+        return list(enumerate(self.doc.get(section) or []))
+
+    # ---- the document's shape ---------------------------------------------------------------
 
     def check(self) -> None:
-        for index, entry in enumerate(self.doc.get("systems") or []):
+        for index, entry in self._entries("systems"):
             self._check_system(f"systems[{index}]", entry)
-        for index, entry in enumerate(self.doc.get("models") or []):
+        for index, entry in self._entries("models"):
             self._check_model(f"models[{index}]", entry)
-        for index, entry in enumerate(self.doc.get("flows") or []):
-            self._check_flow(f"flows[{index}]", entry)
+        for index, entry in self._entries("flows"):
+            self._check_flow(index, entry)
 
-    def _entry(self, where: str, entry: Any, keys: tuple[str, ...], required: tuple[str, ...]) -> bool:
+    def _shape(self, where: str, entry: Any, shape: dict[str, _Kind], required: tuple[str, ...] = ()) -> bool:
+        """Known keys, required keys present, each value of its key's type."""
         if not isinstance(entry, dict):
             self.errors.append(f"{where}: must be a mapping of settings.")
             return False
-        unknown = [str(key) for key in entry if key not in keys]
+        before = len(self.errors)
+        unknown = [str(key) for key in entry if key not in shape]
         if unknown:
-            self.errors.append(f"{where}: unknown setting {', '.join(unknown)} (allowed: {', '.join(keys)}).")
-        missing = [key for key in required if entry.get(key) in (None, "")]
-        for key in missing:
-            self.errors.append(f"{where}.{key}: is required.")
-        for key in required:
-            if key not in missing and not isinstance(entry[key], str):
-                self.errors.append(f"{where}.{key}: must be text.")
-                missing.append(key)
-        return not unknown and not missing
-
-    def _check_system(self, where: str, entry: Any) -> None:
-        if not self._entry(where, entry, SYSTEM_KEYS, ("slug", "name")):
-            return
-        slug = entry["slug"]
-        if slug in self.system_slugs:
-            self.errors.append(f"{where}.slug: system '{slug}' appears twice in the document.")
-            return
-        self.system_slugs.add(slug)
-        existing = System.objects.filter(slug=slug).first()
-        system = existing or System()
-        before = {key: getattr(system, key) for key in SYSTEM_KEYS if key not in SECRET_STATUS_KEYS}
-        for key, value in entry.items():
-            if key in SECRET_STATUS_KEYS:
-                continue
-            setattr(system, key, value)
-        if not isinstance(system.auth_config, dict):
-            self.errors.append(f"{where}.auth_config: must be a mapping (e.g. header: X-Api-Key).")
-            return
-        try:
-            system.full_clean(
-                exclude=["credentials", "webhook_secret"], validate_unique=False, validate_constraints=False
-            )
-        except ValidationError as exc:
-            self.errors.extend(_clean_errors(where, exc))
-            return
-        clash = System.objects.filter(name=system.name).exclude(slug=slug).first()
-        if clash:
             self.errors.append(
-                f"{where}.name: the name '{system.name}' is already used by system '{clash.slug}'."
+                f"{where}: unknown setting {', '.join(unknown)} (allowed: {', '.join(shape)})."
             )
-            return
-        values = {key: getattr(system, key) for key in before}
-        item = _Item(where, slug, values, existing)
-        if existing:
-            item.diff = {key: [before[key], values[key]] for key in values if before[key] != values[key]}
-            self._count(item, f"update system '{slug}'")
-        else:
-            self.report.changes.append(f"create system '{slug}' ({system.name})")
-            wanted = entry.get("credentials") or {}
-            needed = AUTH_SECRET_FIELDS.get(system.auth_scheme, ())
-            if (
-                needed
-                or (isinstance(wanted, dict) and SET in wanted.values())
-                or entry.get("webhook_secret") == SET
-            ):
-                self.report.notes.append(
-                    f"System '{slug}' is new: secrets are never imported, so enter its credentials and "
-                    "webhook secret on its page before its flows can run."
-                )
-        self.systems.append(item)
+        for key in required:
+            if entry.get(key) in (None, ""):
+                self.errors.append(f"{where}.{key}: is required.")
+        for key, kind in shape.items():
+            if entry.get(key) not in (None, "") and not kind.fits(entry[key]):
+                self.errors.append(f"{where}.{key}: must be {kind.label}.")
+        return len(self.errors) == before
+
+    def _once(self, where: str, key: Any, seen: set, what: str) -> bool:
+        if key in seen:
+            self.errors.append(f"{where}: {what} appears twice in the document.")
+            return False
+        seen.add(key)
+        return True
 
     def _system_known(self, slug: str) -> bool:
         return slug in self.system_slugs or System.objects.filter(slug=slug).exists()
 
+    def _model_known(self, slug: str, name: str) -> bool:
+        return (slug, name) in self.model_keys or DataModel.objects.filter(
+            system__slug=slug, name=name
+        ).exists()
+
+    def _check_system(self, where: str, entry: Any) -> None:
+        if self._shape(where, entry, SYSTEM_SHAPE, ("slug", "name")):
+            self._once(f"{where}.slug", entry["slug"], self.system_slugs, f"system '{entry['slug']}'")
+
     def _check_model(self, where: str, entry: Any) -> None:
-        if not self._entry(where, entry, MODEL_KEYS, ("system", "name")):
+        if not self._shape(where, entry, MODEL_SHAPE, ("system", "name")):
             return
         slug, name = entry["system"], entry["name"]
         if not self._system_known(slug):
             self.errors.append(f"{where}.system: no system '{slug}' (in this document or in the hub).")
             return
-        if (slug, name) in self.model_fields:
-            self.errors.append(
-                f"{where}.name: model '{name}' of system '{slug}' appears twice in the document."
-            )
-            return
-        existing = DataModel.objects.filter(system__slug=slug, name=name).first()
-        model = existing or DataModel(name=name)
-        before = {
-            key: getattr(model, key) for key in ("resource_path", "id_path", "cursor_field", "description")
-        }
-        for key in before:
-            if key in entry:
-                setattr(model, key, "" if entry[key] is None else entry[key])
-        try:
-            model.full_clean(exclude=["system"], validate_unique=False, validate_constraints=False)
-        except ValidationError as exc:
-            self.errors.extend(_clean_errors(where, exc))
-            return
-        fields = self._check_fields(where, entry.get("fields"))
-        if fields is None:
-            return
-        self.model_fields[(slug, name)] = {f["path"]: f["required"] for f in fields}
-        values = {key: getattr(model, key) for key in before}
-        item = _Item(where, (slug, name), values, existing, extra={"fields": fields})
-        if existing:
-            item.diff = {key: [before[key], values[key]] for key in values if before[key] != values[key]}
-            stored = [
-                _field_entry(f) for f in sorted(existing.fields.all(), key=lambda f: (f.position, f.path))
-            ]
-            if stored != [{k: v for k, v in f.items() if k != "description" or v} for f in fields]:
-                item.diff["fields"] = [f"{len(stored)} fields", _fields_diff(stored, fields)]
-            self._count(item, f"update model '{name}' of system '{slug}'")
-        else:
-            self.report.changes.append(f"create model '{name}' in system '{slug}' with {len(fields)} fields")
-        self.models.append(item)
+        if self._once(f"{where}.name", (slug, name), self.model_keys, f"model '{name}' of system '{slug}'"):
+            paths: set[str] = set()
+            for index, spec in enumerate(entry.get("fields") or []):
+                at = f"{where}.fields[{index}]"
+                if self._shape(at, spec, FIELD_SHAPE, ("path",)):
+                    self._once(f"{at}.path", spec["path"], paths, f"field '{spec['path']}'")
 
-    def _check_fields(self, where: str, fields: Any) -> list[dict] | None:
-        if fields is None:
-            return []
-        if not isinstance(fields, list):
-            self.errors.append(f"{where}.fields: must be a list.")
-            return None
-        clean, seen, ok = [], set(), True
-        for index, spec in enumerate(fields):
-            at = f"{where}.fields[{index}]"
-            if not self._entry(at, spec, FIELD_KEYS, ("path",)):
-                ok = False
-                continue
-            path = spec["path"]
-            try:
-                compile_path(path)
-            except PathError as exc:
-                self.errors.append(f"{at}.path: {exc}")
-                ok = False
-            if path in seen:
-                self.errors.append(f"{at}.path: field '{path}' appears twice.")
-                ok = False
-            seen.add(path)
-            kind = spec.get("type", "string")
-            if kind not in FIELD_TYPES:
-                self.errors.append(
-                    f"{at}.type: unknown type {_shown(kind)} (use one of: {', '.join(FIELD_TYPES)})."
-                )
-                ok = False
-            required = spec.get("required", False)
-            if not isinstance(required, bool):
-                self.errors.append(f"{at}.required: must be true or false.")
-                ok = False
-            description = spec.get("description") or ""
-            if not isinstance(description, str) or len(description) > 300:
-                self.errors.append(f"{at}.description: must be text of at most 300 characters.")
-                ok = False
-            clean.append({"path": path, "type": kind, "required": required, "description": description})
-        return clean if ok else None
-
-    def _model_known(self, slug: str, name: str) -> bool:
-        return (slug, name) in self.model_fields or DataModel.objects.filter(
-            system__slug=slug, name=name
-        ).exists()
-
-    def _required_fields(self, slug: str, name: str) -> list[str]:
-        if (slug, name) in self.model_fields:
-            return [path for path, required in self.model_fields[(slug, name)].items() if required]
-        return list(
-            Field.objects.filter(model__system__slug=slug, model__name=name, required=True).values_list(
-                "path", flat=True
-            )
-        )
-
-    def _check_flow(self, where: str, entry: Any) -> None:
-        required = ("name", "source_system", "source_model", "target_system", "target_model")
-        if not self._entry(where, entry, FLOW_KEYS, required):
+    def _check_flow(self, index: int, entry: Any) -> None:
+        where = f"flows[{index}]"
+        if not self._shape(where, entry, FLOW_SHAPE, ("name", *FLOW_ENDS)):
             return
-        name = entry["name"]
-        if any(item.key == name for item in self.flows):
-            self.errors.append(f"{where}.name: flow '{name}' appears twice in the document.")
+        if not self._once(f"{where}.name", entry["name"], self.flow_names, f"flow '{entry['name']}'"):
             return
-        ends_ok = True
         for end in ("source", "target"):
             slug, model = entry[f"{end}_system"], entry[f"{end}_model"]
             if not self._system_known(slug):
                 self.errors.append(f"{where}.{end}_system: no system '{slug}'.")
-                ends_ok = False
             elif not self._model_known(slug, model):
                 self.errors.append(f"{where}.{end}_model: no model '{model}' in system '{slug}'.")
-                ends_ok = False
-        existing = (
-            Flow.objects.select_related(
-                "source_system", "source_model", "target_system", "target_model", "mapping__current_version"
-            )
-            .filter(name=name)
-            .first()
-        )
-        flow = existing or Flow()
-        start_errors = len(self.errors)
-        if existing and ends_ok:
-            for end in ("source", "target"):
-                now = (getattr(existing, f"{end}_system").slug, getattr(existing, f"{end}_model").name)
-                if now != (entry[f"{end}_system"], entry[f"{end}_model"]):
-                    self.errors.append(
-                        f"{where}.{end}_model: flow '{name}' already reads {now[1]} of '{now[0]}'; a flow's "
-                        "systems and models cannot change. Give it a new name to create a new flow."
-                    )
-        values: dict[str, Any] = {"name": name}
-        values["description"] = entry.get("description") or ""
-        values["event_type"] = str(entry.get("event_type") or "*")
-        values["operation"] = entry.get("operation", Operation.UPSERT)
-        values["trigger"] = entry.get("trigger", Trigger.REALTIME)
-        values["schedule_minutes"] = entry.get("schedule_minutes")
-        values["schedule_cron"] = entry.get("schedule_cron") or ""
-        values["state"] = entry.get("state", FlowState.ACTIVE)
-        if values["operation"] not in Operation.values:
-            self.errors.append(
-                f"{where}.operation: unknown operation {_shown(values['operation'])} "
-                f"(use one of: {', '.join(Operation.values)})."
-            )
-        if values["trigger"] not in Trigger.values:
-            self.errors.append(
-                f"{where}.trigger: must be realtime or scheduled, not {_shown(values['trigger'])}."
-            )
-        if values["state"] not in FlowState.values:
-            self.errors.append(
-                f"{where}.state: must be one of {', '.join(FlowState.values)}, not {_shown(values['state'])}."
-            )
-        if values["trigger"] == Trigger.SCHEDULED:
-            if values["schedule_cron"]:
-                problem = cron_problem(str(values["schedule_cron"]))
-                if problem:
-                    self.errors.append(f"{where}.schedule_cron: {problem}.")
-                values["schedule_minutes"] = None
-            elif (
-                not isinstance(values["schedule_minutes"], int)
-                or isinstance(values["schedule_minutes"], bool)
-                or values["schedule_minutes"] < 1
-            ):
-                self.errors.append(
-                    f"{where}.schedule_minutes: a scheduled flow needs schedule_minutes "
-                    "(a whole number of minutes) or schedule_cron."
-                )
-        else:
-            values["schedule_minutes"], values["schedule_cron"] = None, ""
-        values["filter"] = self._filter(where, entry.get("filter"))
-        settings = entry.get("settings") or {}
-        if not isinstance(settings, dict):
-            self.errors.append(f"{where}.settings: must be a mapping.")
-            settings = {}
-        unknown = [str(key) for key in settings if key not in FLOW_SETTINGS]
-        if unknown:
-            self.errors.append(
-                f"{where}.settings: unknown setting {', '.join(unknown)} "
-                f"(allowed: {', '.join(FLOW_SETTINGS)})."
-            )
-        probe = Flow(**{key: getattr(flow, key) for key in FLOW_SETTINGS})
-        for key in FLOW_SETTINGS:
-            if key in settings:
-                setattr(probe, key, settings[key])
-        probe.name, probe.event_type, probe.description = name, values["event_type"], values["description"]
-        try:
-            probe.full_clean(
-                exclude=[
-                    "source_system",
-                    "source_model",
-                    "target_system",
-                    "target_model",
-                    "mapping",
-                    "operation",
-                    "trigger",
-                    "state",
-                    "filter",
-                    "schedule_minutes",
-                    "schedule_cron",
-                ],
-                validate_unique=False,
-                validate_constraints=False,
-            )
-        except ValidationError as exc:
-            self.errors.extend(_clean_errors(where, exc))
-        for key in (*FLOW_SETTINGS, "name", "event_type", "description"):
-            values[key] = getattr(probe, key)
-        mapping_name, rules = self._mapping(where, entry.get("mapping"), name)
-        if len(self.errors) > start_errors or not ends_ok:
-            return
-        if values["state"] == FlowState.ACTIVE:
-            problems = _mapping_problems(
-                rules,
-                values["operation"],
-                self._required_fields(entry["target_system"], entry["target_model"]),
-            )
-            if problems:
-                self.errors.append(f"{where}.state: the flow cannot be active: {'; '.join(problems)}.")
-                return
-        values.update({key: entry[key] for key in required})
-        item = _Item(where, name, values, existing, extra={"mapping_name": mapping_name, "rules": rules})
-        if existing:
-            current = {
-                key: getattr(existing, key)
-                for key in values
-                if hasattr(existing, key) and key not in required[1:]
-            }
-            item.diff = {key: [current[key], values[key]] for key in current if current[key] != values[key]}
-            if existing.mapping.name != mapping_name:
-                item.diff["mapping.name"] = [existing.mapping.name, mapping_name]
-            if existing.mapping.rules != rules:
-                item.diff["mapping.rules"] = ["(a new mapping version)", f"{len(rules)} rules"]
-            self._count(item, f"update flow '{name}'")
-        else:
-            self.report.changes.append(
-                f"create flow '{name}' ({entry['source_system']}/{entry['source_model']} → "
-                f"{entry['target_system']}/{entry['target_model']}, {values['state']}) with {len(rules)} mapping rules"
-            )
-        self.flows.append(item)
+        self._shape(f"{where}.settings", entry.get("settings") or {}, SETTINGS_SHAPE)
+        self._shape(f"{where}.mapping", entry.get("mapping") or {}, MAPPING_SHAPE)
+        self.filters[index] = self._filter(where, entry.get("filter"))
 
     def _filter(self, where: str, raw: Any) -> dict | None:
-        if raw in (None, "", {}):
+        """A filter in the text syntax becomes its structure; the flow services judge the structure."""
+        if not isinstance(raw, str):
+            return raw or None
+        try:
+            return parse_condition_text(raw) or None
+        except ConditionError as exc:
+            self.errors.append(f"{where}.filter: {exc}.")
             return None
-        if isinstance(raw, str):
-            try:
-                return parse_condition_text(raw) or None
-            except ConditionError as exc:
-                self.errors.append(f"{where}.filter: {exc}.")
-                return None
-        problems = validate_condition(raw)
-        for problem in problems:
-            self.errors.append(f"{where}.filter: {problem}.")
-        return raw
 
-    def _mapping(self, where: str, raw: Any, flow_name: str) -> tuple[str, list]:
-        if raw is None:
-            return flow_name, []
-        if not isinstance(raw, dict):
-            self.errors.append(f"{where}.mapping: must be a mapping with name and rules.")
-            return flow_name, []
-        unknown = [str(key) for key in raw if key not in MAPPING_KEYS]
-        if unknown:
-            self.errors.append(
-                f"{where}.mapping: unknown setting {', '.join(unknown)} (allowed: name, rules)."
-            )
-        name = raw.get("name") or flow_name
-        if not isinstance(name, str) or len(name) > 200:
-            self.errors.append(f"{where}.mapping.name: must be text of at most 200 characters.")
-        rules = raw.get("rules") if raw.get("rules") is not None else []
-        for error in validate_rules(rules):
-            self.errors.append(f"{where}.mapping.rules: {error.message}")
-        return str(name), rules if isinstance(rules, list) else []
+    # ---- applying, through the services -----------------------------------------------------
 
-    def _count(self, item: _Item, label: str) -> None:
-        if item.diff:
-            shown = ", ".join(
-                f"{key} {_shown(before)} → {_shown(after)}"
-                if not key.startswith(("fields", "mapping.rules"))
-                else f"{key}: {after}"
-                for key, (before, after) in item.diff.items()
-            )
-            self.report.changes.append(f"{label}: {shown}")
+    def apply(self) -> None:
+        for index, entry in self._entries("systems"):
+            self._run(f"systems[{index}] '{entry['slug']}'", self._system, entry)
+        for index, entry in self._entries("models"):
+            self._run(f"models[{index}] '{entry['system']}/{entry['name']}'", self._model, entry)
+        for index, entry in self._entries("flows"):
+            self._run(f"flows[{index}] '{entry['name']}'", self._flow, entry, self.filters[index])
+
+    def _run(self, where: str, change: Callable[..., None], *args: Any) -> None:
+        """One entry in its own savepoint: a refusal undoes only that entry's changes, and is reported."""
+        try:
+            with transaction.atomic():
+                change(*args)
+        except ConfigError as exc:
+            self.errors.append(f"{where}: {exc}")
+        except ValidationError as exc:
+            self.errors.append(f"{where}: {validation_message(exc)}")
+
+    def _record(
+        self, change: str, target: Any, before: dict | None = None, after: dict | None = None
+    ) -> None:
+        """Report what the services did to one entry, and audit it as part of this import."""
+        if before is None:
+            diff: dict[str, Any] = {"created": True}
+            self.report.changes.append(change)
         else:
-            self.report.unchanged += 1
+            diff = _diff(before, after or {})
+            if not diff:
+                self.report.unchanged += 1
+                return
+            self.report.changes.append(f"{change}: {_diff_text(diff)}")
+        audit_record(actor=self.actor, verb="import", target=target, diff=diff)
 
-    # ---- applying -------------------------------------------------------------------------
+    def _system(self, entry: dict) -> None:
+        slug = entry["slug"]
+        fields = {key: value for key, value in entry.items() if key not in SECRET_STATUS_KEYS}
+        system = System.objects.filter(slug=slug).first()
+        if system is None:
+            system = system_create(fields=fields, credentials={}, actor=self.actor)
+            self._note_secrets(entry, system)
+            self._record(f"create system '{slug}' ({system.name})", system)
+            return
+        before = _system_entry(system)
+        # system_update audits every call, so it is called only for what differs.
+        changed = {key: value for key, value in fields.items() if getattr(system, key) != value}
+        if changed:
+            system_update(system=system, fields=changed, actor=self.actor)
+        system = System.objects.get(pk=system.pk)
+        self._record(f"update system '{slug}'", system, before, _system_entry(system))
 
-    def apply(self, actor) -> None:
-        for item in self.systems:
-            if item.existing and not item.diff:
-                continue
-            system = item.existing or System()
-            for key, value in item.values.items():
-                setattr(system, key, value)
-            system.save()
-            audit_record(actor=actor, verb="import", target=system, diff=item.diff or {"created": True})
-        for item in self.models:
-            if item.existing and not item.diff:
-                continue
-            slug, name = item.key
-            model = item.existing or DataModel(system=System.objects.get(slug=slug), name=name)
-            for key, value in item.values.items():
-                setattr(model, key, value)
-            model.save()
-            if "fields" in item.diff or not item.existing:
-                _fields_sync(model, item.extra["fields"])
-            audit_record(
-                actor=actor,
-                verb="import",
-                target=model,
-                diff={k: v for k, v in item.diff.items()} if item.existing else {"created": True},
+    def _note_secrets(self, entry: dict, system: System) -> None:
+        wanted = entry.get("credentials")
+        if (
+            AUTH_SECRET_FIELDS.get(system.auth_scheme)
+            or (isinstance(wanted, dict) and SET in wanted.values())
+            or entry.get("webhook_secret") == SET
+        ):
+            self.report.notes.append(
+                f"System '{system.slug}' is new: secrets are never imported, so enter its credentials and "
+                "webhook secret on its page before its flows can run."
             )
-        for item in self.flows:
-            if item.existing and not item.diff:
-                continue
-            self._apply_flow(item, actor)
 
-    def _apply_flow(self, item: _Item, actor) -> None:
-        values = dict(item.values)
-        rules, mapping_name = item.extra["rules"], item.extra["mapping_name"]
-        source = DataModel.objects.get(
-            system__slug=values.pop("source_system"), name=values.pop("source_model")
+    def _model(self, entry: dict) -> None:
+        slug, name = entry["system"], entry["name"]
+        specs = [_field_spec(spec) for spec in entry.get("fields") or []]
+        model = DataModel.objects.select_related("system").filter(system__slug=slug, name=name).first()
+        if model is None:
+            system = System.objects.filter(slug=slug).first()
+            if system is None:
+                return  # the system's own entry was refused, and the report says why
+            settings = {key: DataModel._meta.get_field(key).get_default() for key in MODEL_SETTINGS}
+            model = data_model_create(
+                system=system, name=name, fields=specs, sample=None, actor=self.actor,
+                **{**settings, **_given(entry, MODEL_SETTINGS)},
+            )  # fmt: skip
+            self._record(f"create model '{name}' in system '{slug}' with {len(specs)} fields", model)
+            return
+        before = _model_entry(model)
+        data_model_update(model=model, actor=self.actor, **_given(entry, MODEL_SETTINGS))
+        if entry.get("fields") is not None:
+            self._fields_set(model, specs)
+        model = DataModel.objects.select_related("system").get(pk=model.pk)
+        self._record(f"update model '{name}' of system '{slug}'", model, before, _model_entry(model))
+
+    def _fields_set(self, model: DataModel, specs: list[FieldSpec]) -> None:
+        """Make the model's fields the document's, in its order."""
+        stored = {f.path: f for f in model.fields.all()}
+        wanted = {spec.path for spec in specs}
+        for path, stored_field in stored.items():
+            if path not in wanted:
+                field_remove(field=stored_field, actor=self.actor)
+        for spec in specs:
+            given = {"type": spec.type, "required": spec.required, "description": spec.description}
+            if spec.path in stored:
+                field_update(field=stored[spec.path], actor=self.actor, **given)
+            else:
+                field_add(model=model, path=spec.path, actor=self.actor, **given)
+        field_order_set(model=model, paths=[spec.path for spec in specs], actor=self.actor)
+
+    def _flow(self, entry: dict, condition: dict | None) -> None:
+        ends = _flow_ends(entry)
+        if ends is None:
+            return  # the entry of one of its models was refused, and the report says why
+        name, mapping = entry["name"], entry.get("mapping") or {}
+        flow = Flow.objects.select_related(*FLOW_RELATED).filter(name=name).first()
+        before = _flat(_flow_entry(flow)) if flow else None
+        flow = self._flow_settle(flow, entry, ends, condition, mapping.get("name") or "")
+        rules = mapping.get("rules")
+        if rules is not None and rules != flow.mapping.rules:
+            mapping_version_save(mapping=flow.mapping, rules=rules, actor=self.actor, comment=IMPORT_COMMENT)
+        state = entry.get("state") or FlowState.ACTIVE
+        flow_state_set(flow=flow, state=state, actor=self.actor, reason="paused by a specification import")
+        flow = Flow.objects.select_related(*FLOW_RELATED).get(pk=flow.pk)
+        if before is not None:
+            self._record(f"update flow '{name}'", flow, before, _flat(_flow_entry(flow)))
+            return
+        self._record(
+            f"create flow '{name}' ({entry['source_system']}/{entry['source_model']} → "
+            f"{entry['target_system']}/{entry['target_model']}, {flow.state}) "
+            f"with {len(flow.mapping.rules)} mapping rules",
+            flow,
         )
-        target = DataModel.objects.get(
-            system__slug=values.pop("target_system"), name=values.pop("target_model")
-        )
-        flow = item.existing
+
+    def _flow_settle(
+        self, flow: Flow | None, entry: dict, ends: tuple, condition: dict | None, mapping_name: str
+    ) -> Flow:
+        """Create the flow, or bring its settings and mapping name in line with the entry."""
+        source, target = ends
+        settings = {
+            "description": entry.get("description") or "",
+            "event_type": entry.get("event_type") or "*",
+            "operation": entry.get("operation") or Operation.UPSERT,
+            "trigger": entry.get("trigger") or Trigger.REALTIME,
+            "schedule_minutes": entry.get("schedule_minutes"),
+            "schedule_cron": entry.get("schedule_cron") or "",
+            "filter": condition,
+        }
+        tuning = entry.get("settings") or {}
         if flow is None:
-            mapping = Mapping.objects.create(name=mapping_name, source_model=source, target_model=target)
-            if rules:
-                mapping_version_save(
-                    mapping=mapping, rules=rules, actor=actor, comment="specification import"
-                )
-            flow = Flow(
-                source_system=source.system,
-                source_model=source,
-                target_system=target.system,
-                target_model=target,
-                mapping=mapping,
-            )
+            return flow_create(
+                actor=self.actor, name=entry["name"], source_model=source, target_model=target,
+                mapping_name=mapping_name, tuning=tuning, **settings,
+            )  # fmt: skip
+        moved = {
+            key: model for key, model in (("source_model", source), ("target_model", target))
+            if getattr(flow, f"{key}_id") != model.pk
+        }  # fmt: skip
+        flow_update(flow=flow, actor=self.actor, **settings, **tuning, **moved)
+        if mapping_name:
+            mapping_rename(mapping=flow.mapping, name=mapping_name, actor=self.actor)
+        return flow
+
+
+def _given(entry: dict, keys: tuple[str, ...]) -> dict[str, str]:
+    """The entry's values for these text keys, an empty value standing for ""."""
+    return {key: entry[key] or "" for key in keys if key in entry}
+
+
+def _field_spec(spec: dict) -> FieldSpec:
+    return FieldSpec(
+        path=spec["path"],
+        type=spec.get("type") or "string",
+        required=bool(spec.get("required")),
+        description=spec.get("description") or "",
+    )
+
+
+def _flow_ends(entry: dict) -> tuple[DataModel, DataModel] | None:
+    source, target = (
+        DataModel.objects.select_related("system")
+        .filter(system__slug=entry[f"{end}_system"], name=entry[f"{end}_model"])
+        .first()
+        for end in ("source", "target")
+    )
+    return (source, target) if source and target else None
+
+
+def _flat(entry: dict) -> dict[str, Any]:
+    """A flow's document entry with its settings and mapping as top-level keys, for diffs."""
+    flat = {key: value for key, value in entry.items() if key not in ("settings", "mapping")}
+    flat.update(entry["settings"])
+    flat.update({f"mapping.{key}": value for key, value in entry["mapping"].items()})
+    return flat
+
+
+SUMMED_UP = ("fields", "mapping.rules")  # diffs too long to show whole
+
+
+def _diff(before: dict, after: dict) -> dict[str, list]:
+    diff = {}
+    for key in {**before, **after}:
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if key == "fields":
+            diff[key] = [f"{len(old)} fields", _fields_diff(old, new)]
+        elif key == "mapping.rules":
+            diff[key] = ["(a new mapping version)", f"{len(new)} rules"]
         else:
-            mapping = flow.mapping
-            if mapping.name != mapping_name:
-                mapping.name = mapping_name
-                mapping.save(update_fields=["name"])
-            if mapping.rules != rules:
-                mapping_version_save(
-                    mapping=mapping, rules=rules, actor=actor, comment="specification import"
-                )
-        if values["state"] == FlowState.PAUSED and flow.state != FlowState.PAUSED:
-            flow.paused_reason = "paused by a specification import"
-        elif values["state"] != FlowState.PAUSED:
-            flow.paused_reason = ""
-        for key, value in values.items():
-            setattr(flow, key, value)
-        flow.save()
-        audit_record(
-            actor=actor, verb="import", target=flow, diff=item.diff if item.existing else {"created": True}
-        )
+            diff[key] = [old, new]
+    return diff
 
 
-def _fields_diff(stored: list[dict], wanted: list[dict]) -> str:
-    before = {f["path"]: f for f in stored}
-    after = {f["path"]: {k: v for k, v in f.items() if k != "description" or v} for f in wanted}
-    added = [path for path in after if path not in before]
-    removed = [path for path in before if path not in after]
-    changed = [path for path in after if path in before and before[path] != after[path]]
-    parts = []
-    for label, paths in (("added", added), ("removed", removed), ("changed", changed)):
-        if paths:
-            parts.append(f"{label} {', '.join(paths)}")
-    return "; ".join(parts) or "reordered"
+def _diff_text(diff: dict[str, list]) -> str:
+    return ", ".join(
+        f"{key}: {after}" if key in SUMMED_UP else f"{key} {_shown(before)} → {_shown(after)}"
+        for key, (before, after) in diff.items()
+    )
 
 
-def _fields_sync(model: DataModel, wanted: list[dict]) -> None:
-    """Make the model's fields exactly the document's, in its order."""
-    stored = {f.path: f for f in model.fields.all()}
-    keep = {spec["path"] for spec in wanted}
-    model.fields.exclude(path__in=keep).delete()
-    for position, spec in enumerate(wanted):
-        current = stored.get(spec["path"]) or Field(model=model, path=spec["path"])
-        current.type, current.required = spec["type"], spec["required"]
-        current.description, current.position = spec["description"], position
-        current.save()
-
-
-def _mapping_problems(rules: list, operation: str, required: list[str]) -> list[str]:
-    """The same checks as hub.services.config.flow_problems, on rules that are not saved yet."""
-    if not rules:
-        return [] if operation == Operation.DELETE else ["its mapping has no rules"]
-    problems = [error.message for error in validate_rules(rules)]
-    mapped = {rule.get("target") for rule in rules if isinstance(rule, dict)}
-    # A required list or object counts as mapped when a rule writes inside it ("lines[].sku").
-    missing = [
-        path
-        for path in required
-        if path not in mapped
-        and "[]" not in path
-        and not any(t and t.startswith((path + ".", path + "[")) for t in mapped)
-    ]
-    if missing and operation in (Operation.CREATE, Operation.UPSERT):
-        problems.append("required target fields are not mapped: " + ", ".join(missing))
-    return problems
+def _fields_diff(before: list[dict], after: list[dict]) -> str:
+    old = {f["path"]: f for f in before}
+    new = {f["path"]: f for f in after}
+    parts = (
+        ("added", [path for path in new if path not in old]),
+        ("removed", [path for path in old if path not in new]),
+        ("changed", [path for path in new if path in old and old[path] != new[path]]),
+    )
+    return "; ".join(f"{label} {', '.join(paths)}" for label, paths in parts if paths) or "reordered"

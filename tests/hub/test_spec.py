@@ -6,12 +6,18 @@ from functools import partial
 
 import pytest
 import yaml
+from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import transaction
 from django.urls import reverse
 
 from connectors.models import AuthScheme, System
 from hub.models import AuditEntry, Flow, FlowState, Trigger
+from hub.pipeline.dispatch import kick_workers
+from hub.services.errors import ConfigError
+from hub.services.flows import flow_create, flow_enable
+from hub.services.mappings import mapping_version_save
 from hub.services.specification import spec_export, spec_import
 from mappings.models import DataModel, Mapping
 from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
@@ -159,6 +165,7 @@ def test_it_updates_by_natural_keys_with_an_audit_trail(personas):
     doc["systems"][0]["base_url"] = "https://crm.example.com"
     doc["models"][0]["fields"].append({"path": "owner", "type": "string", "required": False})
     doc["flows"][1]["event_type"] = "deal.closed"
+    seen = set(AuditEntry.objects.values_list("pk", flat=True))
     report = spec_import(text=yaml.safe_dump(doc), actor=personas["admin"])
     assert report.applied
     assert System.objects.get(slug="crm").base_url == "https://crm.example.com"
@@ -168,6 +175,13 @@ def test_it_updates_by_natural_keys_with_an_audit_trail(personas):
     audited = set(AuditEntry.objects.filter(verb="import").values_list("target_type", "target_label"))
     assert audited == {("system", "CRM"), ("datamodel", "CRM · Deal"), ("flow", "Won deals reduce stock")}
     assert AuditEntry.objects.filter(verb="import").first().actor == personas["admin"]
+    # Each change went through its service, which audited it with its own verb.
+    by_services = AuditEntry.objects.exclude(verb="import").exclude(pk__in=seen)
+    assert set(by_services.values_list("target_type", "verb")) == {
+        ("system", "update"),
+        ("datamodel", "add_field"),
+        ("flow", "update"),
+    }
 
 
 def test_it_makes_a_new_mapping_version_only_when_rules_change():
@@ -197,23 +211,39 @@ def broken(doc: dict, change) -> str:
      "flows[1].target_model: no model 'Invoice' in system 'inventory'."),
     (lambda d: d["flows"][0].update(source_system="erp"), "flows[0].source_system: no system 'erp'."),
     (lambda d: d["flows"][0].update(schedule_cron="0 25 * * *"),
-     "flows[0].schedule_cron: \"0 25 * * *\" is not a valid schedule"),
+     "flows[0] 'Nightly sweep': \"0 25 * * *\" is not a valid schedule"),
     (lambda d: d["flows"][1].update(filter="stage = won and (amount > 1"), "flows[1].filter: a \"(\" is never closed."),
-    (lambda d: d["flows"][1].update(operation="merge"), "flows[1].operation: unknown operation 'merge'"),
+    (lambda d: d["flows"][1].update(operation="merge"),
+     "flows[1] 'Won deals reduce stock': unknown operation \"merge\""),
     (lambda d: d["flows"][1]["mapping"]["rules"].append({"target": "reason", "constant": "x"}),
-     "flows[1].mapping.rules: Rule 4 (reason): rule 2 already writes this field"),
+     "flows[1] 'Won deals reduce stock': Rule 4 (reason): rule 2 already writes this field"),
     (lambda d: d["flows"][1]["mapping"].update(rules=[{"target": "reason", "constant": "x"}]),
-     "flows[1].state: the flow cannot be active: required target fields are not mapped: reference, lines."),
+     "flows[1] 'Won deals reduce stock': This flow cannot stay active: "
+     "required target fields are not mapped: reference, lines."),
     (lambda d: d["models"][0]["fields"].append({"path": "x", "type": "text"}),
-     "models[0].fields[6].type: unknown type 'text'"),
-    (lambda d: d["systems"][0].update(base_url="not a url"), "systems[0].base_url: Enter a valid URL."),
+     "models[0] 'crm/Deal': \"x\": unknown type \"text\""),
+    (lambda d: d["systems"][0].update(base_url="not a url"), "systems[0] 'crm': base_url: Enter a valid URL."),
     (lambda d: d["systems"][1].update(slug="crm"), "systems[1].slug: system 'crm' appears twice in the document."),
     (lambda d: d["systems"][0].update(colour="blue"), "systems[0]: unknown setting colour"),
     (lambda d: d["flows"].append({"name": "Won deals reduce stock", "source_system": "crm", "source_model": "Deal",
                                   "target_system": "inventory", "target_model": "Adjustment"}),
      "flows[2].name: flow 'Won deals reduce stock' appears twice in the document."),
-    (lambda d: d["flows"][1]["settings"].update(max_attempts="many"), "flows[1].max_attempts:"),
+    (lambda d: d["flows"][1]["settings"].update(max_attempts="many"),
+     "flows[1].settings.max_attempts: must be a whole number."),
     (lambda d: d.update(alert_rules=[{"name": "x"}]), "alert_rules: alert rules cannot be imported yet"),
+    # The rest are refused by the configuration services, in their words.
+    (lambda d: d["flows"][1].update(trigger="hourly"), "flows[1] 'Won deals reduce stock': unknown trigger \"hourly\""),
+    (lambda d: d["flows"][1]["settings"].update(max_attempts=-1),
+     "flows[1] 'Won deals reduce stock': max_attempts: Ensure this value is greater than or equal to 0."),
+    (lambda d: d["flows"][1].update(filter={"path": "stage", "op": "near", "value": 1}),
+     "flows[1] 'Won deals reduce stock': the filter is not valid:"),
+    (lambda d: d["flows"][1].update(target_system="crm", target_model="Deal"),
+     "flows[1] 'Won deals reduce stock': a flow's systems and data models cannot change"),
+    (lambda d: d["flows"][1].update(state="draft"),
+     "flows[1] 'Won deals reduce stock': a flow that has been enabled cannot go back to draft"),
+    (lambda d: d["models"][1].update(id_path=""), "models[1] 'inventory/Adjustment': id_path: This field cannot be blank."),
+    (lambda d: d["models"].append({"system": "crm", "name": "Invoice"}),
+     "models[2] 'crm/Invoice': a data model needs at least one field"),
 ])  # fmt: skip
 def test_it_reports_precise_errors_and_applies_nothing(change, error):
     configuration()
@@ -361,3 +391,142 @@ def test_it_answers_any_odd_value_with_a_report_not_a_crash():
         for section in ("systems", "models", "flows", "alert_rules", "format"):
             spec_import(text=dump({**original, section: value}), actor=None, dry_run=True)
         spec_import(text=dump(value), actor=None, dry_run=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# One write path: the import makes its changes through the configuration services
+# --------------------------------------------------------------------------------------------------
+
+BIG_DEALS = {
+    "name": "Big deals", "source_system": "crm", "source_model": "Deal", "event_type": "deal.won",
+    "target_system": "inventory", "target_model": "Adjustment", "operation": "create", "state": "active",
+    "mapping": {"rules": RULES},
+}  # fmt: skip
+
+
+def with_flow(flow: dict) -> str:
+    doc = yaml.safe_load(spec_export())
+    doc["flows"].append(copy.deepcopy(flow))  # no shared objects: the YAML would hold aliases
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def test_it_enables_an_imported_flow_as_the_enable_button_does(personas, django_capture_on_commit_callbacks):
+    parts = configuration()
+    admin = personas["admin"]
+    by_hand = flow_create(
+        actor=admin, name="By hand", source_model=parts["deal"], target_model=parts["adjustment"]
+    )
+    mapping_version_save(mapping=by_hand.mapping, rules=RULES, actor=admin)
+    flow_enable(flow=by_hand, actor=admin)  # what the flow page's Enable button calls
+    with django_capture_on_commit_callbacks() as callbacks:
+        report = spec_import(text=with_flow(BIG_DEALS), actor=admin)
+    assert report.applied, report.errors
+    assert kick_workers in callbacks  # a worker wakes once the import commits
+    imported = Flow.objects.get(name="Big deals")
+    assert imported.state == FlowState.ACTIVE
+
+    def enabling(flow: Flow) -> list:
+        entries = AuditEntry.objects.filter(target_type="flow", target_id=str(flow.pk)).exclude(verb="import")
+        return list(entries.order_by("pk").values_list("actor", "verb", "diff"))
+
+    assert [verb for _, verb, _ in enabling(imported)] == ["create", "enable"]
+    assert (
+        enabling(imported)[-1]
+        == enabling(by_hand)[-1]
+        == (admin.pk, "enable", {"state": ["draft", "active"]})
+    )
+
+
+def test_it_pauses_an_imported_flow_as_the_pause_button_does(personas):
+    configuration()
+    doc = yaml.safe_load(spec_export())
+    doc["flows"][1]["state"] = "paused"
+    report = spec_import(text=yaml.safe_dump(doc), actor=personas["admin"])
+    assert report.changes == ["update flow 'Won deals reduce stock': state 'active' → 'paused'"]
+    flow = Flow.objects.get(name="Won deals reduce stock")
+    assert flow.paused_reason == "paused by a specification import"
+    assert AuditEntry.objects.filter(target_type="flow", target_id=str(flow.pk), verb="pause").exists()
+
+
+def refusal(calls) -> str:
+    """What the flow services say when they are asked for the same flow by hand (then undone)."""
+    with pytest.raises(ConfigError) as refused, transaction.atomic():
+        calls()
+    return str(refused.value)
+
+
+@pytest.mark.parametrize("change", [
+    {"mapping": {"rules": [{"target": "reason", "constant": "x"}]}},  # refused by enable
+    {"trigger": "scheduled", "schedule_cron": "0 2 * *"},  # refused by create
+])  # fmt: skip
+def test_it_refuses_an_invalid_new_flow_in_the_words_of_the_flow_services(change):
+    parts = configuration()
+    flow = {**BIG_DEALS, **change}
+
+    def by_hand() -> None:
+        created = flow_create(
+            actor=None, name=flow["name"], source_model=parts["deal"], target_model=parts["adjustment"],
+            event_type=flow["event_type"], operation=flow["operation"], trigger=flow.get("trigger", "realtime"),
+            schedule_cron=flow.get("schedule_cron", ""),
+        )  # fmt: skip
+        mapping_version_save(mapping=created.mapping, rules=flow["mapping"]["rules"], actor=None)
+        flow_enable(flow=created, actor=None)
+
+    said = refusal(by_hand)
+    report = spec_import(text=with_flow(flow), actor=None)
+    assert report.errors == [f"flows[2] 'Big deals': {said}"]
+    assert not report.applied and not Flow.objects.filter(name="Big deals").exists()
+
+
+def row_counts() -> dict[str, int]:
+    return {model._meta.label: model.objects.count() for model in apps.get_models()}
+
+
+def test_a_dry_run_changes_no_row_and_plans_what_the_real_run_does(
+    personas, django_capture_on_commit_callbacks
+):
+    configuration()
+    doc = yaml.safe_load(spec_export())
+    doc["systems"][0]["base_url"] = "https://crm.example.com"
+    doc["systems"].append({"slug": "hr", "name": "HR", "kind": "hr", "auth_scheme": "bearer"})
+    doc["models"].append({"system": "hr", "name": "Person", "fields": [{"path": "id", "required": True}]})
+    doc["models"][0]["fields"].reverse()
+    doc["flows"][0]["state"] = "active"  # resume the paused sweep
+    doc["flows"][1]["mapping"]["rules"] = [*copy.deepcopy(RULES[:2]), {"target": "lines", "constant": []}]
+    doc["flows"].append(copy.deepcopy(BIG_DEALS))
+    text = yaml.safe_dump(doc, sort_keys=False)
+    before = row_counts()
+    with django_capture_on_commit_callbacks() as callbacks:
+        dry = spec_import(text=text, actor=personas["admin"], dry_run=True)
+    assert dry.ok and not dry.applied, dry.errors
+    assert row_counts() == before  # not one row written, not even an audit entry
+    assert callbacks == []  # and no worker woken
+    assert dry.changes == [
+        "update system 'crm': base_url 'http://127.0.0.1:9' → 'https://crm.example.com'",
+        "create system 'hr' (HR)",
+        "update model 'Deal' of system 'crm': fields: reordered",
+        "create model 'Person' in system 'hr' with 1 fields",
+        "update flow 'Nightly sweep': state 'paused' → 'active'",
+        "update flow 'Won deals reduce stock': mapping.rules: 3 rules",
+        "create flow 'Big deals' (crm/Deal → inventory/Adjustment, active) with 3 mapping rules",
+    ]
+    assert dry.unchanged == 2
+    real = spec_import(text=text, actor=personas["admin"])
+    assert real.applied
+    assert (real.changes, real.notes, real.unchanged) == (dry.changes, dry.notes, dry.unchanged)
+    assert row_counts() != before
+    assert spec_import(text=text, actor=None, dry_run=True).changes == []  # the hub now matches it
+
+
+def test_a_dry_run_refuses_what_the_real_run_refuses():
+    configuration()
+    text = with_flow({**BIG_DEALS, "mapping": {"rules": []}})
+    before = row_counts()
+    dry = spec_import(text=text, actor=None, dry_run=True)
+    real = spec_import(text=text, actor=None)
+    assert (
+        dry.errors
+        == real.errors
+        == ["flows[2] 'Big deals': This flow cannot be enabled yet: its mapping has no rules."]
+    )
+    assert row_counts() == before

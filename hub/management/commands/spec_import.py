@@ -1,4 +1,5 @@
-"""Bring the hub in line with a data-flow specification document (validated first; never deletes)."""
+"""Bring the hub in line with a data-flow specification document, through the same services as the
+pages (all or nothing; --dry-run makes the same calls and rolls them back; never deletes)."""
 
 from pathlib import Path
 from types import SimpleNamespace
