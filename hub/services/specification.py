@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from common import strictjson
 from connectors.models import AUTH_SECRET_FIELDS, System
 from hub.models import Flow, FlowState, Operation, Trigger
 from hub.services.audit import audit_record
@@ -329,6 +330,11 @@ def _read(text: str, report: SpecReport) -> dict | None:
         return None
     if not isinstance(doc, dict):
         report.errors.append("The document must be a YAML mapping with systems, models and flows.")
+        return None
+    try:
+        strictjson.check_value(doc)
+    except strictjson.JSONInputError as exc:
+        report.errors.append(f"The document holds a value that cannot be stored: {exc.message}.")
         return None
     return doc
 

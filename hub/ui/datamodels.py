@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.db.models import Count, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -41,14 +41,6 @@ FIELD_ROWS = "fields"
 BLANK_ROW = {"path": "", "type": "string", "required": False, "description": ""}
 
 
-def url_or_none(name: str, *args) -> str | None:
-    """The URL of a page another part of the UI may not have built yet."""
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return None
-
-
 # --------------------------------------------------------------------------------------------------
 # The list
 # --------------------------------------------------------------------------------------------------
@@ -63,11 +55,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
         .annotate(flow_count=Count("flows"))
         .order_by("name")
     )
-    return render(
-        request,
-        "mappings/models.html",
-        {"systems": systems, "mappings": mappings, "add_system_url": url_or_none("connectors-add")},
-    )
+    return render(request, "mappings/models.html", {"systems": systems, "mappings": mappings})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -187,7 +175,6 @@ def _save_new_model(request: HttpRequest, context: dict, rows: list[dict]) -> Ht
 def _render_add(request: HttpRequest, context: dict) -> HttpResponse:
     context.setdefault("rows", FieldRows(prefix=FIELD_ROWS, initial=[]))
     context["has_systems"] = System.objects.exists()
-    context["add_system_url"] = url_or_none("connectors-add")
     # A form with errors is answered 200: it is the page to show, and htmx swaps only 2xx answers.
     template = "mappings/model_add.html#model-form" if request.htmx else "mappings/model_add.html"
     return render(request, template, context)
@@ -209,11 +196,7 @@ def _detail_context(model: DataModel, **extra) -> dict:
         "fields": list(model.fields.all()),
         "type_choices": TYPE_CHOICES,
         "flows": [
-            {
-                "flow": flow,
-                "url": url_or_none("flows-detail", flow.pk),
-                "role": "reads" if flow.source_model_id == model.pk else "writes",
-            }
+            {"flow": flow, "role": "reads" if flow.source_model_id == model.pk else "writes"}
             for flow in flows
         ],
         "mappings": mappings,

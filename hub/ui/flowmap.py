@@ -16,7 +16,7 @@ from hub.access import readers
 from hub.models import Flow, Trigger
 from hub.selectors.health import HEALTH_LABELS, flows_health
 from hub.services.flows import schedule_short
-from hub.ui.flows import consistency, url_or_none
+from hub.ui.flows import consistency
 
 REFRESH_SECONDS = 15
 
@@ -27,11 +27,6 @@ def edge_label(flow: Flow) -> str:
     if flow.event_type in ("", "*"):
         return frequency if flow.trigger == Trigger.SCHEDULED else f"any event · {frequency}"
     return f"{flow.event_type} · {frequency}"
-
-
-def system_page(system: System) -> str | None:
-    """The system's page, once the systems pages exist (by id, or by slug)."""
-    return url_or_none("connectors-detail", system.pk) or url_or_none("connectors-detail", system.slug)
 
 
 def map_data() -> dict[str, Any]:
@@ -47,7 +42,7 @@ def map_data() -> dict[str, Any]:
             "label": system.name,
             "kind": system.get_kind_display(),
             "slug": system.slug,
-            "url": system_page(system),
+            "url": reverse("connectors-detail", args=[system.pk]),
         }
         for system in systems
     ]
@@ -85,7 +80,7 @@ def flow_map(request: HttpRequest) -> HttpResponse:
     data = map_data()
     return render(request, "hub/map.html", {
         "data": data, "edge_count": len(data["edges"]), "node_count": len(data["nodes"]),
-        "legend": data["legend"], "flows_by_name": data["edges"], "systems_add_url": url_or_none("connectors-add"),
+        "legend": data["legend"], "flows_by_name": data["edges"],
     })  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -52,14 +52,6 @@ from mappings.models import DataModel
 WIZARD_KEY = "flow_wizard"
 RECENT_DELIVERIES = 25
 FLOW_RELATED = ("source_system", "source_model", "target_system", "target_model", "mapping__current_version")
-
-
-def url_or_none(name: str, *args: Any) -> str | None:
-    """Pages built by other parts of the hub, linked only once they exist."""
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:
-        return None
 
 
 def _back(request: HttpRequest, flow: Flow) -> HttpResponse:
@@ -111,7 +103,6 @@ def flow_list(request: HttpRequest) -> HttpResponse:
     )
     return render(request, template or "hub/flows_list.html", {
         "rows": rows, "total": sum(counts.values()), "chips": chips, "shown": shown,
-        "systems_url": url_or_none("connectors-list"), "systems_add_url": url_or_none("connectors-add"),
     })  # fmt: skip
 
 
@@ -129,7 +120,8 @@ STEPS = [
 
 
 def _step_form(number: int, state: dict, data: Any = None) -> Any:
-    """The form of wizard step `number` (1-based), bound to `data` or to what the session holds."""
+    """The form of wizard step `number` (1-based), bound to `data` or to what the session holds;
+    unbound, it starts from what the wizard was opened with (the system a system's page chose)."""
     form_class = STEPS[number - 1][1]
     stored = state.get(str(number))
     kwargs: dict[str, Any] = {}
@@ -139,6 +131,8 @@ def _step_form(number: int, state: dict, data: Any = None) -> Any:
         return form_class(data, **kwargs)
     if stored is not None:
         return form_class(stored, **kwargs)
+    if number == 1 and state.get("prefill"):
+        return form_class(initial=state["prefill"], **kwargs)
     return form_class(**kwargs)
 
 
@@ -182,17 +176,24 @@ def _event_suggestions(system_id: int | None) -> list[str]:
     return seen
 
 
+def _filter_echo(text: str, model: DataModel | None) -> dict[str, Any]:
+    """What the filter echo shows for `text`: the condition in words, or why it cannot be read."""
+    cond, error = filter_parse(text)
+    return {
+        "text": text.strip(),
+        "error": error,
+        "described": describe_condition(cond) if cond else "",
+        "unknown": unknown_filter_fields(cond, model),
+        "model": model,
+    }
+
+
 def _live_partial(request: HttpRequest, source_model: DataModel | None) -> HttpResponse | None:
     """The small regions that follow the admin's typing: the filter echo and the schedule preview."""
     partial = request.GET.get("partial")
     if partial == "filter-echo":
-        text = request.GET.get("filter_text", "")
-        cond, error = filter_parse(text)
-        return render(request, "hub/_flow_filter_echo.html", {
-            "text": text.strip(), "error": error, "described": describe_condition(cond) if cond else "",
-            "unknown": unknown_filter_fields(cond, source_model),
-            "model": source_model,
-        })  # fmt: skip
+        echo = _filter_echo(request.GET.get("filter_text", ""), source_model)
+        return render(request, "hub/_flow_filter_echo.html", echo)
     if partial == "schedule-preview":
         form = TimingFields(_timing_only(request.GET), source_model=None)
         runs, error = [], ""
@@ -247,86 +248,106 @@ def _webhook_url(system) -> str:
 def flow_add(request: HttpRequest) -> HttpResponse:
     state: dict = request.session.get(WIZARD_KEY) or {}
     if request.htmx and request.method == "GET":
-        partial = request.GET.get("partial", "")
-        if partial in ("source-options", "target-options"):
-            number = 1 if partial == "source-options" else 2
-            form = STEPS[number - 1][1](initial={**request.GET.dict()})
-            return render(request, f"hub/flows_wizard.html#{partial}", {
-                "form": form, "suggestions": _event_suggestions(form.chosen_system_id()),
-                "models_url": url_or_none("mappings-models"),
-            })  # fmt: skip
-        live = _live_partial(request, _source_model(state))
-        if live is not None:
-            return live
+        partial = _wizard_partial(request, state)
+        if partial is not None:
+            return partial
     if request.method == "GET" and "step" not in request.GET:
-        state = {}
-        request.session[WIZARD_KEY] = state
-        if request.GET.get("source_system", "").isdigit():
-            state["prefill"] = {"source_system": request.GET["source_system"]}
-    try:
-        step = min(max(int(request.GET.get("step", 1)), 1), len(STEPS))
-    except ValueError:
-        step = 1
+        state = _wizard_start(request)
+    step = _requested_step(request)
     done = _valid_steps(state)
     if step > len(done) + 1:
-        return redirect(f"{reverse('flows-add')}?step={len(done) + 1}")
-
+        return _to_step(len(done) + 1)
     if request.method == "POST":
         form = _step_form(step, state, data=request.POST)
         if form.is_valid():
-            state[str(step)] = {name: request.POST.get(name, "") for name in form.fields}
-            request.session[WIZARD_KEY] = state
-            request.session.modified = True
-            if step < len(STEPS):
-                return redirect(f"{reverse('flows-add')}?step={step + 1}")
-            done = _valid_steps(state)
-            if len(done) < len(STEPS):
-                messages.error(request, "Something changed on an earlier step; please check it again.")
-                return redirect(f"{reverse('flows-add')}?step={len(done) + 1}")
-            return _wizard_finish(request, done)
+            return _wizard_advance(request, state, step, form)
     else:
         form = _step_form(step, state)
-        if step == 1 and not state.get("1") and state.get("prefill"):
-            form = SourceStepForm(initial=state["prefill"])
     return render(request, "hub/flows_wizard.html", _wizard_context(step, form, done, state))
 
 
+def _to_step(number: int) -> HttpResponse:
+    return redirect(f"{reverse('flows-add')}?step={number}")
+
+
+def _requested_step(request: HttpRequest) -> int:
+    try:
+        return min(max(int(request.GET.get("step", 1)), 1), len(STEPS))
+    except ValueError:
+        return 1
+
+
+def _wizard_start(request: HttpRequest) -> dict:
+    """A fresh wizard; opened from a system's page, it starts from that system."""
+    state: dict = {}
+    if request.GET.get("source_system", "").isdigit():
+        state["prefill"] = {"source_system": request.GET["source_system"]}
+    request.session[WIZARD_KEY] = state
+    return state
+
+
+def _wizard_partial(request: HttpRequest, state: dict) -> HttpResponse | None:
+    """The regions that follow the admin's choices: a system's models, the filter echo, the schedule."""
+    partial = request.GET.get("partial", "")
+    if partial in ("source-options", "target-options"):
+        form_class = SourceStepForm if partial == "source-options" else TargetStepForm
+        form = form_class(initial={**request.GET.dict()})
+        return render(request, f"hub/flows_wizard.html#{partial}", {
+            "form": form, "suggestions": _event_suggestions(form.chosen_system_id()),
+        })  # fmt: skip
+    return _live_partial(request, _source_model(state))
+
+
+def _wizard_advance(request: HttpRequest, state: dict, step: int, form: Any) -> HttpResponse:
+    """Keep a valid step in the session, then go on to the next step, or create the flow after the last."""
+    state[str(step)] = {name: request.POST.get(name, "") for name in form.fields}
+    request.session[WIZARD_KEY] = state
+    request.session.modified = True
+    if step < len(STEPS):
+        return _to_step(step + 1)
+    done = _valid_steps(state)
+    if len(done) < len(STEPS):
+        messages.error(request, "Something changed on an earlier step; please check it again.")
+        return _to_step(len(done) + 1)
+    return _wizard_finish(request, done)
+
+
 def _wizard_context(step: int, form: Any, done: list, state: dict) -> dict[str, Any]:
-    context: dict[str, Any] = {
+    return {
         "step": step,
         "steps": [(number, label, number <= len(done)) for number, (label, _) in enumerate(STEPS, start=1)],
         "form": form,
         "previous": step - 1 if step > 1 else None,
-        "models_url": url_or_none("mappings-models"),
-        "systems_add_url": url_or_none("connectors-add"),
+        "live_url": reverse("flows-add"),
+        **_step_context(step, form, done, _source_model(state)),
     }
+
+
+def _step_context(step: int, form: Any, done: list, source_model: DataModel | None) -> dict[str, Any]:
+    """What one step of the wizard shows besides its form."""
     if step in (1, 2):
-        context["suggestions"] = _event_suggestions(form.chosen_system_id()) if step == 1 else []
-        context["no_systems"] = not form.fields[f"{form.end}_system"].queryset.exists()
-    source_model = _source_model(state)
-    context["source_model"] = source_model
-    context["live_url"] = reverse("flows-add")
+        return {
+            "suggestions": _event_suggestions(form.chosen_system_id()) if step == 1 else [],
+            "no_systems": not form.fields[f"{form.end}_system"].queryset.exists(),
+        }
     if step == 3:
-        context["preview"] = schedule_preview(form)
-        if source_model is not None:
-            context["webhook_url"] = _webhook_url(source_model.system)
-            context["source_system_name"] = source_model.system.name
+        webhook = _webhook_context(source_model.system) if source_model is not None else {}
+        return {"preview": schedule_preview(form), **webhook}
     if step == 4 and source_model is not None:
-        context["source_fields"] = [f.path for f in source_model.fields.all()]
-        text = form["filter_text"].value() or ""
-        cond, error = filter_parse(text)
-        context["echo"] = {
-            "text": text.strip(),
-            "error": error,
-            "model": source_model,
-            "described": describe_condition(cond) if cond else "",
-            "unknown": unknown_filter_fields(cond, source_model),
+        return {
+            "source_fields": [f.path for f in source_model.fields.all()],
+            "echo": _filter_echo(form["filter_text"].value() or "", source_model),
         }
     if step == 5 and len(done) >= 4:
-        context["review"] = _review(done)
         if not form.is_bound and not form.initial.get("name"):
             form.initial["name"] = _suggested_name(done)
-    return context
+        return {"review": _review(done)}
+    return {}
+
+
+def _webhook_context(system) -> dict[str, str]:
+    """Where a real-time flow's source sends its webhooks, for the timing fields."""
+    return {"webhook_url": _webhook_url(system), "source_system_name": system.name}
 
 
 def _review(done: list) -> dict[str, Any]:
@@ -372,16 +393,12 @@ def _wizard_finish(request: HttpRequest, done: list) -> HttpResponse:
         )
     except ConfigError as exc:
         messages.error(request, str(exc))
-        return redirect(f"{reverse('flows-add')}?step=5")
+        return _to_step(5)
     request.session.pop(WIZARD_KEY, None)
-    mapper = url_or_none("mappings-mapper", flow.mapping_id)
-    if mapper:
-        messages.success(
-            request, f'Flow "{flow.name}" created as a draft. Next: connect its fields, then enable it.'
-        )
-        return redirect(mapper)
-    messages.success(request, f'Flow "{flow.name}" created as a draft. Next: map its fields, then enable it.')
-    return redirect("flows-detail", pk=flow.pk)
+    messages.success(
+        request, f'Flow "{flow.name}" created as a draft. Next: connect its fields, then enable it.'
+    )
+    return redirect("mappings-mapper", pk=flow.mapping_id)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -404,12 +421,13 @@ def flow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .order_by("-id")[:RECENT_DELIVERIES]
     )
     context: dict[str, Any] = {
-        "flow": flow, "health": health, "deliveries": deliveries, "recent_limit": RECENT_DELIVERIES,
-        "refreshed_at": timezone.now(), "history_url": url_or_none("hub-deliveries"),
-    }  # fmt: skip
+        "flow": flow,
+        "health": health,
+        "deliveries": deliveries,
+        "refreshed_at": timezone.now(),
+    }
     if request.htmx and request.htmx.target == "deliveries":
         return render(request, "hub/flows_detail.html#deliveries", context)
-    mapper = url_or_none("mappings-mapper", flow.mapping_id)
     problems = flow_problems(flow) if flow.state != FlowState.ACTIVE else []
     cursor = Cursor.objects.filter(flow=flow).first() if flow.trigger == Trigger.SCHEDULED else None
     next_poll = None
@@ -427,15 +445,11 @@ def flow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "operation_phrase": operation_phrase(flow),
         "filter_described": describe_condition(flow.filter) if flow.filter else "",
         "filter_text": filter_text,
-        "mapping": flow.mapping, "version": flow.mapping.current_version, "rule_count": len(flow.mapping.rules),
-        "mapper_url": mapper, "problems": problems, "cursor": cursor, "next_poll": next_poll,
+        "version": flow.mapping.current_version, "rule_count": len(flow.mapping.rules),
+        "problems": problems, "cursor": cursor, "next_poll": next_poll,
         # A schedule minutes late means no worker is running, which ops should know.
         "poll_overdue": bool(next_poll and next_poll < timezone.now() - timedelta(minutes=2)),
         "delete_blockers": flow_delete_blockers(flow),
-        "source_url": url_or_none("connectors-detail", flow.source_system_id),
-        "target_url": url_or_none("connectors-detail", flow.target_system_id),
-        "source_model_url": url_or_none("mappings-model-detail", flow.source_model_id),
-        "target_model_url": url_or_none("mappings-model-detail", flow.target_model_id),
         "webhook_url": _webhook_url(flow.source_system),
     })  # fmt: skip
     return render(request, "hub/flows_detail.html", context)
@@ -471,16 +485,12 @@ def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect("flows-detail", pk=flow.pk)
     else:
         form = FlowEditForm(flow=flow)
-    text = form["filter_text"].value() or ""
-    cond, error = filter_parse(text)
     return render(request, "hub/flows_edit.html", {
         "flow": flow, "form": form, "live_url": reverse("flows-edit", args=[flow.pk]),
-        "preview": schedule_preview(form), "webhook_url": _webhook_url(flow.source_system),
-        "source_system_name": flow.source_system.name,
+        "preview": schedule_preview(form), **_webhook_context(flow.source_system),
         "structured_filter": describe_condition(flow.filter) if text_form is None else "",
         "source_fields": [f.path for f in flow.source_model.fields.all()],
-        "echo": {"text": text.strip(), "error": error, "described": describe_condition(cond) if cond else "",
-                 "unknown": unknown_filter_fields(cond, flow.source_model), "model": flow.source_model},
+        "echo": _filter_echo(form["filter_text"].value() or "", flow.source_model),
     })  # fmt: skip
 
 

@@ -24,8 +24,7 @@ from hub.access import admins_only, readers
 from hub.models import Event
 from hub.roles import ADMIN, has_role
 from hub.services.errors import ConfigError
-from hub.services.mappings import mapping_version_restore, mapping_version_save
-from hub.ui.datamodels import url_or_none
+from hub.services.mappings import MappingVersionConflict, mapping_version_restore, mapping_version_save
 from hub.ui.forms.datamodels import TYPE_LABELS
 from mappings.engine import RuleError, describe_rule, diff_rules, preview_mapping, validate_rules
 from mappings.models import DataModel, Mapping, MappingVersion
@@ -93,10 +92,9 @@ def mapper(request: HttpRequest, pk: int) -> HttpResponse:
         "urls": {
             "preview": reverse("mappings-preview", args=[mapping.pk]),
             "save": reverse("mappings-save", args=[mapping.pk]) if can_edit else None,
-            "history": reverse("mappings-history", args=[mapping.pk]),
         },
     }
-    flows = [{"flow": flow, "url": url_or_none("flows-detail", flow.pk)} for flow in mapping.flows.all()]
+    flows = list(mapping.flows.all())
     context = {"mapping": mapping, "version": version, "config": config, "flows": flows, "can_edit": can_edit}
     return render(request, "mappings/mapper.html", context)
 
@@ -186,6 +184,29 @@ def preview(request: HttpRequest, pk: int) -> JsonResponse:
     )
 
 
+def _refusal(rules: Any) -> JsonResponse | None:
+    """Why these rules cannot be saved, answered with each problem beside its rule; None if they can."""
+    errors = validate_rules(rules)
+    if not errors:
+        return None
+    general = [error.message for error in errors if error.index < 0]
+    message = (
+        f"Not saved: {' '.join(general)}"
+        if general
+        else "Not saved: fix the problems marked beside the rules, then save again."
+    )
+    return JsonResponse({"message": message, "errors": [_error_json(error) for error in errors]}, status=400)
+
+
+def _unchanged(mapping: Mapping, rules: Any, expected: int | None) -> bool:
+    """The rules are those of the version the editor started from, so there is nothing to save.
+
+    When another version was saved meanwhile, the service answers with the conflict instead.
+    """
+    current = mapping.current_version
+    return current is not None and expected in (None, current.number) and not diff_rules(current.rules, rules)
+
+
 @admins_only
 @require_POST
 def save(request: HttpRequest, pk: int) -> JsonResponse:
@@ -194,40 +215,28 @@ def save(request: HttpRequest, pk: int) -> JsonResponse:
     if problem:
         return problem
     rules = body.get("rules")
-    comment = body.get("comment") if isinstance(body.get("comment"), str) else ""
-    errors = validate_rules(rules)
-    if errors:
-        general = [error.message for error in errors if error.index < 0]
-        message = (
-            f"Not saved: {' '.join(general)}"
-            if general
-            else "Not saved: fix the problems marked beside the rules, then save again."
-        )
-        return JsonResponse(
-            {"message": message, "errors": [_error_json(error) for error in errors]}, status=400
-        )
-    current = mapping.current_version
-    current_number = current.number if current else 0
+    refusal = _refusal(rules)
+    if refusal:
+        return refusal
     base = body.get("base_version")
-    if isinstance(base, int) and base != current_number:
-        author = current.author.get_username() if current and current.author else "someone"
-        message = (
-            f"Not saved: {author} saved version {current_number} while you were editing. "
-            "Open the history to see their change, then reload this page."
-        )
-        return JsonResponse({"message": message, "version": current_number}, status=409)
-    if current is not None and not diff_rules(current.rules, rules):
+    expected = base if isinstance(base, int) else None
+    if _unchanged(mapping, rules, expected):
+        number = mapping.current_version.number
         return JsonResponse(
-            {
-                "saved": False,
-                "version": current_number,
-                "message": f"Nothing has changed since version {current_number}.",
-            }
+            {"saved": False, "version": number, "message": f"Nothing has changed since version {number}."}
         )
+    comment = body.get("comment") if isinstance(body.get("comment"), str) else ""
     try:
         version = mapping_version_save(
-            mapping=mapping, rules=rules, actor=request.user, comment=comment.strip()[:300]
+            mapping=mapping,
+            rules=rules,
+            actor=request.user,
+            comment=comment.strip()[:300],
+            expected_version=expected,
         )
+    except MappingVersionConflict as exc:
+        message = f"Not saved: {exc}. Open the history to see their change, then reload this page."
+        return JsonResponse({"message": message, "version": exc.number}, status=409)
     except ConfigError as exc:
         return JsonResponse({"message": f"Not saved: {exc}"}, status=400)
     return JsonResponse(

@@ -108,3 +108,34 @@ def test_it_builds_a_model_and_maps_it_by_click_drag_and_keyboard(sign_in, perso
     expect(version.get_by_role("row", name=re.compile("customer_email"))).to_contain_text("Added")
     mapping.refresh_from_db()
     assert mapping.current_version.number == 2
+
+
+def test_it_tells_the_second_of_two_editors_that_someone_saved_meanwhile(sign_in, personas, live_server):
+    crm = SystemFactory(name="CRM", slug="crm")
+    books = SystemFactory(name="Books", slug="books")
+    deal = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True), "currency": ("string", False)},
+                             sample={"id": "deal_1", "currency": "EUR"})  # fmt: skip
+    invoice = model_with_fields(
+        books, "Invoice", "/invoices", {"number": ("string", True), "currency": ("string", False)}
+    )
+    mapping = flow_with_mapping(source_model=deal, target_model=invoice, actor=personas["admin"],
+                                rules=[{"target": "currency", "source": "currency"}]).mapping  # fmt: skip
+    first = sign_in(personas["admin"])
+    second = first.context.new_page()
+    for page in (first, second):
+        page.goto(f"{live_server.url}/models/mappings/{mapping.pk}/")
+        expect(page.locator("#version-badge")).to_have_text("Version 1")
+
+    def map_id_to_number(page):
+        page.get_by_role("button", name="Source field id", exact=True).click()
+        page.get_by_role("button", name="Target field number (required)", exact=True).click()
+        page.get_by_role("button", name="Save as version 2").click()
+
+    map_id_to_number(first)
+    expect(first.locator("#save-status")).to_contain_text("Saved as version 2.")
+    map_id_to_number(second)
+    expect(second.locator("#save-status")).to_have_text(
+        "Not saved: alice-admin saved version 2 while you were editing. "
+        "Open the history to see their change, then reload this page."
+    )
+    assert list(mapping.versions.values_list("number", flat=True).order_by("number")) == [1, 2]

@@ -530,3 +530,13 @@ def test_a_dry_run_refuses_what_the_real_run_refuses():
         == ["flows[2] 'Big deals': This flow cannot be enabled yet: its mapping has no rules."]
     )
     assert row_counts() == before
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [('"a\\0b"', "NUL character"), (".nan", "NaN and Infinity"), ("123456789012345678901234567890", "64 bits")],
+)
+def test_it_refuses_values_no_database_can_store_with_a_plain_error(personas, value, reason):
+    text = f"systems:\n  - slug: crm\n    name: {value}\n"
+    report = spec_import(text=text, actor=personas["admin"])
+    assert report.errors and reason in report.errors[0]

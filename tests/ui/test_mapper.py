@@ -339,6 +339,29 @@ def test_it_refuses_to_overwrite_a_version_saved_meanwhile(client, personas, map
     assert post_json(c, url, "nope").status_code == 400
 
 
+def test_it_refuses_the_second_of_two_saves_from_the_same_version_and_writes_nothing(
+    client, personas, mapping
+):
+    url = reverse("mappings-save", args=[mapping.pk])
+    v2 = [{"target": "number", "source": "id"}]
+    assert (
+        post_json(as_user(client, personas["admin"]), url, {"rules": v2, "base_version": 1}).status_code
+        == 200
+    )
+    # The second editor also started from version 1; even the very rules of version 2 are refused,
+    # since they have not seen it.
+    for rules in ([{"target": "email", "source": "customer.email"}], v2):
+        stale = post_json(client, url, {"rules": rules, "comment": "mine", "base_version": 1})
+        assert stale.status_code == 409
+        assert stale.json() == {
+            "message": "Not saved: alice-admin saved version 2 while you were editing. "
+            "Open the history to see their change, then reload this page.",
+            "version": 2,
+        }
+    assert list(mapping.versions.order_by("number").values_list("number", flat=True)) == [1, 2]
+    assert AuditEntry.objects.filter(verb="save", target_type="mapping").count() == 2
+
+
 def test_it_shows_the_history_with_readable_diffs(client, personas, mapping, django_assert_max_num_queries):
     c = as_user(client, personas["admin"])
     for comment, rules in [
