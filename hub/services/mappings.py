@@ -10,18 +10,43 @@ from mappings.engine import diff_rules, validate_rules
 from mappings.models import Mapping, MappingVersion
 
 
+class MappingVersionConflict(ConfigError):
+    """Someone saved another version after the one the editor started from."""
+
+    def __init__(self, *, number: int, author) -> None:
+        self.number = number
+        self.author = author
+        who = author.get_username() if author is not None else "someone"
+        super().__init__(f"{who} saved version {number} while you were editing")
+
+
 def mapping_version_save(
-    *, mapping: Mapping, rules: list[dict[str, Any]], actor, comment: str = ""
+    *,
+    mapping: Mapping,
+    rules: list[dict[str, Any]],
+    actor,
+    comment: str = "",
+    expected_version: int | None = None,
 ) -> MappingVersion:
-    """Save rules as the mapping's next version, with its diff against the current one."""
+    """Save rules as the mapping's next version, with its diff against the current one.
+
+    With `expected_version` (the number the editor started from; 0 for none yet), refuse with
+    MappingVersionConflict when another version was saved meanwhile, so nobody's work is
+    overwritten unseen.
+    """
     errors = validate_rules(rules)
     if errors:
         raise ConfigError("; ".join(e.message for e in errors))
     given = mapping
     with transaction.atomic():
+        # The row lock makes concurrent saves of one mapping take turns: the second one sees
+        # the first one's version below and is refused instead of writing over it.
         mapping = Mapping.objects.select_for_update().get(pk=mapping.pk)
         previous = mapping.current_version
-        number = (previous.number + 1) if previous else 1
+        current = previous.number if previous else 0
+        if expected_version is not None and expected_version != current:
+            raise MappingVersionConflict(number=current, author=previous.author if previous else None)
+        number = current + 1
         diff = diff_rules(previous.rules if previous else [], rules)
         version = MappingVersion.objects.create(
             mapping=mapping,
