@@ -98,14 +98,19 @@ def test_it_exports_one_readable_document():
     assert doc["alert_rules"] == []
     assert [s["slug"] for s in doc["systems"]] == ["crm", "inventory"]
     assert doc["models"][0]["fields"][0] == {"path": "id", "type": "string", "required": True}
-    won = next(f for f in doc["flows"] if f["name"] == "Won deals reduce stock")
-    assert won["filter"] == "stage = won and amount > 100"
-    assert won["mapping"]["rules"] == RULES
-    sweep = next(f for f in doc["flows"] if f["name"] == "Nightly sweep")
-    assert sweep["schedule_cron"] == "0 2 * * 1-5" and sweep["state"] == "paused"
-    assert sweep["filter"] == {"path": "stage", "op": "eq", "value": None}  # no text form: kept as structure
     assert "  - {path: id, type: string, required: true}" in text  # one line per field: small diffs
     assert spec_export(now=NOW) == text  # stable
+
+
+def test_it_exports_flows_with_their_filters_schedules_and_rules():
+    configuration()
+    flows = {flow["name"]: flow for flow in yaml.safe_load(spec_export(now=NOW))["flows"]}
+    won = flows["Won deals reduce stock"]
+    assert won["filter"] == "stage = won and amount > 100"
+    assert won["mapping"]["rules"] == RULES
+    sweep = flows["Nightly sweep"]
+    assert sweep["schedule_cron"] == "0 2 * * 1-5" and sweep["state"] == "paused"
+    assert sweep["filter"] == {"path": "stage", "op": "eq", "value": None}  # no text form: kept as structure
 
 
 def test_it_never_exports_secrets():
