@@ -2,7 +2,9 @@
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from connectors.config import config_load, setting, url_path
 
 if TYPE_CHECKING:
     from connectors.models import System
@@ -119,16 +121,35 @@ class Page:
     next_token: str | None
 
 
-class Connector:
-    """Talks to one kind of API. Subclasses implement the three methods; see connectors/rest.py."""
+@dataclass
+class ConnectorConfig:
+    """Settings every connector has. A connector's own `Config` extends it with its settings."""
 
-    label = "Connector"
+    health_path: str = setting(
+        "",
+        label="Path to test the connection",
+        help="A path that needs sign-in, e.g. /deals. Used by “Test connection” until the system has "
+        "a data model.",
+        validators=(url_path,),
+    )
+
+
+class Connector:
+    """Talks to one kind of API: exactly the three calls the hub makes, with keyword arguments.
+
+    `Config` is the dataclass of this connector's settings, kept in `System.settings` and read here
+    as `self.config`; the system form shows an input for each. Over HTTP, subclass
+    connectors.http.HttpConnector (see connectors/jsonapi.py)."""
+
+    Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
 
     def __init__(self, system: "System") -> None:
         self.system = system
+        self.config = config_load(self.Config, system.settings)
 
-    def check(self) -> "CheckResult":
-        raise NotImplementedError
+    def check(self, *, path: str) -> "CheckResult":
+        """Try the system at `path` and say whether it answered and accepted our credentials."""
+        raise NotImplementedError(f"{type(self).__name__} must implement check(*, path)")
 
     def push(
         self,
@@ -140,10 +161,19 @@ class Connector:
         idempotency_key: str,
         id_path: str = "id",
     ) -> PushResult:
-        raise NotImplementedError
+        """Create, update or delete one record at `resource`; `operation` is "create", "update" or
+        "delete", and `target_id` names the record for the last two."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement push(*, operation, resource, record, target_id, "
+            "idempotency_key, id_path)"
+        )
 
     def fetch(self, *, resource: str, since: str | None, page_token: str | None, limit: int) -> Page:
-        raise NotImplementedError
+        """One page of the records at `resource` changed since `since`; `page_token` is the previous
+        page's `next_token`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement fetch(*, resource, since, page_token, limit)"
+        )
 
 
 @dataclass

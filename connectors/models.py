@@ -1,10 +1,18 @@
+"""Registered systems. What a person may set on a system is written once, here: the System fields
+(with their labels, help and checks, which the system form takes over), the sign-in methods in
+connectors/auth.py and each connector's settings in its own Config."""
+
 from typing import Any
 
-from django.core.validators import MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.text import slugify
 
+from connectors.auth import AUTH_SCHEMES, AuthScheme
+from connectors.config import config_load, config_problems, header_name, problems_in_words
 from connectors.crypto import EncryptedJSONField
+from connectors.registry import CONNECTORS, connector_class, connector_label, validate_connector
 
 
 class SystemKind(models.TextChoices):
@@ -17,22 +25,42 @@ class SystemKind(models.TextChoices):
     OTHER = "other", "Other"
 
 
-class AuthScheme(models.TextChoices):
-    NONE = "none", "No authentication"
-    API_KEY = "api_key", "API key in a header"
-    BEARER = "bearer", "Bearer token"
-    BASIC = "basic", "Username and password (Basic)"
-    OAUTH2 = "oauth2_client_credentials", "OAuth2 client credentials"
-
-
-# Which credential keys each scheme needs; the forms and the connector read this one table.
+# Which credential keys each sign-in method needs, read from AUTH_SCHEMES; kept under this name for
+# hub/services/specification.py.
 AUTH_SECRET_FIELDS: dict[str, tuple[str, ...]] = {
-    AuthScheme.NONE: (),
-    AuthScheme.API_KEY: ("api_key",),
-    AuthScheme.BEARER: ("token",),
-    AuthScheme.BASIC: ("username", "password"),
-    AuthScheme.OAUTH2: ("client_id", "client_secret"),
+    scheme: tuple(method.secrets) for scheme, method in AUTH_SCHEMES.items()
 }
+# Stored encrypted and set only through their own write-only inputs.
+SECRET_FIELDS = ("credentials", "webhook_secret")
+PATH_IN_PAYLOAD = RegexValidator(
+    r"^(header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|[A-Za-z0-9_$@\-]+(\[\])?(\.[A-Za-z0-9_$@\-]+(\[\])?)*)$",
+    "Use a field name or dotted path such as data.id, or header:Header-Name.",
+)
+
+
+def at_least(limit: float) -> MinValueValidator:
+    return MinValueValidator(limit, "Use at least %(limit_value)s.")
+
+
+def at_most(limit: float) -> MaxValueValidator:
+    return MaxValueValidator(limit, "Use at most %(limit_value)s.")
+
+
+def payload_path(verbose_name: str, default: str, help_text: str, blank: bool = False) -> models.CharField:
+    """Where an inbound payload keeps something: a dotted path in the JSON body, or "header:<Name>"."""
+    return models.CharField(
+        verbose_name,
+        max_length=200,
+        blank=blank,
+        default=default,
+        validators=[PATH_IN_PAYLOAD],
+        help_text=help_text,
+    )
+
+
+def no_spaces(value: str) -> None:
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValidationError("The prefix cannot contain spaces.")
 
 
 class SignatureScheme(models.TextChoices):
@@ -49,43 +77,94 @@ class SignatureEncoding(models.TextChoices):
 class System(models.Model):
     """A registered business system the hub receives events from and/or writes records to."""
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(
+        max_length=100, unique=True, help_text="How people here call it, e.g. “Sales CRM”."
+    )
     slug = models.SlugField(max_length=60, unique=True, help_text="Used in the webhook URL /hooks/<slug>/.")
-    kind = models.CharField(max_length=20, choices=SystemKind.choices, default=SystemKind.OTHER)
-    connector = models.CharField(max_length=40, default="rest")
-    base_url = models.URLField(max_length=500, blank=True)
-    api_version = models.CharField(max_length=40, blank=True)
-    auth_scheme = models.CharField(max_length=40, choices=AuthScheme.choices, default=AuthScheme.NONE)
-    # Non-secret auth settings: header name for API keys, OAuth2 token URL and scope.
+    kind = models.CharField(
+        "kind of system", max_length=20, choices=SystemKind.choices, default=SystemKind.OTHER
+    )
+    connector = models.CharField(
+        "kind of API",
+        max_length=40,
+        default="rest",
+        validators=[validate_connector],
+        help_text="How the hub talks to the system's API.",
+    )
+    base_url = models.URLField(
+        "API base URL",
+        max_length=500,
+        blank=True,
+        help_text="Where the system's API lives, e.g. https://api.example.com/v2. "
+        "Leave empty if it only sends us webhooks.",
+    )
+    api_version = models.CharField(
+        "API version",
+        max_length=40,
+        blank=True,
+        help_text="Sent as the X-Api-Version header when set, e.g. 2024-06-01.",
+    )
+    auth_scheme = models.CharField(
+        "sign-in method",
+        max_length=40,
+        choices=[(scheme.value, method.label) for scheme, method in AUTH_SCHEMES.items()],
+        default=AuthScheme.NONE.value,
+    )
+    # Non-secret sign-in settings (the method's `settings` class in connectors/auth.py): header name
+    # for API keys, OAuth2 token URL and scope.
     auth_config = models.JSONField(default=dict, blank=True)
     credentials = EncryptedJSONField(blank=True, default=dict)
     rate_limit_per_second = models.FloatField(
-        null=True, blank=True, validators=[MinValueValidator(0.01)], help_text="Leave empty for no limit."
+        "rate limit per second",
+        null=True,
+        blank=True,
+        validators=[at_least(0.01), at_most(10000)],
+        help_text="The most the hub may send per second, across all workers. Leave empty for no limit.",
     )
-    connect_timeout = models.FloatField(default=3.0, validators=[MinValueValidator(0.1)])
-    read_timeout = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
+    connect_timeout = models.FloatField(
+        "connect timeout (seconds)", default=3.0, validators=[at_least(0.1), at_most(60)]
+    )
+    read_timeout = models.FloatField(
+        "answer timeout (seconds)", default=10.0, validators=[at_least(0.1), at_most(300)]
+    )
 
     webhook_secret = EncryptedJSONField(blank=True, default=dict)
     signature_scheme = models.CharField(
-        max_length=40, choices=SignatureScheme.choices, default=SignatureScheme.NONE
+        "webhook signature", max_length=40, choices=SignatureScheme.choices, default=SignatureScheme.NONE
     )
-    signature_header = models.CharField(max_length=100, default="X-Signature")
+    signature_header = models.CharField(max_length=100, default="X-Signature", validators=[header_name])
     signature_encoding = models.CharField(
         max_length=10, choices=SignatureEncoding.choices, default=SignatureEncoding.HEX
     )
-    signature_prefix = models.CharField(max_length=40, blank=True, default="sha256=")
-    signature_tolerance_seconds = models.PositiveIntegerField(default=300)
-    # Where an inbound payload keeps its event type and idempotency key: a dotted path in the JSON
-    # body, or "header:<Name>".
-    event_type_path = models.CharField(max_length=200, default="type")
-    idempotency_key_path = models.CharField(max_length=200, default="id")
-    record_path = models.CharField(
-        max_length=200,
+    signature_prefix = models.CharField(
+        max_length=40,
         blank=True,
-        default="data",
-        help_text="Where the record sits in the payload; empty = whole payload.",
+        default="sha256=",
+        validators=[no_spaces],
+        help_text="Text before the signature in the header, e.g. sha256=. May be empty.",
+    )
+    signature_tolerance_seconds = models.PositiveIntegerField(
+        "maximum age of a signature (seconds)",
+        default=300,
+        validators=[MinValueValidator(1), MaxValueValidator(86400)],
+        help_text="Older webhooks are refused, so a captured one cannot be replayed later.",
+    )
+    event_type_path = payload_path(
+        "where the event type is",
+        "type",
+        "A field of the payload (e.g. type or meta.event) or a header (header:X-Event-Type).",
+    )
+    idempotency_key_path = payload_path(
+        "where the event's unique id is", "id", "Used to ignore a webhook the vendor sends twice."
+    )
+    record_path = payload_path(
+        "where the record is",
+        "data",
+        "The field holding the business record, e.g. data. Empty means the whole payload.",
+        blank=True,
     )
 
+    # The connector's own settings (its `Config` class); read them through connector_config().
     settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -106,36 +185,68 @@ class System(models.Model):
         """The inbound webhook signing secret ("" when none is set)."""
         return (self.webhook_secret or {}).get("secret", "")
 
+    def connector_config(self):
+        """This system's settings for its connector, typed (the connector's `Config`)."""
+        return config_load(connector_class(self.connector).Config, self.settings)
+
+    def connector_label(self) -> str:
+        return connector_label(self.connector)
+
+    def auth_secrets(self):
+        """The write-only credentials its sign-in method needs: key -> Secret (label, noun)."""
+        method = AUTH_SCHEMES.get(self.auth_scheme)
+        return method.secrets if method else {}
+
+    def has_secret(self, name: str) -> bool:
+        """Is a value stored for this credential (or for "webhook_secret")? Never the value itself."""
+        if name == "webhook_secret":
+            return bool(self.secret)
+        return bool((self.credentials or {}).get(name))
+
     def credential_status(self) -> dict[str, bool]:
         """Which credential fields are set, for display: never the values themselves."""
-        stored = self.credentials or {}
-        return {name: bool(stored.get(name)) for name in AUTH_SECRET_FIELDS.get(self.auth_scheme, ())}
+        return {name: self.has_secret(name) for name in self.auth_secrets()}
+
+    def clean_fields(self, exclude=None) -> None:
+        """The field checks, and the JSON settings checked against the declared settings of the
+        chosen sign-in method and connector."""
+        try:
+            super().clean_fields(exclude=exclude)
+            errors = {}
+        except ValidationError as exc:
+            errors = exc.update_error_dict({})
+        for name, config in self._settings_classes():
+            if config is None or name in errors or name in (exclude or ()):
+                continue
+            if problems := config_problems(config, getattr(self, name)):
+                errors[name] = problems_in_words(problems)
+        if errors:
+            raise ValidationError(errors)
+
+    def _settings_classes(self) -> list[tuple[str, type | None]]:
+        method = AUTH_SCHEMES.get(self.auth_scheme)
+        known = self.connector in CONNECTORS
+        return [
+            ("auth_config", method.settings if method else None),
+            ("settings", connector_class(self.connector).Config if known else None),
+        ]
 
     def redacted(self) -> dict[str, Any]:
         """A description safe for pages, logs, audit entries and exports: no secret values."""
         return {
-            "name": self.name,
-            "slug": self.slug,
-            "kind": self.kind,
-            "connector": self.connector,
-            "base_url": self.base_url,
-            "api_version": self.api_version,
-            "auth_scheme": self.auth_scheme,
-            "auth_config": self.auth_config,
+            **{name: getattr(self, name) for name in SYSTEM_FIELDS},
             "credentials_set": self.credential_status(),
-            "rate_limit_per_second": self.rate_limit_per_second,
-            "connect_timeout": self.connect_timeout,
-            "read_timeout": self.read_timeout,
-            "signature_scheme": self.signature_scheme,
-            "signature_header": self.signature_header,
-            "signature_encoding": self.signature_encoding,
-            "signature_prefix": self.signature_prefix,
-            "signature_tolerance_seconds": self.signature_tolerance_seconds,
             "webhook_secret_set": bool(self.secret),
-            "event_type_path": self.event_type_path,
-            "idempotency_key_path": self.idempotency_key_path,
-            "record_path": self.record_path,
         }
+
+
+# The fields a person sets directly (the system form, the services, the audit diff); the secrets
+# have their own write-only way in.
+SYSTEM_FIELDS: tuple[str, ...] = tuple(
+    f.name
+    for f in System._meta.concrete_fields
+    if f.editable and not f.primary_key and f.name not in SECRET_FIELDS
+)
 
 
 class RateLimitBucket(models.Model):

@@ -10,38 +10,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q
 from django.utils.text import slugify
 
-from connectors.base import ErrorClass
-from connectors.models import AUTH_SECRET_FIELDS, AuthScheme, System
+from connectors.auth import AUTH_SCHEMES, AuthScheme
+from connectors.base import CheckResult, ErrorClass
+from connectors.models import SYSTEM_FIELDS, System
 from connectors.redaction import Redactor
 from connectors.registry import connector_for
 from hub.models import Event, Flow
 from hub.services.audit import audit_record
 from hub.services.errors import ConfigError
 from mappings.models import Mapping
-
-# Model fields the UI and API may set directly; secrets go through their own arguments.
-SYSTEM_FIELDS = (
-    "name",
-    "slug",
-    "kind",
-    "connector",
-    "base_url",
-    "api_version",
-    "auth_scheme",
-    "auth_config",
-    "rate_limit_per_second",
-    "connect_timeout",
-    "read_timeout",
-    "signature_scheme",
-    "signature_header",
-    "signature_encoding",
-    "signature_prefix",
-    "signature_tolerance_seconds",
-    "event_type_path",
-    "idempotency_key_path",
-    "record_path",
-    "settings",
-)
 
 
 def system_slug_suggest(*, name: str, exclude_pk: int | None = None) -> str:
@@ -56,15 +33,12 @@ def system_slug_suggest(*, name: str, exclude_pk: int | None = None) -> str:
     return slug
 
 
-def _description(system: System) -> dict[str, Any]:
-    return {**system.redacted(), "settings": system.settings or {}}
-
-
 def _merge_credentials(
     scheme: str, stored: dict[str, Any], given: dict[str, str]
 ) -> tuple[dict[str, Any], list[str]]:
     """Keep only the credentials the scheme uses; a given (non-empty) value replaces the stored one."""
-    wanted = AUTH_SECRET_FIELDS.get(scheme, ())
+    method = AUTH_SCHEMES.get(scheme)
+    wanted = tuple(method.secrets) if method else ()
     merged = {name: given.get(name) or stored.get(name) for name in wanted}
     replaced = sorted(name for name in wanted if given.get(name))
     return {k: v for k, v in merged.items() if v}, replaced
@@ -95,7 +69,7 @@ def system_create(
     system.webhook_secret = {"secret": webhook_secret} if webhook_secret else {}
     with transaction.atomic():
         _save(system)
-        audit_record(actor=actor, verb="create", target=system, diff={"created": _description(system)})
+        audit_record(actor=actor, verb="create", target=system, diff={"created": system.redacted()})
     return system
 
 
@@ -111,7 +85,7 @@ def system_update(
     unknown = set(fields) - set(SYSTEM_FIELDS)
     if unknown:
         raise ValueError(f"not system fields: {', '.join(sorted(unknown))}")
-    before = _description(system)
+    before = system.redacted()
     for name, value in fields.items():
         setattr(system, name, value)
     if not system.slug:
@@ -121,7 +95,7 @@ def system_update(
     )
     if webhook_secret:
         system.webhook_secret = {"secret": webhook_secret}
-    after = _description(system)
+    after = system.redacted()
     diff: dict[str, Any] = {
         name: [before[name], after[name]] for name in after if before.get(name) != after[name]
     }
@@ -166,7 +140,7 @@ def system_delete(*, system: System, actor) -> None:
         raise ConfigError(" ".join(reasons))
     try:
         with transaction.atomic():
-            audit_record(actor=actor, verb="delete", target=system, diff={"deleted": _description(system)})
+            audit_record(actor=actor, verb="delete", target=system, diff={"deleted": system.redacted()})
             system.delete()
     except ProtectedError as exc:
         raise ConfigError("Other configuration still refers to this system, so it was not deleted.") from exc
@@ -209,7 +183,7 @@ def system_test_path(system: System) -> str:
         .values_list("resource_path", flat=True)
         .first()
     )
-    return resource or (system.settings or {}).get("health_path") or "/"
+    return resource or system.connector_config().health_path or "/"
 
 
 def system_test_connection(*, system: System, path: str | None = None, actor) -> ConnectionReport:
@@ -222,22 +196,13 @@ def system_test_connection(*, system: System, path: str | None = None, actor) ->
 
 
 def _check(system: System, path: str) -> ConnectionReport:
-    if not system.base_url:
-        return ConnectionReport(
-            ok=False,
-            path=path,
-            headline="There is nothing to connect to: this system has no API base URL.",
-            notes=["Add the base URL under Edit → Where, if the hub should call this system."],
-        )
-    if not path.startswith("/") or path.startswith("//"):
-        return ConnectionReport(
-            ok=False, path=path, headline="The path to test must start with “/”, e.g. /deals."
-        )
+    refused = _untestable(system, path)
+    if refused:
+        return refused
     redactor = Redactor.for_system(system)
     started = time.perf_counter()
     try:
-        connector = connector_for(system)
-        result = connector.check(path)
+        result = connector_for(system).check(path=path)
     except Exception as exc:  # whatever happens, the admin gets words, not a 500
         elapsed = (time.perf_counter() - started) * 1000
         return ConnectionReport(
@@ -256,8 +221,30 @@ def _check(system: System, path: str) -> ConnectionReport:
         technical=redactor.text(result.message)[:500],
         headline="",
     )
+    _explain(report, system, result)
+    return report
+
+
+def _untestable(system: System, path: str) -> ConnectionReport | None:
+    """Why there is nothing to try, or None."""
+    if not system.base_url:
+        return ConnectionReport(
+            ok=False,
+            path=path,
+            headline="There is nothing to connect to: this system has no API base URL.",
+            notes=["Add the base URL under Edit → Where, if the hub should call this system."],
+        )
+    if not path.startswith("/") or path.startswith("//"):
+        return ConnectionReport(
+            ok=False, path=path, headline="The path to test must start with “/”, e.g. /deals."
+        )
+    return None
+
+
+def _explain(report: ConnectionReport, system: System, result: CheckResult) -> None:
+    """The report's headline and notes, in plain words."""
     took = f"It took {result.duration_ms:.0f} ms."
-    url = system.base_url.rstrip("/") + path
+    tried = f"Tried: GET {system.base_url.rstrip('/') + report.path}"
     if not result.reachable:
         timed_out = "timed out" in result.message
         report.headline = (
@@ -270,30 +257,34 @@ def _check(system: System, path: str) -> ConnectionReport:
         report.headline = f"Reached the system, but the credentials were refused ({result.status}). {took}"
         report.notes.append("Replace the credentials with ones the system accepts.")
     elif result.authenticated:
-        if system.auth_scheme == AuthScheme.NONE:
-            report.headline = f"Connected: the system answered. {took}"
-        else:
-            report.headline = f"Connected, and the credentials were accepted. {took}"
-            if path == "/":
-                report.notes.append(
-                    "The start page of an API often needs no sign-in, so this does not prove the credentials "
-                    "work. Try a path with records, e.g. /deals."
-                )
+        _explain_connected(report, system, took)
+    elif result.status:
+        report.headline = f"Reached the system, but {_answer_in_words(result.status, report.path)} {took}"
     else:
-        status = result.status
-        if status == 404:
-            what = f"it has nothing at {path} (404). Check the path."
-        elif status == 429:
-            what = f"it asked us to slow down (429): {ErrorClass.RATE_LIMITED.description}"
-        elif status and status >= 500:
-            what = f"it answered with a server error ({status})."
-        elif status:
-            what = f"it answered {status} for {path}."
-        else:
-            report.reachable = False
-            report.headline = "The request could not be sent. Check the base URL."
-            report.notes.append(f"Tried: GET {url}")
-            return report
-        report.headline = f"Reached the system, but {what} {took}"
-    report.notes.append(f"Tried: GET {url}" + (f" → {result.status}" if result.status else ""))
-    return report
+        report.reachable = False
+        report.headline = "The request could not be sent. Check the base URL."
+        report.notes.append(tried)
+        return
+    report.notes.append(tried + (f" → {result.status}" if result.status else ""))
+
+
+def _explain_connected(report: ConnectionReport, system: System, took: str) -> None:
+    if system.auth_scheme == AuthScheme.NONE:
+        report.headline = f"Connected: the system answered. {took}"
+        return
+    report.headline = f"Connected, and the credentials were accepted. {took}"
+    if report.path == "/":
+        report.notes.append(
+            "The start page of an API often needs no sign-in, so this does not prove the credentials "
+            "work. Try a path with records, e.g. /deals."
+        )
+
+
+def _answer_in_words(status: int, path: str) -> str:
+    if status == 404:
+        return f"it has nothing at {path} (404). Check the path."
+    if status == 429:
+        return f"it asked us to slow down (429): {ErrorClass.RATE_LIMITED.description}"
+    if status >= 500:
+        return f"it answered with a server error ({status})."
+    return f"it answered {status} for {path}."

@@ -10,7 +10,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from connectors.models import AUTH_SECRET_FIELDS, SignatureEncoding, SignatureScheme, System
+from connectors.auth import auth_settings
+from connectors.config import declared
+from connectors.models import SignatureEncoding, SignatureScheme, System
 from hub.access import admins_only, operators_only, readers
 from hub.models import Flow
 from hub.selectors.health import flows_health
@@ -23,7 +25,7 @@ from hub.services.systems import (
     system_test_path,
     system_update,
 )
-from hub.ui.forms.systems import SECRET_INPUTS, CredentialsForm, SystemForm
+from hub.ui.forms.systems import CredentialsForm, SystemForm
 from mappings.models import DataModel
 
 
@@ -95,19 +97,12 @@ def system_edit(request, pk: int):
 
 
 def _form_context(form: SystemForm, system: System | None) -> dict:
-    # Which sign-in inputs belong to which method, for the page script that shows only the relevant ones.
-    scheme_of = {}
-    for scheme, keys in AUTH_SECRET_FIELDS.items():
-        for key in keys:
-            scheme_of.setdefault(key, []).append(str(scheme))
-    secrets = [
-        {"field": form[key], "schemes": " ".join(scheme_of.get(key, [])), "stored": form.stored(key)}
-        for key in SECRET_INPUTS
-    ]
     return {
         "form": form,
         "system": system,
-        "secrets": secrets,
+        "connector_inputs": form.declared_inputs("connector"),
+        "auth_inputs": form.declared_inputs("auth_scheme"),
+        "secrets": form.secret_inputs(),
         "webhook_secret": {"field": form["webhook_secret"], "stored": form.stored("webhook_secret")},
         "hooks_base": settings.HUB_PUBLIC_URL.rstrip("/") + "/hooks/",
     }
@@ -159,15 +154,22 @@ def _detail_context(system: System, report=None) -> dict:
         item.url = reverse("flows-detail", args=[item.flow.pk])
     for model in models:
         model.url = reverse("mappings-model-detail", args=[model.pk])
-    labels = dict(SECRET_INPUTS)
     credentials = [
-        {"label": labels[name][0], "set": is_set} for name, is_set in system.credential_status().items()
+        {"label": secret.label, "set": system.has_secret(name)}
+        for name, secret in system.auth_secrets().items()
+    ]
+    sign_in = auth_settings(system)
+    sign_in_settings = [
+        {"label": item.setting.label, "value": getattr(sign_in, item.key)}
+        for item in declared(type(sign_in))
+        if getattr(sign_in, item.key) not in ("", None)
     ]
     return {
         "system": system,
         "webhook_url": settings.HUB_PUBLIC_URL.rstrip("/") + reverse("hooks-receive", args=[system.slug]),
         "signature_words": signature_in_words(system),
         "credentials": credentials,
+        "sign_in_settings": sign_in_settings,
         "models": models,
         "model_add_url": reverse("mappings-model-add") + f"?system={system.pk}",
         "flows_out": [h for h in health if h.flow.source_system_id == system.pk],

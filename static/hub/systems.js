@@ -1,5 +1,6 @@
-// Systems pages: show only the inputs that matter for the chosen sign-in method and signature
-// scheme, keep the webhook URL preview in step with the short name, and copy buttons.
+// Systems pages: show only the inputs that matter for the chosen kind of API, sign-in method and
+// signature scheme (each block names its select in data-show-for and the options it belongs to in
+// data-values), keep the webhook URL preview in step with the short name, and copy buttons.
 (function () {
   "use strict";
 

@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from connectors.models import System
 from connectors.sandbox import DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
+from tests.connectors.jsonapi_server import TOKEN, JsonApiServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -85,6 +86,31 @@ def test_it_registers_two_sandbox_systems_and_tests_their_connections(
     expect(page.locator("#test-result")).to_contain_text("credentials were refused")
     assert "not-the-right-key" not in page.content()
     assert System.objects.get(slug="crm").credentials == {"api_key": "not-the-right-key"}
+
+
+def test_it_registers_a_jsonapi_system_showing_only_the_settings_of_that_kind(sign_in, personas, live_server):
+    with JsonApiServer() as server:
+        page = sign_in(personas["admin"])
+        page.get_by_role("link", name="Systems").click()
+        page.get_by_role("link", name="Register a system").click()
+        page.get_by_label("Name", exact=True).fill("People")
+        page.get_by_label("API base URL").fill(server.url)
+        expect(page.get_by_label("Update records with")).to_be_visible()
+        page.get_by_label("Kind of API").select_option("jsonapi")
+        expect(page.get_by_label("Update records with")).to_be_hidden()
+        page.get_by_text("More settings for this kind of API").click()
+        expect(page.get_by_label("Changed-since filter")).to_have_value("filter[updated_since]")
+        page.get_by_label("Path to test the connection").fill("/people")
+        page.get_by_label("Sign-in method").select_option("bearer")
+        page.get_by_label("Bearer token").fill(TOKEN)
+        page.get_by_label("Webhook signature").select_option("none")
+        page.get_by_role("button", name="Register system").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("People")
+        page.get_by_role("button", name="Test connection").click()
+        expect(page.locator("#test-result")).to_contain_text("Connected, and the credentials were accepted")
+        assert TOKEN not in page.content()
+    system = System.objects.get()
+    assert system.connector == "jsonapi" and system.settings["health_path"] == "/people"
 
 
 def test_an_auditor_sees_systems_but_cannot_change_them(sign_in, personas, live_server):

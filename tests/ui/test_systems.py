@@ -6,6 +6,7 @@ from django.urls import reverse
 from connectors.models import AuthScheme, SignatureScheme, System
 from connectors.sandbox import DEMO_CREDENTIALS
 from hub.models import AuditEntry, Event
+from tests.connectors.jsonapi_server import MEDIA_TYPE, TOKEN, JsonApiServer
 from tests.factories import DataModelFactory, SystemFactory, flow_with_mapping, model_with_fields
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +40,7 @@ def form_data(**overrides) -> dict:
         "slug": "",
         "base_url": "https://crm.example.com/api",
         "api_version": "2024-06",
+        "connector": "rest",
         "connect_timeout": "3",
         "read_timeout": "10",
         "rate_limit_per_second": "",
@@ -269,6 +271,11 @@ def test_it_echoes_no_typed_secret_when_a_new_form_comes_back_with_errors(admin_
         ({"health_path": "deals"}, "health_path", "Start the path"),
         ({"name": "bad\x00name"}, "name", "Null characters"),
         ({"api_key": "k" * 3000}, "api_key", "at most 2000"),
+        ({"connector": "soap"}, "connector", "Unknown kind of API “soap”"),
+        ({"update_method": "POST"}, "update_method", "Select a valid choice"),
+        ({"list_records_path": "data..x"}, "list_records_path", "not a valid path"),
+        ({"connector": "jsonapi", "page_size_param": "page size"}, "page_size_param", "parameter name"),
+        ({"connector": "jsonapi", "since_filter": ""}, "since_filter", "Name the parameter"),
     ],
 )
 def test_it_explains_bad_input_next_to_the_field_instead_of_failing(admin_client, overrides, field, message):
@@ -295,6 +302,88 @@ def test_it_accepts_a_system_that_only_sends_webhooks(admin_client):
     system = System.objects.get()
     html = admin_client.get(reverse("connectors-detail", args=[system.pk])).content.decode()
     assert "only receives webhooks" in html
+
+
+# -- kinds of API and their settings -----------------------------------------------------------------
+
+
+def shown_for(html: str, name: str) -> str:
+    """The options an input is shown for: the data-values of the block around it."""
+    before = html[: html.index(f'name="{name}"')]
+    return before[before.rindex("data-values=") :].split('"')[1]
+
+
+def test_it_offers_every_registered_kind_of_api_and_shows_each_input_only_where_it_belongs(admin_client):
+    html = admin_client.get(reverse("connectors-add")).content.decode()
+    assert '<option value="rest" selected>Generic REST / JSON</option>' in html
+    assert '<option value="jsonapi">JSON:API</option>' in html
+    assert shown_for(html, "health_path") == "rest jsonapi"
+    assert shown_for(html, "update_method") == "rest"
+    assert shown_for(html, "page_size_param") == "jsonapi"
+    assert shown_for(html, "api_key_header") == "api_key"
+    assert shown_for(html, "api_key") == "api_key"
+    assert shown_for(html, "client_secret") == "oauth2_client_credentials"
+    assert 'name="page_size_param" value="page[size]"' in html
+
+
+def test_it_registers_a_jsonapi_system_whose_connection_works(admin_client):
+    with JsonApiServer() as server:
+        response = admin_client.post(
+            reverse("connectors-add"),
+            form_data(
+                name="People",
+                connector="jsonapi",
+                base_url=server.url,
+                health_path="/people",
+                auth_scheme="bearer",
+                api_key="",
+                token=TOKEN,
+            ),
+        )
+        system = System.objects.get()
+        assert response.status_code == 302
+        assert system.connector == "jsonapi" and system.credentials == {"token": TOKEN}
+        assert system.settings == {
+            "health_path": "/people",
+            "page_size_param": "page[size]",
+            "since_filter": "filter[updated_since]",
+        }
+        detail = admin_client.get(reverse("connectors-detail", args=[system.pk])).content.decode()
+        assert "JSON:API" in detail and 'name="path" value="/people"' in detail
+        html = admin_client.post(reverse("connectors-test", args=[system.pk]), headers=HTMX).content.decode()
+        assert "Connected, and the credentials were accepted" in html
+        assert server.received[-1]["headers"]["Accept"] == MEDIA_TYPE
+        assert TOKEN not in html and TOKEN not in detail
+
+
+def test_the_edit_form_shows_the_stored_settings_and_a_new_kind_replaces_them(admin_client, crm):
+    crm.settings = {"health_path": "/deals", "update_method": "PUT"}
+    crm.save()
+    url = reverse("connectors-edit", args=[crm.pk])
+    html = admin_client.get(url).content.decode()
+    assert '<option value="PUT" selected>PUT</option>' in html and 'name="health_path" value="/deals"' in html
+    response = admin_client.post(
+        url, form_data(name="Sales CRM", slug="sales-crm", api_key="", webhook_secret="", connector="jsonapi")
+    )
+    assert response.status_code == 302
+    crm.refresh_from_db()
+    assert crm.connector == "jsonapi"
+    assert crm.settings == {
+        "health_path": "",
+        "page_size_param": "page[size]",
+        "since_filter": "filter[updated_since]",
+    }
+    diff = AuditEntry.objects.get(verb="update").diff
+    assert diff["connector"] == ["rest", "jsonapi"] and diff["settings"][0]["update_method"] == "PUT"
+
+
+def test_a_setting_the_browser_did_not_send_keeps_its_stored_value(admin_client, crm):
+    crm.settings = {"health_path": "/deals", "list_records_path": "items"}
+    crm.save()
+    data = form_data(name="Sales CRM", slug="sales-crm", api_key="", webhook_secret="", health_path="/deals")
+    admin_client.post(reverse("connectors-edit", args=[crm.pk]), data)
+    crm.refresh_from_db()
+    assert crm.settings["list_records_path"] == "items" and crm.settings["update_method"] == "PATCH"
 
 
 # -- the detail page ---------------------------------------------------------------------------------

@@ -1,44 +1,50 @@
-"""The guided system form. Secret inputs are write-only: never filled in, empty keeps the stored value."""
+"""The guided system form: a ModelForm over System's fields (labels, help and checks come from the
+model), plus one input per setting that each sign-in method and each connector declares (see
+connectors/config.py), plus the secrets. Nothing here names a connector or a sign-in method.
 
+Secret inputs are write-only: never filled in, empty keeps the stored value."""
+
+import copy
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ImproperlyConfigured
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
+from django.db import models
 
-from connectors.models import (
-    AUTH_SECRET_FIELDS,
-    AuthScheme,
-    SignatureEncoding,
-    SignatureScheme,
-    System,
-    SystemKind,
-)
+from connectors.auth import AUTH_SCHEMES
+from connectors.config import Declared, config_load, config_problems, declared
+from connectors.models import SYSTEM_FIELDS, SignatureScheme, System
+from connectors.registry import connector_choices, connector_configs
 
-HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-PATH_IN_PAYLOAD = re.compile(
-    r"^(header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|[A-Za-z0-9_$@\-]+(\[\])?(\.[A-Za-z0-9_$@\-]+(\[\])?)*)$"
+KEEP_PLACEHOLDER = "Leave empty to keep the stored value"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A System field that picks an option (a sign-in method, a connector) and the JSON field that
+    keeps the chosen option's declared settings."""
+
+    field: str
+    stored_in: str
+    configs: Callable[[], dict[str, type]]
+
+
+CHOICES = (
+    Choice("auth_scheme", "auth_config", lambda: {str(k): m.settings for k, m in AUTH_SCHEMES.items()}),
+    Choice("connector", "settings", connector_configs),
 )
 
-# label and input type, one row per credential key of AUTH_SECRET_FIELDS
-SECRET_INPUTS: dict[str, tuple[str, str]] = {
-    "api_key": ("API key", "password"),
-    "token": ("Bearer token", "password"),
-    "username": ("Username", "text"),
-    "password": ("Password", "password"),
-    "client_id": ("Client ID", "text"),
-    "client_secret": ("Client secret", "password"),
-}
-SECRET_NOUNS = {
-    "api_key": "API key",
-    "token": "bearer token",
-    "username": "username",
-    "password": "password",
-    "client_id": "client ID",
-    "client_secret": "client secret",
-}
-KEEP_PLACEHOLDER = "Leave empty to keep the stored value"
+
+@dataclass(frozen=True)
+class DeclaredInput:
+    item: Declared
+    owners: tuple[str, ...]  # the options that declare it, for the page script that shows only those
+    choice: Choice
 
 
 class WriteOnlyTextInput(forms.TextInput):
@@ -48,203 +54,130 @@ class WriteOnlyTextInput(forms.TextInput):
         return None
 
 
-def _secret_field(label: str, kind: str, max_length: int = 2000) -> forms.CharField:
-    attrs = {"autocomplete": "new-password" if kind == "password" else "off", "spellcheck": "false"}
-    widget = forms.PasswordInput(attrs=attrs) if kind == "password" else WriteOnlyTextInput(attrs=attrs)
+def _secret_field(label: str, masked: bool = True, max_length: int = 2000) -> forms.CharField:
+    attrs = {"autocomplete": "new-password" if masked else "off", "spellcheck": "false"}
+    widget = forms.PasswordInput(attrs=attrs) if masked else WriteOnlyTextInput(attrs=attrs)
     return forms.CharField(label=label, required=False, max_length=max_length, widget=widget)
 
 
-def _float(label: str, low: float, high: float, **kwargs: Any) -> forms.FloatField:
-    return forms.FloatField(
-        label=label,
-        validators=[MinValueValidator(low), MaxValueValidator(high)],
-        error_messages={
-            "invalid": "Enter a number, e.g. 2.5.",
-            "min_value": f"Use at least {low:g}.",
-            "max_value": f"Use at most {high:g}.",
-        },
-        widget=forms.NumberInput(attrs={"step": "any", "min": low, "max": high}),
-        **kwargs,
-    )
+def _setting_field(item: Declared) -> forms.Field:
+    """The input for one declared setting; whether it is required depends on the chosen option, so
+    `clean` decides that."""
+    common = {"label": item.setting.label, "help_text": item.setting.help, "required": False}
+    if item.setting.choices:
+        return forms.ChoiceField(choices=[(c, c) for c in item.setting.choices], **common)
+    if item.type is int:
+        return forms.IntegerField(**common)
+    if item.type is bool:
+        return forms.BooleanField(**common)
+    return forms.CharField(max_length=500, widget=forms.TextInput(attrs={"spellcheck": "false"}), **common)
 
 
-class SystemForm(forms.Form):
-    # 1. What is it
-    kind = forms.ChoiceField(label="Kind of system", choices=SystemKind.choices, initial=SystemKind.OTHER)
-    name = forms.CharField(
-        label="Name", max_length=100, help_text="How people here call it, e.g. “Sales CRM”."
+def _union(by_owner: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, tuple[str, ...]]]:
+    """One input per name across the options; options that share a name must declare it alike."""
+    found: dict[str, tuple[Any, tuple[str, ...]]] = {}
+    for owner, items in by_owner.items():
+        for name, item in items.items():
+            first, owners = found.get(name, (item, ()))
+            if first != item:
+                raise ImproperlyConfigured(
+                    f"{owner!r} declares the input {name!r} unlike {owners[0]!r}: give one another name"
+                )
+            found[name] = (first, (*owners, owner))
+    return found
+
+
+def _formfield(model_field: models.Field, **kwargs: Any) -> forms.Field | None:
+    """Model fields as inputs. A number's bounds come from the model's validators alone (their
+    messages explain a value out of range) and reach the browser as min and max."""
+    if model_field.name == "connector":  # the registry's kinds; the model's validator refuses others
+        field = model_field.formfield(widget=forms.Select(choices=connector_choices), **kwargs)
+        field.widget.attrs.pop("maxlength", None)
+        return field
+    if not isinstance(model_field, models.FloatField | models.IntegerField):
+        return model_field.formfield(**kwargs)
+    whole = isinstance(model_field, models.IntegerField)
+    invalid = "Enter a whole number, e.g. 300." if whole else "Enter a number, e.g. 2.5."
+    field = model_field.formfield(
+        min_value=None, max_value=None, error_messages={"invalid": invalid}, **kwargs
     )
+    lows = [v.limit_value for v in model_field.validators if isinstance(v, MinValueValidator)]
+    highs = [v.limit_value for v in model_field.validators if isinstance(v, MaxValueValidator)]
+    if lows:
+        field.widget.attrs["min"] = max(lows)
+    if highs:
+        field.widget.attrs["max"] = min(highs)
+    return field
+
+
+class SystemForm(forms.ModelForm):
     slug = forms.CharField(
         label="Short name",
         max_length=60,
         required=False,
         help_text="Lowercase letters, digits and hyphens; part of the webhook URL. Leave empty to make one from the name.",
     )
-    # 2. Where
-    base_url = forms.CharField(
-        label="API base URL",
-        max_length=500,
-        required=False,
-        help_text="Where the system's REST API lives, e.g. https://api.example.com/v2. "
-        "Leave empty if it only sends us webhooks.",
-        widget=forms.URLInput(attrs={"placeholder": "https://", "spellcheck": "false"}),
-    )
-    api_version = forms.CharField(
-        label="API version",
-        max_length=40,
-        required=False,
-        help_text="Sent as the X-Api-Version header when set, e.g. 2024-06-01.",
-    )
-    connect_timeout = _float("Connect timeout (seconds)", 0.1, 60, initial=3.0)
-    read_timeout = _float("Answer timeout (seconds)", 0.1, 300, initial=10.0)
-    rate_limit_per_second = _float(
-        "Rate limit per second",
-        0.01,
-        10000,
-        required=False,
-        help_text="The most the hub may send per second, across all workers. Leave empty for no limit.",
-    )
-    health_path = forms.CharField(
-        label="Path to test the connection",
-        max_length=300,
-        required=False,
-        help_text="A path that needs sign-in, e.g. /deals. Used by “Test connection” until the system has a data model.",
-    )
-    # 3. How we sign in
-    auth_scheme = forms.ChoiceField(
-        label="Sign-in method", choices=AuthScheme.choices, initial=AuthScheme.NONE
-    )
-    api_key_header = forms.CharField(
-        label="Header for the API key",
-        max_length=100,
-        required=False,
-        initial="X-Api-Key",
-        help_text="The vendor's documentation names it.",
-    )
-    token_url = forms.CharField(
-        label="Token URL",
-        max_length=500,
-        required=False,
-        initial="/oauth/token",
-        help_text="Full URL, or a path on the base URL such as /oauth/token.",
-    )
-    scope = forms.CharField(
-        label="Scope", max_length=300, required=False, help_text="Optional; space separated."
-    )
-    api_key = _secret_field(*SECRET_INPUTS["api_key"])
-    token = _secret_field(*SECRET_INPUTS["token"])
-    username = _secret_field(*SECRET_INPUTS["username"])
-    password = _secret_field(*SECRET_INPUTS["password"])
-    client_id = _secret_field(*SECRET_INPUTS["client_id"])
-    client_secret = _secret_field(*SECRET_INPUTS["client_secret"])
-    # 4. Webhooks
-    signature_scheme = forms.ChoiceField(
-        label="Webhook signature", choices=SignatureScheme.choices, initial=SignatureScheme.HMAC_SHA256
-    )
-    signature_header = forms.CharField(
-        label="Signature header", max_length=100, required=False, initial="X-Signature"
-    )
-    signature_encoding = forms.ChoiceField(
-        label="Signature encoding", choices=SignatureEncoding.choices, initial=SignatureEncoding.HEX
-    )
-    signature_prefix = forms.CharField(
-        label="Signature prefix",
-        max_length=40,
-        required=False,
-        initial="sha256=",
-        help_text="Text before the signature in the header, e.g. sha256=. May be empty.",
-    )
-    signature_tolerance_seconds = forms.IntegerField(
-        label="Maximum age of a signature (seconds)",
-        initial=300,
-        min_value=1,
-        max_value=86400,
-        error_messages={"invalid": "Enter a whole number of seconds, e.g. 300."},
-        help_text="Older webhooks are refused, so a captured one cannot be replayed later.",
-    )
-    webhook_secret = _secret_field("Webhook signing secret", "password", max_length=500)
-    event_type_path = forms.CharField(
-        label="Where the event type is",
-        max_length=200,
-        initial="type",
-        help_text="A field of the payload (e.g. type or meta.event) or a header (header:X-Event-Type).",
-    )
-    idempotency_key_path = forms.CharField(
-        label="Where the event's unique id is",
-        max_length=200,
-        initial="id",
-        help_text="Used to ignore a webhook the vendor sends twice.",
-    )
-    record_path = forms.CharField(
-        label="Where the record is",
-        max_length=200,
-        required=False,
-        initial="data",
-        help_text="The field holding the business record, e.g. data. Empty means the whole payload.",
-    )
+    webhook_secret = _secret_field("Webhook signing secret", max_length=500)
+
+    class Meta:
+        model = System
+        # The JSON settings are not inputs: they are built from the declared inputs (see CHOICES).
+        fields = [name for name in SYSTEM_FIELDS if name not in {choice.stored_in for choice in CHOICES}]
+        field_classes = {"base_url": forms.CharField}  # not URLField: it would quietly add https://
+        widgets = {"base_url": forms.URLInput(attrs={"placeholder": "https://", "spellcheck": "false"})}
+        formfield_callback = _formfield
 
     def __init__(self, *args: Any, instance: System | None = None, **kwargs: Any) -> None:
-        self.instance = instance
-        if instance is not None and "initial" not in kwargs:
-            kwargs["initial"] = self.initial_from(instance)
-        super().__init__(*args, **kwargs)
-        for name in self.secret_names():
-            if self.stored(name):
-                self.fields[name].widget.attrs["placeholder"] = KEEP_PLACEHOLDER
-        if instance is not None:
+        # A copy: validating fills in the instance, and the services compare it with the stored one.
+        super().__init__(*args, instance=copy.copy(instance), **kwargs)
+        if instance is None:
+            self.initial.setdefault("signature_scheme", SignatureScheme.HMAC_SHA256)
+        else:
             self.fields[
                 "slug"
             ].help_text += " Changing it changes the webhook URL: update it at the vendor too."
+        self.fields["signature_header"].required = False  # only needed when webhooks are signed
+        self.declared: dict[str, DeclaredInput] = {}
+        for choice in CHOICES:
+            self._add_declared(choice)
+        secrets = _union({str(scheme): method.secrets for scheme, method in AUTH_SCHEMES.items()})
+        self.secrets = {name: owners for name, (_, owners) in secrets.items()}
+        for name, (secret, _) in secrets.items():
+            self._add(name, _secret_field(secret.label, secret.masked))
+        for name in [*self.secrets, "webhook_secret"]:
+            if self.stored(name):
+                self.fields[name].widget.attrs["placeholder"] = KEEP_PLACEHOLDER
 
-    @staticmethod
-    def initial_from(system: System) -> dict[str, Any]:
-        initial = {
-            name: getattr(system, name)
-            for name in (
-                "kind",
-                "name",
-                "slug",
-                "base_url",
-                "api_version",
-                "connect_timeout",
-                "read_timeout",
-                "rate_limit_per_second",
-                "auth_scheme",
-                "signature_scheme",
-                "signature_header",
-                "signature_encoding",
-                "signature_prefix",
-                "signature_tolerance_seconds",
-                "event_type_path",
-                "idempotency_key_path",
-                "record_path",
+    def _add(self, name: str, field: forms.Field) -> None:
+        if name in self.fields:
+            raise ImproperlyConfigured(
+                f"the system form already has an input {name!r}; give the setting an input_name"
             )
-        }
-        config = system.auth_config or {}
-        initial["api_key_header"] = config.get("header", "X-Api-Key")
-        initial["token_url"] = config.get("token_url", "/oauth/token")
-        initial["scope"] = config.get("scope", "")
-        initial["health_path"] = (system.settings or {}).get("health_path", "")
-        return initial
+        self.fields[name] = field
 
-    @staticmethod
-    def secret_names() -> list[str]:
-        return [*SECRET_INPUTS, "webhook_secret"]
+    def _add_declared(self, choice: Choice) -> None:
+        configs = choice.configs()
+        chosen = getattr(self.instance, choice.field)
+        stored = (
+            config_load(configs[chosen], getattr(self.instance, choice.stored_in))
+            if chosen in configs
+            else None
+        )
+        inputs = _union({owner: {d.name: d for d in declared(config)} for owner, config in configs.items()})
+        for name, (item, owners) in inputs.items():
+            self._add(name, _setting_field(item))
+            # The stored value where the chosen option declares it, else the default.
+            self.initial.setdefault(name, getattr(stored, item.key) if chosen in owners else item.default)
+            self.declared[name] = DeclaredInput(item, owners, choice)
 
     def stored(self, name: str) -> bool:
-        """Is a value already stored for this secret input? Never the value itself."""
-        if self.instance is None:
-            return False
-        if name == "webhook_secret":
-            return bool(self.instance.secret)
-        return bool((self.instance.credentials or {}).get(name))
+        return self.instance.has_secret(name)
+
+    # -- checks ----------------------------------------------------------------------------------
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
-        others = System.objects.filter(name__iexact=name)
-        if self.instance is not None:
-            others = others.exclude(pk=self.instance.pk)
-        if others.exists():
+        if System.objects.filter(name__iexact=name).exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError("There is already a system with this name. Choose another name.")
         return name
 
@@ -256,10 +189,7 @@ class SystemForm(forms.Form):
             raise forms.ValidationError(
                 "Use lowercase letters, digits and single hyphens only, e.g. sales-crm."
             )
-        others = System.objects.filter(slug=slug)
-        if self.instance is not None:
-            others = others.exclude(pk=self.instance.pk)
-        if others.exists():
+        if System.objects.filter(slug=slug).exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError("Another system already uses this short name.")
         return slug
 
@@ -274,108 +204,91 @@ class SystemForm(forms.Form):
                 ) from None
         return url
 
-    def clean_health_path(self) -> str:
-        path = self.cleaned_data["health_path"].strip()
-        if path and (not path.startswith("/") or path.startswith("//") or any(c.isspace() for c in path)):
-            raise forms.ValidationError("Start the path with “/”, without spaces, e.g. /deals.")
-        return path
-
-    def _check_header(self, name: str, what: str) -> None:
-        value = (self.cleaned_data.get(name) or "").strip()
-        self.cleaned_data[name] = value
-        if not value:
-            self.add_error(name, f"Enter the name of the {what}.")
-        elif not HEADER_NAME.match(value):
-            self.add_error(name, "A header name has letters, digits and hyphens only, e.g. X-Api-Key.")
-
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        scheme = data.get("auth_scheme")
-        if scheme == AuthScheme.API_KEY:
-            self._check_header("api_key_header", "header that carries the API key")
-        if scheme == AuthScheme.OAUTH2:
-            url = (data.get("token_url") or "").strip()
-            data["token_url"] = url
-            if not url:
-                self.add_error("token_url", "Enter the token URL, e.g. /oauth/token.")
-            elif not url.startswith("/") or url.startswith("//"):
-                try:
-                    URLValidator(schemes=["http", "https"])(url)
-                except forms.ValidationError:
-                    self.add_error("token_url", "Enter a full https:// address or a path starting with “/”.")
-        for key in AUTH_SECRET_FIELDS.get(scheme, ()):
-            if not data.get(key) and not self.stored(key):
-                self.add_error(key, f"Enter the {SECRET_NOUNS[key]}; the system needs it to let us in.")
-        signature = data.get("signature_scheme")
-        if signature and signature != SignatureScheme.NONE:
-            self._check_header("signature_header", "header that carries the signature")
-            if not data.get("webhook_secret") and not self.stored("webhook_secret"):
-                self.add_error(
-                    "webhook_secret",
-                    "Enter the signing secret the vendor shows for its webhooks, or choose “Not signed”.",
-                )
-        for name in ("event_type_path", "idempotency_key_path", "record_path"):
-            value = (data.get(name) or "").strip()
-            data[name] = value
-            if value and not PATH_IN_PAYLOAD.match(value):
-                self.add_error(
-                    name, "Use a field name or dotted path such as data.id, or header:Header-Name."
-                )
-        prefix = data.get("signature_prefix") or ""
-        if any(c.isspace() or not c.isprintable() for c in prefix):
-            self.add_error("signature_prefix", "The prefix cannot contain spaces.")
+        for choice in CHOICES:
+            self._clean_declared(choice)
+        self._clean_secrets()
+        self._clean_signature()
         return data
 
-    # -- what the services get -------------------------------------------------------------------
+    def _clean_declared(self, choice: Choice) -> None:
+        """Check the chosen option's settings and keep them on the instance."""
+        config = choice.configs().get(self.cleaned_data.get(choice.field))
+        if config is None:
+            return  # the choice itself has an error that says why
+        items = declared(config)
+        values = {item.key: self._declared_value(item.name) for item in items}
+        problems = config_problems(config, values)
+        for item in items:
+            if item.name not in self.errors:
+                for message in problems.get(item.key, ()):
+                    self.add_error(item.name, message)
+        if not problems:
+            setattr(self.instance, choice.stored_in, values)
+
+    def _declared_value(self, name: str) -> Any:
+        field = self.fields[name]
+        if field.widget.value_omitted_from_data(self.data, self.files, self.add_prefix(name)):
+            return self.get_initial_for_field(field, name)  # a client that does not send it keeps it
+        return self.cleaned_data.get(name)
+
+    def _clean_secrets(self) -> None:
+        method = AUTH_SCHEMES.get(self.cleaned_data.get("auth_scheme"))
+        for key, secret in (method.secrets if method else {}).items():
+            if not self.cleaned_data.get(key) and not self.stored(key) and key not in self.errors:
+                self.add_error(key, f"Enter the {secret.noun}; the system needs it to let us in.")
+
+    def _clean_signature(self) -> None:
+        data = self.cleaned_data
+        if data.get("signature_scheme", SignatureScheme.NONE) == SignatureScheme.NONE:
+            # Unused while webhooks are not signed: an emptied input keeps what is stored.
+            data["signature_header"] = data.get("signature_header") or self.instance.signature_header
+            return
+        if not data.get("signature_header") and "signature_header" not in self.errors:
+            self.add_error("signature_header", "Enter the name of the header that carries the signature.")
+        if not data.get("webhook_secret") and not self.stored("webhook_secret"):
+            self.add_error(
+                "webhook_secret",
+                "Enter the signing secret the vendor shows for its webhooks, or choose “Not signed”.",
+            )
+
+    # -- what the page and the services get -------------------------------------------------------
+
+    def declared_inputs(self, choice_field: str) -> dict[str, Any]:
+        """The declared inputs of one choice, for the page: the usual ones and those under "More"."""
+        rows = [
+            {
+                "field": self[name],
+                "owners": " ".join(found.owners),
+                "required": bool(found.item.setting.required),
+                "advanced": found.item.setting.advanced,
+            }
+            for name, found in self.declared.items()
+            if found.choice.field == choice_field
+        ]
+        more = [row for row in rows if row["advanced"]]
+        return {
+            "choice": choice_field,
+            "inputs": [row for row in rows if not row["advanced"]],
+            "more": more,
+            "more_owners": " ".join(sorted({o for row in more for o in row["owners"].split()})),
+            "more_open": any(row["field"].errors for row in more),
+        }
+
+    def secret_inputs(self) -> list[dict[str, Any]]:
+        return [
+            {"field": self[name], "owners": " ".join(owners), "stored": self.stored(name)}
+            for name, owners in self.secrets.items()
+        ]
 
     def system_fields(self) -> dict[str, Any]:
-        data = self.cleaned_data
-        scheme = data["auth_scheme"]
-        auth_config: dict[str, str] = {}
-        if scheme == AuthScheme.API_KEY:
-            auth_config["header"] = data["api_key_header"]
-        elif scheme == AuthScheme.OAUTH2:
-            auth_config["token_url"] = data["token_url"]
-            if data.get("scope", "").strip():
-                auth_config["scope"] = data["scope"].strip()
-        settings = dict(self.instance.settings or {}) if self.instance is not None else {}
-        if data.get("health_path"):
-            settings["health_path"] = data["health_path"]
-        else:
-            settings.pop("health_path", None)
-        fields = {
-            name: data[name]
-            for name in (
-                "kind",
-                "name",
-                "slug",
-                "base_url",
-                "api_version",
-                "connect_timeout",
-                "read_timeout",
-                "rate_limit_per_second",
-                "auth_scheme",
-                "signature_scheme",
-                "signature_encoding",
-                "signature_tolerance_seconds",
-                "event_type_path",
-                "idempotency_key_path",
-                "record_path",
-            )
-        }
-        fields["signature_header"] = data.get("signature_header") or (
-            self.instance.signature_header if self.instance is not None else "X-Signature"
-        )
-        fields["signature_prefix"] = data.get("signature_prefix") or ""
-        fields["auth_config"] = auth_config
-        fields["settings"] = settings
-        return fields
+        """The system's new field values, for system_create and system_update."""
+        return {name: getattr(self.instance, name) for name in SYSTEM_FIELDS}
 
     def credentials(self) -> dict[str, str]:
-        scheme = self.cleaned_data["auth_scheme"]
-        return {
-            k: self.cleaned_data[k] for k in AUTH_SECRET_FIELDS.get(scheme, ()) if self.cleaned_data.get(k)
-        }
+        method = AUTH_SCHEMES[self.cleaned_data["auth_scheme"]]
+        return {k: self.cleaned_data[k] for k in method.secrets if self.cleaned_data.get(k)}
 
     def webhook_secret_value(self) -> str:
         return self.cleaned_data.get("webhook_secret") or ""
@@ -384,22 +297,21 @@ class SystemForm(forms.Form):
 class CredentialsForm(forms.Form):
     """Replace only the secrets of a system, keeping its sign-in method."""
 
-    webhook_secret = _secret_field("Webhook signing secret", "password", max_length=500)
+    webhook_secret = _secret_field("Webhook signing secret", max_length=500)
 
     def __init__(self, *args: Any, instance: System, **kwargs: Any) -> None:
         self.instance = instance
         super().__init__(*args, **kwargs)
-        for key in AUTH_SECRET_FIELDS.get(instance.auth_scheme, ()):
-            self.fields[key] = _secret_field(*SECRET_INPUTS[key])
-        self.order_fields([*AUTH_SECRET_FIELDS.get(instance.auth_scheme, ()), "webhook_secret"])
+        secrets = instance.auth_secrets()
+        for key, secret in secrets.items():
+            self.fields[key] = _secret_field(secret.label, secret.masked)
+        self.order_fields([*secrets, "webhook_secret"])
         for name in self.fields:
             if self.stored(name):
                 self.fields[name].widget.attrs["placeholder"] = KEEP_PLACEHOLDER
 
     def stored(self, name: str) -> bool:
-        if name == "webhook_secret":
-            return bool(self.instance.secret)
-        return bool((self.instance.credentials or {}).get(name))
+        return self.instance.has_secret(name)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

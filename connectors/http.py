@@ -1,0 +1,332 @@
+"""What every connector over HTTP shares: a keep-alive session per system, sign-in headers, one
+request with a redacted summary, failures classified into the taxonomy, deletes that tolerate
+"already gone", and the connection check. A connector over HTTP subclasses `HttpConnector` and
+writes what differs in its API: `create_request` and `update_request` (the shape of a write),
+`created_id` (where a create's answer keeps the new id), `fetch` and `page_params` (see rest.py
+and jsonapi.py)."""
+
+import json
+import os
+import threading
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from common.paths import get_path
+from connectors.auth import auth_headers, auth_renew
+from connectors.base import CheckResult, Connector, ConnectorError, ErrorClass, Exchange, PushResult
+from connectors.redaction import Redactor
+
+BODY_SUMMARY_CHARS = 2000
+ALWAYS_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+KEPT_RESPONSE_HEADERS = frozenset({"content-type", "retry-after", "idempotent-replayed", "location"})
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
+_sessions = threading.local()
+
+
+def session_for(system) -> requests.Session:
+    """One keep-alive session per system per thread, rebuilt when the system's settings change."""
+    cache = getattr(_sessions, "by_system", None)
+    if cache is None:
+        cache = _sessions.by_system = {}
+    key = (system.pk, system.updated_at)
+    session = cache.get(key)
+    if session is None:
+        for stale in [k for k in cache if k[0] == system.pk]:
+            cache.pop(stale).close()
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["User-Agent"] = "integration-hub/1.0"
+        # Reading proxy settings from the environment on every request is a measurable share of a
+        # delivery's CPU; only pay for it when a proxy is actually configured.
+        session.trust_env = any(os.environ.get(name) for name in PROXY_VARIABLES)
+        cache[key] = session
+    return session
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def classify_status(status: int) -> ErrorClass:
+    if status == 429:
+        return ErrorClass.RATE_LIMITED
+    if status in (401, 403):
+        return ErrorClass.AUTH_FAILURE
+    if status == 408:
+        return ErrorClass.TIMEOUT
+    if status >= 500:
+        return ErrorClass.SERVER_ERROR
+    return ErrorClass.REJECTED
+
+
+def transport_error(
+    method: str, path: str, exc: requests.RequestException, exchange: Exchange
+) -> ConnectorError:
+    """A request that got no answer, named: timed out, unreachable or otherwise failed."""
+    if isinstance(exc, requests.Timeout):  # before ConnectionError: a connect timeout is both
+        message = f"{method} {path} timed out after {exchange.duration_ms:.0f} ms"
+        return ConnectorError(message, ErrorClass.TIMEOUT, exchange=exchange)
+    if isinstance(exc, requests.ConnectionError):
+        message = f"{method} {path}: connection failed ({type(exc).__name__})"
+        return ConnectorError(message, ErrorClass.UNREACHABLE, exchange=exchange)
+    return ConnectorError(f"{method} {path}: {exc}", ErrorClass.UNKNOWN, exchange=exchange)
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def json_body(response: requests.Response, exchange: Exchange) -> Any:
+    """The answer's JSON, None for an empty answer; a MALFORMED_RESPONSE when it is not JSON."""
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise ConnectorError(
+            f"answer {response.status_code} was not JSON: {exchange.response_body[:80]!r}",
+            ErrorClass.MALFORMED_RESPONSE,
+            status=response.status_code,
+            exchange=exchange,
+        ) from exc
+
+
+class HttpConnector(Connector):
+    """A connector whose system speaks HTTP and JSON (of some flavour: `media_type`)."""
+
+    media_type = "application/json"
+
+    def __init__(self, system) -> None:
+        super().__init__(system)
+        self.session = session_for(system)
+        self.redactor = Redactor.for_system(system)
+
+    def url(self, path: str) -> str:
+        """A path on the base URL, or a full URL on the same origin (a server's own next-page link).
+        Anything elsewhere is refused: it would carry our credentials to another host."""
+        base = self.system.base_url.rstrip("/")
+        if not path.startswith(("http://", "https://")):
+            return base + "/" + path.lstrip("/")
+        if _origin(path) != _origin(base):
+            raise ConnectorError(
+                f"refusing to follow {path}: it is not on {_origin(base)}", ErrorClass.MALFORMED_RESPONSE
+            )
+        return path
+
+    def page_params(self, *, limit: int, since: str | None = None) -> dict[str, Any]:
+        """The query parameters that ask for one page of `limit` records changed since `since`."""
+        return {}
+
+    def error_detail(self, body: Any) -> str:
+        """The system's own words for a failure, from its error answer."""
+        if isinstance(body, dict):
+            for key in ("error", "message", "detail"):
+                if isinstance(body.get(key), str):
+                    extra = body.get("fields")
+                    return body[key] + (f" {extra}" if extra else "")
+        return json_text(body)[:200]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[requests.Response, Exchange]:
+        """Send one request with auth; raise ConnectorError for anything but a 2xx."""
+        sent = {"Accept": self.media_type, **(headers or {})}
+        if json is not None:
+            sent["Content-Type"] = self.media_type
+        if self.system.api_version:
+            sent.setdefault("X-Api-Version", self.system.api_version)
+        response, exchange = self._send(method, path, sent, json, params)
+        if response.status_code == 401 and auth_renew(self.system):
+            # The token may have been revoked early: sign in afresh, once.
+            response, exchange = self._send(method, path, sent, json, params)
+        if response.status_code >= 300:
+            raise self._failure(method, path, response, exchange)
+        return response, exchange
+
+    def _send(
+        self, method: str, path: str, headers: dict[str, str], body: Any, params: dict | None
+    ) -> tuple[requests.Response, Exchange]:
+        url = self.url(path)
+        exchange = Exchange(method=method, url=url)
+        started = time.perf_counter()
+        try:
+            signed = auth_headers(self.system, self.session)
+            sent = {**headers, **signed}
+            secret = ALWAYS_SECRET_HEADERS | {name.lower() for name in signed}
+            exchange.request_headers = self.redactor.headers(sent, secret)
+            response = self.session.request(
+                method,
+                url,
+                json=body,
+                params=params,
+                headers=sent,
+                timeout=(self.system.connect_timeout, self.system.read_timeout),
+            )
+        except ConnectorError as exc:
+            exc.exchange = exchange
+            raise
+        except requests.RequestException as exc:
+            exchange.duration_ms = (time.perf_counter() - started) * 1000
+            raise transport_error(method, path, exc, exchange) from exc
+        exchange.duration_ms = (time.perf_counter() - started) * 1000
+        if body is not None:
+            exchange.request_body = self.redactor.text(json_text(body))[:BODY_SUMMARY_CHARS]
+        exchange.status = response.status_code
+        exchange.response_headers = {
+            k: v for k, v in response.headers.items() if k.lower() in KEPT_RESPONSE_HEADERS
+        }
+        exchange.response_body = self.redactor.text(response.text[:BODY_SUMMARY_CHARS])
+        return response, exchange
+
+    def _failure(
+        self, method: str, path: str, response: requests.Response, exchange: Exchange
+    ) -> ConnectorError:
+        try:
+            detail = self.error_detail(response.json())
+        except ValueError:
+            detail = response.text[:200].strip()
+        detail = self.redactor.text(detail)
+        return ConnectorError(
+            f"{method} {path} answered {response.status_code}{': ' + detail if detail else ''}",
+            classify_status(response.status_code),
+            status=response.status_code,
+            exchange=exchange,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+    def create_request(self, resource: str, record: dict[str, Any]) -> tuple[str, str, Any]:
+        """The request that creates `record`: method, path and JSON body."""
+        return "POST", resource, record
+
+    def update_request(
+        self, resource: str, target_id: str | None, record: dict[str, Any]
+    ) -> tuple[str, str, Any]:
+        """The request that updates record `target_id` with `record`: method, path and JSON body."""
+        return "PATCH", member_path(resource, target_id), record
+
+    def created_id(self, body: Any, id_path: str) -> Any:
+        """Where the answer to a create keeps the new record's id."""
+        return get_path(body, id_path) if isinstance(body, dict) else None
+
+    def push(
+        self,
+        *,
+        operation: str,
+        resource: str,
+        record: dict[str, Any],
+        target_id: str | None,
+        idempotency_key: str,
+        id_path: str = "id",
+    ) -> PushResult:
+        headers = {"Idempotency-Key": idempotency_key}
+        if operation == "delete":
+            return self.delete(member_path(resource, target_id), target_id=target_id, headers=headers)
+        if operation not in ("create", "update"):
+            raise ValueError(f"unknown operation {operation!r}")
+        if operation == "create":
+            method, path, document = self.create_request(resource, record)
+        else:
+            method, path, document = self.update_request(resource, target_id, record)
+        response, exchange = self.request(method, path, json=document, headers=headers)
+        body = json_body(response, exchange)
+        new_id = target_id
+        if operation == "create":
+            new_id = self.created_id(body, id_path)
+            if new_id in (None, ""):
+                raise ConnectorError(
+                    f"the created record's answer has no {id_path!r}",
+                    ErrorClass.MALFORMED_RESPONSE,
+                    status=response.status_code,
+                    exchange=exchange,
+                )
+        return PushResult(
+            target_id=str(new_id or ""),
+            status=response.status_code,
+            body=body,
+            exchange=exchange,
+            replayed=response.headers.get("Idempotent-Replayed", "").lower() == "true",
+        )
+
+    def delete(self, path: str, *, target_id: str | None, headers: dict[str, str]) -> PushResult:
+        """DELETE one record; one that is already gone is the effect we wanted."""
+        try:
+            response, exchange = self.request("DELETE", path, headers=headers)
+        except ConnectorError as exc:
+            if exc.status in (404, 410):
+                return PushResult(
+                    target_id=target_id or "",
+                    status=exc.status,
+                    body=None,
+                    exchange=exc.exchange or Exchange(),
+                )
+            raise
+        return PushResult(
+            target_id=target_id or "", status=response.status_code, body=None, exchange=exchange
+        )
+
+    def check(self, *, path: str) -> CheckResult:
+        started = time.perf_counter()
+        try:
+            response, _ = self.request("GET", path, params=self.page_params(limit=1))
+        except ConnectorError as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            if exc.error_class in (ErrorClass.UNREACHABLE, ErrorClass.TIMEOUT):
+                return CheckResult(
+                    False, None, elapsed, f"Could not reach {self.system.base_url}: {exc.message}"
+                )
+            if exc.error_class == ErrorClass.AUTH_FAILURE:
+                return CheckResult(
+                    True, False, elapsed, "Reachable, but the credentials were refused.", exc.status
+                )
+            return CheckResult(
+                True, None, elapsed, f"Reachable; it answered {exc.status} for {path}.", exc.status
+            )
+        elapsed = (time.perf_counter() - started) * 1000
+        return CheckResult(
+            True,
+            True,
+            elapsed,
+            f"Connected: {path} answered {response.status_code} in {elapsed:.0f} ms.",
+            response.status_code,
+        )
+
+
+def member_path(resource: str, target_id: str | None) -> str:
+    """The path of one record in a collection: ("/people", "7") -> "/people/7"."""
+    return f"{resource.rstrip('/')}/{target_id}"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
