@@ -24,6 +24,7 @@ from hub.services.datamodels import (
     field_update,
 )
 from hub.services.errors import ConfigError
+from hub.ui.feedback import change_made
 from hub.ui.forms.datamodels import (
     TYPE_CHOICES,
     DetailsForm,
@@ -267,14 +268,13 @@ def model_sample(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def model_delete(request: HttpRequest, pk: int) -> HttpResponse:
     model = _model_or_404(pk)
-    try:
-        data_model_delete(model=model, actor=request.user)
-    except ConfigError as exc:
-        messages.error(request, f"{model.name} cannot be deleted: {exc}.")
-        url = reverse("mappings-model-detail", args=[pk])
-    else:
-        messages.success(request, f"Deleted the data model {model.name}.")
-        url = reverse("mappings-models")
+    deleted = change_made(
+        request,
+        lambda: data_model_delete(model=model, actor=request.user),
+        success=f"Deleted the data model {model.name}.",
+        refused=f"{model.name} cannot be deleted: {{error}}.",
+    )
+    url = reverse("mappings-models") if deleted else reverse("mappings-model-detail", args=[pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 

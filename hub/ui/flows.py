@@ -34,6 +34,7 @@ from hub.services.flows import (
     schedule_next_runs,
 )
 from hub.services.specification import spec_export, spec_import
+from hub.ui.feedback import change_made
 from hub.ui.forms.flows import (
     FilterStepForm,
     FlowEditForm,
@@ -516,12 +517,11 @@ def flow_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
     if flow.state != FlowState.PAUSED:
         messages.info(request, "The flow is not paused.")
         return _back(request, flow)
-    try:
-        flow_resume(flow=flow, actor=request.user)
-    except ConfigError as exc:
-        messages.error(request, str(exc)[0].upper() + str(exc)[1:] + ".")
-    else:
-        messages.success(request, "Flow resumed. Waiting deliveries are being carried out now.")
+    change_made(
+        request,
+        lambda: flow_resume(flow=flow, actor=request.user),
+        success="Flow resumed. Waiting deliveries are being carried out now.",
+    )
     return _back(request, flow)
 
 
@@ -532,12 +532,11 @@ def flow_enable_view(request: HttpRequest, pk: int) -> HttpResponse:
     if flow.state == FlowState.ACTIVE:
         messages.info(request, "The flow is already running.")
         return _back(request, flow)
-    try:
-        flow_enable(flow=flow, actor=request.user)
-    except ConfigError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "Flow enabled. It now carries every matching event.")
+    change_made(
+        request,
+        lambda: flow_enable(flow=flow, actor=request.user),
+        success="Flow enabled. It now carries every matching event.",
+    )
     return _back(request, flow)
 
 
@@ -545,12 +544,11 @@ def flow_enable_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def flow_poll_view(request: HttpRequest, pk: int) -> HttpResponse:
     flow = _flow(pk)
-    try:
-        flow_poll_now(flow=flow, actor=request.user)
-    except ConfigError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "Asked a worker to look for changes now. New deliveries appear below.")
+    change_made(
+        request,
+        lambda: flow_poll_now(flow=flow, actor=request.user),
+        success="Asked a worker to look for changes now. New deliveries appear below.",
+    )
     return _back(request, flow)
 
 
@@ -558,14 +556,10 @@ def flow_poll_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def flow_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
     flow = _flow(pk)
-    name = flow.name
-    try:
-        flow_delete(flow=flow, actor=request.user)
-    except ConfigError as exc:
-        messages.error(request, str(exc))
-        return redirect("flows-detail", pk=pk)
-    messages.success(request, f'Flow "{name}" deleted.')
-    return redirect("flows-list")
+    deleted = change_made(
+        request, lambda: flow_delete(flow=flow, actor=request.user), success=f'Flow "{flow.name}" deleted.'
+    )
+    return redirect("flows-list") if deleted else redirect("flows-detail", pk=pk)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from connectors.models import SignatureEncoding, SignatureScheme, System
 from hub.access import admins_only, operators_only, readers
 from hub.models import Flow
 from hub.selectors.health import flows_health
-from hub.services.errors import ConfigError
 from hub.services.systems import (
     system_create,
     system_delete,
@@ -25,6 +24,7 @@ from hub.services.systems import (
     system_test_path,
     system_update,
 )
+from hub.ui.feedback import change_made
 from hub.ui.forms.systems import CredentialsForm, SystemForm
 from mappings.models import DataModel
 
@@ -202,16 +202,13 @@ def system_test(request, pk: int):
 def system_remove(request, pk: int):
     system = get_object_or_404(System, pk=pk)
     name = system.name
-    try:
-        system_delete(system=system, actor=request.user)
-    except ConfigError as exc:
-        messages.error(request, f"{name} was not deleted. {exc}")
-        target = reverse("connectors-detail", args=[pk])
-    else:
-        messages.success(request, f"Deleted {name}.")
-        target = reverse("connectors-list")
+    deleted = change_made(
+        request,
+        lambda: system_delete(system=system, actor=request.user),
+        success=f"Deleted {name}.",
+        refused=f"{name} was not deleted. {{error}}",
+    )
+    target = reverse("connectors-list") if deleted else reverse("connectors-detail", args=[pk])
     if request.htmx:
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = target
-        return response
+        return HttpResponse(status=204, headers={"HX-Redirect": target})
     return redirect(target)
