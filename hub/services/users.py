@@ -42,10 +42,7 @@ def user_create(*, username: str, email: str, role: str, password: str, actor):
     user.full_clean(exclude=["password"])
     if role not in ROLES:
         raise ValidationError({"role": "Choose one of the roles."})
-    try:
-        validate_password(password, user)
-    except ValidationError as exc:
-        raise ValidationError({"password": exc.messages}) from exc
+    _password_check(password, user)
     with transaction.atomic():
         user.set_password(password)
         user.save()
@@ -93,11 +90,16 @@ def user_active_set(*, user, active: bool, actor):
     return user
 
 
-def user_password_reset(*, user, password: str, actor):
+def _password_check(password: str, user) -> None:
+    """The password validators' verdict, as a form error on the password field."""
     try:
         validate_password(password, user)
     except ValidationError as exc:
         raise ValidationError({"password": exc.messages}) from exc
+
+
+def user_password_reset(*, user, password: str, actor):
+    _password_check(password, user)
     with transaction.atomic():
         user.set_password(password)
         user.save(update_fields=["password"])

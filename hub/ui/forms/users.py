@@ -8,6 +8,16 @@ from hub.roles import ROLES
 ROLE_CHOICES = [(name, description.split(":")[0]) for name, description in ROLES.items()]
 
 
+def new_password_field(label: str, *, help_text: str = "") -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=128,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=help_text,
+    )
+
+
 class UserCreateForm(forms.Form):
     username = forms.CharField(
         label="Username",
@@ -23,11 +33,8 @@ class UserCreateForm(forms.Form):
         help_text="Optional; for a machine account leave it empty.",
     )
     role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial="ops")
-    password = forms.CharField(
-        label="Initial password",
-        max_length=128,
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    password = new_password_field(
+        "Initial password",
         help_text="At least 8 characters, not a common password. Tell the person to keep it private.",
     )
 
@@ -56,19 +63,8 @@ class RoleForm(forms.Form):
 class PasswordResetForm(forms.Form):
     """A new password for `user`, checked by the password validators."""
 
-    password = forms.CharField(
-        label="New password",
-        max_length=128,
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="At least 8 characters, not a common password.",
-    )
-    password_again = forms.CharField(
-        label="New password again",
-        max_length=128,
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-    )
+    password = new_password_field("New password", help_text="At least 8 characters, not a common password.")
+    password_again = new_password_field("New password again")
 
     def __init__(self, *args, user, **kwargs) -> None:
         self.user = user
