@@ -6,4 +6,8 @@ class HubConfig(AppConfig):
     verbose_name = "Integration hub"
 
     def ready(self) -> None:
-        from hub import signals  # noqa: F401
+        from django.db.models.signals import post_migrate
+
+        from hub import signals
+
+        post_migrate.connect(signals.pipeline_setup, sender=self)

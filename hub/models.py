@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from common.paths import get_path
 from connectors.models import System
+from hub.pipeline import clock
 from hub.pipeline.retry import RetryPolicy
 from mappings.models import DataModel, Mapping
 
@@ -154,7 +155,7 @@ class DeliveryQuerySet(models.QuerySet):
         record exists, so changes to one record reach the target in order and never race to
         create it twice. Deliveries of paused flows wait.
         """
-        now = now or timezone.now()
+        now = now or clock.now()
         earlier_same_record = Delivery.objects.filter(
             flow_id=OuterRef("flow_id"),
             record_key=OuterRef("record_key"),

@@ -17,9 +17,12 @@ READERS = (ADMIN, OPS, AUDITOR)
 OPERATORS = (ADMIN, OPS)
 
 
-def ensure_role_groups() -> None:
-    for name in ROLES:
-        Group.objects.get_or_create(name=name)
+def ensure_role_groups(*, using: str = "default") -> int:
+    """Create the role groups that are missing; returns how many were."""
+    existing = set(Group.objects.using(using).filter(name__in=ROLES).values_list("name", flat=True))
+    missing = [Group(name=name) for name in ROLES if name not in existing]
+    Group.objects.using(using).bulk_create(missing)
+    return len(missing)
 
 
 def roles_of(user) -> set[str]:

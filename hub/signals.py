@@ -1,15 +1,20 @@
 """Keep per-process caches and poll schedules in step with configuration, whoever changes it
-(the UI, the API or the Django admin)."""
+(the UI, the API or the Django admin); set up what the pipeline needs after every migrate; and
+let django-q2's worker processes hand their work back when they are told to stop."""
 
+from django.apps import apps as global_apps
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
-from django_q.signals import post_spawn
+from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
 
 from connectors.models import System
 from hub.models import Flow
+from hub.pipeline import dispatch
 from hub.pipeline.ingest import forget_systems
-from hub.pipeline.schedules import flow_schedule_sync, poll_schedule_name
+from hub.pipeline.schedules import ensure_drain_schedule, flow_schedule_sync, poll_schedule_name
 from hub.pipeline.subscriptions import forget_subscriptions
+from hub.roles import ensure_role_groups
 from mappings.models import DataModel, Mapping
 
 
@@ -35,10 +40,31 @@ def flow_deleted(instance: Flow, **kwargs) -> None:
     Schedule.objects.filter(name=poll_schedule_name(instance.pk)).delete()
 
 
+def pipeline_setup(*, using: str = DEFAULT_DB_ALIAS, apps=global_apps, **kwargs) -> None:
+    """Role groups and the minutely drain safety net exist wherever the schema does: connected to
+    post_migrate, so `manage.py migrate` sets up production (and a test database after each
+    flush), not only `manage.py up`. Idempotent."""
+    try:
+        apps.get_model("auth", "Group")
+        apps.get_model("django_q", "Schedule")
+    except LookupError:  # migrated only part of the way: their tables may not exist yet
+        return
+    ensure_role_groups(using=using)
+    ensure_drain_schedule(using=using)
+
+
 @receiver(post_spawn)
 def worker_started(**kwargs) -> None:
-    """A (re)started worker looks for work at once: deliveries left by a crashed worker, and
-    anything that arrived while no worker ran."""
-    from hub.pipeline.dispatch import kick_workers
+    """In a (re)started worker process: watch for a stop, and look for work at once."""
+    dispatch.worker_watch()
+    dispatch.worker_ready()
 
-    kick_workers()
+
+@receiver(pre_execute)
+def task_started(**kwargs) -> None:
+    dispatch.task_started()
+
+
+@receiver(post_execute_in_worker)
+def task_finished(**kwargs) -> None:
+    dispatch.task_finished()

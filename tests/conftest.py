@@ -22,13 +22,26 @@ def sandbox():
     box.stop()
 
 
+SANDBOX_SYSTEMS = ("crm", "accounting", "inventory", "hr", "payments")
+
+
 @pytest.fixture
 def fresh_sandbox(sandbox):
+    """The sandbox with fresh records and no faults, sending no webhooks until a test asks. After
+    the test, the webhooks it caused are delivered before its data is flushed: the session's
+    live server would otherwise carry a late one into the next test's database, where a system
+    of the same name and secret accepts it."""
     import requests
 
-    for name in ("crm", "accounting", "inventory", "hr", "payments"):
+    for name in SANDBOX_SYSTEMS:
+        requests.put(
+            f"{sandbox.url(name)}/_control/webhook", json={"enabled": False}, timeout=5
+        ).raise_for_status()
         requests.post(f"{sandbox.url(name)}/_control/reset", timeout=5).raise_for_status()
     yield sandbox
+    for name in SANDBOX_SYSTEMS:
+        requests.put(f"{sandbox.url(name)}/_control/webhook", json={"enabled": False}, timeout=5)
+        sandbox.system(name).webhooks.wait_idle(timeout=10)
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +65,18 @@ def _clear_caches():
     breaker.open_until.clear()
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _real_time():
+    """Every test starts on the real clock, with no stop requested, whatever the last one did."""
+    from hub.pipeline import clock, dispatch
+
+    clock.reset()
+    dispatch.forget_stop()
+    yield
+    clock.reset()
+    dispatch.forget_stop()
 
 
 @pytest.fixture
@@ -109,17 +134,25 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL the whole cluster: no chance to finish anything."""
-        if self.process.poll() is None:
+        try:
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        except ProcessLookupError:
+            return  # every process of the group has exited
+        self.process.wait(10)
+
+    def terminate(self) -> None:
+        """SIGTERM to the cluster's main process, as Docker, Kubernetes and systemd (with
+        KillMode=mixed) send it: the cluster stops its workers, which hand their work back."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        self.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()  # whatever did not stop, and anything the cluster left behind
         self.log.close()
 
     def output(self) -> str:

@@ -1,26 +1,33 @@
 """Draining the queue: claim a batch, attempt each delivery, record the outcomes; repeat."""
 
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Min
 
-from hub.models import Delivery, DeliveryStatus, FlowState
+from hub.models import Delivery, DeliveryStatus
 from hub.pipeline import clock
 from hub.pipeline.attempt import FlowCache, Outcome, delivery_attempt
-from hub.pipeline.claim import deliveries_claim, leases_renew
+from hub.pipeline.claim import deliveries_claim, leases_release, leases_renew
 from hub.pipeline.dispatch import (
     ask_for_help,
     become_lingerer,
     drain_started,
     still_lingering,
     stop_lingering,
+    stop_requested,
+    wait_unless_stopped,
 )
 from hub.pipeline.outcomes import WORKER_NAME, outcomes_record
 
 
 def deliveries_process_batch(*, limit: int | None = None) -> int:
-    """Claim one batch and carry it out; returns how many deliveries were claimed."""
+    """Claim one batch and carry it out; returns how many deliveries were claimed.
+
+    Asked to stop midway, it records the outcomes it has and hands the deliveries it has not
+    tried back to the queue at once, instead of leaving them to wait for their lease to expire.
+    """
     token, batch = deliveries_claim(limit=limit or settings.HUB_CLAIM_BATCH)
     if not batch:
         return 0
@@ -32,7 +39,10 @@ def deliveries_process_batch(*, limit: int | None = None) -> int:
     lease_renew_at = time.monotonic() + settings.HUB_LEASE_SECONDS / 2
     pending: list[Outcome] = []
     last_flush = time.monotonic()
-    for delivery in batch:
+    for index, delivery in enumerate(batch):
+        if stop_requested():
+            leases_release(token=token, delivery_ids=[d.pk for d in batch[index:]])
+            break
         if time.monotonic() > lease_renew_at:
             leases_renew(token=token)
             lease_renew_at = time.monotonic() + settings.HUB_LEASE_SECONDS / 2
@@ -47,13 +57,15 @@ def deliveries_process_batch(*, limit: int | None = None) -> int:
 
 
 def next_due_in_seconds() -> float | None:
-    """Seconds until a waiting delivery is due or an in-flight lease runs out (None: nothing waits)."""
-    active = Delivery.objects.filter(flow__state=FlowState.ACTIVE)
+    """Seconds until a delivery may be claimed: a waiting one comes due, or an in-flight lease
+    runs out (None: nothing will). Deliveries queued behind another of the same record wait for
+    it, not for their own time."""
+    claimable = Delivery.objects.due(clock.now() + timedelta(days=3650))
     moments = [
-        active.filter(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING)).aggregate(
+        claimable.filter(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING)).aggregate(
             at=Min("next_attempt_at")
         )["at"],
-        active.filter(status=DeliveryStatus.IN_FLIGHT).aggregate(at=Min("lease_expires_at"))["at"],
+        claimable.filter(status=DeliveryStatus.IN_FLIGHT).aggregate(at=Min("lease_expires_at"))["at"],
     ]
     moments = [m for m in moments if m is not None]
     if not moments:
@@ -66,7 +78,8 @@ def deliveries_drain(
 ) -> int:
     """Process batches until the queue is dry, then leave, unless this drain becomes the one
     lingerer: it keeps polling for `linger` seconds after the last work, and stays (polling
-    less often) while a retry or an expired lease is due within the next minute."""
+    less often) while a retry or an expired lease is due within the next minute. A stop request
+    ends it between deliveries or sleeps."""
     drain_started()
     max_seconds = settings.HUB_DRAIN_SECONDS if max_seconds is None else max_seconds
     linger = settings.HUB_DRAIN_LINGER_SECONDS if linger is None else linger
@@ -75,12 +88,12 @@ def deliveries_drain(
     done = 0
     lingering = False
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stop_requested():
             claimed = deliveries_process_batch()
             done += claimed
             if claimed:
                 last_work = time.monotonic()
-                if claimed >= settings.HUB_CLAIM_BATCH:
+                if claimed >= settings.HUB_CLAIM_BATCH and not stop_requested():
                     ask_for_help()
                 continue
             if not lingering:
@@ -88,14 +101,22 @@ def deliveries_drain(
                 if not lingering:
                     break  # another drain is polling already
             still_lingering()
-            if time.monotonic() - last_work < linger:
-                time.sleep(poll)
-                continue
-            due_in = next_due_in_seconds()
-            if due_in is None or due_in > 60:
+            idle_for = time.monotonic() - last_work
+            if not _linger(idle_for=idle_for, linger=linger, poll=poll, deadline=deadline):
                 break
-            time.sleep(min(max(due_in, poll), 0.25, max(0.0, deadline - time.monotonic())))
     finally:
         if lingering:
             stop_lingering()
     return done
+
+
+def _linger(*, idle_for: float, linger: float, poll: float, deadline: float) -> bool:
+    """The lingerer's wait before it looks again; False when there is no reason to stay."""
+    if idle_for < linger:
+        wait_unless_stopped(poll)
+        return True
+    due_in = next_due_in_seconds()
+    if due_in is None or due_in > 60:
+        return False
+    wait_unless_stopped(min(max(due_in, poll), 0.25, deadline - time.monotonic()))
+    return True

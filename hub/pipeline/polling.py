@@ -3,7 +3,8 @@
 The source is asked for records changed at or after the cursor (inclusive), so records that
 share the cursor's value are never missed; re-read records are dropped by their idempotency
 key (flow, record id, cursor value, content hash), so none is processed twice. The cursor
-moves only in the transaction that stores the page's events.
+moves only in the transaction that stores the page's events, so a poll may stop after any page
+(an error, or the worker being stopped) and the next one carries on from there.
 """
 
 import hashlib
@@ -22,8 +23,10 @@ from common.paths import get_path
 from connectors.base import ConnectorError
 from connectors.registry import connector_for
 from hub.models import Cursor, Event, Flow, FlowState, Trigger
+from hub.pipeline import clock
+from hub.pipeline.dispatch import stop_requested
 from hub.pipeline.ingest import IncomingEvent, events_store
-from hub.pipeline.subscriptions import subscription_of
+from hub.pipeline.subscriptions import Subscription, subscription_of
 
 log = logging.getLogger("hub.polling")
 POLL_LEASE = timedelta(minutes=10)
@@ -79,7 +82,7 @@ def flow_poll(*, flow: Flow) -> PollResult:
         )
         return result
     Cursor.objects.get_or_create(flow=flow)
-    now = timezone.now()
+    now = clock.now()
     claimed = (
         Cursor.objects.filter(pk=flow.pk)
         .filter(Q(polling_until__isnull=True) | Q(polling_until__lt=now))
@@ -95,54 +98,91 @@ def flow_poll(*, flow: Flow) -> PollResult:
         log.warning("poll of flow %s stopped: %s", flow.pk, result.error)
     finally:
         Cursor.objects.filter(pk=flow.pk).update(
-            polling_until=None, last_polled_at=timezone.now(), last_result=result.summary()[:300]
+            polling_until=None, last_polled_at=clock.now(), last_result=result.summary()[:300]
         )
     return result
 
 
 def _poll_pages(flow: Flow, result: PollResult) -> None:
     connector = connector_for(flow.source_system)
-    model = flow.source_model
-    cursor_field = model.cursor_field or "updated_at"
-    id_path = model.id_path or "id"
-    subscription = subscription_of(flow)
-    event_type = flow.event_type if flow.event_type not in ("", "*") else f"{model.name.lower()}.changed"
+    source = _Source.of(flow)
     since = Cursor.objects.get(pk=flow.pk).value or None
     page_token = None
     while result.pages < MAX_PAGES_PER_RUN:
+        if stop_requested():
+            result.error = "the worker is stopping; the next poll carries on from here"
+            return
         page = connector.fetch(
-            resource=model.resource_path, since=since, page_token=page_token, limit=flow.poll_page_size
+            resource=flow.source_model.resource_path,
+            since=since,
+            page_token=page_token,
+            limit=flow.poll_page_size,
         )
         result.pages += 1
         result.records += len(page.records)
-        incoming = []
+        incoming, newest = source.events(page.records)
+        result.new_events += _store_page(flow, incoming, newest)
+        if not page.next_token or not page.records:
+            break
+        page_token = page.next_token
+
+
+@dataclass
+class _Source:
+    """How a flow's source records become events: where their id and cursor value are."""
+
+    flow: Flow
+    cursor_field: str
+    id_path: str
+    event_type: str
+    subscription: Subscription
+
+    @classmethod
+    def of(cls, flow: Flow) -> "_Source":
+        model = flow.source_model
+        return cls(
+            flow=flow,
+            cursor_field=model.cursor_field or "updated_at",
+            id_path=model.id_path or "id",
+            event_type=flow.event_type
+            if flow.event_type not in ("", "*")
+            else f"{model.name.lower()}.changed",
+            subscription=subscription_of(flow),
+        )
+
+    def events(self, records: list) -> tuple[list[IncomingEvent], Any]:
+        """One event per usable record, and the newest cursor value among them (None: none)."""
+        incoming: list[IncomingEvent] = []
         newest = None
-        for record in page.records:
+        for record in records:
             if not isinstance(record, dict):
                 continue
-            value = get_path(record, cursor_field)
-            record_id = get_path(record, id_path)
+            value = get_path(record, self.cursor_field)
+            record_id = get_path(record, self.id_path)
             if value is None or record_id in (None, ""):
                 continue
             if newest is None or cursor_order(value) > cursor_order(newest):
                 newest = value
             incoming.append(
                 IncomingEvent(
-                    system=flow.source_system,
-                    event_type=event_type,
-                    idempotency_key=_poll_key(flow, record, str(record_id), value),
+                    system=self.flow.source_system,
+                    event_type=self.event_type,
+                    idempotency_key=_poll_key(self.flow, record, str(record_id), value),
                     payload=record,
                     origin=Event.Origin.POLL,
-                    subscriptions=[subscription],
+                    subscriptions=[self.subscription],
                 )
             )
-        with transaction.atomic():
-            stored = events_store(incoming) if incoming else []
-            result.new_events += sum(1 for r in stored if not r.duplicate)
-            cursor = Cursor.objects.select_for_update().get(pk=flow.pk)
-            if newest is not None and (not cursor.value or cursor_order(newest) > cursor_order(cursor.value)):
-                cursor.value = str(newest)
-                cursor.save(update_fields=["value"])
-        if not page.next_token or not page.records:
-            break
-        page_token = page.next_token
+        return incoming, newest
+
+
+def _store_page(flow: Flow, incoming: list[IncomingEvent], newest: Any) -> int:
+    """Store a page's events and move the cursor forward, in one transaction; returns how many
+    events were new."""
+    with transaction.atomic():
+        stored = events_store(incoming) if incoming else []
+        cursor = Cursor.objects.select_for_update().get(pk=flow.pk)
+        if newest is not None and (not cursor.value or cursor_order(newest) > cursor_order(cursor.value)):
+            cursor.value = str(newest)
+            cursor.save(update_fields=["value"])
+    return sum(1 for r in stored if not r.duplicate)

@@ -12,16 +12,24 @@ def poll_schedule_name(flow_id: int) -> str:
     return f"hub: poll flow {flow_id}"
 
 
-def ensure_drain_schedule() -> None:
-    Schedule.objects.update_or_create(
-        name=DRAIN_SCHEDULE,
-        defaults={
-            "func": "hub.tasks.deliveries_drain",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
+DRAIN_SCHEDULE_FIELDS = {
+    "func": "hub.tasks.deliveries_drain",
+    "schedule_type": Schedule.MINUTES,
+    "minutes": 1,
+    "repeats": -1,
+}
+
+
+def ensure_drain_schedule(*, using: str = "default") -> bool:
+    """The minutely drain, the safety net behind the kicks: create it, or put back what differs.
+    Returns whether anything was written."""
+    schedule, created = Schedule.objects.using(using).get_or_create(
+        name=DRAIN_SCHEDULE, defaults=DRAIN_SCHEDULE_FIELDS
     )
+    differing = {k: v for k, v in DRAIN_SCHEDULE_FIELDS.items() if getattr(schedule, k) != v}
+    if differing:
+        Schedule.objects.using(using).filter(pk=schedule.pk).update(**differing)
+    return created or bool(differing)
 
 
 def flow_schedule_sync(flow: Flow) -> None:

@@ -1,15 +1,19 @@
 """The delivery engine against a real sandbox over loopback: every outcome of the taxonomy."""
 
 import json
-import time
+import threading
 
 import pytest
 
 from dlq.models import DeadLetter
 from hub.models import Attempt, AuditEntry, Delivery, DeliveryStatus, FlowState, RecordLink
+from hub.pipeline import clock, dispatch
+from hub.pipeline.drain import deliveries_process_batch
 from hub.pipeline.ingest import IncomingEvent, events_store
+from tests.conftest import wait_for
 from tests.factories import flow_with_mapping, model_with_fields
 from tests.sandbox_helpers import (
+    control,
     drain_all,
     employee_event,
     fault,
@@ -108,17 +112,46 @@ def test_it_retries_transient_failures_and_ends_with_one_record(flow, fresh_sand
 def test_it_does_not_duplicate_when_the_target_acted_but_answered_too_late(flow, fresh_sandbox):
     # "slow" applies the change after the delay: the first try times out although the record was
     # made; the retry carries the same Idempotency-Key, so the target answers with that record.
-    fault(fresh_sandbox, "inventory", mode="slow", delay=2.5, count=1)
-    sent = time.monotonic()
+    flow.target_system.read_timeout = 0.5
+    flow.target_system.save()
+    fault(fresh_sandbox, "inventory", mode="slow", delay=1.0, count=1)
     ingest(flow, employee_event(1))
     drain_all()
     delivery = Delivery.objects.get()
     assert delivery.status == DeliveryStatus.SUCCEEDED
     assert Attempt.objects.filter(delivery=delivery).first().error_class == "timeout"
     # Let the first, slow request land too (and not leak into the next test's sandbox).
-    time.sleep(max(0.0, sent + 2.5 + 0.5 - time.monotonic()))
+    wait_for(
+        lambda: any(r["fault"] == "slow" for r in control(fresh_sandbox, "inventory", "GET", "requests")),
+        timeout=5,
+        interval=0.05,
+        message="the slow request to be answered",
+    )
     accounts = records(fresh_sandbox, "inventory", "accounts")
     assert len(accounts) == 1 and delivery.target_id == accounts[0]["id"]
+
+
+def test_it_hands_back_what_it_has_not_tried_when_asked_to_stop_midway(flow, fresh_sandbox):
+    for n in range(6):
+        ingest(flow, employee_event(n))
+    fault(fresh_sandbox, "inventory", mode="slow", delay=1.0, count=1)
+    # The stop comes while the first delivery waits for its slow answer.
+    stop = threading.Timer(0.3, dispatch.request_stop)
+    stop.start()
+    assert deliveries_process_batch() == 6
+    stop.join()
+    first = Delivery.objects.order_by("id").first()
+    assert first.status == DeliveryStatus.SUCCEEDED  # the call under way was finished and recorded
+    rest = Delivery.objects.exclude(pk=first.pk)
+    assert list(rest.values_list("status", "attempts", "lease_token").distinct()) == [
+        (DeliveryStatus.PENDING, 0, None)
+    ]
+    assert all(d.next_attempt_at <= clock.now() for d in rest)  # due again at once, not at lease expiry
+    dispatch.forget_stop()
+    drain_all()
+    assert Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == 6
+    assert Attempt.objects.count() == 6
+    assert len(records(fresh_sandbox, "inventory", "accounts")) == 6
 
 
 def test_it_dead_letters_an_auth_failure_and_pauses_the_flow(flow, fresh_sandbox):
@@ -128,8 +161,6 @@ def test_it_dead_letters_an_auth_failure_and_pauses_the_flow(flow, fresh_sandbox
     ingest(flow, employee_event(1))
     ingest(flow, employee_event(2))
     deliveries = Delivery.objects.order_by("id")
-    from hub.pipeline.drain import deliveries_process_batch
-
     deliveries_process_batch()
     flow.refresh_from_db()
     assert flow.state == FlowState.PAUSED and "credentials" in flow.paused_reason

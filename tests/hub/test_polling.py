@@ -6,6 +6,7 @@ import pytest
 from django_q.models import Schedule
 
 from hub.models import Cursor, Delivery, Event, Trigger
+from hub.pipeline import dispatch
 from hub.pipeline.polling import cursor_order, flow_poll
 from hub.pipeline.schedules import poll_schedule_name
 from hub.tasks import flow_poll_task
@@ -123,6 +124,17 @@ def test_it_keeps_the_cursor_where_it_was_when_the_source_fails(scheduled_flow, 
     assert failed.error.startswith("server_error")
     assert Cursor.objects.get(flow=scheduled_flow).value == ""
     assert Event.objects.count() == 0
+    assert flow_poll(flow=scheduled_flow).new_events == 25
+
+
+def test_it_reads_no_further_page_once_the_worker_is_stopping(scheduled_flow, fresh_sandbox):
+    seed_deals(fresh_sandbox, 25, 0)
+    dispatch.request_stop()
+    stopped = flow_poll(flow=scheduled_flow)
+    assert (stopped.pages, stopped.new_events) == (0, 0)
+    assert "stopping" in stopped.error
+    assert Cursor.objects.get(flow=scheduled_flow).value == ""
+    dispatch.forget_stop()
     assert flow_poll(flow=scheduled_flow).new_events == 25
 
 

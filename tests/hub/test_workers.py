@@ -1,5 +1,9 @@
-"""Real `manage.py qcluster` processes against the sandbox: promises 1, 2 and 4 end to end."""
+"""Real `manage.py qcluster` processes against the sandbox: promises 1, 2 and 4 end to end, and
+a clean stop."""
 
+import os
+import signal
+import subprocess
 import time
 from collections import Counter
 
@@ -7,8 +11,9 @@ import pytest
 import requests
 
 from connectors.sandbox import DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
-from hub.models import Delivery, DeliveryStatus, Event
+from hub.models import Attempt, Delivery, DeliveryStatus, Event
 from hub.pipeline.dispatch import kick_workers
+from hub.pipeline.ingest import IncomingEvent, events_store
 from tests.conftest import wait_for
 from tests.factories import flow_with_mapping, model_with_fields
 from tests.sandbox_helpers import (
@@ -26,6 +31,84 @@ FAST_LEASES = {"HUB_LEASE_SECONDS": "3", "HUB_DRAIN_LINGER_SECONDS": "1"}
 
 def all_finished() -> bool:
     return Delivery.objects.exists() and not Delivery.objects.unfinished().exists()
+
+
+def hires(flow, count: int) -> None:
+    events_store(
+        [
+            IncomingEvent(flow.source_system, "employee.hired", f"evt_{n}", employee_event(n))
+            for n in range(count)
+        ]
+    )
+
+
+def in_flight() -> int:
+    return Delivery.objects.filter(status=DeliveryStatus.IN_FLIGHT).count()
+
+
+def busy_cluster(sandbox, start_worker, total: int):
+    """A cluster in the middle of a batch against a slow target (leases of the default 60 s:
+    a worker that died would leave its batch stuck for a minute)."""
+    flow = hr_to_inventory_accounts(sandbox, event_type="employee.hired")
+    hires(flow, total)
+    fault(sandbox, "inventory", mode="slow", delay=0.3, rate=1.0)
+    worker = start_worker(workers=2)
+    kick_workers()
+    wait_for(
+        lambda: Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() >= 2,
+        timeout=30,
+        message="some deliveries to succeed",
+    )
+    assert in_flight() > 0, "nothing was in flight when the stop came"
+    return worker
+
+
+def finish_with_a_new_worker_exactly_once(sandbox, start_worker, total: int) -> None:
+    control(sandbox, "inventory", "DELETE", "faults")
+    start_worker(workers=2)
+    wait_for(all_finished, timeout=30, message="every delivery to finish")
+    assert Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == total
+    emails = Counter(a["email"] for a in records(sandbox, "inventory", "accounts"))
+    assert len(emails) == total and max(emails.values()) == 1, f"duplicates: {emails.most_common(3)}"
+    # One attempt each: no call was cut off midway and none was made twice.
+    assert Attempt.objects.count() == total
+    assert not Attempt.objects.filter(outcome="abandoned").exists()
+
+
+def running(worker) -> set[int]:
+    """Processes of the cluster's session still running (zombies waiting to be reaped are not)."""
+    listing = subprocess.run(
+        ["ps", "-o", "pid=,stat=", "--sid", str(worker.process.pid)], capture_output=True, text=True
+    ).stdout
+    return {int(pid) for pid, stat in (line.split() for line in listing.splitlines()) if "Z" not in stat}
+
+
+def test_it_hands_back_its_batch_and_exits_within_two_seconds_of_sigterm(fresh_sandbox, start_worker):
+    total = 40
+    worker = busy_cluster(fresh_sandbox, start_worker, total)
+    asked = time.monotonic()
+    worker.terminate()  # SIGTERM to the cluster's main process, as Docker and Kubernetes send it
+    worker.process.wait(timeout=10)
+    took = time.monotonic() - asked
+    assert took < 2.5, f"the cluster took {took:.1f}s to stop"
+    assert in_flight() == 0, "a delivery was left in flight: it would wait for its lease to expire"
+    assert Delivery.objects.filter(status=DeliveryStatus.PENDING, attempts=0).exists()  # handed back
+    finish_with_a_new_worker_exactly_once(fresh_sandbox, start_worker, total)
+
+
+def test_it_hands_back_its_batch_when_every_process_of_the_cluster_gets_sigterm(fresh_sandbox, start_worker):
+    # What systemd's default KillMode does. django-q2's sentinel dies at once (its SIGTERM is
+    # SIG_DFL) and its main process may then hang (it waits for the dead sentinel): the workers
+    # must not depend on either.
+    total = 40
+    worker = busy_cluster(fresh_sandbox, start_worker, total)
+    os.killpg(worker.process.pid, signal.SIGTERM)
+    wait_for(lambda: in_flight() == 0, timeout=2, interval=0.05, message="the batch to be handed back")
+    wait_for(
+        lambda: running(worker) <= {worker.process.pid}, timeout=2, message="the worker processes to exit"
+    )
+    worker.kill()
+    finish_with_a_new_worker_exactly_once(fresh_sandbox, start_worker, total)
 
 
 def test_it_carries_crm_webhooks_to_inventory_once_each_even_when_sent_twice(
@@ -122,14 +205,7 @@ def test_it_finishes_every_delivery_once_in_effect_when_a_worker_is_killed_mid_b
 ):
     flow = hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
     total = 40
-    from hub.pipeline.ingest import IncomingEvent, events_store
-
-    events_store(
-        [
-            IncomingEvent(flow.source_system, "employee.hired", f"evt_{n}", employee_event(n))
-            for n in range(total)
-        ]
-    )
+    hires(flow, total)
     # Slow answers keep the batch in flight long enough to kill the worker in the middle of it.
     fault(fresh_sandbox, "inventory", mode="slow", delay=0.2, rate=1.0)
     first = start_worker(workers=2, extra_env=FAST_LEASES)
@@ -160,15 +236,8 @@ def test_it_keeps_under_the_targets_rate_limit_across_all_workers(fresh_sandbox,
     flow = hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
     flow.target_system.rate_limit_per_second = limit
     flow.target_system.save()
-    from hub.pipeline.ingest import IncomingEvent, events_store
-
     total = 32
-    events_store(
-        [
-            IncomingEvent(flow.source_system, "employee.hired", f"evt_{n}", employee_event(n))
-            for n in range(total)
-        ]
-    )
+    hires(flow, total)
     started = time.monotonic()
     start_worker(workers=2)
     start_worker(workers=2)

@@ -15,8 +15,7 @@ from django.core.management.base import BaseCommand
 
 from connectors.models import System
 from hub.demo import demo_seed
-from hub.pipeline.schedules import ensure_drain_schedule
-from hub.roles import ADMIN, ensure_role_groups, grant_role
+from hub.roles import ADMIN, grant_role
 
 
 def ensure_admin_login() -> tuple[str, str]:
@@ -36,6 +35,25 @@ def ensure_admin_login() -> tuple[str, str]:
     return "admin", password
 
 
+def stop_children(children: list[tuple[str, subprocess.Popen]]) -> None:
+    """SIGTERM, then SIGKILL after 10 s. The worker cluster gets it in its main process only: that
+    stops the sentinel, which lets each worker hand its batch back (SIGTERM to the whole group
+    would kill django-q2's sentinel outright and leave its main process waiting for it)."""
+    for name, child in children:
+        if child.poll() is not None:
+            continue
+        if name == "workers":
+            child.terminate()
+        else:
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for _, child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+
+
 class Command(BaseCommand):
     help = "Migrate, seed the demo, and run the web server, workers, sandbox systems and demo activity."
 
@@ -48,9 +66,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-sandbox", action="store_true", help="Do not start the sandbox systems.")
 
     def handle(self, *args, host, port, no_activity, no_sandbox, **options):
-        call_command("migrate", interactive=False, verbosity=0)
-        ensure_role_groups()
-        ensure_drain_schedule()
+        call_command("migrate", interactive=False, verbosity=0)  # also makes the roles and schedules
         username, password = ensure_admin_login()
         if not System.objects.exists():
             counts = demo_seed()
@@ -121,14 +137,6 @@ class Command(BaseCommand):
                     exit_code = child.returncode or 1
                     stopping = True
             time.sleep(0.3)
-        for _, child in children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for _, child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+        stop_children(children)
         self.stdout.write("Stopped.")
         sys.exit(exit_code)
