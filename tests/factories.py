@@ -49,9 +49,22 @@ class DataModelFactory(factory.django.DjangoModelFactory):
     resource_path = "/records"
 
 
+def field_table(text: str) -> dict[str, tuple[str, bool]]:
+    """Fields written compactly: "id! amount:number! lines[].sku" (type defaults to string, ! = required)."""
+    table = {}
+    for word in text.split():
+        required = word.endswith("!")
+        path, _, kind = word.rstrip("!").partition(":")
+        table[path] = (kind or "string", required)
+    return table
+
+
 def model_with_fields(
-    system: System, name: str, resource: str, fields: dict[str, tuple[str, bool]], **extra
+    system: System, name: str, resource: str, fields: dict[str, tuple[str, bool]] | str, **extra
 ) -> DataModel:
+    """A data model with its fields, given as a table or in the compact text form of field_table."""
+    if isinstance(fields, str):
+        fields = field_table(fields)
     model = DataModelFactory(system=system, name=name, resource_path=resource, **extra)
     Field.objects.bulk_create(
         Field(model=model, path=path, type=kind, required=required, position=i)

@@ -93,19 +93,13 @@ def hr_to_inventory_accounts(sandbox, **flow_options):
         hr,
         "Employee",
         "/employees",
-        {
-            "id": ("string", True),
-            "first_name": ("string", True),
-            "last_name": ("string", True),
-            "email": ("string", True),
-            "department": ("string", False),
-        },
+        "id! first_name! last_name! email! department",
     )
     account = model_with_fields(
         inventory,
         "Account",
         "/accounts",
-        {"email": ("string", True), "name": ("string", False), "role": ("string", False)},
+        "email! name role",
     )
     rules = [
         {"target": "email", "source": "email", "transforms": [{"name": "lower"}]},

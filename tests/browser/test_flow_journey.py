@@ -28,11 +28,8 @@ RULES = [
 def hr_and_inventory(fresh_sandbox):
     hr = sandbox_system(fresh_sandbox, "hr")
     inventory = sandbox_system(fresh_sandbox, "inventory")
-    model_with_fields(hr, "Employee", "/employees", {
-        "id": ("string", True), "first_name": ("string", True), "last_name": ("string", True),
-        "email": ("string", True), "department": ("string", False), "updated_at": ("datetime", False)})  # fmt: skip
-    model_with_fields(inventory, "Account", "/accounts", {
-        "email": ("string", True), "name": ("string", False), "role": ("string", False)})  # fmt: skip
+    model_with_fields(hr, "Employee", "/employees", "id! first_name! last_name! email! department updated_at:datetime")  # fmt: skip
+    model_with_fields(inventory, "Account", "/accounts", "email! name role")  # fmt: skip
     return hr, inventory
 
 

@@ -21,12 +21,7 @@ def test_it_builds_a_model_and_maps_it_by_click_drag_and_keyboard(sign_in, perso
         books,
         "Invoice",
         "/invoices",
-        {
-            "number": ("string", True),
-            "customer_email": ("string", True),
-            "total_minor": ("integer", False),
-            "currency": ("string", False),
-        },
+        "number! customer_email! total_minor:integer currency",
     )
     page = sign_in(personas["admin"])
 
@@ -113,11 +108,9 @@ def test_it_builds_a_model_and_maps_it_by_click_drag_and_keyboard(sign_in, perso
 def test_it_tells_the_second_of_two_editors_that_someone_saved_meanwhile(sign_in, personas, live_server):
     crm = SystemFactory(name="CRM", slug="crm")
     books = SystemFactory(name="Books", slug="books")
-    deal = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True), "currency": ("string", False)},
+    deal = model_with_fields(crm, "Deal", "/deals", "id! currency",
                              sample={"id": "deal_1", "currency": "EUR"})  # fmt: skip
-    invoice = model_with_fields(
-        books, "Invoice", "/invoices", {"number": ("string", True), "currency": ("string", False)}
-    )
+    invoice = model_with_fields(books, "Invoice", "/invoices", "number! currency")
     mapping = flow_with_mapping(source_model=deal, target_model=invoice, actor=personas["admin"],
                                 rules=[{"target": "currency", "source": "currency"}]).mapping  # fmt: skip
     first = sign_in(personas["admin"])

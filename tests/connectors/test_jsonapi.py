@@ -211,11 +211,9 @@ def test_the_hub_creates_then_updates_a_record_in_a_jsonapi_system(server):
         source,
         "Employee",
         "/employees",
-        {"id": ("string", True), "email": ("string", True), "name": ("string", False)},
+        "id! email! name",
     )
-    person = model_with_fields(
-        target, "Person", "/people", {"email": ("string", True), "name": ("string", False)}
-    )
+    person = model_with_fields(target, "Person", "/people", "email! name")
     flow = flow_with_mapping(
         source_model=employee,
         target_model=person,

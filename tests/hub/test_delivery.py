@@ -208,8 +208,8 @@ def test_it_redacts_a_secret_the_target_echoes_back_in_its_error(fresh_sandbox):
     # The inventory answers an unknown SKU with a 422 that repeats the SKU: send it the API key.
     hr = sandbox_system(fresh_sandbox, "hr")
     inventory = sandbox_system(fresh_sandbox, "inventory")
-    source = model_with_fields(hr, "Employee", "/employees", {"id": ("string", True)})
-    target = model_with_fields(inventory, "Adjustment", "/adjustments", {"reference": ("string", True)})
+    source = model_with_fields(hr, "Employee", "/employees", "id!")
+    target = model_with_fields(inventory, "Adjustment", "/adjustments", "reference!")
     flow = flow_with_mapping(
         source_model=source,
         target_model=target,

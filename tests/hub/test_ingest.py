@@ -26,12 +26,12 @@ def crm():
 
 @pytest.fixture
 def deal_flow(crm):
-    source = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True), "stage": ("string", False)})
+    source = model_with_fields(crm, "Deal", "/deals", "id! stage")
     target = model_with_fields(
         SystemFactory(name="Inventory", slug="inventory"),
         "Adjustment",
         "/adjustments",
-        {"reference": ("string", True)},
+        "reference!",
     )
     return flow_with_mapping(
         source_model=source,

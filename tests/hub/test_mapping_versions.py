@@ -22,10 +22,8 @@ ALSO_V2 = [{"target": "number", "source": "id", "transforms": [{"name": "upper"}
 def mapping(personas):
     crm = SystemFactory(name="CRM", slug="crm")
     books = SystemFactory(name="Books", slug="books")
-    deal = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True), "email": ("string", False)})
-    invoice = model_with_fields(
-        books, "Invoice", "/invoices", {"number": ("string", True), "email": ("string", False)}
-    )
+    deal = model_with_fields(crm, "Deal", "/deals", "id! email")
+    invoice = model_with_fields(books, "Invoice", "/invoices", "number! email")
     mapping = Mapping.objects.create(name="Deals to invoices", source_model=deal, target_model=invoice)
     mapping_version_save(mapping=mapping, rules=V1, actor=personas["admin"], expected_version=0)
     return mapping
@@ -62,7 +60,7 @@ def test_it_saves_from_the_current_version_and_without_one_given(mapping, person
 @pytest.mark.django_db
 def test_it_refuses_a_version_ahead_of_the_current_one_and_names_nobody_when_unknown(personas):
     crm = SystemFactory(name="CRM", slug="crm")
-    deal = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True)})
+    deal = model_with_fields(crm, "Deal", "/deals", "id!")
     empty = Mapping.objects.create(name="Nothing yet", source_model=deal, target_model=deal)
     with pytest.raises(MappingVersionConflict, match="someone saved version 0 while you were editing"):
         mapping_version_save(

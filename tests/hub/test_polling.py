@@ -25,18 +25,13 @@ def scheduled_flow(fresh_sandbox):
         crm,
         "Deal",
         "/deals",
-        {"id": ("string", True), "amount": ("number", True), "currency": ("string", True)},
+        "id! amount:number! currency!",
     )
     invoice = model_with_fields(
         accounting,
         "Invoice",
         "/invoices",
-        {
-            "number": ("string", True),
-            "customer_email": ("string", True),
-            "total_minor": ("integer", True),
-            "currency": ("string", True),
-        },
+        "number! customer_email! total_minor:integer! currency!",
     )
     return flow_with_mapping(
         source_model=deal,

@@ -49,19 +49,10 @@ def configuration(*, secrets: bool = True) -> dict:
         crm,
         "Deal",
         "/deals",
-        {
-            "id": ("string", True),
-            "stage": ("string", False),
-            "amount": ("number", False),
-            "lines": ("array", False),
-            "lines[].sku": ("string", False),
-            "updated_at": ("datetime", False),
-        },
+        "id! stage amount:number lines:array lines[].sku updated_at:datetime",
         description="A sales deal\nwon or lost",
     )
-    adjustment = model_with_fields(inventory, "Adjustment", "/adjustments", {
-        "reference": ("string", True), "reason": ("string", False), "lines": ("array", True),
-        "lines[].sku": ("string", False)})  # fmt: skip
+    adjustment = model_with_fields(inventory, "Adjustment", "/adjustments", "reference! reason lines:array! lines[].sku")  # fmt: skip
     won = flow_with_mapping(source_model=deal, target_model=adjustment, rules=RULES, event_type="deal.won",
                             operation="create", name="Won deals reduce stock",
                             filter={"all": [{"path": "stage", "op": "eq", "value": "won"},
@@ -539,7 +530,11 @@ def test_a_dry_run_refuses_what_the_real_run_refuses():
 
 @pytest.mark.parametrize(
     ("value", "reason"),
-    [('"a\\0b"', "NUL character"), (".nan", "NaN and Infinity"), ("123456789012345678901234567890", "64 bits")],
+    [
+        ('"a\\0b"', "NUL character"),
+        (".nan", "NaN and Infinity"),
+        ("123456789012345678901234567890", "64 bits"),
+    ],
 )
 def test_it_refuses_values_no_database_can_store_with_a_plain_error(personas, value, reason):
     text = f"systems:\n  - slug: crm\n    name: {value}\n"

@@ -27,7 +27,7 @@ def crm():
 
 @pytest.fixture
 def flow(crm, personas):
-    source = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True)}, sample={"id": "d1"})
+    source = model_with_fields(crm, "Deal", "/deals", "id!", sample={"id": "d1"})
     target = model_with_fields(SystemFactory(name="Books", slug="books"), "Invoice", "/invoices", {})
     return flow_with_mapping(
         source_model=source,
@@ -74,7 +74,9 @@ def test_the_mapper_preview_refuses_bad_json_without_a_500(personas, flow, raw):
     assert response.status_code == 400
     pasted = client.post(
         reverse("mappings-preview", args=[flow.mapping_id]),
-        data=json.dumps({"rules": [], "record_source": "paste", "record_text": raw.decode("utf-8", "replace")}),
+        data=json.dumps(
+            {"rules": [], "record_source": "paste", "record_text": raw.decode("utf-8", "replace")}
+        ),
         content_type="application/json",
     )
     assert pasted.status_code == 200 and "This is not valid JSON" in pasted.text

@@ -120,18 +120,13 @@ def test_it_carries_crm_webhooks_to_inventory_once_each_even_when_sent_twice(
         crm,
         "Deal",
         "/deals",
-        {"id": ("string", True), "lines": ("array", True), "lines[].sku": ("string", True)},
+        "id! lines:array! lines[].sku!",
     )
     adjustment = model_with_fields(
         inventory,
         "Adjustment",
         "/adjustments",
-        {
-            "reference": ("string", True),
-            "lines": ("array", True),
-            "lines[].sku": ("string", True),
-            "lines[].quantity": ("integer", True),
-        },
+        "reference! lines:array! lines[].sku! lines[].quantity:integer!",
     )
     flow_with_mapping(
         source_model=deal,

@@ -22,7 +22,7 @@ def map_fixture(systems: int = 8, flows: int = 30, prefix: str = "") -> list:
         SystemFactory(name=f"{prefix}System {n}", slug=f"{prefix}sys-{n}", kind=KINDS[n % len(KINDS)])
         for n in range(systems)
     ]
-    models = [model_with_fields(s, "Record", "/records", {"email": ("string", True)}) for s in nodes]
+    models = [model_with_fields(s, "Record", "/records", "email!") for s in nodes]
     made = []
     for n in range(flows):
         source, target = n % systems, (n * 3 + 1) % systems
@@ -50,8 +50,8 @@ def map_fixture(systems: int = 8, flows: int = 30, prefix: str = "") -> list:
 def pipeline():
     crm = SystemFactory(name="CRM", slug="crm", kind="crm")
     inventory = SystemFactory(name="Inventory", slug="inventory", kind="inventory")
-    deal = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True), "email": ("string", True)})
-    adjustment = model_with_fields(inventory, "Adjustment", "/adjustments", {"email": ("string", True)})
+    deal = model_with_fields(crm, "Deal", "/deals", "id! email!")
+    adjustment = model_with_fields(inventory, "Adjustment", "/adjustments", "email!")
     won = flow_with_mapping(source_model=deal, target_model=adjustment, rules=RULES, event_type="deal.won",
                             name="Won deals reduce stock")  # fmt: skip
     sweep = flow_with_mapping(source_model=deal, target_model=adjustment, rules=RULES, name="Sweep",

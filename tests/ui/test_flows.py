@@ -31,15 +31,12 @@ def inventory():
 
 @pytest.fixture
 def employee(hr):
-    return model_with_fields(hr, "Employee", "/employees", {
-        "id": ("string", True), "first_name": ("string", False), "last_name": ("string", False),
-        "email": ("string", True), "department": ("string", False), "updated_at": ("datetime", False)})  # fmt: skip
+    return model_with_fields(hr, "Employee", "/employees", "id! first_name last_name email! department updated_at:datetime")  # fmt: skip
 
 
 @pytest.fixture
 def account(inventory):
-    return model_with_fields(inventory, "Account", "/accounts", {
-        "email": ("string", True), "name": ("string", False)})  # fmt: skip
+    return model_with_fields(inventory, "Account", "/accounts", "email! name")  # fmt: skip
 
 
 @pytest.fixture

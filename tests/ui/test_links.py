@@ -69,9 +69,9 @@ def world(personas):
     """A little of everything the main pages show: two systems, a flow, a failed delivery, a dead letter."""
     crm = SystemFactory(name="CRM", slug="crm", kind="crm")
     books = SystemFactory(name="Books", slug="books", kind="accounting")
-    deal = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True), "amount": ("number", False)},
+    deal = model_with_fields(crm, "Deal", "/deals", "id! amount:number",
                              sample={"id": "d1", "amount": 3})  # fmt: skip
-    invoice = model_with_fields(books, "Invoice", "/invoices", {"number": ("string", True)})
+    invoice = model_with_fields(books, "Invoice", "/invoices", "number!")
     flow = flow_with_mapping(source_model=deal, target_model=invoice, rules=[{"target": "number", "source": "id"}],
                              event_type="deal.won", name="Won deals to invoices", actor=personas["admin"])  # fmt: skip
     event = Event.objects.create(

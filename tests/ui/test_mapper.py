@@ -22,24 +22,14 @@ def flow(personas):
         crm,
         "Deal",
         "/deals",
-        {
-            "id": ("string", True),
-            "amount": ("number", False),
-            "currency": ("string", False),
-            "customer.email": ("string", False),
-        },
+        "id! amount:number currency customer.email",
         sample={"id": "deal_1", "amount": 12.5, "currency": "EUR", "customer": {"email": "Ann@Example.com"}},
     )
     invoice = model_with_fields(
         books,
         "Invoice",
         "/invoices",
-        {
-            "number": ("string", True),
-            "email": ("string", True),
-            "total_minor": ("integer", False),
-            "currency": ("string", False),
-        },
+        "number! email! total_minor:integer currency",
     )
     return flow_with_mapping(
         source_model=deal,

@@ -77,7 +77,7 @@ def deal(crm):
         crm,
         "Deal",
         "/deals",
-        {"id": ("string", True), "amount": ("number", False), "customer.email": ("string", False)},
+        "id! amount:number customer.email",
         sample={"id": "d1", "amount": 3, "customer": {"email": "a@b.c"}},
     )
 
@@ -264,7 +264,7 @@ def test_it_explains_a_sample_it_cannot_read(client, personas, crm, sample, mess
 
 
 def test_it_refuses_to_save_without_fields_a_name_or_a_known_id_field(client, personas, crm):
-    model_with_fields(crm, "Deal", "/deals", {"id": ("string", True)})
+    model_with_fields(crm, "Deal", "/deals", "id!")
     c = client_for(client, personas["admin"])
     base = {"action": "save", "system": crm.pk, "source": "sample", "sample": '{"id": 1}', "id_path": "id"}
     no_fields = c.post(reverse("mappings-model-add"), {**base, "name": "Other", **rows_data([])})
@@ -405,9 +405,7 @@ def test_it_explains_an_uploaded_file_that_is_not_text(client, personas, crm):
 
 
 def test_it_shows_fields_sample_and_the_flows_that_use_a_model(client, personas, deal):
-    target = model_with_fields(
-        SystemFactory(name="Books"), "Invoice", "/invoices", {"total": ("number", True)}
-    )
+    target = model_with_fields(SystemFactory(name="Books"), "Invoice", "/invoices", "total:number!")
     flow = flow_with_mapping(
         source_model=deal,
         target_model=target,
@@ -507,12 +505,12 @@ def test_it_edits_settings_and_replaces_the_sample(client, personas, deal):
 
 def test_it_deletes_only_an_unused_model(client, personas, deal):
     c = client_for(client, personas["admin"])
-    target = model_with_fields(SystemFactory(), "Invoice", "/invoices", {"total": ("number", True)})
+    target = model_with_fields(SystemFactory(), "Invoice", "/invoices", "total:number!")
     flow_with_mapping(source_model=deal, target_model=target, rules=[{"target": "total", "source": "amount"}])
     refused = c.post(reverse("mappings-model-delete", args=[deal.pk]), follow=True)
     assert "cannot be deleted" in refused.text
     assert DataModel.objects.filter(pk=deal.pk).exists()
-    spare = model_with_fields(deal.system, "Spare", "/spare", {"id": ("string", True)})
+    spare = model_with_fields(deal.system, "Spare", "/spare", "id!")
     c.post(reverse("mappings-model-delete", args=[spare.pk]))
     assert not DataModel.objects.filter(pk=spare.pk).exists()
     assert AuditEntry.objects.filter(verb="delete", target_id=str(spare.pk)).exists()

@@ -402,8 +402,8 @@ def test_it_shows_the_webhook_url_to_paste_and_the_signature_in_words(admin_clie
 
 def test_it_shows_the_data_models_and_flows_of_a_system(admin_client, crm):
     other = SystemFactory(name="Inventory")
-    deals = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True), "title": ("string", False)})
-    target = model_with_fields(other, "Adjustment", "/adjustments", {"reference": ("string", True)})
+    deals = model_with_fields(crm, "Deal", "/deals", "id! title")
+    target = model_with_fields(other, "Adjustment", "/adjustments", "reference!")
     flow_with_mapping(
         source_model=deals,
         target_model=target,
@@ -529,8 +529,8 @@ def test_it_deletes_an_unused_system_with_its_models_and_audits_it(admin_client,
 
 
 def test_it_refuses_to_delete_a_system_a_flow_uses_and_says_why(admin_client, crm):
-    deals = model_with_fields(crm, "Deal", "/deals", {"id": ("string", True)})
-    target = model_with_fields(SystemFactory(), "Thing", "/things", {"ref": ("string", False)})
+    deals = model_with_fields(crm, "Deal", "/deals", "id!")
+    target = model_with_fields(SystemFactory(), "Thing", "/things", "ref")
     flow_with_mapping(
         source_model=deals,
         target_model=target,
