@@ -495,49 +495,46 @@ def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
     })  # fmt: skip
 
 
+def _switch(request: HttpRequest, pk: int, *, needs: tuple[str, ...], not_now: str, change, success: str):
+    """Turn a flow on or off from the page: say so when it already is, else change it and say how it went."""
+    flow = _flow(pk)
+    if flow.state not in needs:
+        messages.info(request, not_now.format(state=flow.get_state_display().lower()))
+    else:
+        change_made(request, lambda: change(flow), success=success)
+    return _back(request, flow)
+
+
 @readers_ops_writes
 @require_POST
 def flow_pause_view(request: HttpRequest, pk: int) -> HttpResponse:
-    flow = _flow(pk)
-    if flow.state != FlowState.ACTIVE:
-        messages.info(
-            request, f"The flow is {flow.get_state_display().lower()}, not running; nothing to pause."
-        )
-        return _back(request, flow)
     reason = (request.POST.get("reason") or "").strip()[:250]
-    flow_pause(flow=flow, actor=request.user, reason=reason)
-    messages.success(request, "Flow paused. New events are kept and wait until you resume it.")
-    return _back(request, flow)
+    return _switch(
+        request, pk, needs=(FlowState.ACTIVE,),
+        not_now="The flow is {state}, not running; nothing to pause.",
+        change=lambda flow: flow_pause(flow=flow, actor=request.user, reason=reason),
+        success="Flow paused. New events are kept and wait until you resume it.",
+    )  # fmt: skip
 
 
 @readers_ops_writes
 @require_POST
 def flow_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
-    flow = _flow(pk)
-    if flow.state != FlowState.PAUSED:
-        messages.info(request, "The flow is not paused.")
-        return _back(request, flow)
-    change_made(
-        request,
-        lambda: flow_resume(flow=flow, actor=request.user),
+    return _switch(
+        request, pk, needs=(FlowState.PAUSED,), not_now="The flow is not paused.",
+        change=lambda flow: flow_resume(flow=flow, actor=request.user),
         success="Flow resumed. Waiting deliveries are being carried out now.",
-    )
-    return _back(request, flow)
+    )  # fmt: skip
 
 
 @admins_only
 @require_POST
 def flow_enable_view(request: HttpRequest, pk: int) -> HttpResponse:
-    flow = _flow(pk)
-    if flow.state == FlowState.ACTIVE:
-        messages.info(request, "The flow is already running.")
-        return _back(request, flow)
-    change_made(
-        request,
-        lambda: flow_enable(flow=flow, actor=request.user),
+    return _switch(
+        request, pk, needs=(FlowState.DRAFT, FlowState.PAUSED), not_now="The flow is already running.",
+        change=lambda flow: flow_enable(flow=flow, actor=request.user),
         success="Flow enabled. It now carries every matching event.",
-    )
-    return _back(request, flow)
+    )  # fmt: skip
 
 
 @readers_ops_writes
