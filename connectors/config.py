@@ -75,6 +75,11 @@ def setting(
     return field(default=default, metadata={"setting": declared})
 
 
+def answer_path_setting(default: str, *, label: str, help: str) -> Any:
+    """A setting that names where in a JSON answer something is kept, tucked under "More"."""
+    return setting(default, label=label, help=help, validators=(json_path,), advanced=True)
+
+
 def query_parameter_setting(default: str, *, label: str, help: str) -> Any:
     """A setting that names a query parameter (e.g. limit or page[size]), tucked under "More"."""
     return setting(

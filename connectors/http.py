@@ -138,9 +138,18 @@ class HttpConnector(Connector):
             )
         return path
 
+    # The settings naming the page-size and changed-since query parameters; None: not sent.
+    limit_setting: str | None = None
+    since_setting: str | None = None
+
     def page_params(self, *, limit: int, since: str | None = None) -> dict[str, Any]:
         """The query parameters that ask for one page of `limit` records changed since `since`."""
-        return {}
+        params: dict[str, Any] = {}
+        if self.limit_setting:
+            params[getattr(self.config, self.limit_setting)] = limit
+        if since and self.since_setting:
+            params[getattr(self.config, self.since_setting)] = since
+        return params
 
     def error_detail(self, body: Any) -> str:
         """The system's own words for a failure, from its error answer."""

@@ -37,11 +37,8 @@ class JsonApiConnector(HttpConnector):
     Config = JsonApiConfig
     media_type = MEDIA_TYPE
 
-    def page_params(self, *, limit: int, since: str | None = None) -> dict[str, Any]:
-        params: dict[str, Any] = {self.config.page_size_param: limit}
-        if since:
-            params[self.config.since_filter] = since
-        return params
+    limit_setting = "page_size_param"
+    since_setting = "since_filter"
 
     def error_detail(self, body: Any) -> str:
         errors = body.get("errors") if isinstance(body, dict) else None

@@ -6,7 +6,7 @@ from typing import Any
 
 from common.paths import get_path
 from connectors.base import ConnectorConfig, ConnectorError, ErrorClass, Page
-from connectors.config import json_path, query_parameter_setting, setting
+from connectors.config import answer_path_setting, query_parameter_setting, setting
 from connectors.http import HttpConnector, json_body, member_path
 
 PAGING_HELP = "Used when the hub polls this system for changes."
@@ -20,19 +20,15 @@ class RestConfig(ConnectorConfig):
         help="PATCH sends the mapped fields; PUT replaces the whole record.",
         choices=("PATCH", "PUT"),
     )
-    list_records_path: str = setting(
+    list_records_path: str = answer_path_setting(
         "data",
         label="Where a list answer keeps its records",
         help="A field such as data, or empty when the answer is the list itself.",
-        validators=(json_path,),
-        advanced=True,
     )
-    list_next_path: str = setting(
+    list_next_path: str = answer_path_setting(
         "next",
         label="Where a list answer names the next page",
         help="A field such as next or meta.next_page; empty when lists come in one page.",
-        validators=(json_path,),
-        advanced=True,
     )
     since_param: str = query_parameter_setting(
         "updated_since", label="Changed-since parameter", help=PAGING_HELP
@@ -46,11 +42,8 @@ class RestConfig(ConnectorConfig):
 class RestConnector(HttpConnector):
     Config = RestConfig
 
-    def page_params(self, *, limit: int, since: str | None = None) -> dict[str, Any]:
-        params: dict[str, Any] = {self.config.limit_param: limit}
-        if since:
-            params[self.config.since_param] = since
-        return params
+    limit_setting = "limit_param"
+    since_setting = "since_param"
 
     def update_request(
         self, resource: str, target_id: str | None, record: dict[str, Any]
