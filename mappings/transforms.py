@@ -754,13 +754,15 @@ _MONEY_OPTIONS = (
 )
 
 
+# Both money transforms read the currency the same way: fixed, or from a field of the record.
+_MONEY: dict[str, Any] = {"options": _MONEY_OPTIONS, "needs_record": True, "check": _currency_problems}
+
+
 @transform(
     "money_to_minor",
     label="Money to minor units",
     description="Turns an amount into whole minor units (12.50 EUR → 1250, 1250 JPY → 1250); halves round up.",
-    options=_MONEY_OPTIONS,
-    needs_record=True,
-    check=_currency_problems,
+    **_MONEY,
 )
 def money_to_minor(
     value: Any, *, record: dict | None, currency: str | None, currency_path: str | None
@@ -778,9 +780,7 @@ def money_to_minor(
     "minor_to_money",
     label="Minor units to money",
     description="Turns whole minor units back into an amount (1250 EUR → 12.5).",
-    options=_MONEY_OPTIONS,
-    needs_record=True,
-    check=_currency_problems,
+    **_MONEY,
 )
 def minor_to_money(
     value: Any, *, record: dict | None, currency: str | None, currency_path: str | None
