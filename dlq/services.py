@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from dlq.models import DeadLetter
 from hub.models import Delivery, DeliveryStatus
+from hub.pipeline import clock
 from hub.pipeline.dispatch import kick_workers
 from hub.services.audit import audit_record
 
@@ -56,7 +57,7 @@ def dead_letter_replay(
         delivery = letter.delivery
         updates: dict[str, Any] = {
             "status": DeliveryStatus.PENDING,
-            "next_attempt_at": timezone.now(),
+            "next_attempt_at": clock.now(),
             "finished_at": None,
             "lease_token": None,
             "lease_expires_at": None,
