@@ -1,3 +1,5 @@
+import textwrap
+
 import factory
 from django.contrib.auth import get_user_model
 
@@ -40,6 +42,11 @@ class SystemFactory(factory.django.DjangoModelFactory):
     read_timeout = 2.0
 
 
+def crm_and_books() -> tuple[System, System]:
+    """A CRM and the accounting system ("Books") that its deals become invoices in."""
+    return SystemFactory(name="CRM", slug="crm"), SystemFactory(name="Books", slug="books")
+
+
 class DataModelFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = DataModel
@@ -57,6 +64,17 @@ def field_table(text: str) -> dict[str, tuple[str, bool]]:
         path, _, kind = word.rstrip("!").partition(":")
         table[path] = (kind or "string", required)
     return table
+
+
+def field_rows(text: str) -> list[tuple[str, str, bool]]:
+    """The (path, type, required) rows of fields written in the compact text form of field_table."""
+    return [(path, kind, required) for path, (kind, required) in field_table(text).items()]
+
+
+def openapi_yaml(title: str, schemas: str) -> str:
+    """An OpenAPI 3.0 document in YAML with no paths and these schemas (YAML, as under components.schemas)."""
+    head = f'\nopenapi: 3.0.3\ninfo: {{title: {title}, version: "1"}}\npaths: {{}}\ncomponents:\n  schemas:\n'
+    return head + textwrap.indent(textwrap.dedent(schemas).lstrip("\n"), "    ")
 
 
 def model_with_fields(

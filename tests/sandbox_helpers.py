@@ -6,9 +6,12 @@ import requests
 
 from connectors.models import AuthScheme, System
 from connectors.sandbox import DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
-from hub.models import Delivery
+from dlq.models import DeadLetter
+from hub.models import Delivery, Flow
 from hub.pipeline import clock
 from hub.pipeline.drain import deliveries_process_batch, next_due_in_seconds
+from hub.pipeline.ingest import IncomingEvent, events_store
+from mappings.models import DataModel
 from tests.factories import flow_with_mapping, model_with_fields
 
 
@@ -85,22 +88,23 @@ def sandbox_system(sandbox, slug: str, **overrides) -> System:
     return System.objects.create(**fields)
 
 
+def sandbox_model(sandbox, text: str) -> DataModel:
+    """A data model of a sandbox system, written "slug Name /resource fields" (fields as in field_table)."""
+    slug, name, resource, fields = text.split(maxsplit=3)
+    return model_with_fields(sandbox_system(sandbox, slug), name, resource, fields)
+
+
+def sandbox_flow(sandbox, source: str, target: str, **flow_options) -> Flow:
+    """A flow between the data models of two sandbox systems, each written as for sandbox_model."""
+    return flow_with_mapping(
+        source_model=sandbox_model(sandbox, source),
+        target_model=sandbox_model(sandbox, target),
+        **flow_options,
+    )
+
+
 def hr_to_inventory_accounts(sandbox, **flow_options):
     """HR employees become inventory accounts: the pipeline most delivery tests use."""
-    hr = sandbox_system(sandbox, "hr")
-    inventory = sandbox_system(sandbox, "inventory")
-    employee = model_with_fields(
-        hr,
-        "Employee",
-        "/employees",
-        "id! first_name! last_name! email! department",
-    )
-    account = model_with_fields(
-        inventory,
-        "Account",
-        "/accounts",
-        "email! name role",
-    )
     rules = [
         {"target": "email", "source": "email", "transforms": [{"name": "lower"}]},
         {
@@ -109,7 +113,22 @@ def hr_to_inventory_accounts(sandbox, **flow_options):
         },
         {"target": "role", "constant": "staff"},
     ]
-    return flow_with_mapping(source_model=employee, target_model=account, rules=rules, **flow_options)
+    return sandbox_flow(
+        sandbox,
+        "hr Employee /employees id! first_name! last_name! email! department",
+        "inventory Account /accounts email! name role",
+        rules=rules,
+        **flow_options,
+    )
+
+
+def dead_letter_of_a_failing_target(sandbox) -> DeadLetter:
+    """The dead letter of a new hire's account that inventory refuses with a 500 on both attempts."""
+    flow = hr_to_inventory_accounts(sandbox, max_attempts=2)
+    fault(sandbox, "inventory", mode="500", rate=1.0, methods=["POST"])
+    events_store([IncomingEvent(flow.source_system, "employee.hired", "e1", employee_event(1))])
+    drain_all()
+    return DeadLetter.objects.get()
 
 
 def employee_event(n: int = 1, *, record_id: str | None = None, email: str | None = None, **data) -> dict:

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from mappings.models import DataModel
-from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
+from tests.factories import crm_and_books, flow_with_mapping, model_with_fields
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -15,13 +15,9 @@ SAMPLE = {"id": "deal_1", "amount": 12.5, "currency": "EUR", "customer": {"email
 
 
 def test_it_builds_a_model_and_maps_it_by_click_drag_and_keyboard(sign_in, personas, live_server):
-    crm = SystemFactory(name="CRM", slug="crm")
-    books = SystemFactory(name="Books", slug="books")
+    crm, books = crm_and_books()
     invoice = model_with_fields(
-        books,
-        "Invoice",
-        "/invoices",
-        "number! customer_email! total_minor:integer currency",
+        books, "Invoice", "/invoices", "number! customer_email! total_minor:integer currency"
     )
     page = sign_in(personas["admin"])
 
@@ -106,8 +102,7 @@ def test_it_builds_a_model_and_maps_it_by_click_drag_and_keyboard(sign_in, perso
 
 
 def test_it_tells_the_second_of_two_editors_that_someone_saved_meanwhile(sign_in, personas, live_server):
-    crm = SystemFactory(name="CRM", slug="crm")
-    books = SystemFactory(name="Books", slug="books")
+    crm, books = crm_and_books()
     deal = model_with_fields(crm, "Deal", "/deals", "id! currency",
                              sample={"id": "deal_1", "currency": "EUR"})  # fmt: skip
     invoice = model_with_fields(books, "Invoice", "/invoices", "number! currency")

@@ -13,19 +13,18 @@ from tests.connectors.jsonapi_server import TOKEN, JsonApiServer
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def register(
-    page, *, kind: str, name: str, url: str, test_path: str, api_key: str, webhook_secret: str
-) -> None:
+def register(page, sandbox, kind: str, *, name: str, test_path: str) -> None:
+    """Registers the sandbox system of that kind, signing in with its demo API key."""
     page.get_by_label("Kind of system").select_option(kind)
     page.get_by_label("Name", exact=True).fill(name)
-    page.get_by_label("API base URL").fill(url)
+    page.get_by_label("API base URL").fill(sandbox.url(kind))
     page.get_by_label("Path to test the connection").fill(test_path)
     page.get_by_label("Sign-in method").select_option("api_key")
     # Only the inputs of the chosen sign-in method show.
     expect(page.get_by_label("Header for the API key")).to_have_value("X-Api-Key")
     expect(page.get_by_label("Bearer token")).to_be_hidden()
-    page.get_by_label("API key", exact=True).fill(api_key)
-    page.get_by_label("Webhook signing secret").fill(webhook_secret)
+    page.get_by_label("API key", exact=True).fill(DEMO_CREDENTIALS[kind]["api_key"])
+    page.get_by_label("Webhook signing secret").fill(DEMO_WEBHOOK_SECRETS[kind])
     page.get_by_role("button", name="Register system").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(name)
     expect(page.get_by_role("status").first).to_contain_text(f"{name} is registered")
@@ -45,15 +44,7 @@ def test_it_registers_two_sandbox_systems_and_tests_their_connections(
     page.get_by_role("button", name="Register system").click()
     expect(page.locator("#id_base_url_error")).to_contain_text("starting with http:// or https://")
 
-    register(
-        page,
-        kind="crm",
-        name="CRM",
-        url=fresh_sandbox.url("crm"),
-        test_path="/deals",
-        api_key=DEMO_CREDENTIALS["crm"]["api_key"],
-        webhook_secret=DEMO_WEBHOOK_SECRETS["crm"],
-    )
+    register(page, fresh_sandbox, "crm", name="CRM", test_path="/deals")
     expect(page.get_by_label(re.compile("webhook settings"))).to_have_value(re.compile(r"/hooks/crm/$"))
     page.get_by_role("button", name="Test connection").click()
     result = page.locator("#test-result")
@@ -63,15 +54,7 @@ def test_it_registers_two_sandbox_systems_and_tests_their_connections(
 
     page.get_by_role("link", name="← Systems").click()
     page.get_by_role("link", name="Register a system").click()
-    register(
-        page,
-        kind="inventory",
-        name="Inventory",
-        url=fresh_sandbox.url("inventory"),
-        test_path="/products",
-        api_key=DEMO_CREDENTIALS["inventory"]["api_key"],
-        webhook_secret=DEMO_WEBHOOK_SECRETS["inventory"],
-    )
+    register(page, fresh_sandbox, "inventory", name="Inventory", test_path="/products")
     page.get_by_role("button", name="Test connection").click()
     expect(page.locator("#test-result")).to_contain_text("Connected, and the credentials were accepted")
 

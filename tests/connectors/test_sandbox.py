@@ -276,6 +276,11 @@ def test_pagination_is_stable_when_many_records_share_updated_at(box: Sandbox) -
 
 def test_updated_since_is_inclusive_and_touch_sets_exact_timestamps(box: Sandbox) -> None:
     base = box.url("hr")
+
+    def updated_since(stamp: str) -> requests.Response:
+        params = {"updated_since": stamp}
+        return requests.get(f"{base}/employees", params=params, headers=HR_AUTH, timeout=TIMEOUT)
+
     ids = []
     for name in ("Ada", "Grace", "Linus"):
         response = requests.post(
@@ -285,33 +290,17 @@ def test_updated_since_is_inclusive_and_touch_sets_exact_timestamps(box: Sandbox
             timeout=TIMEOUT,
         )
         ids.append(response.json()["id"])
-    requests.post(
-        f"{base}/_control/touch",
-        json={"resource": "employees", "ids": ids[:1], "updated_at": "2026-03-01T00:00:00Z"},
-        timeout=TIMEOUT,
-    )
-    requests.post(
-        f"{base}/_control/touch",
-        json={"resource": "employees", "ids": ids[1:], "updated_at": "2026-03-02T00:00:00Z"},
-        timeout=TIMEOUT,
-    )
-    since = requests.get(
-        f"{base}/employees",
-        params={"updated_since": "2026-03-02T00:00:00.000000Z"},
-        headers=HR_AUTH,
-        timeout=TIMEOUT,
-    ).json()
+    for touched, stamp in ((ids[:1], "2026-03-01T00:00:00Z"), (ids[1:], "2026-03-02T00:00:00Z")):
+        requests.post(
+            f"{base}/_control/touch",
+            json={"resource": "employees", "ids": touched, "updated_at": stamp},
+            timeout=TIMEOUT,
+        )
+    since = updated_since("2026-03-02T00:00:00.000000Z").json()
     assert [item["id"] for item in since["data"]] == ids[1:]
-    everything = requests.get(
-        f"{base}/employees",
-        params={"updated_since": "2026-03-01T00:00:00+00:00"},
-        headers=HR_AUTH,
-        timeout=TIMEOUT,
-    ).json()
+    everything = updated_since("2026-03-01T00:00:00+00:00").json()
     assert [item["id"] for item in everything["data"]] == ids
-    bad = requests.get(
-        f"{base}/employees", params={"updated_since": "yesterday"}, headers=HR_AUTH, timeout=TIMEOUT
-    )
+    bad = updated_since("yesterday")
     assert bad.status_code == 400
 
 

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 from dlq.models import DeadLetter
 from hub.models import AuditEntry, Delivery, DeliveryStatus
 from hub.pipeline.ingest import IncomingEvent, events_store
-from tests.sandbox_helpers import drain_all, employee_event, fault, hr_to_inventory_accounts, records
+from tests.sandbox_helpers import drain_all, employee_event, hr_to_inventory_accounts, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -113,13 +113,9 @@ def test_it_pauses_and_resumes_a_flow_through_the_api(fresh_sandbox, personas):
 
 
 def test_it_answers_a_target_that_fails_then_recovers_after_replay(fresh_sandbox, personas):
-    flow = hr_to_inventory_accounts(fresh_sandbox, max_attempts=2)
-    fault(fresh_sandbox, "inventory", mode="500", rate=1.0, methods=["POST"])
-    events_store([IncomingEvent(flow.source_system, "employee.hired", "e1", employee_event(1))])
-    drain_all()
-    letter = DeadLetter.objects.get()
-    from tests.sandbox_helpers import control
+    from tests.sandbox_helpers import control, dead_letter_of_a_failing_target
 
+    letter = dead_letter_of_a_failing_target(fresh_sandbox)
     control(fresh_sandbox, "inventory", "DELETE", "faults")
     api_as(personas["ops"]).post(f"/api/v1/dead-letters/{letter.pk}/replay/", {}, format="json")
     drain_all()

@@ -10,8 +10,7 @@ from hub.pipeline import dispatch
 from hub.pipeline.polling import cursor_order, flow_poll
 from hub.pipeline.schedules import poll_schedule_name
 from hub.tasks import flow_poll_task
-from tests.factories import flow_with_mapping, model_with_fields
-from tests.sandbox_helpers import control, drain_all, fault, records, sandbox_system
+from tests.sandbox_helpers import control, drain_all, fault, records, sandbox_flow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 STAMP = "2026-11-20T09:00:00.000000Z"
@@ -19,23 +18,10 @@ STAMP = "2026-11-20T09:00:00.000000Z"
 
 @pytest.fixture
 def scheduled_flow(fresh_sandbox):
-    crm = sandbox_system(fresh_sandbox, "crm")
-    accounting = sandbox_system(fresh_sandbox, "accounting")
-    deal = model_with_fields(
-        crm,
-        "Deal",
-        "/deals",
-        "id! amount:number! currency!",
-    )
-    invoice = model_with_fields(
-        accounting,
-        "Invoice",
-        "/invoices",
-        "number! customer_email! total_minor:integer! currency!",
-    )
-    return flow_with_mapping(
-        source_model=deal,
-        target_model=invoice,
+    return sandbox_flow(
+        fresh_sandbox,
+        "crm Deal /deals id! amount:number! currency!",
+        "accounting Invoice /invoices number! customer_email! total_minor:integer! currency!",
         trigger=Trigger.SCHEDULED,
         schedule_minutes=15,
         poll_page_size=10,

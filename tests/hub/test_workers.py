@@ -15,14 +15,13 @@ from hub.models import Attempt, Delivery, DeliveryStatus, Event
 from hub.pipeline.dispatch import kick_workers
 from hub.pipeline.ingest import IncomingEvent, events_store
 from tests.conftest import wait_for
-from tests.factories import flow_with_mapping, model_with_fields
 from tests.sandbox_helpers import (
     control,
     employee_event,
     fault,
     hr_to_inventory_accounts,
     records,
-    sandbox_system,
+    sandbox_flow,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -114,23 +113,10 @@ def test_it_hands_back_its_batch_when_every_process_of_the_cluster_gets_sigterm(
 def test_it_carries_crm_webhooks_to_inventory_once_each_even_when_sent_twice(
     fresh_sandbox, live_server, start_worker
 ):
-    crm = sandbox_system(fresh_sandbox, "crm")
-    inventory = sandbox_system(fresh_sandbox, "inventory")
-    deal = model_with_fields(
-        crm,
-        "Deal",
-        "/deals",
-        "id! lines:array! lines[].sku!",
-    )
-    adjustment = model_with_fields(
-        inventory,
-        "Adjustment",
-        "/adjustments",
-        "reference! lines:array! lines[].sku! lines[].quantity:integer!",
-    )
-    flow_with_mapping(
-        source_model=deal,
-        target_model=adjustment,
+    sandbox_flow(
+        fresh_sandbox,
+        "crm Deal /deals id! lines:array! lines[].sku!",
+        "inventory Adjustment /adjustments reference! lines:array! lines[].sku! lines[].quantity:integer!",
         event_type="deal.won",
         operation="create",
         rules=[

@@ -28,17 +28,15 @@ DEAL = {
     "lines": [{"sku": "A-1", "quantity": 2}, {"sku": "B-2", "quantity": "3"}],
 }
 
+
+def transformed(target: str, source: str, name: str, **options) -> dict:
+    """The rule that writes target from source through one transform with these options."""
+    return {"target": target, "source": source, "transforms": [{"name": name, "options": options}]}
+
+
 INVENTORY_ADJUSTMENT = [
-    {
-        "target": "reference",
-        "source": "id",
-        "transforms": [{"name": "template", "options": {"template": "CRM-{value}"}}],
-    },
-    {
-        "target": "reason",
-        "source": "stage",
-        "transforms": [{"name": "lookup", "options": {"table": {"won": "sale", "lost": "release"}}}],
-    },
+    transformed("reference", "id", "template", template="CRM-{value}"),
+    transformed("reason", "stage", "lookup", table={"won": "sale", "lost": "release"}),
     {"target": "lines[].sku", "source": "lines[].sku"},
     {
         "target": "lines[].quantity",
@@ -52,11 +50,7 @@ INVENTORY_ADJUSTMENT = [
 ]
 
 ACCOUNTING_PAYMENT = [
-    {
-        "target": "amount_minor",
-        "source": "amount",
-        "transforms": [{"name": "money_to_minor", "options": {"currency_path": "currency"}}],
-    },
+    transformed("amount_minor", "amount", "money_to_minor", currency_path="currency"),
     {"target": "currency", "source": "currency"},
     {
         "target": "payer.email",
@@ -70,11 +64,7 @@ ACCOUNTING_PAYMENT = [
             {"name": "title"},
         ],
     },
-    {
-        "target": "paid_at",
-        "source": "closed_at",
-        "transforms": [{"name": "parse_datetime", "options": {"timezone": "Europe/Paris"}}],
-    },
+    transformed("paid_at", "closed_at", "parse_datetime", timezone="Europe/Paris"),
     {"target": "method", "constant": "bank_transfer"},
 ]
 
@@ -198,26 +188,16 @@ def test_it_writes_null_when_the_rule_keeps_nulls():
     }
 
 
-def test_it_fills_a_missing_value_with_a_default():
-    rules = [
-        {
-            "target": "phone",
-            "source": "customer.phone",
-            "transforms": [{"name": "default", "options": {"value": "n/a"}}],
-        }
-    ]
-    assert apply_mapping(rules, DEAL) == {"phone": "n/a"}
-
-
-def test_it_runs_a_whole_list_transform_on_the_list():
-    rules = [
-        {
-            "target": "skus",
-            "source": "lines[].sku",
-            "transforms": [{"name": "join", "options": {"separator": "|"}}],
-        }
-    ]
-    assert apply_mapping(rules, DEAL) == {"skus": "A-1|B-2"}
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (transformed("phone", "customer.phone", "default", value="n/a"), {"phone": "n/a"}),
+        (transformed("skus", "lines[].sku", "join", separator="|"), {"skus": "A-1|B-2"}),
+    ],
+    ids=["it_fills_a_missing_value_with_a_default", "it_runs_a_whole_list_transform_on_the_list"],
+)
+def test_a_rule_with_a_transform(rule, expected):
+    assert apply_mapping([rule], DEAL) == expected
 
 
 def test_it_fills_every_item_with_a_single_value_whatever_the_rule_order():
@@ -239,16 +219,8 @@ def test_it_skips_missing_elements_of_a_list():
 
 def test_it_reports_every_failing_rule_with_its_field():
     rules = [
-        {
-            "target": "amount_minor",
-            "source": "amount",
-            "transforms": [{"name": "money_to_minor", "options": {"currency": "EUR"}}],
-        },
-        {
-            "target": "reason",
-            "source": "stage",
-            "transforms": [{"name": "lookup", "options": {"table": {"lost": "x"}}}],
-        },
+        transformed("amount_minor", "amount", "money_to_minor", currency="EUR"),
+        transformed("reason", "stage", "lookup", table={"lost": "x"}),
         {"target": "stage", "source": "stage"},
     ]
     with pytest.raises(MappingError) as caught:
@@ -262,13 +234,7 @@ def test_it_reports_every_failing_rule_with_its_field():
 
 
 def test_it_names_the_list_item_that_failed():
-    rules = [
-        {
-            "target": "q[]",
-            "source": "lines[].quantity",
-            "transforms": [{"name": "cast", "options": {"to": "integer"}}],
-        }
-    ]
+    rules = [transformed("q[]", "lines[].quantity", "cast", to="integer")]
     with pytest.raises(MappingError, match="item 2: cannot convert"):
         apply_mapping(rules, {"lines": [{"quantity": "1"}, {"quantity": "two"}]})
 

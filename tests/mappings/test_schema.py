@@ -12,6 +12,7 @@ from mappings.schema import (
     openapi_schema_names,
     validate_record,
 )
+from tests.factories import field_rows, openapi_yaml
 
 DEAL = {
     "id": 1001,
@@ -26,24 +27,17 @@ DEAL = {
     "lines": [{"sku": "A-1", "quantity": 2}, {"sku": "B-2", "quantity": 2.5, "note": "gift"}],
 }
 
-DEAL_FIELDS = [
-    FieldSpec("id", "integer", True),
-    FieldSpec("amount", "string", True),
-    FieldSpec("probability", "number", True),
-    FieldSpec("won", "boolean", True),
-    FieldSpec("closed_on", "date", True),
-    FieldSpec("updated_at", "datetime", True),
-    FieldSpec("owner", "string", False),
-    FieldSpec("customer", "object", True),
-    FieldSpec("customer.email", "string", True),
-    FieldSpec("customer.address", "object", True),
-    FieldSpec("customer.address.city", "string", True),
-    FieldSpec("tags", "array", True),
-    FieldSpec("lines", "array", True),
-    FieldSpec("lines[].sku", "string", True),
-    FieldSpec("lines[].quantity", "number", True),
-    FieldSpec("lines[].note", "string", False),
-]
+
+def specs(text: str) -> list[FieldSpec]:
+    """Field specs written in the compact text form of field_table ("id:integer! owner ...")."""
+    return [FieldSpec(*row) for row in field_rows(text)]
+
+
+DEAL_FIELDS = specs(
+    "id:integer! amount! probability:number! won:boolean! closed_on:date! updated_at:datetime! owner"
+    " customer:object! customer.email! customer.address:object! customer.address.city!"
+    " tags:array! lines:array! lines[].sku! lines[].quantity:number! lines[].note"
+)
 
 
 # --- inference -------------------------------------------------------------------------------------------
@@ -64,46 +58,44 @@ def test_it_accepts_the_sample_it_inferred_from():
 
 # --- OpenAPI -------------------------------------------------------------------------------------------------
 
-OPENAPI_YAML = """
-openapi: 3.0.3
-info: {title: CRM, version: "1"}
-paths: {}
-components:
-  schemas:
-    Money:
-      type: object
-      required: [amount]
+OPENAPI_YAML = openapi_yaml(
+    "CRM",
+    """
+Money:
+  type: object
+  required: [amount]
+  properties:
+    amount: {type: string, description: Decimal amount}
+    currency: {type: string}
+Entity:
+  type: object
+  required: [id]
+  properties:
+    id: {type: integer}
+    created: {type: string, format: date-time}
+Deal:
+  allOf:
+    - $ref: '#/components/schemas/Entity'
+    - type: object
+      required: [total]
       properties:
-        amount: {type: string, description: Decimal amount}
-        currency: {type: string}
-    Entity:
-      type: object
-      required: [id]
-      properties:
-        id: {type: integer}
-        created: {type: string, format: date-time}
-    Deal:
-      allOf:
-        - $ref: '#/components/schemas/Entity'
-        - type: object
-          required: [total]
-          properties:
-            total: {$ref: '#/components/schemas/Money'}
-            closed_on: {type: string, format: date, nullable: true}
-            lines:
-              type: array
-              items:
-                type: object
-                properties:
-                  sku: {type: string}
-                  quantity: {type: number}
-            tags: {type: array, items: {type: string}}
-    Category:
-      type: object
-      properties:
-        name: {type: string}
-        parent: {$ref: '#/components/schemas/Category'}
-"""
+        total: {$ref: '#/components/schemas/Money'}
+        closed_on: {type: string, format: date, nullable: true}
+        lines:
+          type: array
+          items:
+            type: object
+            properties:
+              sku: {type: string}
+              quantity: {type: number}
+        tags: {type: array, items: {type: string}}
+Category:
+  type: object
+  properties:
+    name: {type: string}
+    parent: {$ref: '#/components/schemas/Category'}
+""",
+)
 
 
 def test_it_lists_openapi_schema_names():
@@ -112,16 +104,9 @@ def test_it_lists_openapi_schema_names():
 
 def test_it_reads_fields_from_an_openapi_schema():
     assert fields_from_openapi(OPENAPI_YAML, "Deal") == [
-        FieldSpec("id", "integer", True),
-        FieldSpec("created", "datetime", False),
-        FieldSpec("total", "object", True),
+        *specs("id:integer! created:datetime total:object!"),
         FieldSpec("total.amount", "string", True, "Decimal amount"),
-        FieldSpec("total.currency", "string", False),
-        FieldSpec("closed_on", "date", False),
-        FieldSpec("lines", "array", False),
-        FieldSpec("lines[].sku", "string", False),
-        FieldSpec("lines[].quantity", "number", False),
-        FieldSpec("tags", "array", False),
+        *specs("total.currency closed_on:date lines:array lines[].sku lines[].quantity:number tags:array"),
     ]
 
 
@@ -173,6 +158,18 @@ def test_it_explains_documents_it_cannot_use(document, name, message):
 # --- validation and drift ------------------------------------------------------------------------------------------
 
 
+def wrong_type(path: str, expected: str, found: str) -> Issue:
+    return Issue(path, "wrong_type", f'"{path}" should be {expected}, but it is {found}')
+
+
+def missing(path: str) -> Issue:
+    return Issue(path, "missing_required", f'"{path}" is required but missing')
+
+
+def unknown(path: str) -> Issue:
+    return Issue(path, "unknown_field", f'"{path}" is not in the data model')
+
+
 def test_it_reports_missing_required_fields_and_wrong_types():
     record = {
         "id": True,
@@ -186,22 +183,14 @@ def test_it_reports_missing_required_fields_and_wrong_types():
         "lines": [{"sku": "A-1", "quantity": 1}, {"quantity": "2"}],
     }
     assert validate_record(record, DEAL_FIELDS) == [
-        Issue("id", "wrong_type", '"id" should be a whole number, but it is true'),
-        Issue("probability", "wrong_type", '"probability" should be a number, but it is the text "high"'),
-        Issue(
-            "closed_on",
-            "wrong_type",
-            '"closed_on" should be a date (YYYY-MM-DD), but it is the text "23/11/2026"',
-        ),
-        Issue("customer.email", "missing_required", '"customer.email" is required but missing'),
-        Issue("customer.address", "missing_required", '"customer.address" is required but missing'),
-        Issue("tags", "wrong_type", '"tags" should be a list, but it is the text "new"'),
-        Issue("lines[1].sku", "missing_required", '"lines[1].sku" is required but missing'),
-        Issue(
-            "lines[1].quantity",
-            "wrong_type",
-            '"lines[1].quantity" should be a number, but it is the text "2"',
-        ),
+        wrong_type("id", "a whole number", "true"),
+        wrong_type("probability", "a number", 'the text "high"'),
+        wrong_type("closed_on", "a date (YYYY-MM-DD)", 'the text "23/11/2026"'),
+        missing("customer.email"),
+        missing("customer.address"),
+        wrong_type("tags", "a list", 'the text "new"'),
+        missing("lines[1].sku"),
+        wrong_type("lines[1].quantity", "a number", 'the text "2"'),
     ]
 
 
@@ -226,9 +215,9 @@ def test_it_detects_fields_the_model_does_not_declare():
         ],
     }
     assert detect_drift(record, DEAL_FIELDS) == [
-        Issue("customer.phone", "unknown_field", '"customer.phone" is not in the data model'),
-        Issue("lines[].colour", "unknown_field", '"lines[].colour" is not in the data model'),
-        Issue("source", "unknown_field", '"source" is not in the data model'),
+        unknown("customer.phone"),
+        unknown("lines[].colour"),
+        unknown("source"),
     ]
 
 

@@ -80,13 +80,9 @@ def test_it_shows_the_detail_without_secrets(letter, personas):
 
 
 def test_it_shows_every_attempt_with_its_summary(fresh_sandbox, personas):
-    from tests.sandbox_helpers import fault
+    from tests.sandbox_helpers import dead_letter_of_a_failing_target
 
-    flow = hr_to_inventory_accounts(fresh_sandbox, max_attempts=2)
-    fault(fresh_sandbox, "inventory", mode="500", rate=1.0, methods=["POST"])
-    events_store([IncomingEvent(flow.source_system, "employee.hired", "e1", employee_event(1))])
-    drain_all()
-    letter = DeadLetter.objects.get()
+    letter = dead_letter_of_a_failing_target(fresh_sandbox)
     page = client_for(personas["ops"]).get(reverse("dlq-detail", args=[letter.pk])).content.decode()
     assert "Attempt 1" in page and "Attempt 2" in page
     assert "The system answered with a server error (5xx)." in page

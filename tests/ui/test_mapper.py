@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from hub.models import AuditEntry, Event
 from mappings.models import MappingVersion
-from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
+from tests.factories import crm_and_books, flow_with_mapping, model_with_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -16,8 +16,7 @@ V1_RULES = [{"target": "currency", "source": "currency"}]
 
 @pytest.fixture
 def flow(personas):
-    crm = SystemFactory(name="CRM", slug="crm")
-    books = SystemFactory(name="Books", slug="books")
+    crm, books = crm_and_books()
     deal = model_with_fields(
         crm,
         "Deal",
@@ -25,12 +24,7 @@ def flow(personas):
         "id! amount:number currency customer.email",
         sample={"id": "deal_1", "amount": 12.5, "currency": "EUR", "customer": {"email": "Ann@Example.com"}},
     )
-    invoice = model_with_fields(
-        books,
-        "Invoice",
-        "/invoices",
-        "number! email! total_minor:integer currency",
-    )
+    invoice = model_with_fields(books, "Invoice", "/invoices", "number! email! total_minor:integer currency")
     return flow_with_mapping(
         source_model=deal,
         target_model=invoice,

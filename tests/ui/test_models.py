@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from hub.models import AuditEntry
 from mappings.models import DataModel, Field
-from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
+from tests.factories import SystemFactory, field_rows, flow_with_mapping, model_with_fields, openapi_yaml
 
 pytestmark = pytest.mark.django_db
 
@@ -21,32 +21,40 @@ SAMPLE = {
     "lines": [{"sku": "DESK", "quantity": 2}],
 }
 
-OPENAPI_YAML = """
-openapi: 3.0.3
-info: {title: Shop, version: "1"}
-paths: {}
-components:
-  schemas:
-    Customer:
-      type: object
-      required: [email]
-      properties:
-        email: {type: string, description: Where receipts go}
-        name: {type: string}
-    Order:
-      type: object
-      required: [id, total]
-      properties:
-        id: {type: string}
-        total: {type: number}
-        placed_at: {type: string, format: date-time}
-        customer: {$ref: '#/components/schemas/Customer'}
-"""
+OPENAPI_YAML = openapi_yaml(
+    "Shop",
+    """
+Customer:
+  type: object
+  required: [email]
+  properties:
+    email: {type: string, description: Where receipts go}
+    name: {type: string}
+Order:
+  type: object
+  required: [id, total]
+  properties:
+    id: {type: string}
+    total: {type: number}
+    placed_at: {type: string, format: date-time}
+    customer: {$ref: '#/components/schemas/Customer'}
+""",
+)
 
 
 def client_for(client, user):
     client.force_login(user)
     return client
+
+
+def htmx_post(c, view: str, pk: int, data: dict | None = None):
+    """What the detail page's inline forms send: an htmx POST to a view of one field or model."""
+    return c.post(reverse(view, args=[pk]), data or {}, HTTP_HX_REQUEST="true")
+
+
+def model_form(system, action: str, rows: list[tuple[str, str, bool]] | None = None, **inputs) -> dict:
+    """The POST data of the new data model form: the action, the system, other inputs and the field rows."""
+    return {"action": action, "system": system.pk, **inputs, **rows_data(rows or [])}
 
 
 def rows_data(rows: list[tuple[str, str, bool]]) -> dict:
@@ -131,16 +139,8 @@ def test_it_reads_fields_from_a_sample_and_creates_the_model_as_edited(client, p
     c = client_for(client, personas["admin"])
     page = c.get(reverse("mappings-model-add"), {"system": crm.pk})
     assert page.status_code == 200
-    read = c.post(
-        reverse("mappings-model-add"),
-        {
-            "action": "read",
-            "system": crm.pk,
-            "source": "sample",
-            "sample": json.dumps(SAMPLE),
-            **rows_data([]),
-        },
-    )
+    sample = {"source": "sample", "sample": json.dumps(SAMPLE)}
+    read = c.post(reverse("mappings-model-add"), model_form(crm, "read", **sample))
     assert read.status_code == 200
     for path in ("customer.email", "lines[].sku", "lines[].quantity", "closed_on"):
         assert f'value="{path}"' in read.text
@@ -148,30 +148,13 @@ def test_it_reads_fields_from_a_sample_and_creates_the_model_as_edited(client, p
     assert not DataModel.objects.filter(name="Deal").exists()  # nothing saved before the admin says so
 
     # The admin fixes a type, marks two fields required, drops one and adds one, then saves.
-    rows = [
-        ("id", "string", True),
-        ("amount", "number", True),
-        ("closed_on", "date", False),
-        ("customer.email", "string", False),
-        ("lines", "array", False),
-        ("lines[].sku", "string", False),
-        ("lines[].quantity", "number", False),
-        ("owner", "string", False),
-    ]
-    saved = c.post(
-        reverse("mappings-model-add"),
-        {
-            "action": "save",
-            "system": crm.pk,
-            "source": "sample",
-            "sample": json.dumps(SAMPLE),
-            "name": "Deal",
-            "resource_path": "deals",
-            "id_path": "id",
-            "cursor_field": "",
-            **rows_data(rows),
-        },
+    rows = field_rows(
+        "id! amount:number! closed_on:date customer.email lines:array lines[].sku lines[].quantity:number owner"
     )
+    form = model_form(
+        crm, "save", rows, **sample, name="Deal", resource_path="deals", id_path="id", cursor_field=""
+    )
+    saved = c.post(reverse("mappings-model-add"), form)
     model = DataModel.objects.get(system=crm, name="Deal")
     assert saved.status_code == 302
     assert saved["Location"] == reverse("mappings-model-detail", args=[model.pk])
@@ -196,18 +179,9 @@ def test_it_adds_and_removes_rows_of_the_field_table_without_losing_what_was_typ
 
 
 def test_it_creates_a_model_from_fields_typed_by_hand(client, personas, crm):
-    response = client_for(client, personas["admin"]).post(
-        reverse("mappings-model-add"),
-        {
-            "action": "save",
-            "system": crm.pk,
-            "source": "sample",
-            "sample": "",
-            "name": "Note",
-            "id_path": "id",
-            **rows_data([("id", "integer", True), ("text", "string", False)]),
-        },
-    )
+    rows = field_rows("id:integer! text")
+    form = model_form(crm, "save", rows, source="sample", sample="", name="Note", id_path="id")
+    response = client_for(client, personas["admin"]).post(reverse("mappings-model-add"), form)
     assert response.status_code == 302
     model = DataModel.objects.get(name="Note")
     assert model.sample is None
@@ -216,25 +190,11 @@ def test_it_creates_a_model_from_fields_typed_by_hand(client, personas, crm):
 
 def test_it_answers_htmx_with_the_form_alone_and_redirects_after_saving(client, personas, crm):
     c = client_for(client, personas["admin"])
-    read = c.post(
-        reverse("mappings-model-add"),
-        {"action": "read", "system": crm.pk, "source": "sample", "sample": '{"id": 1}', **rows_data([])},
-        HTTP_HX_REQUEST="true",
-    )
+    sample = {"source": "sample", "sample": '{"id": 1}'}
+    read = c.post(reverse("mappings-model-add"), model_form(crm, "read", **sample), HTTP_HX_REQUEST="true")
     assert read.text.lstrip().startswith('<form id="model-form"')
-    saved = c.post(
-        reverse("mappings-model-add"),
-        {
-            "action": "save",
-            "system": crm.pk,
-            "source": "sample",
-            "sample": '{"id": 1}',
-            "name": "Thing",
-            "id_path": "id",
-            **rows_data([("id", "integer", True)]),
-        },
-        HTTP_HX_REQUEST="true",
-    )
+    form = model_form(crm, "save", field_rows("id:integer!"), **sample, name="Thing", id_path="id")
+    saved = c.post(reverse("mappings-model-add"), form, HTTP_HX_REQUEST="true")
     assert saved["HX-Redirect"] == reverse(
         "mappings-model-detail", args=[DataModel.objects.get(name="Thing").pk]
     )
@@ -255,8 +215,7 @@ def test_it_answers_htmx_with_the_form_alone_and_redirects_after_saving(client, 
 )
 def test_it_explains_a_sample_it_cannot_read(client, personas, crm, sample, message):
     response = client_for(client, personas["admin"]).post(
-        reverse("mappings-model-add"),
-        {"action": "read", "system": crm.pk, "source": "sample", "sample": sample, **rows_data([])},
+        reverse("mappings-model-add"), model_form(crm, "read", source="sample", sample=sample)
     )
     assert response.status_code == 200
     assert message in response.text
@@ -302,48 +261,22 @@ def test_it_imports_a_schema_from_an_uploaded_openapi_document(client, personas,
     c = client_for(client, personas["admin"])
     upload = SimpleUploadedFile("shop.yaml", OPENAPI_YAML.encode(), content_type="application/yaml")
     first = c.post(
-        reverse("mappings-model-add"),
-        {"action": "read", "system": crm.pk, "source": "openapi", "openapi_file": upload, **rows_data([])},
+        reverse("mappings-model-add"), model_form(crm, "read", source="openapi", openapi_file=upload)
     )
     assert "Choose which schema this data model describes." in first.text
     assert '<option value="Order">Order</option>' in first.text
     assert 'value="placed_at"' not in first.text  # no schema chosen yet
     assert "components:" in first.text  # the uploaded document stays on the page as text
 
-    read = c.post(
-        reverse("mappings-model-add"),
-        {
-            "action": "read",
-            "system": crm.pk,
-            "source": "openapi",
-            "openapi_text": OPENAPI_YAML,
-            "schema_name": "Order",
-            **rows_data([]),
-        },
-    )
+    document = {"source": "openapi", "openapi_text": OPENAPI_YAML, "schema_name": "Order"}
+    read = c.post(reverse("mappings-model-add"), model_form(crm, "read", **document))
     for path in ("placed_at", "customer.email", "customer.name"):
         assert f'value="{path}"' in read.text
     assert 'value="Order"' in read.text  # the schema name is offered as the model's name
 
-    rows = [
-        ("id", "string", True),
-        ("total", "number", True),
-        ("placed_at", "datetime", False),
-        ("customer", "object", False),
-        ("customer.email", "string", True),
-    ]
+    rows = field_rows("id! total:number! placed_at:datetime customer:object customer.email!")
     c.post(
-        reverse("mappings-model-add"),
-        {
-            "action": "save",
-            "system": crm.pk,
-            "source": "openapi",
-            "openapi_text": OPENAPI_YAML,
-            "schema_name": "Order",
-            "name": "Order",
-            "id_path": "id",
-            **rows_data(rows),
-        },
+        reverse("mappings-model-add"), model_form(crm, "save", rows, **document, name="Order", id_path="id")
     )
     model = DataModel.objects.get(name="Order")
     assert model.sample is None
@@ -376,17 +309,8 @@ def test_it_imports_a_schema_from_an_uploaded_openapi_document(client, personas,
     ],
 )
 def test_it_explains_a_document_it_cannot_use(client, personas, crm, document, schema, field, message):
-    response = client_for(client, personas["admin"]).post(
-        reverse("mappings-model-add"),
-        {
-            "action": "read",
-            "system": crm.pk,
-            "source": "openapi",
-            "openapi_text": document,
-            "schema_name": schema,
-            **rows_data([]),
-        },
-    )
+    form = model_form(crm, "read", source="openapi", openapi_text=document, schema_name=schema)
+    response = client_for(client, personas["admin"]).post(reverse("mappings-model-add"), form)
     assert response.status_code == 200
     assert message in response.text
     assert f'id="id_{field}_error"' in response.text  # beside the field it is about
@@ -395,8 +319,7 @@ def test_it_explains_a_document_it_cannot_use(client, personas, crm, document, s
 def test_it_explains_an_uploaded_file_that_is_not_text(client, personas, crm):
     upload = SimpleUploadedFile("shop.yaml", b"\xff\xfe\x00binary", content_type="application/octet-stream")
     response = client_for(client, personas["admin"]).post(
-        reverse("mappings-model-add"),
-        {"action": "read", "system": crm.pk, "source": "openapi", "openapi_file": upload, **rows_data([])},
+        reverse("mappings-model-add"), model_form(crm, "read", source="openapi", openapi_file=upload)
     )
     assert "The file is not text" in response.text
 
@@ -421,11 +344,8 @@ def test_it_shows_fields_sample_and_the_flows_that_use_a_model(client, personas,
 
 def test_it_updates_a_field_inline_and_audits_it(client, personas, deal):
     field = deal.fields.get(path="amount")
-    response = client_for(client, personas["admin"]).post(
-        reverse("mappings-field-update", args=[field.pk]),
-        {"type": "integer", "required": "on", "description": "In euros"},
-        HTTP_HX_REQUEST="true",
-    )
+    data = {"type": "integer", "required": "on", "description": "In euros"}
+    response = htmx_post(client_for(client, personas["admin"]), "mappings-field-update", field.pk, data)
     assert response.status_code == 200
     assert response.text.lstrip().startswith(f'<tr id="field-{field.pk}"')
     assert "Saved" in response.text
@@ -437,9 +357,8 @@ def test_it_updates_a_field_inline_and_audits_it(client, personas, deal):
 
 def test_it_explains_an_unknown_type_beside_the_field(client, personas, deal):
     field = deal.fields.get(path="amount")
-    response = client_for(client, personas["admin"]).post(
-        reverse("mappings-field-update", args=[field.pk]), {"type": "money"}, HTTP_HX_REQUEST="true"
-    )
+    c = client_for(client, personas["admin"])
+    response = htmx_post(c, "mappings-field-update", field.pk, {"type": "money"})
     assert response.status_code == 200
     assert "Unknown type &quot;money&quot;" in response.text
     field.refresh_from_db()
@@ -448,21 +367,15 @@ def test_it_explains_an_unknown_type_beside_the_field(client, personas, deal):
 
 def test_it_adds_and_removes_fields(client, personas, deal):
     c = client_for(client, personas["admin"])
-    added = c.post(
-        reverse("mappings-field-add", args=[deal.pk]),
-        {"new-path": "stage", "new-type": "string", "new-required": "on"},
-        HTTP_HX_REQUEST="true",
+    added = htmx_post(
+        c, "mappings-field-add", deal.pk, {"new-path": "stage", "new-type": "string", "new-required": "on"}
     )
     assert added.text.lstrip().startswith('<section id="fields"')
     assert Field.objects.get(model=deal, path="stage").required
-    duplicate = c.post(
-        reverse("mappings-field-add", args=[deal.pk]),
-        {"new-path": "stage", "new-type": "string"},
-        HTTP_HX_REQUEST="true",
-    )
+    duplicate = htmx_post(c, "mappings-field-add", deal.pk, {"new-path": "stage", "new-type": "string"})
     assert "The model already has a field &quot;stage&quot;." in duplicate.text
     stage = Field.objects.get(model=deal, path="stage")
-    removed = c.post(reverse("mappings-field-remove", args=[stage.pk]), HTTP_HX_REQUEST="true")
+    removed = htmx_post(c, "mappings-field-remove", stage.pk)
     assert "Removed the field" in removed.text
     assert not Field.objects.filter(model=deal, path="stage").exists()
     assert list(AuditEntry.objects.filter(target_type="datamodel").values_list("verb", flat=True)) == [
@@ -473,30 +386,20 @@ def test_it_adds_and_removes_fields(client, personas, deal):
 
 def test_it_edits_settings_and_replaces_the_sample(client, personas, deal):
     c = client_for(client, personas["admin"])
-    bad = c.post(
-        reverse("mappings-model-edit", args=[deal.pk]),
-        {"name": "Deal", "id_path": "nope", "resource_path": "/deals"},
-        HTTP_HX_REQUEST="true",
+    bad = htmx_post(
+        c, "mappings-model-edit", deal.pk, {"name": "Deal", "id_path": "nope", "resource_path": "/deals"}
     )
     assert "&quot;nope&quot; is not one of the fields of this data model." in bad.text
-    good = c.post(
-        reverse("mappings-model-edit", args=[deal.pk]),
-        {"name": "Opportunity", "id_path": "id", "resource_path": "/opportunities", "cursor_field": ""},
-        HTTP_HX_REQUEST="true",
-    )
+    renamed = {"name": "Opportunity", "id_path": "id", "resource_path": "/opportunities", "cursor_field": ""}
+    good = htmx_post(c, "mappings-model-edit", deal.pk, renamed)
     assert good["HX-Redirect"] == reverse("mappings-model-detail", args=[deal.pk])
     deal.refresh_from_db()
     assert (deal.name, deal.resource_path) == ("Opportunity", "/opportunities")
 
-    broken = c.post(
-        reverse("mappings-model-sample", args=[deal.pk]), {"sample": "{oops"}, HTTP_HX_REQUEST="true"
-    )
+    broken = htmx_post(c, "mappings-model-sample", deal.pk, {"sample": "{oops"})
     assert "line 1 column 2" in broken.text
-    replaced = c.post(
-        reverse("mappings-model-sample", args=[deal.pk]),
-        {"sample": '{"id": "d2", "stage": "won", "amount": 1}', "add_new_fields": "on"},
-        HTTP_HX_REQUEST="true",
-    )
+    sample = {"sample": '{"id": "d2", "stage": "won", "amount": 1}', "add_new_fields": "on"}
+    replaced = htmx_post(c, "mappings-model-sample", deal.pk, sample)
     assert "Added 1 field from the new sample" in replaced.text
     deal.refresh_from_db()
     assert deal.sample["stage"] == "won"

@@ -236,47 +236,45 @@ def test_it_echoes_no_typed_secret_when_a_new_form_comes_back_with_errors(admin_
     assert "typed-user-name" not in html and "typed-password-9" not in html and HOOK_SECRET not in html
 
 
+BAD_INPUT = {  # input: {bad value: what the form says beside it}
+    "name": {"": "This field is required", "n" * 10_000: "at most 100", "bad\x00name": "Null characters"},
+    "base_url": {
+        "not a url": "starting with http",
+        "ftp://example.com": "starting with http",
+        "https://" + "a" * 600 + ".com": "at most 500",
+    },
+    "connect_timeout": {"-3": "at least 0.1"},
+    "read_timeout": {"1e309": "Enter a number", "nan": "Enter a number", "99999": "at most 300"},
+    "rate_limit_per_second": {"0": "at least 0.01", "lots": "Enter a number"},
+    "signature_tolerance_seconds": {
+        "-1": "greater than or equal to 1",
+        "9" * 40: "less than or equal to 86400",
+    },
+    "slug": {"Not A Slug": "lowercase letters", "s" * 61: "at most 60"},
+    "api_key": {"": "Enter the API key", "k" * 3000: "at most 2000"},
+    "api_key_header": {"X Api Key": "header name", "": "Enter the name"},
+    "auth_scheme": {"telepathy": "Select a valid choice"},
+    "webhook_secret": {"": "signing secret"},
+    "signature_header": {"bad header": "header name"},
+    "event_type_path": {"a b": "dotted path"},
+    "record_path": {"x" * 201: "at most 200"},
+    "health_path": {"deals": "Start the path"},
+    "connector": {"soap": "Unknown kind of API “soap”"},
+    "update_method": {"POST": "Select a valid choice"},
+    "list_records_path": {"data..x": "not a valid path"},
+}
+BAD_INPUT_FOR_A_CHOICE = [  # (the inputs, the one the form explains, what it says)
+    ({"auth_scheme": "oauth2_client_credentials", "token_url": "ftp:/x"}, "token_url", "https://"),
+    ({"auth_scheme": "oauth2_client_credentials"}, "client_id", "Enter the client ID"),
+    ({"connector": "jsonapi", "page_size_param": "page size"}, "page_size_param", "parameter name"),
+    ({"connector": "jsonapi", "since_filter": ""}, "since_filter", "Name the parameter"),
+]
+
+
 @pytest.mark.parametrize(
     "overrides, field, message",
-    [
-        ({"name": ""}, "name", "This field is required"),
-        ({"name": "n" * 10_000}, "name", "at most 100"),
-        ({"base_url": "not a url"}, "base_url", "starting with http"),
-        ({"base_url": "ftp://example.com"}, "base_url", "starting with http"),
-        ({"base_url": "https://" + "a" * 600 + ".com"}, "base_url", "at most 500"),
-        ({"connect_timeout": "-3"}, "connect_timeout", "at least 0.1"),
-        ({"read_timeout": "1e309"}, "read_timeout", "Enter a number"),
-        ({"read_timeout": "nan"}, "read_timeout", "Enter a number"),
-        ({"read_timeout": "99999"}, "read_timeout", "at most 300"),
-        ({"rate_limit_per_second": "0"}, "rate_limit_per_second", "at least 0.01"),
-        ({"rate_limit_per_second": "lots"}, "rate_limit_per_second", "Enter a number"),
-        ({"signature_tolerance_seconds": "-1"}, "signature_tolerance_seconds", "greater than or equal to 1"),
-        (
-            {"signature_tolerance_seconds": "9" * 40},
-            "signature_tolerance_seconds",
-            "less than or equal to 86400",
-        ),
-        ({"slug": "Not A Slug"}, "slug", "lowercase letters"),
-        ({"slug": "s" * 61}, "slug", "at most 60"),
-        ({"api_key": ""}, "api_key", "Enter the API key"),
-        ({"api_key_header": "X Api Key"}, "api_key_header", "header name"),
-        ({"api_key_header": ""}, "api_key_header", "Enter the name"),
-        ({"auth_scheme": "oauth2_client_credentials", "token_url": "ftp:/x"}, "token_url", "https://"),
-        ({"auth_scheme": "oauth2_client_credentials"}, "client_id", "Enter the client ID"),
-        ({"auth_scheme": "telepathy"}, "auth_scheme", "Select a valid choice"),
-        ({"webhook_secret": ""}, "webhook_secret", "signing secret"),
-        ({"signature_header": "bad header"}, "signature_header", "header name"),
-        ({"event_type_path": "a b"}, "event_type_path", "dotted path"),
-        ({"record_path": "x" * 201}, "record_path", "at most 200"),
-        ({"health_path": "deals"}, "health_path", "Start the path"),
-        ({"name": "bad\x00name"}, "name", "Null characters"),
-        ({"api_key": "k" * 3000}, "api_key", "at most 2000"),
-        ({"connector": "soap"}, "connector", "Unknown kind of API “soap”"),
-        ({"update_method": "POST"}, "update_method", "Select a valid choice"),
-        ({"list_records_path": "data..x"}, "list_records_path", "not a valid path"),
-        ({"connector": "jsonapi", "page_size_param": "page size"}, "page_size_param", "parameter name"),
-        ({"connector": "jsonapi", "since_filter": ""}, "since_filter", "Name the parameter"),
-    ],
+    [({field: value}, field, message) for field, bad in BAD_INPUT.items() for value, message in bad.items()]
+    + BAD_INPUT_FOR_A_CHOICE,
 )
 def test_it_explains_bad_input_next_to_the_field_instead_of_failing(admin_client, overrides, field, message):
     response = admin_client.post(reverse("connectors-add"), form_data(**overrides))

@@ -73,17 +73,25 @@ def test_it_creates_a_user_with_a_role_and_audits_it_without_the_password(admin_
     assert "a-long-unusual-phrase" not in str(entry.diff)
 
 
+BAD_NEW_USER = {  # input: {bad value: what the form says beside it}
+    "password": {"short": "too short", "password123": "too common"},
+    "username": {
+        "oscar-ops": "already a user",
+        "OSCAR-OPS": "already a user",
+        "bad name!": "Enter a valid username",
+        "x" * 5000: "at most 150",
+    },
+    "email": {"not-an-email": "valid email"},
+    "role": {"superhero": "Select a valid choice"},
+}
+
+
 @pytest.mark.parametrize(
     "data, field, message",
     [
-        ({"password": "short"}, "password", "too short"),
-        ({"password": "password123"}, "password", "too common"),
-        ({"username": "oscar-ops"}, "username", "already a user"),
-        ({"username": "OSCAR-OPS"}, "username", "already a user"),
-        ({"username": "bad name!"}, "username", "Enter a valid username"),
-        ({"username": "x" * 5000}, "username", "at most 150"),
-        ({"email": "not-an-email"}, "email", "valid email"),
-        ({"role": "superhero"}, "role", "Select a valid choice"),
+        ({field: value}, field, message)
+        for field, bad in BAD_NEW_USER.items()
+        for value, message in bad.items()
     ],
 )
 def test_it_explains_a_bad_new_user_next_to_the_field(admin_client, personas, data, field, message):
