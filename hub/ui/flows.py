@@ -3,6 +3,7 @@ the lifecycle buttons (enable, pause, resume, poll now, delete) and the specific
 export/import. Views check the role first, then call one service."""
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -501,7 +502,7 @@ def _switch(request: HttpRequest, pk: int, *, needs: tuple[str, ...], not_now: s
     if flow.state not in needs:
         messages.info(request, not_now.format(state=flow.get_state_display().lower()))
     else:
-        change_made(request, lambda: change(flow), success=success)
+        change_made(request, lambda: change(flow=flow), success=success)
     return _back(request, flow)
 
 
@@ -512,7 +513,7 @@ def flow_pause_view(request: HttpRequest, pk: int) -> HttpResponse:
     return _switch(
         request, pk, needs=(FlowState.ACTIVE,),
         not_now="The flow is {state}, not running; nothing to pause.",
-        change=lambda flow: flow_pause(flow=flow, actor=request.user, reason=reason),
+        change=partial(flow_pause, actor=request.user, reason=reason),
         success="Flow paused. New events are kept and wait until you resume it.",
     )  # fmt: skip
 
@@ -520,21 +521,18 @@ def flow_pause_view(request: HttpRequest, pk: int) -> HttpResponse:
 @readers_ops_writes
 @require_POST
 def flow_resume_view(request: HttpRequest, pk: int) -> HttpResponse:
-    return _switch(
-        request, pk, needs=(FlowState.PAUSED,), not_now="The flow is not paused.",
-        change=lambda flow: flow_resume(flow=flow, actor=request.user),
-        success="Flow resumed. Waiting deliveries are being carried out now.",
-    )  # fmt: skip
+    success = "Flow resumed. Waiting deliveries are being carried out now."
+    change = partial(flow_resume, actor=request.user)
+    return _switch(request, pk, needs=(FlowState.PAUSED,), not_now="The flow is not paused.", change=change, success=success)  # fmt: skip
 
 
 @admins_only
 @require_POST
 def flow_enable_view(request: HttpRequest, pk: int) -> HttpResponse:
-    return _switch(
-        request, pk, needs=(FlowState.DRAFT, FlowState.PAUSED), not_now="The flow is already running.",
-        change=lambda flow: flow_enable(flow=flow, actor=request.user),
-        success="Flow enabled. It now carries every matching event.",
-    )  # fmt: skip
+    success = "Flow enabled. It now carries every matching event."
+    change = partial(flow_enable, actor=request.user)
+    needs = (FlowState.DRAFT, FlowState.PAUSED)
+    return _switch(request, pk, needs=needs, not_now="The flow is already running.", change=change, success=success)  # fmt: skip
 
 
 @readers_ops_writes
