@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("HUB_VAR_DIR", BASE_DIR / "var"))
@@ -16,6 +17,17 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 def env_bool(name: str, default: bool = False) -> bool:
     return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int, *, minimum: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    return value
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -47,6 +59,7 @@ INSTALLED_APPS = [
     "connectors",
     "mappings",
     "hub",
+    "hub.metrics",
     "dlq",
 ]
 
@@ -174,11 +187,29 @@ HUB_MAX_BATCH_BYTES = int(os.environ.get("HUB_MAX_BATCH_BYTES", 16 * 1024 * 1024
 HUB_MAX_BATCH_EVENTS = 1000
 DATA_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_BATCH_BYTES
 
+# Retention (README "Retention"): event payloads and attempt bodies are emptied after this many
+# days, outcomes kept; the audit trail is kept forever unless HUB_AUDIT_RETENTION_DAYS is set.
+# 0 keeps everything.
+HUB_RETENTION_DAYS = env_int("HUB_RETENTION_DAYS", 90, minimum=0)
+HUB_AUDIT_RETENTION_DAYS = env_int("HUB_AUDIT_RETENTION_DAYS", 0, minimum=0)
+
 # Delivery engine knobs (per-flow settings override attempts and backoff).
 HUB_CLAIM_BATCH = int(os.environ.get("HUB_CLAIM_BATCH", "100"))
 HUB_LEASE_SECONDS = int(os.environ.get("HUB_LEASE_SECONDS", "60"))
 HUB_DRAIN_SECONDS = int(os.environ.get("HUB_DRAIN_SECONDS", "240"))
 HUB_DRAIN_LINGER_SECONDS = float(os.environ.get("HUB_DRAIN_LINGER_SECONDS", "3"))
+
+# Metrics (README "Metrics and machine endpoints"): how long each resolution is kept; 0 keeps
+# rows forever. Minutes become hours and hours become days by the metrics task every minute.
+HUB_METRICS_KEEP_MINUTES_HOURS = env_int("HUB_METRICS_KEEP_MINUTES_HOURS", 48, minimum=2)
+HUB_METRICS_KEEP_HOURS_DAYS = env_int("HUB_METRICS_KEEP_HOURS_DAYS", 90, minimum=2)
+HUB_METRICS_KEEP_DAYS_DAYS = env_int("HUB_METRICS_KEEP_DAYS_DAYS", 0, minimum=0)
+# /metrics answers anonymous requests from loopback, and others that send this bearer token.
+HUB_METRICS_TOKEN = os.environ.get("HUB_METRICS_TOKEN", "")
+HUB_METRICS_ALLOW_LOOPBACK = env_bool("HUB_METRICS_ALLOW_LOOPBACK", True)
+# /readyz calls the workers alive while a cluster reports its status or a drain ran this recently
+# (the minutely drain schedule runs one at least every minute while any worker is up).
+HUB_WORKER_HEARTBEAT_MAX_AGE = env_int("HUB_WORKER_HEARTBEAT_MAX_AGE", 150, minimum=30)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -34,6 +34,7 @@ class Outcome:
     deferred_until: Any = (
         None  # not attempted (rate limit or open circuit): back in the queue, no attempt used
     )
+    deferred_by: str = ""  # "circuit" or "rate limit", when deferred
     error_class: ErrorClass | None = None
     message: str = ""
     retry_after: float | None = None
@@ -100,6 +101,7 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
         target = flow.target_system
         if not breaker.allows(target.pk):
             outcome.deferred_until = clock.now() + timedelta(seconds=CircuitBreaker.COOLDOWN_SECONDS)
+            outcome.deferred_by = "circuit"
             return outcome
         record = delivery.source_record()
         operation, target_id = _plan(flow, delivery, flows.link(flow.pk, delivery.record_key))
@@ -122,6 +124,7 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
             outcome.deferred_until = clock.now() + timedelta(
                 seconds=max(0.5, ratelimit.seconds_until_free(target))
             )
+            outcome.deferred_by = "rate limit"
             return outcome
         result: PushResult = connector_for(target).push(
             operation=operation,

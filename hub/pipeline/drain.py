@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Min
 
+from hub.metrics.recording import worker_heartbeat
 from hub.models import Delivery, DeliveryStatus
 from hub.pipeline import clock
 from hub.pipeline.attempt import FlowCache, Outcome, delivery_attempt
@@ -89,6 +90,7 @@ def deliveries_drain(
     lingering = False
     try:
         while time.monotonic() < deadline and not stop_requested():
+            worker_heartbeat(WORKER_NAME)
             claimed = deliveries_process_batch()
             done += claimed
             if claimed:

@@ -15,6 +15,7 @@ from common import strictjson
 from common.paths import get_path
 from connectors.models import System
 from connectors.signatures import SignatureError, verify_signature
+from hub.metrics.recording import IngestTally
 from hub.models import Delivery, DeliveryStatus, Event, record_of
 from hub.pipeline import clock
 from hub.pipeline.dispatch import kick_workers
@@ -237,12 +238,14 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
         new_deliveries: list[Delivery] = []
         seen_in_batch: dict[tuple[int, str], str] = {}
         duplicate_ids: list[str] = []
+        tally = IngestTally(now)
         for item in items:
             key = (item.system.pk, item.idempotency_key)
             known = existing.get(key) or seen_in_batch.get(key)
             if known:
                 results.append(IngestResult(event_id=str(known), duplicate=True))
                 duplicate_ids.append(known)
+                tally.duplicate(item.system.pk)
                 continue
             record = record_of(item.payload, item.system.record_path, item.origin)
             event = Event(
@@ -261,6 +264,7 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
             seen_in_batch[key] = str(event.id)
             new_events.append(event)
             new_deliveries.extend(deliveries)
+            tally.stored(item.system.pk, deliveries)
             live = sum(1 for d in deliveries if d.status == DeliveryStatus.PENDING)
             results.append(IngestResult(event_id=str(event.id), duplicate=False, deliveries=live))
         if new_events:
@@ -269,6 +273,7 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
             insert_rows(Delivery, new_deliveries)
         if duplicate_ids:
             Event.objects.filter(pk__in=duplicate_ids).update(duplicates_seen=F("duplicates_seen") + 1)
+        tally.save()  # last, so the rows it adds to stay locked only until the commit
     return results
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 
 from connectors.base import ErrorClass
+from hub.metrics.recording import DeliveryTally
 from hub.models import Attempt, Delivery, DeliveryStatus, Flow, FlowState, Operation, RecordLink
 from hub.pipeline import clock
 from hub.pipeline.attempt import FlowCache, Outcome
@@ -53,6 +54,7 @@ class _BatchWrite:
         self.links_to_save: list[RecordLink] = []
         self.links_to_drop: list[tuple[int, str]] = []
         self.dead: list[tuple[Outcome, ErrorClass, str]] = []
+        self.tally = DeliveryTally(now)
 
     def add(self, outcome: Outcome) -> None:
         delivery = outcome.delivery
@@ -63,6 +65,9 @@ class _BatchWrite:
             # Not attempted (rate limit or open circuit): back in the queue, no attempt used.
             delivery.status = DeliveryStatus.RETRYING if delivery.attempts else DeliveryStatus.PENDING
             delivery.next_attempt_at = outcome.deferred_until
+            if outcome.deferred_by == "circuit":
+                target = self.flows.flow(delivery.flow_id).target_system_id
+                self.tally.circuit_open(target, outcome.deferred_until)
             return
         delivery.attempts += 1
         if outcome.succeeded:
@@ -76,6 +81,7 @@ class _BatchWrite:
         delivery.target_id = outcome.target_id
         delivery.last_error_class, delivery.last_error = "", ""
         self.attempts.append(_attempt_row(outcome, delivery.attempts, "succeeded"))
+        self.tally.succeeded(delivery)
         if outcome.operation == Operation.DELETE:
             self.links_to_drop.append((delivery.flow_id, delivery.record_key))
         elif outcome.target_id:
@@ -103,6 +109,7 @@ class _BatchWrite:
             delivery.status, delivery.finished_at = DeliveryStatus.DEAD, self.now
             self.attempts.append(_attempt_row(outcome, delivery.attempts, "dead"))
             self.dead.append((outcome, error_class, give_up))
+            self.tally.failed(delivery.flow_id, error_class, dead=True)
             return
         delay = policy.delay(
             delivery.attempts, jitter=clock.uniform(0.0, 1.0), retry_after=outcome.retry_after
@@ -110,6 +117,7 @@ class _BatchWrite:
         delivery.status = DeliveryStatus.RETRYING
         delivery.next_attempt_at = self.now + timedelta(seconds=delay)
         self.attempts.append(_attempt_row(outcome, delivery.attempts, "retrying"))
+        self.tally.failed(delivery.flow_id, error_class, dead=False)
         log.info("delivery %s will retry in %.1fs (%s)", delivery.pk, delay, error_class)
 
     def save(self) -> None:
@@ -137,6 +145,7 @@ class _BatchWrite:
             )
             if error_class.pauses_flow:
                 _pause_for_error(self.flows.flow(outcome.delivery.flow_id), error_class, outcome.message)
+        self.tally.save()
 
 
 def _save_outcomes(deliveries: list[Delivery]) -> None:
