@@ -44,7 +44,8 @@ def bucket_starts(since: datetime, until: datetime, span: str) -> list[datetime]
 
 # --- The latency histogram ------------------------------------------------------------------
 # Bucket i holds latencies up to 2^(i/2) ms (bucket 0: up to 1 ms); each bound is √2 times the
-# last, so an estimate read back is within about 19% of the truth wherever it falls. The last
+# last, so an estimate read back is within a factor of √2 of the truth (with many deliveries spread
+# over a bucket, far closer: it is interpolated by rank inside the bucket). The last
 # bucket (2^28 ms, about 75 hours) also holds anything longer. Counts per bucket add up, so
 # percentiles survive the roll-ups exactly as they were recorded.
 LATENCY_BUCKETS = 57
