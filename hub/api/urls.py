@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from hub.api import audit, deliveries, events, flows, webhooks
+from hub.api import audit, deliveries, events, flows, monitoring, webhooks
 
 router = DefaultRouter()
 router.register("events", events.EventViewSet, basename="api-events")
@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("hooks/<slug:slug>/", webhooks.webhook, name="hooks-receive"),
-    path("healthz", webhooks.healthz, name="healthz"),
-    path("readyz", webhooks.readyz, name="readyz"),
+    path("healthz", monitoring.healthz, name="healthz"),
+    path("readyz", monitoring.readyz, name="readyz"),
+    path("metrics", monitoring.metrics, name="metrics"),
 ]

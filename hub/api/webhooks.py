@@ -1,11 +1,10 @@
-"""Inbound webhooks and health endpoints: machine-facing, JSON in and out."""
+"""Inbound webhooks: machine-facing, JSON in and out (health endpoints: monitoring.py)."""
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
 
 from hub.pipeline.ingest import IngestError, webhook_receive
 
@@ -28,18 +27,3 @@ def webhook(request, slug: str):
     except IngestError as exc:
         return JsonResponse({"error": exc.message}, status=exc.status)
     return JsonResponse(result.as_dict(), status=202)
-
-
-@require_GET
-def healthz(request):
-    return JsonResponse({"status": "ok"})
-
-
-@require_GET
-def readyz(request):
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception as exc:  # any database failure means not ready
-        return JsonResponse({"status": "unavailable", "database": str(exc)[:200]}, status=503)
-    return JsonResponse({"status": "ok", "database": connection.vendor})

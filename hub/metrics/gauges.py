@@ -12,11 +12,11 @@ from hub.pipeline import clock
 WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 # What an unfinished delivery waits for, each exactly one of these (the first that applies).
 QUEUE_STATES = {
-    "paused": "held by a paused flow",
-    "circuit_open": "held while the target's circuit breaker rests it",
-    "in_flight": "being carried out by a worker",
-    "due": "due now, waiting for a free worker",
-    "retry_later": "waiting for its next try",
+    "paused": "held: flow paused",
+    "circuit_open": "held: circuit open",
+    "in_flight": "in flight",
+    "due": "due now",
+    "retry_later": "waiting to retry",
 }
 
 
