@@ -12,6 +12,7 @@ from django.utils.timesince import timesince
 from connectors.base import ErrorClass
 from connectors.models import System
 from hub.models import Attempt, Delivery, DeliveryStatus, Event
+from hub.selectors.dashboards import queue_by_target, traffic_since
 from hub.selectors.health import HEALTH_LABELS, flows_health, open_dead_letters
 
 # Problems first: the page answers "what needs me?" before "what is fine?".
@@ -133,8 +134,12 @@ def overview(now: datetime | None = None) -> dict:
                 "outcome": attempt.outcome,
             }
         )
+    queue = queue_by_target()
     return {
         "now": now,
+        "traffic": traffic_since(midnight),
+        "queue": queue,
+        "queue_waiting": sum(row["waiting"] + row["held"] for row in queue),
         "health": health,
         "health_counts": [
             {"state": state, "label": HEALTH_LABELS[state], "count": counts[state]}

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from hub.ui import datamodels, flowmap, flows, home, mapper, systems, users
+from hub.ui import datamodels, flowmap, flows, home, mapper, metrics, systems, users
 
 urlpatterns = [
     path(
@@ -22,6 +22,7 @@ urlpatterns = [
     path("systems/<int:pk>/edit/", systems.system_edit, name="connectors-edit"),
     path("systems/<int:pk>/credentials/", systems.system_credentials, name="connectors-credentials"),
     path("systems/<int:pk>/test/", systems.system_test, name="connectors-test"),
+    path("systems/<int:pk>/metrics.json", metrics.system_metrics, name="connectors-metrics"),
     path("systems/<int:pk>/delete/", systems.system_remove, name="connectors-delete"),
     path("models/", datamodels.model_list, name="mappings-models"),
     path("models/new/", datamodels.model_add, name="mappings-model-add"),
@@ -49,5 +50,6 @@ urlpatterns = [
     path("flows/<int:pk>/resume/", flows.flow_resume_view, name="flows-resume"),
     path("flows/<int:pk>/enable/", flows.flow_enable_view, name="flows-enable"),
     path("flows/<int:pk>/poll/", flows.flow_poll_view, name="flows-poll"),
+    path("flows/<int:pk>/metrics.json", metrics.flow_metrics, name="flows-metrics"),
     path("flows/<int:pk>/delete/", flows.flow_delete_view, name="flows-delete"),
 ]
