@@ -55,6 +55,10 @@ def dead_letter_replay(
             letter=letter, actor=actor, resolution=DeadLetter.Resolution.REPLAYED, note=note
         )
         delivery = letter.delivery
+        fix: dict[str, Any] = {}
+        if corrected_record is not None:
+            # The audit log shows the record as it was beside the correction.
+            fix = {"original_record": delivery.source_record(), "corrected_record": corrected_record}
         updates: dict[str, Any] = {
             "status": DeliveryStatus.PENDING,
             "next_attempt_at": clock.now(),
@@ -70,7 +74,7 @@ def dead_letter_replay(
             verb="replay",
             target=letter,
             label=f"dead letter {letter.pk} ({letter.flow})",
-            diff={"corrected": corrected_record is not None, "note": note},
+            diff={"corrected": corrected_record is not None, "note": note, **fix},
         )
         transaction.on_commit(kick_workers)
     delivery.refresh_from_db()

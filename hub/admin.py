@@ -44,8 +44,15 @@ class CursorAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = ["at", "actor_name", "verb", "target_type", "target_label"]
+    """Read-only: audit entries are append-only, whoever asks (the hub writes them itself)."""
+
+    list_display = ["seq", "at", "actor_name", "verb", "target_type", "target_label"]
     list_filter = ["verb", "target_type"]
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
 
     def has_change_permission(self, request, obj=None):
         return False

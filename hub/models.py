@@ -111,6 +111,9 @@ class Event(models.Model):
     origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.WEBHOOK)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     duplicates_seen = models.PositiveIntegerField(default=0)
+    purged_at = models.DateTimeField(
+        null=True, blank=True, help_text="When retention emptied the payload; the outcomes stay."
+    )
 
     objects = EventQuerySet.as_manager()
 
@@ -119,6 +122,16 @@ class Event(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["system", "idempotency_key"], name="uniq_event_idempotency_key")
         ]
+        indexes = [
+            # Read by the sync history's record search ("what happened to order 1042?").
+            models.Index(fields=["record_id"], name="event_record_idx", condition=~Q(record_id="")),
+            # Read by the retention purge: only payloads still to purge, oldest first.
+            models.Index(
+                fields=["received_at"], name="event_unpurged_idx", condition=Q(purged_at__isnull=True)
+            ),
+        ]
+        # The sync history's free-text search has a trigram GIN index on PostgreSQL, made by a
+        # migration (0004) because SQLite cannot hold it: see hub/selectors/history.py.
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.idempotency_key}"
@@ -211,6 +224,8 @@ class Delivery(models.Model):
             models.Index(fields=["flow", "status", "created_at"], name="delivery_flow_status_idx"),
             # Read by the home page and flow health: what finished in the last 24 hours.
             models.Index(fields=["finished_at"], name="delivery_finished_idx"),
+            # Read by the sync history's record search: the id a record got in the target.
+            models.Index(fields=["target_id"], name="delivery_target_idx", condition=~Q(target_id="")),
         ]
 
     def __str__(self) -> str:
@@ -250,6 +265,9 @@ class Attempt(models.Model):
     request = models.JSONField(default=dict, blank=True)
     response = models.JSONField(default=dict, blank=True)
     worker = models.CharField(max_length=100, blank=True)
+    mapping_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The number of the flow's mapping version this attempt used."
+    )
 
     class Meta:
         ordering = ["delivery", "number"]
@@ -290,10 +308,32 @@ class Cursor(models.Model):
         return f"cursor of flow {self.flow_id}: {self.value or 'start'}"
 
 
-class AuditEntry(models.Model):
-    """Append-only record of configuration changes and operator actions."""
+class AppendOnlyError(Exception):
+    """An audit entry may be added, never changed or deleted."""
 
+
+class AuditEntryQuerySet(models.QuerySet):
+    """Refuses bulk changes: audit entries are append-only (the retention purge, when configured,
+    deletes the oldest through `audit_purge`, which records what it removed)."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("audit entries are append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit entries are append-only")
+
+
+class AuditEntry(models.Model):
+    """Append-only, hash-chained record of configuration changes, operator actions and sign-ins.
+
+    `seq` numbers the entries without gaps and `hash` is sha256 over the previous entry's hash and
+    this entry's canonical JSON (hub/services/audit.py), so `manage.py audit_verify` names the
+    first entry that was edited or removed behind the application's back.
+    """
+
+    seq = models.PositiveBigIntegerField(unique=True)
     at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Not part of the hash: deleting a user sets it to NULL; `actor_name` is what is vouched for.
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     actor_name = models.CharField(max_length=150, blank=True)
     verb = models.CharField(max_length=50)
@@ -301,9 +341,13 @@ class AuditEntry(models.Model):
     target_id = models.CharField(max_length=100, blank=True)
     target_label = models.CharField(max_length=300, blank=True)
     diff = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64)
+
+    objects = AuditEntryQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-at", "-id"]
+        ordering = ["-seq"]
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:
@@ -313,5 +357,8 @@ class AuditEntry(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk:
-            raise ValueError("audit entries are append-only")
+            raise AppendOnlyError("audit entries are append-only")
         super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError("audit entries are append-only")

@@ -3,6 +3,9 @@
 let django-q2's worker processes hand their work back when they are told to stop."""
 
 from django.apps import apps as global_apps
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -12,9 +15,15 @@ from connectors.models import System
 from hub.models import Flow
 from hub.pipeline import dispatch
 from hub.pipeline.ingest import forget_systems
-from hub.pipeline.schedules import ensure_drain_schedule, flow_schedule_sync, poll_schedule_name
+from hub.pipeline.schedules import (
+    ensure_drain_schedule,
+    ensure_retention_schedule,
+    flow_schedule_sync,
+    poll_schedule_name,
+)
 from hub.pipeline.subscriptions import forget_subscriptions
 from hub.roles import ensure_role_groups
+from hub.services.audit import audit_append, audit_sign_in, audit_sign_in_failed
 from mappings.models import DataModel, Mapping
 
 
@@ -41,9 +50,9 @@ def flow_deleted(instance: Flow, **kwargs) -> None:
 
 
 def pipeline_setup(*, using: str = DEFAULT_DB_ALIAS, apps=global_apps, **kwargs) -> None:
-    """Role groups and the minutely drain safety net exist wherever the schema does: connected to
-    post_migrate, so `manage.py migrate` sets up production (and a test database after each
-    flush), not only `manage.py up`. Idempotent."""
+    """Role groups, the minutely drain safety net and the hourly retention purge exist wherever
+    the schema does: connected to post_migrate, so `manage.py migrate` sets up production (and a
+    test database after each flush), not only `manage.py up`. Idempotent."""
     try:
         apps.get_model("auth", "Group")
         apps.get_model("django_q", "Schedule")
@@ -51,6 +60,38 @@ def pipeline_setup(*, using: str = DEFAULT_DB_ALIAS, apps=global_apps, **kwargs)
         return
     ensure_role_groups(using=using)
     ensure_drain_schedule(using=using)
+    ensure_retention_schedule(using=using)
+
+
+@receiver(user_logged_in)
+def signed_in(request, user, **kwargs) -> None:
+    audit_sign_in(user=user, request=request)
+
+
+@receiver(user_login_failed)
+def sign_in_refused(credentials, request=None, **kwargs) -> None:
+    username = str(credentials.get("username", ""))
+    user = get_user_model().objects.filter(username=username).first() if username else None
+    audit_sign_in_failed(username=username, user=user, request=request)
+
+
+ADMIN_VERBS = {1: "admin_add", 2: "admin_change", 3: "admin_delete"}
+
+
+@receiver(post_save, sender=LogEntry)
+def django_admin_change(instance: LogEntry, created: bool, **kwargs) -> None:
+    """A change made in the Django admin (the fallback that bypasses the services) is audited
+    too, in the admin's transaction. (Deleting several objects at once there writes its log
+    rows in bulk, without this signal.)"""
+    if created:
+        audit_append(
+            actor=instance.user,
+            verb=ADMIN_VERBS.get(instance.action_flag, "admin_change"),
+            target_type=instance.content_type.model if instance.content_type_id else "",
+            target_id=str(instance.object_id or ""),
+            label=instance.object_repr,
+            diff={"change": instance.get_change_message()},
+        )
 
 
 @receiver(post_spawn)

@@ -3,6 +3,7 @@
 from hub.models import Flow
 from hub.pipeline.drain import deliveries_drain as _drain
 from hub.pipeline.polling import flow_poll
+from hub.services.retention import retention_purge
 
 
 def deliveries_drain() -> int:
@@ -15,3 +16,7 @@ def flow_poll_task(flow_id: int) -> str:
         return "flow no longer exists"
     result = flow_poll(flow=flow)
     return result.summary()
+
+
+def retention_purge_task() -> str:
+    return retention_purge().summary()

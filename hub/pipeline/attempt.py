@@ -40,6 +40,7 @@ class Outcome:
     retry_after: float | None = None
     target_id: str = ""
     operation: str = ""
+    mapping_version: int | None = None  # the number of the mapping version used, when one was
     request: dict = field(default_factory=dict)
     response: dict = field(default_factory=dict)
     started_at: Any = None
@@ -111,6 +112,7 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
             version = flow.mapping.current_version
             if version is None:
                 raise MappingFailure(f"flow {flow.name!r} has no mapping rules yet")
+            outcome.mapping_version = version.number
             if not isinstance(record, dict):
                 raise MappingFailure(f"the event's record is a {type(record).__name__}, not an object")
             mapped = version.compiled.apply(record)

@@ -189,6 +189,7 @@ def _attempt_row(outcome: Outcome, number: int, result: str) -> Attempt:
         request=outcome.request,
         response=outcome.response,
         worker=WORKER_NAME,
+        mapping_version=outcome.mapping_version,
     )
 
 

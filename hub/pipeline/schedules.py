@@ -1,5 +1,5 @@
-"""django-q2 schedule rows, created idempotently: the minutely drain safety net and one poll
-schedule per scheduled flow."""
+"""django-q2 schedule rows, created idempotently: the minutely drain safety net, the hourly
+retention purge and one poll schedule per scheduled flow."""
 
 from django_q.models import Schedule
 
@@ -20,16 +20,31 @@ DRAIN_SCHEDULE_FIELDS = {
 }
 
 
-def ensure_drain_schedule(*, using: str = "default") -> bool:
-    """The minutely drain, the safety net behind the kicks: create it, or put back what differs.
-    Returns whether anything was written."""
-    schedule, created = Schedule.objects.using(using).get_or_create(
-        name=DRAIN_SCHEDULE, defaults=DRAIN_SCHEDULE_FIELDS
-    )
-    differing = {k: v for k, v in DRAIN_SCHEDULE_FIELDS.items() if getattr(schedule, k) != v}
+RETENTION_SCHEDULE = "hub: purge old payloads"
+RETENTION_SCHEDULE_FIELDS = {
+    "func": "hub.tasks.retention_purge_task",
+    "schedule_type": Schedule.HOURLY,
+    "repeats": -1,
+}
+
+
+def _schedule_ensure(name: str, fields: dict, *, using: str) -> bool:
+    """Create the named schedule, or put back what differs. Returns whether anything was written."""
+    schedule, created = Schedule.objects.using(using).get_or_create(name=name, defaults=fields)
+    differing = {k: v for k, v in fields.items() if getattr(schedule, k) != v}
     if differing:
         Schedule.objects.using(using).filter(pk=schedule.pk).update(**differing)
     return created or bool(differing)
+
+
+def ensure_drain_schedule(*, using: str = "default") -> bool:
+    """The minutely drain, the safety net behind the kicks."""
+    return _schedule_ensure(DRAIN_SCHEDULE, DRAIN_SCHEDULE_FIELDS, using=using)
+
+
+def ensure_retention_schedule(*, using: str = "default") -> bool:
+    """The hourly retention purge: each run empties what has grown old since, in batches."""
+    return _schedule_ensure(RETENTION_SCHEDULE, RETENTION_SCHEDULE_FIELDS, using=using)
 
 
 def flow_schedule_sync(flow: Flow) -> None:
