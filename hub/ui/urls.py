@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from hub.ui import datamodels, flowmap, flows, home, mapper, metrics, systems, users
+from hub.ui import audit, datamodels, flowmap, flows, history, home, mapper, metrics, systems, users
 
 urlpatterns = [
     path(
@@ -52,4 +52,9 @@ urlpatterns = [
     path("flows/<int:pk>/poll/", flows.flow_poll_view, name="flows-poll"),
     path("flows/<int:pk>/metrics.json", metrics.flow_metrics, name="flows-metrics"),
     path("flows/<int:pk>/delete/", flows.flow_delete_view, name="flows-delete"),
+    path("history/", history.history, name="hub-history"),
+    path("history/export/", history.history_export, name="hub-history-export"),
+    path("history/events/<uuid:pk>/", history.history_event, name="hub-history-event"),
+    path("audit/", audit.audit_log, name="hub-audit"),
+    path("audit/export/", audit.audit_export, name="hub-audit-export"),
 ]

@@ -19,7 +19,10 @@ from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
 
 pytestmark = pytest.mark.django_db
 
-NAV = ["Overview", "Flows", "Data-flow map", "Systems", "Data models", "Dead letters", "Users"]
+NAV = [
+    "Overview", "Flows", "Data-flow map", "Systems", "Data models", "Dead letters", "Sync history",
+    "Audit log", "Users",
+]  # fmt: skip
 NAV_BY_ROLE = {
     "admin": NAV,
     "ops": [label for label in NAV if label != "Users"],
@@ -115,6 +118,7 @@ def test_it_shows_no_navigation_to_roles_without_pages(client, personas, role):
         (lambda w: reverse("mappings-mapper", args=[w["flow"].mapping_id]), "Data models"),
         (lambda w: reverse("connectors-detail", args=[w["crm"].pk]), "Systems"),
         (lambda w: reverse("dlq-detail", args=[w["letter"].pk]), "Dead letters"),
+        (lambda w: reverse("hub-history-event", args=[w["letter"].delivery.event_id]), "Sync history"),
     ],
 )
 def test_it_marks_the_section_of_a_page_below_a_navigation_entry(client, personas, world, page, current):
@@ -146,6 +150,9 @@ def main_pages(world) -> list[str]:
         reverse("dlq-inbox"),
         reverse("dlq-detail", args=[world["letter"].pk]),
         reverse("hub-users"),
+        reverse("hub-history"),
+        reverse("hub-history-event", args=[world["letter"].delivery.event_id]),
+        reverse("hub-audit"),
     ]
 
 
