@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "hub",
     "hub.metrics",
     "dlq",
+    "hub.alerts",
 ]
 
 MIDDLEWARE = [
@@ -238,6 +239,30 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# Alert emails (hub/alerts), through Django's default mailer: SMTP when EMAIL_HOST is set, else
+# printed to the console (development). Read from the usual variables into Django 6.1's MAILERS.
+email_host = os.environ.get("EMAIL_HOST", "")
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.console.EmailBackend",
+        "OPTIONS": {},
+    }
+    if not email_host
+    else {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": email_host,
+            "port": int(os.environ.get("EMAIL_PORT", "25")),
+            "username": os.environ.get("EMAIL_HOST_USER", ""),
+            "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": env_bool("EMAIL_USE_TLS", False),
+            # A dead mail server must not hold up alert evaluation for long.
+            "timeout": 10,
+        },
+    }
+}
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "integration-hub@localhost")
 
 LOGGING = {
     "version": 1,

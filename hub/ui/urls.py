@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from hub.ui import audit, datamodels, flowmap, flows, history, home, mapper, metrics, systems, users
 
@@ -57,4 +57,5 @@ urlpatterns = [
     path("history/events/<uuid:pk>/", history.history_event, name="hub-history-event"),
     path("audit/", audit.audit_log, name="hub-audit"),
     path("audit/export/", audit.audit_export, name="hub-audit-export"),
+    path("alerts/", include("hub.alerts.urls")),
 ]

@@ -20,7 +20,7 @@ from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
 pytestmark = pytest.mark.django_db
 
 NAV = [
-    "Overview", "Flows", "Data-flow map", "Systems", "Data models", "Dead letters", "Sync history",
+    "Overview", "Flows", "Data-flow map", "Systems", "Data models", "Dead letters", "Alerts", "Sync history",
     "Audit log", "Users",
 ]  # fmt: skip
 NAV_BY_ROLE = {
