@@ -1,6 +1,7 @@
 """The audit log: entries filtered by object type, actor, verb and time, newest first, a page at
 a time (keyset on the gapless `seq`), each with its diff in readable parts."""
 
+import difflib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,7 +67,8 @@ class ReadableDiff:
     changes: list[tuple[str, Any, Any]] = field(default_factory=list)  # field, before, after
     values: list[tuple[str, Any]] = field(default_factory=list)  # field, value
     rules: list[RuleChange] = field(default_factory=list)  # a mapping version's rules, side by side
-    records: tuple[str, str] | None = None  # a fix-and-replay: the record as it was, the correction
+    # A fix-and-replay: the record as it was and the correction, line by line, changed lines marked.
+    records: tuple[list[tuple[str, bool]], list[tuple[str, bool]]] | None = None
 
     def is_empty(self) -> bool:
         return not (self.changes or self.values or self.rules or self.records)
@@ -77,6 +79,20 @@ def _shown(value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
     return "—" if value in (None, "") else value
+
+
+def marked_lines(before: str, after: str) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """Both texts as (line, changed) pairs: the lines a line diff finds changed are marked."""
+    old, new = str(before).splitlines(), str(after).splitlines()
+    changed_old, changed_new = set(), set()
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if tag != "equal":
+            changed_old.update(range(i1, i2))
+            changed_new.update(range(j1, j2))
+    return (
+        [(line, n in changed_old) for n, line in enumerate(old)],
+        [(line, n in changed_new) for n, line in enumerate(new)],
+    )
 
 
 def rule_changes(changes: list) -> list[RuleChange]:
@@ -116,7 +132,8 @@ def readable_diff(entry: AuditEntry, *, version_diff: list | None = None) -> Rea
         stored = diff.pop("changes")
         readable.rules = rule_changes(stored if version_diff is None else version_diff)
     if all(key in diff for key in RECORD_KEYS):
-        readable.records = (_shown(diff.pop(RECORD_KEYS[0])), _shown(diff.pop(RECORD_KEYS[1])))
+        readable.records = marked_lines(_shown(diff.pop(RECORD_KEYS[0])), _shown(diff.pop(RECORD_KEYS[1])))
+        diff.pop("corrected", None)  # said by the two records
     readable.changes, readable.values = _field_parts(entry, diff)
     return readable
 

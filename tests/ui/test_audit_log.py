@@ -79,6 +79,11 @@ def test_a_fix_and_replay_shows_the_original_record_beside_the_correction(story,
     original, correction = page.split("Record as it was", 1)[1].split("Correction sent instead", 1)
     assert "not an email" in original and "buyer1043@example.com" not in original
     assert "buyer1043@example.com" in correction
+    assert (
+        '<span class="removed">    &quot;email&quot;: &quot;not an email&quot;</span>' in original
+    )  # the line that changed
+    assert '<span class="added">    &quot;email&quot;: &quot;buyer1043@example.com&quot;</span>' in correction
+    assert "<span>  &quot;id&quot;: &quot;ord_1043&quot;,</span>" in original  # unchanged lines unmarked
     assert "typo in the email" in page
 
 

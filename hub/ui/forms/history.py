@@ -25,6 +25,7 @@ class TimeRangeForm(forms.Form):
 
 class HistoryFilterForm(TimeRangeForm):
     filters_class = HistoryFilters
+    field_order = ["text", "record", "flow", "system", "status", "since", "until"]
     text = forms.CharField(
         required=False,
         max_length=200,
@@ -67,6 +68,7 @@ class HistoryFilterForm(TimeRangeForm):
 
 class AuditFilterForm(TimeRangeForm):
     filters_class = AuditFilters
+    field_order = ["target_type", "actor", "verb", "since", "until"]
     target_type = forms.ChoiceField(required=False, label="Object type")
     actor = forms.ChoiceField(required=False, label="Who")
     verb = forms.ChoiceField(required=False, label="Action")
