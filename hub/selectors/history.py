@@ -36,9 +36,6 @@ class HistoryFilters:
     record: str = ""  # a source record id (the event's) or a target record id (a delivery's)
     text: str = ""  # free text in the payload: an order number, an email address
 
-    def is_empty(self) -> bool:
-        return self == HistoryFilters()
-
 
 def within(queryset: QuerySet, field: str, since: datetime | None, until: datetime | None) -> QuerySet:
     """Rows whose `field` is in [since, until); either end may be open."""
@@ -50,9 +47,13 @@ def history_events(filters: HistoryFilters) -> QuerySet[Event]:
     """The events that match, unordered."""
     events = within(Event.objects.all(), "received_at", filters.since, filters.until)
     if filters.text:
-        events = events.alias(payload_text=Cast("payload", TextField())).filter(
-            payload_text__icontains=filters.text
-        )
+        found = Q(payload_text__icontains=filters.text)
+        if not filters.text.isascii():
+            # SQLite keeps JSON as json.dumps wrote it, other letters as \u escapes, and its LIKE
+            # ignores case in ASCII only: look for the escaped lower and upper case too.
+            for variant in {filters.text.lower(), filters.text.upper()}:
+                found |= Q(payload_text__icontains=json.dumps(variant)[1:-1])
+        events = events.alias(payload_text=Cast("payload", TextField())).filter(found)
     if filters.record:
         # One IN over a UNION of two indexed lookups (event_record_idx, delivery_target_idx):
         # an OR of the two would make PostgreSQL scan every event.

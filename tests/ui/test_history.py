@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from hub.models import Event
+from hub.pipeline.ingest import IncomingEvent, events_store
 from hub.selectors.history import PAGE_SIZE
 from tests.history_helpers import order_1042_story, order_event, orders_paid, shop_flows
 
@@ -47,6 +48,19 @@ def test_it_finds_an_order_by_the_customers_email_whatever_the_case(story, perso
     page = search(personas["auditor"], text="BUYER1042@example")
     assert reverse("hub-history-event", args=[event_of(1042).pk]) in page
     assert reverse("hub-history-event", args=[event_of(1043).pk]) not in page
+
+
+def test_it_finds_text_with_letters_beyond_ascii(fresh_sandbox, personas):
+    invoices, _ = shop_flows(fresh_sandbox)
+    events_store(
+        [
+            IncomingEvent(
+                invoices.source_system, "order.paid", "e1", order_event(1, email="jürgen@example.com")
+            )
+        ]
+    )
+    page = search(personas["auditor"], text="JÜRGEN@")
+    assert reverse("hub-history-event", args=[event_of(1).pk]) in page
 
 
 def test_it_finds_an_order_by_its_source_or_its_target_record_id(story, personas):
