@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
+from hub.alerts.exposition import alerts_exposition
 from hub.metrics.prometheus import CONTENT_TYPE, exposition
 from hub.metrics.readiness import CHECKS, readiness
 from hub.roles import ADMIN, READERS, has_role
@@ -82,6 +83,6 @@ def metrics(request):
         )
     text = cache.get(METRICS_CACHE_KEY)
     if text is None:
-        text = exposition()
+        text = exposition() + alerts_exposition()
         cache.set(METRICS_CACHE_KEY, text, METRICS_CACHE_SECONDS)
     return HttpResponse(text, content_type=CONTENT_TYPE)

@@ -138,3 +138,18 @@ def test_an_empty_secret_keeps_the_stored_one_and_a_missing_signing_secret_is_ma
     assert AuditEntry.objects.filter(verb="update", target_type="channel").get().diff == {
         "name": ["Chat", "Chat room"]
     }
+
+
+def test_a_failing_channel_shows_in_the_metrics(client, channels, receiver):
+    from hub.alerts.services import channel_test
+    from tests.metrics.test_endpoints import one, scrape
+
+    email, webhook = channels
+    assert channel_test(channel=webhook, actor=None)[0]
+    receiver.stop()  # the chat tool goes away
+    ok, _ = channel_test(channel=webhook, actor=None)
+    assert not ok
+    samples = scrape(client)
+    assert one(samples, "hub_alert_channel_up", channel="Ops chat", kind="webhook") == 0
+    assert one(samples, "hub_alert_channel_up", channel="Ops email", kind="email") == 1
+    assert one(samples, "hub_alerts_firing") == 0
