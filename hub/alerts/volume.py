@@ -87,11 +87,13 @@ def baselines_learn(flow_ids: set[int], *, now: datetime) -> dict[int, Baseline]
     """The baseline of each flow, from one aggregate query over its last four weeks. Time is
     counted from the hour of its first event to the end of the hour of its last: a quiet stretch
     going on now is what the baseline judges, so it must not water the baseline down (the alert
-    would flap as it learns again)."""
+    would flap as it learns again). Only whole hours count: the hour going on now has all of its
+    events so far but only part of its time, which would read as a burst and fire early."""
     counts: dict[int, list[float]] = {}
     seen: dict[int, tuple[datetime, datetime]] = {}
+    cutoff = _hour_start(now)
     rows = (
-        Delivery.objects.filter(flow_id__in=flow_ids, created_at__gte=now - LOOKBACK, created_at__lt=now)
+        Delivery.objects.filter(flow_id__in=flow_ids, created_at__gte=now - LOOKBACK, created_at__lt=cutoff)
         .annotate(day=ExtractIsoWeekDay("created_at"), hour=ExtractHour("created_at"))
         .values("flow_id", "day", "hour")
         .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
@@ -109,7 +111,7 @@ def baselines_learn(flow_ids: set[int], *, now: datetime) -> dict[int, Baseline]
             continue
         first, last = seen[flow_id]
         start = _hour_start(first)
-        end = min(now, _hour_start(last) + HOUR)
+        end = min(cutoff, _hour_start(last) + HOUR)
         covered = [0.0] * HOURS_OF_WEEK
         for how, fraction in _hour_pieces(start, end):
             covered[how] += fraction
