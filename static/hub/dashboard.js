@@ -45,7 +45,7 @@
   }
 
   function milliseconds(u, splits) {
-    return splits.map((v) => (v >= 1000 ? `${v / 1000} s` : `${v} ms`));
+    return splits.map((v) => (v == null ? "" : v >= 1000 ? `${v / 1000} s` : `${v} ms`));
   }
 
   function draw(state, name, times, allSeries, log) {
