@@ -18,6 +18,7 @@ class ErrorClass(StrEnum):
     AUTH_FAILURE = "auth_failure"
     REJECTED = "rejected"
     MALFORMED_RESPONSE = "malformed_response"
+    OUTCOME_UNKNOWN = "outcome_unknown"
     MAPPING_ERROR = "mapping_error"
     SCHEMA_DRIFT = "schema_drift"
     UNKNOWN = "unknown"
@@ -43,6 +44,7 @@ RETRYABLE = frozenset(
         ErrorClass.SERVER_ERROR,
         ErrorClass.RATE_LIMITED,
         ErrorClass.MALFORMED_RESPONSE,
+        ErrorClass.OUTCOME_UNKNOWN,
         ErrorClass.UNKNOWN,
     }
 )
@@ -55,6 +57,8 @@ ERROR_DESCRIPTIONS = {
     ErrorClass.AUTH_FAILURE: "The system refused our credentials (401/403).",
     ErrorClass.REJECTED: "The system rejected the record (4xx).",
     ErrorClass.MALFORMED_RESPONSE: "The system's answer could not be understood.",
+    ErrorClass.OUTCOME_UNKNOWN: "The request was sent but no answer came back: it may or may not have "
+    "taken effect.",
     ErrorClass.MAPPING_ERROR: "The mapping could not produce a valid record.",
     ErrorClass.SCHEMA_DRIFT: "The record no longer matches its data model.",
     ErrorClass.UNKNOWN: "An unexpected error.",

@@ -10,7 +10,7 @@ from django.utils import timezone
 from common.paths import get_path
 from connectors.models import System
 from hub.pipeline import clock
-from hub.pipeline.retry import RetryPolicy
+from hub.pipeline.retry import RetryPolicy, default_retry_classes
 from mappings.models import DataModel, Mapping
 
 
@@ -59,6 +59,11 @@ class Flow(models.Model):
     max_age_seconds = models.PositiveIntegerField(default=24 * 3600)
     retry_base_seconds = models.FloatField(default=2.0)
     retry_max_seconds = models.FloatField(default=3600.0)
+    retry_on = models.JSONField(
+        default=default_retry_classes,
+        blank=True,
+        help_text="The error classes that are tried again; any other failure goes to the dead-letter inbox.",
+    )
     silence_after_minutes = models.PositiveIntegerField(
         null=True, blank=True, help_text="Call the flow silent when no event arrives for this long."
     )
@@ -85,6 +90,7 @@ class Flow(models.Model):
             max_seconds=self.retry_max_seconds,
             max_attempts=self.max_attempts,
             max_age_seconds=self.max_age_seconds,
+            retry_on=frozenset(self.retry_on or ()),
         )
 
 
@@ -148,9 +154,13 @@ class DeliveryStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     DEAD = "dead", "Dead-lettered"
     SKIPPED = "skipped", "Filtered out"
+    UNKNOWN = "unknown", "Outcome unknown"
 
 
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT, DeliveryStatus.RETRYING)
+# A delivery whose create may or may not have reached the target holds back later changes to the
+# same record until an operator says what happened: sent on, they could create it a second time.
+HOLDS_RECORD = (*UNFINISHED, DeliveryStatus.UNKNOWN)
 
 
 class DeliveryQuerySet(models.QuerySet):
@@ -173,7 +183,7 @@ class DeliveryQuerySet(models.QuerySet):
             flow_id=OuterRef("flow_id"),
             record_key=OuterRef("record_key"),
             id__lt=OuterRef("id"),
-            status__in=UNFINISHED,
+            status__in=HOLDS_RECORD,
         )
         return self.filter(
             Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING), next_attempt_at__lte=now)
@@ -201,6 +211,14 @@ class Delivery(models.Model):
     last_error_class = models.CharField(max_length=30, blank=True)
     last_error = models.TextField(blank=True)
     target_id = models.CharField(max_length=300, blank=True)
+    maybe_sent = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="A create for this delivery may have reached the target: find out before creating again.",
+    )
+    # Replaying a dead letter starts a fresh retry budget: attempts and age count from here.
+    budget_attempts = models.PositiveIntegerField(default=0, db_default=0)
+    budget_started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -219,7 +237,7 @@ class Delivery(models.Model):
             models.Index(
                 fields=["flow", "record_key", "id"],
                 name="delivery_unfinished_record_idx",
-                condition=Q(status__in=UNFINISHED),
+                condition=Q(status__in=HOLDS_RECORD),
             ),
             models.Index(fields=["flow", "status", "created_at"], name="delivery_flow_status_idx"),
             # Read by the home page and flow health: what finished in the last 24 hours.

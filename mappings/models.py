@@ -20,6 +20,22 @@ class DataModel(models.Model):
     cursor_field = models.CharField(
         max_length=200, blank=True, default="updated_at", help_text="Field that grows when a record changes."
     )
+    lookup_field = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The field where this system keeps our id for a record (an external id). The hub "
+        "searches by it before creating a record again whose first create may have arrived.",
+    )
+    lookup_param = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The query parameter that searches the list by that field, e.g. external_id.",
+    )
+    create_by_key = models.BooleanField(
+        default=False,
+        help_text="The system creates or replaces a record with PUT <resource>/<external id>, so "
+        "sending a create twice cannot make two records.",
+    )
     sample = models.JSONField(null=True, blank=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -101,9 +101,11 @@ class _BatchWrite:
         error_class = outcome.error_class or ErrorClass.UNKNOWN
         delivery.last_error_class, delivery.last_error = error_class, outcome.message[:5000]
         policy = flow.retry_policy()
-        give_up = error_class.description if not error_class.retryable else ""
+        give_up = error_class.description if not policy.retries(error_class) else ""
+        budget_started_at = delivery.budget_started_at or delivery.event.received_at
         give_up = give_up or policy.give_up_reason(
-            attempts=delivery.attempts, age_seconds=(self.now - delivery.event.received_at).total_seconds()
+            attempts=delivery.attempts - delivery.budget_attempts,
+            age_seconds=(self.now - budget_started_at).total_seconds(),
         )
         if give_up:
             delivery.status, delivery.finished_at = DeliveryStatus.DEAD, self.now

@@ -13,10 +13,17 @@ def test_it_doubles_the_wait_with_each_retry(attempt, backoff):
     assert POLICY.delay(attempt, jitter=1.0) == backoff
 
 
-def test_it_spreads_retries_over_the_upper_half_of_the_backoff():
-    assert POLICY.delay(3, jitter=0.0) == 4.0  # the lowest draw waits half
-    assert POLICY.delay(3, jitter=0.5) == 6.0
+def test_it_spreads_retries_over_the_whole_backoff_with_full_jitter():
+    assert POLICY.delay(3, jitter=0.0) == 0.0  # the lowest draw retries at once
+    assert POLICY.delay(3, jitter=0.5) == 4.0
     assert POLICY.delay(3, jitter=1.0) == 8.0  # the highest waits it all
+
+
+def test_it_retries_only_the_classes_it_names():
+    assert POLICY.retries("timeout") and POLICY.retries("outcome_unknown")
+    assert not POLICY.retries("rejected") and not POLICY.retries("auth_failure")
+    narrow = RetryPolicy(retry_on=frozenset({"rate_limited"}))
+    assert narrow.retries("rate_limited") and not narrow.retries("server_error")
 
 
 @pytest.mark.parametrize("jitter", [-0.01, 1.01])
