@@ -15,9 +15,10 @@ from hub.pipeline import clock
 def relax_durability() -> None:
     """Let this worker transaction commit without waiting for the disk (PostgreSQL).
 
-    Safe here, never in ingest: if the database crashes and loses a claim or an outcome, the
-    delivery is simply carried out again, with the same Idempotency-Key, so the target sees one
-    effect. Events themselves are always committed durably before the 202.
+    Safe for outcomes, never for claims or ingest. The claim is the record that a call may be
+    under way: if the database loses an outcome, the delivery is still in flight under an old
+    lease, so the next worker treats its create as possibly sent and looks before creating again.
+    A lost claim would leave no trace that a call went out.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -31,7 +32,6 @@ def deliveries_claim(*, limit: int, lease_seconds: float | None = None) -> tuple
     token = uuid.uuid4()
     now = clock.now()
     with transaction.atomic():
-        relax_durability()
         rows = list(
             Delivery.objects.due(now)
             .select_for_update(skip_locked=True, of=("self",))
@@ -57,12 +57,16 @@ def deliveries_claim(*, limit: int, lease_seconds: float | None = None) -> tuple
                     started_at=now,
                     duration_ms=0,
                     outcome="abandoned",
-                    error_class=ErrorClass.UNKNOWN,
-                    message="the worker stopped before finishing; lease expired",
+                    error_class=ErrorClass.OUTCOME_UNKNOWN,
+                    message="the worker stopped before finishing (lease expired): its call may have "
+                    "reached the target",
                 )
                 for d_id, _, attempts in abandoned
             )
-            Delivery.objects.filter(id__in=[row[0] for row in abandoned]).update(attempts=F("attempts") + 1)
+            # Their call may have reached the target: a create is looked up before it is sent again.
+            Delivery.objects.filter(id__in=[row[0] for row in abandoned]).update(
+                attempts=F("attempts") + 1, maybe_sent=True
+            )
     claimed = list(
         Delivery.objects.filter(lease_token=token).select_related("event").order_by("next_attempt_at", "id")
     )
