@@ -120,6 +120,15 @@ class PushResult:
 
 
 @dataclass
+class LookupResult:
+    """What a search by external id found: the ids of the matching records, and how many records
+    the system listed in all (more than matched: it ignored the search parameter)."""
+
+    target_ids: list[str]
+    listed: int
+
+
+@dataclass
 class Page:
     records: list[dict[str, Any]]
     next_token: str | None
@@ -164,13 +173,27 @@ class Connector:
         target_id: str | None,
         idempotency_key: str,
         id_path: str = "id",
+        key: str | None = None,
     ) -> PushResult:
         """Create, update or delete one record at `resource`; `operation` is "create", "update" or
-        "delete", and `target_id` names the record for the last two."""
+        "delete", and `target_id` names the record for the last two. A create with `key` uses the
+        system's own upsert by that key. A create answered with success but no readable id
+        returns target_id "": it must not raise, since the record exists."""
         raise NotImplementedError(
             f"{type(self).__name__} must implement push(*, operation, resource, record, target_id, "
-            "idempotency_key, id_path)"
+            "idempotency_key, id_path, key)"
         )
+
+    def lookup(self, *, resource: str, param: str, field: str, value: str, id_path: str = "id") -> LookupResult:
+        """Search `resource` for records whose `field` equals `value`, asking with query parameter
+        `param`: how the hub finds out whether a create whose answer was lost took effect."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement lookup(*, resource, param, field, value, id_path)"
+        )
+
+    def lookup_parameter(self, field: str) -> str:
+        """The query parameter this kind of API would search a list by `field` with."""
+        return field
 
     def fetch(self, *, resource: str, since: str | None, page_token: str | None, limit: int) -> Page:
         """One page of the records at `resource` changed since `since`; `page_token` is the previous

@@ -15,10 +15,20 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from common.paths import get_path
 from connectors.auth import auth_headers, auth_renew
-from connectors.base import CheckResult, Connector, ConnectorError, ErrorClass, Exchange, PushResult
+from connectors.base import (
+    CheckResult,
+    Connector,
+    ConnectorError,
+    ErrorClass,
+    Exchange,
+    LookupResult,
+    Page,
+    PushResult,
+)
 from connectors.redaction import Redactor
 
 BODY_SUMMARY_CHARS = 2000
@@ -87,14 +97,40 @@ def classify_status(status: int) -> ErrorClass:
 def transport_error(
     method: str, path: str, exc: requests.RequestException, exchange: Exchange
 ) -> ConnectorError:
-    """A request that got no answer, named: timed out, unreachable or otherwise failed."""
+    """A request that got no answer, named. A POST whose request may have been written before
+    the answer was lost is "outcome unknown": the target may have created the record, so it must
+    not simply be sent again. Other methods repeat safely and keep the plain names."""
+    sent = not _before_sending(exc)
+    if sent and method == "POST":
+        how = "no answer in time" if isinstance(exc, requests.Timeout) else "the connection dropped"
+        message = (
+            f"{method} {path}: sent, but {how} after {exchange.duration_ms:.0f} ms; "
+            "the system may have taken it"
+        )
+        return ConnectorError(message, ErrorClass.OUTCOME_UNKNOWN, exchange=exchange)
     if isinstance(exc, requests.Timeout):  # before ConnectionError: a connect timeout is both
         message = f"{method} {path} timed out after {exchange.duration_ms:.0f} ms"
         return ConnectorError(message, ErrorClass.TIMEOUT, exchange=exchange)
     if isinstance(exc, requests.ConnectionError):
-        message = f"{method} {path}: connection failed ({type(exc).__name__})"
+        message = f"{method} {path}: connection failed ({_cause_name(exc)})"
         return ConnectorError(message, ErrorClass.UNREACHABLE, exchange=exchange)
     return ConnectorError(f"{method} {path}: {exc}", ErrorClass.UNKNOWN, exchange=exchange)
+
+
+def _before_sending(exc: requests.RequestException) -> bool:
+    """Whether the request certainly never reached the system: no connection was made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        cause = exc.args[0] if exc.args else None
+        reason = getattr(cause, "reason", cause)  # urllib3 wraps connect failures in MaxRetryError
+        return isinstance(reason, (NewConnectionError, NameResolutionError, ConnectTimeoutError))
+    return not isinstance(exc, requests.Timeout)
+
+
+def _cause_name(exc: requests.RequestException) -> str:
+    cause = exc.args[0] if exc.args else exc
+    return type(getattr(cause, "reason", cause)).__name__
 
 
 def json_text(value: Any) -> str:
@@ -238,6 +274,11 @@ class HttpConnector(Connector):
         """The request that creates `record`: method, path and JSON body."""
         return "POST", resource, record
 
+    def keyed_create_request(self, resource: str, key: str, record: dict[str, Any]) -> tuple[str, str, Any]:
+        """The request that creates or replaces the record named by our `key` (the system's own
+        upsert): sending it twice leaves one record."""
+        return "PUT", member_path(resource, key), record
+
     def update_request(
         self, resource: str, target_id: str | None, record: dict[str, Any]
     ) -> tuple[str, str, Any]:
@@ -257,35 +298,52 @@ class HttpConnector(Connector):
         target_id: str | None,
         idempotency_key: str,
         id_path: str = "id",
+        key: str | None = None,
     ) -> PushResult:
+        """A 2xx to a create is a success even when its answer is empty, not JSON or lacks the id:
+        the record exists. The result's target_id is then "" and the caller finds the id by
+        lookup; repeating the create would make a second record."""
         headers = {"Idempotency-Key": idempotency_key}
         if operation == "delete":
             return self.delete(member_path(resource, target_id), target_id=target_id, headers=headers)
         if operation not in ("create", "update"):
             raise ValueError(f"unknown operation {operation!r}")
-        if operation == "create":
+        if operation == "create" and key:
+            method, path, document = self.keyed_create_request(resource, key, record)
+        elif operation == "create":
             method, path, document = self.create_request(resource, record)
         else:
             method, path, document = self.update_request(resource, target_id, record)
-        response, exchange = self.request(method, path, json=document, headers=headers)
-        body = json_body(response, exchange)
-        new_id = target_id
+        try:
+            response, exchange = self.request(method, path, json=document, headers=headers)
+        except ConnectorError as exc:
+            if operation == "create" and key and exc.status == 409:  # made by an earlier try
+                return PushResult(target_id=key, status=409, body=None, exchange=exc.exchange or Exchange())
+            raise
+        try:
+            body = json_body(response, exchange)
+        except ConnectorError:
+            body = None  # the call succeeded; only its answer is unreadable
+        new_id: Any = target_id
         if operation == "create":
-            new_id = self.created_id(body, id_path)
-            if new_id in (None, ""):
-                raise ConnectorError(
-                    f"the created record's answer has no {id_path!r}",
-                    ErrorClass.MALFORMED_RESPONSE,
-                    status=response.status_code,
-                    exchange=exchange,
-                )
+            new_id = self.created_id(body, id_path) or _id_from_location(response, resource) or key
         return PushResult(
-            target_id=str(new_id or ""),
+            target_id="" if new_id in (None, "") else str(new_id),
             status=response.status_code,
             body=body,
             exchange=exchange,
             replayed=response.headers.get("Idempotent-Replayed", "").lower() == "true",
         )
+
+    def list_records(self, path: str, params: dict[str, Any] | None) -> Page:
+        """One page of a list answer: its records, as mappings read them, and the next page."""
+        raise NotImplementedError(f"{type(self).__name__} must implement list_records(path, params)")
+
+    def lookup(self, *, resource: str, param: str, field: str, value: str, id_path: str = "id") -> LookupResult:
+        page = self.list_records(resource, {param: value})
+        matches = [r for r in page.records if isinstance(r, dict) and _same(get_path(r, field), value)]
+        ids = [str(get_path(r, id_path)) for r in matches if get_path(r, id_path) not in (None, "")]
+        return LookupResult(target_ids=ids, listed=len(page.records))
 
     def delete(self, path: str, *, target_id: str | None, headers: dict[str, str]) -> PushResult:
         """DELETE one record; one that is already gone is the effect we wanted."""
@@ -329,6 +387,23 @@ class HttpConnector(Connector):
             f"Connected: {path} answered {response.status_code} in {elapsed:.0f} ms.",
             response.status_code,
         )
+
+
+def _same(found: Any, value: str) -> bool:
+    return found is not None and not isinstance(found, (dict, list)) and str(found) == value
+
+
+def _id_from_location(response: requests.Response, resource: str) -> str | None:
+    """The new record's id from a `Location: /resource/<id>` header, which many APIs send with
+    201 instead of a body."""
+    location = response.headers.get("Location", "")
+    path = urlsplit(location).path.rstrip("/")
+    collection = resource.split("?", 1)[0].rstrip("/")
+    if collection and path.startswith(collection + "/"):
+        rest = path[len(collection) + 1 :]
+        if rest and "/" not in rest:
+            return rest
+    return None
 
 
 def member_path(resource: str, target_id: str | None) -> str:

@@ -59,13 +59,20 @@ class JsonApiConnector(HttpConnector):
         record = _flat(_data(body))
         return get_path(record, id_path) if record else None
 
+    def keyed_create_request(self, resource: str, key: str, record: dict[str, Any]) -> tuple[str, str, Any]:
+        # JSON:API's own upsert is a client-generated id: a second POST of it answers 409.
+        return "POST", resource, {"data": {"type": resource_type(resource), "id": key, "attributes": record}}
+
+    def lookup_parameter(self, field: str) -> str:
+        return f"filter[{field}]"
+
     def fetch(self, *, resource: str, since: str | None, page_token: str | None, limit: int) -> Page:
         if page_token:  # the server's own next link carries every parameter
-            response, exchange = self.request("GET", page_token)
-        else:
-            response, exchange = self.request(
-                "GET", resource, params=self.page_params(limit=limit, since=since)
-            )
+            return self.list_records(page_token, None)
+        return self.list_records(resource, self.page_params(limit=limit, since=since))
+
+    def list_records(self, path: str, params: dict[str, Any] | None) -> Page:
+        response, exchange = self.request("GET", path, params=params)
         body = json_body(response, exchange)
         resources = _data(body)
         if not isinstance(resources, list):

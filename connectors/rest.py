@@ -54,7 +54,10 @@ class RestConnector(HttpConnector):
         params = self.page_params(limit=limit, since=since)
         if page_token:
             params[self.config.page_param] = page_token
-        response, exchange = self.request("GET", resource, params=params)
+        return self.list_records(resource, params)
+
+    def list_records(self, path: str, params: dict[str, Any] | None) -> Page:
+        response, exchange = self.request("GET", path, params=params)
         body = json_body(response, exchange)
         if isinstance(body, list):
             return Page(records=body, next_token=None)

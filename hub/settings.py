@@ -141,11 +141,15 @@ else:
 # One worker process per core: a drain is CPU-bound Python, so more processes than cores only
 # add contention (measured with `manage.py bench`).
 Q_WORKERS = int(os.environ.get("HUB_WORKERS", str(os.cpu_count() or 2)))
+HUB_DRAIN_SECONDS = int(os.environ.get("HUB_DRAIN_SECONDS", "240"))
 Q_CLUSTER = {
     "name": os.environ.get("HUB_QUEUE_NAME", "hub"),
     "workers": Q_WORKERS,
-    "timeout": 300,
-    "retry": 360,
+    # A drain checks its deadline (HUB_DRAIN_SECONDS) before each call, so it overruns by at
+    # most one delivery's calls (a lookup and a write at the longest timeouts a system may set):
+    # the task queue never kills it mid-call.
+    "timeout": HUB_DRAIN_SECONDS + 2 * (60 + 300) + 30,
+    "retry": HUB_DRAIN_SECONDS + 2 * (60 + 300) + 90,
     "max_attempts": 1,
     "poll": 0.05,
     "bulk": 5,
@@ -197,7 +201,6 @@ HUB_AUDIT_RETENTION_DAYS = env_int("HUB_AUDIT_RETENTION_DAYS", 0, minimum=0)
 # Delivery engine knobs (per-flow settings override attempts and backoff).
 HUB_CLAIM_BATCH = int(os.environ.get("HUB_CLAIM_BATCH", "100"))
 HUB_LEASE_SECONDS = int(os.environ.get("HUB_LEASE_SECONDS", "60"))
-HUB_DRAIN_SECONDS = int(os.environ.get("HUB_DRAIN_SECONDS", "240"))
 HUB_DRAIN_LINGER_SECONDS = float(os.environ.get("HUB_DRAIN_LINGER_SECONDS", "3"))
 
 # Metrics (README "Metrics and machine endpoints"): how long each resolution is kept; 0 keeps

@@ -8,7 +8,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-FAULT_MODES = ("500", "503", "429", "401", "slow", "garbage", "drop")
+FAULT_MODES = ("500", "503", "429", "401", "slow", "garbage", "drop", "drop_after")
+# Faults that happen after the request took effect: the record is written, the answer is lost.
+AFTER_COMMIT = frozenset({"garbage", "drop_after"})
 
 _fault_ids = itertools.count(1)
 

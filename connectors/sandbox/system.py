@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from .config import DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
-from .faults import Fault, FaultError, SlidingWindow
+from .faults import AFTER_COMMIT, Fault, FaultError, SlidingWindow
 from .specs import SYSTEM_SPECS, TYPE_CHECKS, ResourceSpec
 from .store import ResourceStore, decode_page_token, encode_page_token
 from .timeutil import MonotonicClock, normalize_timestamp
@@ -346,7 +346,7 @@ class SandboxSystem:
                 response.headers.update(_retry_after(1))
                 return response, None
             fault = self._pick_fault(method, resource)
-        if fault is not None:
+        if fault is not None and fault.mode not in AFTER_COMMIT:
             if fault.mode != "slow":
                 return _fault_response(fault), fault.mode
             time.sleep(fault.delay)
@@ -356,6 +356,8 @@ class SandboxSystem:
             response = self._dispatch(method, parts, query, headers, body, received_at)
         except ApiError as exc:
             response = exc.response()
+        if fault is not None and fault.mode in AFTER_COMMIT:
+            return _fault_response(fault), fault.mode
         return response, (fault.mode if fault else None)
 
     def _pick_fault(self, method: str, resource: str) -> Fault | None:
@@ -854,7 +856,7 @@ def _retry_after(seconds: int) -> dict[str, str]:
 
 def _fault_response(fault: Fault) -> Response:
     mode = fault.mode
-    if mode == "drop":
+    if mode in ("drop", "drop_after"):
         return Response(0, drop=True)
     if mode == "garbage":
         return Response(200, b"<html><body>oops</body></html>", content_type="text/html")

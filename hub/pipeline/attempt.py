@@ -34,10 +34,16 @@ class Outcome:
     deferred_until: Any = (
         None  # not attempted (rate limit or open circuit): back in the queue, no attempt used
     )
-    deferred_by: str = ""  # "circuit" or "rate limit", when deferred
+    deferred_by: str = ""  # "circuit", "rate limit" or "credentials", when deferred
     error_class: ErrorClass | None = None
     message: str = ""
     retry_after: float | None = None
+    # A create may have reached the target without our knowing (its answer was lost): set on the
+    # delivery, so the next try looks before it creates again.
+    maybe_sent: bool = False
+    # Why the delivery waits for an operator instead of being tried again ("" when it does not):
+    # its create may have arrived and the target model declares no way to find out.
+    held_unknown: str = ""
     target_id: str = ""
     operation: str = ""
     mapping_version: int | None = None  # the number of the mapping version used, when one was
@@ -54,6 +60,9 @@ class FlowCache:
         self.flows: dict[int, Flow] = {}
         self.target_fields: dict[int, list] = {}
         self.links: dict[tuple[int, str], str] | None = None
+        # Targets that refused our credentials in this batch: their other deliveries wait for the
+        # flows to be resumed instead of each hitting the same 401.
+        self.refused_targets: set[int] = set()
 
     def load_links(self, deliveries: list[Delivery]) -> None:
         """Record links for a whole batch in one query (None: look them up one by one)."""
@@ -95,51 +104,60 @@ class FlowCache:
 def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> Outcome:
     """Try one delivery once: map, validate, pace, call. Never raises; the outcome says it all."""
     flows = flows or FlowCache()
-    outcome = Outcome(delivery=delivery, started_at=clock.now())
+    outcome = Outcome(delivery=delivery, started_at=clock.now(), maybe_sent=delivery.maybe_sent)
     started = time.perf_counter()
     try:
         flow = flows.flow(delivery.flow_id)
         target = flow.target_system
+        if target.pk in flows.refused_targets:
+            outcome.deferred_until, outcome.deferred_by = clock.now(), "credentials"
+            return outcome
         if not breaker.allows(target.pk):
             outcome.deferred_until = clock.now() + timedelta(seconds=CircuitBreaker.COOLDOWN_SECONDS)
             outcome.deferred_by = "circuit"
             return outcome
-        record = delivery.source_record()
-        operation, target_id = _plan(flow, delivery, flows.link(flow.pk, delivery.record_key))
+        link = flows.link(flow.pk, delivery.record_key)
+        operation, target_id = _plan(flow, delivery, link)
         outcome.operation = operation
-        mapped: dict = {}
-        if operation != Operation.DELETE:
-            version = flow.mapping.current_version
-            if version is None:
-                raise MappingFailure(f"flow {flow.name!r} has no mapping rules yet")
-            outcome.mapping_version = version.number
-            if not isinstance(record, dict):
-                raise MappingFailure(f"the event's record is a {type(record).__name__}, not an object")
-            mapped = version.compiled.apply(record)
-            issues = validate_record(mapped, flows.fields(flow))
-            if issues:
-                raise MappingFailure(
-                    f"the mapped record does not fit {flow.target_model}: "
-                    + "; ".join(i.message for i in issues)
-                )
+        outcome.maybe_sent = delivery.maybe_sent and operation == Operation.CREATE
+        mapped = _mapped_record(flow, delivery, outcome, flows) if operation != Operation.DELETE else {}
         if not ratelimit.acquire(target, max_wait=2.0):
             outcome.deferred_until = clock.now() + timedelta(
                 seconds=max(0.5, ratelimit.seconds_until_free(target))
             )
             outcome.deferred_by = "rate limit"
             return outcome
-        result: PushResult = connector_for(target).push(
+        connector = connector_for(target)
+        key = None
+        if operation == Operation.CREATE:
+            plan = _before_creating(flow, delivery, connector, mapped, link)
+            if plan.held:
+                outcome.held_unknown = plan.held
+                return outcome
+            if plan.found and not plan.still_to_write:
+                # The earlier try did create it: that is the effect we wanted, and nothing is sent.
+                outcome.succeeded, outcome.target_id, outcome.operation = True, plan.found, "found"
+                outcome.maybe_sent = False
+                return outcome
+            if plan.found:
+                operation, target_id = Operation.UPDATE, plan.found
+                outcome.operation = operation
+            key = plan.key
+        result: PushResult = connector.push(
             operation=operation,
             resource=flow.target_model.resource_path,
             record=mapped,
             target_id=target_id,
             idempotency_key=delivery.idempotency_key,
             id_path=flow.target_model.id_path or "id",
+            key=key,
         )
-        outcome.succeeded = True
+        outcome.succeeded, outcome.maybe_sent = True, False
         outcome.target_id = result.target_id
         outcome.request = result.exchange.request_summary()
         outcome.response = result.exchange.response_summary()
+        if operation == Operation.CREATE and not result.target_id:
+            outcome.target_id = _id_after_create(flow, connector, mapped)
         breaker.record(target.pk, None)
     except ConnectorError as exc:
         outcome.error_class = exc.error_class
@@ -148,7 +166,14 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
         if exc.exchange:
             outcome.request = exc.exchange.request_summary()
             outcome.response = exc.exchange.response_summary()
-        breaker.record(flows.flow(delivery.flow_id).target_system_id, exc.error_class)
+        if exc.error_class == ErrorClass.OUTCOME_UNKNOWN and outcome.operation == Operation.CREATE:
+            outcome.maybe_sent = True
+        target = flows.flow(delivery.flow_id).target_system
+        if exc.error_class == ErrorClass.AUTH_FAILURE:
+            flows.refused_targets.add(target.pk)
+        if exc.error_class == ErrorClass.RATE_LIMITED or (exc.retry_after and exc.status == 503):
+            ratelimit.throttled(target, exc.retry_after)
+        breaker.record(target.pk, exc.error_class)
     except (MappingError, MappingFailure) as exc:
         outcome.error_class = ErrorClass.MAPPING_ERROR
         outcome.message = str(exc)
@@ -161,11 +186,107 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
     return outcome
 
 
+def _mapped_record(flow: Flow, delivery: Delivery, outcome: Outcome, flows: FlowCache) -> dict:
+    """The source record turned into a valid target record, or a MappingFailure saying why not."""
+    version = flow.mapping.current_version
+    if version is None:
+        raise MappingFailure(f"flow {flow.name!r} has no mapping rules yet")
+    outcome.mapping_version = version.number
+    record = delivery.source_record()
+    if not isinstance(record, dict):
+        raise MappingFailure(f"the event's record is a {type(record).__name__}, not an object")
+    mapped = version.compiled.apply(record)
+    issues = validate_record(mapped, flows.fields(flow))
+    if issues:
+        raise MappingFailure(
+            f"the mapped record does not fit {flow.target_model}: " + "; ".join(i.message for i in issues)
+        )
+    return mapped
+
+
+@dataclass
+class CreatePlan:
+    """What to do about a create: send it (by `key` when the target upserts by key), update the
+    record a lookup `found`, count it done, or hold it for an operator."""
+
+    key: str | None = None
+    found: str = ""
+    still_to_write: bool = True
+    held: str = ""
+
+
+def _before_creating(flow: Flow, delivery: Delivery, connector, mapped: dict, link: str | None) -> CreatePlan:
+    """Never create blindly when an earlier create may have arrived: look it up by the external
+    id the target model declares, or use the target's own upsert by that key; with neither, hold
+    the delivery for an operator. A flow that upserts looks up every record it has no link for."""
+    model = flow.target_model
+    external_id = external_id_of(model, mapped)
+    if model.create_by_key and external_id:
+        return CreatePlan(key=external_id)
+    uncertain = delivery.maybe_sent or link == ""
+    if not uncertain and not (flow.operation == Operation.UPSERT and model.lookup_field):
+        return CreatePlan()
+    if model.lookup_field and external_id:
+        found = _look_up(connector, model, external_id)
+        # A replay with a corrected record, or a later change, still has to be written.
+        done = delivery.maybe_sent and link is None and delivery.payload_override is None
+        return CreatePlan(found=found, still_to_write=not (found and done))
+    if not uncertain:
+        return CreatePlan()
+    if model.lookup_field:
+        why = f"the mapped record leaves {model.lookup_field!r}, the field {model} is looked up by, empty"
+    else:
+        why = f"{model} declares no lookup to find out (set one on the data model's page)"
+    what = "an earlier create may have reached" if delivery.maybe_sent else "a record was created in"
+    return CreatePlan(
+        held=f"{what} {flow.target_system} without an answer saying so, and {why}. "
+        "Say whether it arrived, or send it again."
+    )
+
+
+def external_id_of(model, mapped: dict) -> str | None:
+    """The value of the target model's external-id field in a mapped record, as text."""
+    if not model.lookup_field:
+        return None
+    value = get_path(mapped, model.lookup_field)
+    if value in (None, "") or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+def _look_up(connector, model, external_id: str) -> str:
+    """The id of the target record carrying our external id ("" when there is none)."""
+    result = connector.lookup(
+        resource=model.resource_path,
+        param=model.lookup_param or connector.lookup_parameter(model.lookup_field),
+        field=model.lookup_field,
+        value=external_id,
+        id_path=model.id_path or "id",
+    )
+    if len(result.target_ids) > 1:
+        log.warning("%s has %d records with %s=%s", model, len(result.target_ids), model.lookup_field, external_id)
+    return result.target_ids[0] if result.target_ids else ""
+
+
+def _id_after_create(flow: Flow, connector, mapped: dict) -> str:
+    """A create succeeded without naming the new record: find its id by lookup if the model
+    declares one; "" leaves the link pending (never a reason to create again)."""
+    external_id = external_id_of(flow.target_model, mapped)
+    if not external_id:
+        return ""
+    try:
+        return _look_up(connector, flow.target_model, external_id)
+    except ConnectorError as exc:
+        log.info("created, but the lookup of its id failed: %s", exc.message)
+        return ""
+
+
 def _plan(flow: Flow, delivery: Delivery, link: str | None) -> tuple[str, str | None]:
     """Turn the flow's operation into what to send, using the record link: a create for a source
     record that already has a target record becomes an update."""
     operation = flow.operation
     if operation in (Operation.CREATE, Operation.UPSERT):
+        # An empty link: created, but its id never came back; a create is planned, and looked up.
         return (Operation.UPDATE, link) if link else (Operation.CREATE, None)
     if operation == Operation.UPDATE:
         if link:

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db.models import Min
 
 from hub.metrics.recording import worker_heartbeat
-from hub.models import Delivery, DeliveryStatus
+from hub.models import Delivery, DeliveryStatus, Operation
 from hub.pipeline import clock
 from hub.pipeline.attempt import FlowCache, Outcome, delivery_attempt
 from hub.pipeline.claim import deliveries_claim, leases_release, leases_renew
@@ -23,11 +23,12 @@ from hub.pipeline.dispatch import (
 from hub.pipeline.outcomes import WORKER_NAME, outcomes_record
 
 
-def deliveries_process_batch(*, limit: int | None = None) -> int:
+def deliveries_process_batch(*, limit: int | None = None, deadline: float | None = None) -> int:
     """Claim one batch and carry it out; returns how many deliveries were claimed.
 
-    Asked to stop midway, it records the outcomes it has and hands the deliveries it has not
-    tried back to the queue at once, instead of leaving them to wait for their lease to expire.
+    Asked to stop midway, or past `deadline` (a time.monotonic() value), it records the outcomes
+    it has and hands the deliveries it has not tried back to the queue at once, instead of
+    leaving them to wait for their lease to expire (or being killed mid-call by the task queue).
     """
     token, batch = deliveries_claim(limit=limit or settings.HUB_CLAIM_BATCH)
     if not batch:
@@ -37,24 +38,43 @@ def deliveries_process_batch(*, limit: int | None = None) -> int:
     for delivery in batch:
         # A flow's events all come from its source system: share one loaded (and decrypted) copy.
         delivery.event.system = flows.flow(delivery.flow_id).source_system
-    lease_renew_at = time.monotonic() + settings.HUB_LEASE_SECONDS / 2
+    lease_ends = time.monotonic() + settings.HUB_LEASE_SECONDS
     pending: list[Outcome] = []
     last_flush = time.monotonic()
     for index, delivery in enumerate(batch):
-        if stop_requested():
+        if stop_requested() or (deadline is not None and time.monotonic() > deadline):
+            outcomes_record(pending, token=token, flows=flows)
+            pending = []
             leases_release(token=token, delivery_ids=[d.pk for d in batch[index:]])
             break
-        if time.monotonic() > lease_renew_at:
-            leases_renew(token=token)
-            lease_renew_at = time.monotonic() + settings.HUB_LEASE_SECONDS / 2
-        pending.append(delivery_attempt(delivery=delivery, flows=flows))
-        # Record outcomes at least every second, so progress is visible and little is redone
-        # if this worker dies.
-        if time.monotonic() - last_flush > 1.0:
+        # The lease must outlast the call: a worker that lost it mid-call would see its delivery
+        # taken by another while its own request may still create the record.
+        longest_call = call_seconds(flows.flow(delivery.flow_id).target_system)
+        if time.monotonic() + longest_call > lease_ends - settings.HUB_LEASE_SECONDS / 2:
+            lease_seconds = max(settings.HUB_LEASE_SECONDS, longest_call * 2)
+            leases_renew(token=token, seconds=lease_seconds)
+            lease_ends = time.monotonic() + lease_seconds
+        outcome = delivery_attempt(delivery=delivery, flows=flows)
+        pending.append(outcome)
+        # Record outcomes at least every second, so progress is visible and little is redone if
+        # this worker dies. An outcome no later try could recover (a create to a target with no
+        # lookup) is written at once.
+        if time.monotonic() - last_flush > 1.0 or _unrecoverable_if_lost(outcome, flows):
             outcomes_record(pending, token=token, flows=flows)
             pending, last_flush = [], time.monotonic()
     outcomes_record(pending, token=token, flows=flows)
     return len(batch)
+
+
+def call_seconds(system) -> float:
+    """The longest one delivery's calls to `system` can take: a lookup and a write."""
+    return 2 * (system.connect_timeout + system.read_timeout) + 1.0
+
+
+def _unrecoverable_if_lost(outcome: Outcome, flows: FlowCache) -> bool:
+    if outcome.operation != Operation.CREATE or not outcome.succeeded:
+        return False
+    return not flows.flow(outcome.delivery.flow_id).target_model.lookup_field
 
 
 def next_due_in_seconds() -> float | None:
@@ -91,7 +111,7 @@ def deliveries_drain(
     try:
         while time.monotonic() < deadline and not stop_requested():
             worker_heartbeat(WORKER_NAME)
-            claimed = deliveries_process_batch()
+            claimed = deliveries_process_batch(deadline=deadline)
             done += claimed
             if claimed:
                 last_work = time.monotonic()

@@ -54,6 +54,7 @@ class _BatchWrite:
         self.links_to_save: list[RecordLink] = []
         self.links_to_drop: list[tuple[int, str]] = []
         self.dead: list[tuple[Outcome, ErrorClass, str]] = []
+        self.refused: dict[int, tuple[Flow, str]] = {}
         self.tally = DeliveryTally(now)
 
     def add(self, outcome: Outcome) -> None:
@@ -70,8 +71,17 @@ class _BatchWrite:
                 self.tally.circuit_open(target, outcome.deferred_until)
             return
         delivery.attempts += 1
+        delivery.maybe_sent = outcome.maybe_sent
         if outcome.succeeded:
             self._succeeded(outcome)
+        elif outcome.held_unknown or (
+            outcome.error_class == ErrorClass.OUTCOME_UNKNOWN
+            and outcome.maybe_sent
+            and not _can_find_out(self.flows, delivery)
+        ):
+            self._held_unknown(outcome)
+        elif outcome.error_class and outcome.error_class.pauses_flow:
+            self._refused(outcome)
         else:
             self._failed(outcome)
 
@@ -84,7 +94,7 @@ class _BatchWrite:
         self.tally.succeeded(delivery)
         if outcome.operation == Operation.DELETE:
             self.links_to_drop.append((delivery.flow_id, delivery.record_key))
-        elif outcome.target_id:
+        else:  # an empty target id keeps the link pending: the record exists, its id is unknown
             self.links_to_save.append(
                 RecordLink(
                     flow_id=delivery.flow_id,
@@ -94,6 +104,32 @@ class _BatchWrite:
                     updated_at=self.now,
                 )
             )
+
+    def _held_unknown(self, outcome: Outcome) -> None:
+        """The create may have arrived and there is no way to find out: wait for an operator
+        instead of creating a second record."""
+        delivery = outcome.delivery
+        reason = outcome.held_unknown or (
+            f"{outcome.message}. {self.flows.flow(delivery.flow_id).target_model} declares no lookup "
+            "to find out whether it arrived; say whether it did, or send it again."
+        )
+        outcome.message, outcome.error_class = reason, ErrorClass.OUTCOME_UNKNOWN
+        delivery.status, delivery.finished_at = DeliveryStatus.UNKNOWN, self.now
+        delivery.last_error_class, delivery.last_error = ErrorClass.OUTCOME_UNKNOWN, reason[:5000]
+        self.attempts.append(_attempt_row(outcome, delivery.attempts, "unknown"))
+        self.dead.append((outcome, ErrorClass.OUTCOME_UNKNOWN, "outcome unknown"))
+        self.tally.failed(delivery.flow_id, ErrorClass.OUTCOME_UNKNOWN, dead=True)
+
+    def _refused(self, outcome: Outcome) -> None:
+        """The target refused our credentials: every flow using them pauses once, and this
+        delivery waits with the rest until someone fixes the sign-in and resumes them."""
+        delivery = outcome.delivery
+        flow = self.flows.flow(delivery.flow_id)
+        delivery.status, delivery.next_attempt_at = DeliveryStatus.RETRYING, self.now
+        delivery.last_error_class, delivery.last_error = outcome.error_class, outcome.message[:5000]
+        self.attempts.append(_attempt_row(outcome, delivery.attempts, "held"))
+        self.tally.failed(delivery.flow_id, outcome.error_class, dead=False)
+        self.refused[flow.target_system_id] = (flow, outcome.message)
 
     def _failed(self, outcome: Outcome) -> None:
         delivery = outcome.delivery
@@ -145,8 +181,8 @@ class _BatchWrite:
             log.warning(
                 "delivery %s dead-lettered (%s): %s", outcome.delivery.pk, error_class, outcome.message[:200]
             )
-            if error_class.pauses_flow:
-                _pause_for_error(self.flows.flow(outcome.delivery.flow_id), error_class, outcome.message)
+        for flow, message in self.refused.values():
+            flows_pause_for_refused_credentials(flow.target_system, message)
         self.tally.save()
 
 
@@ -159,7 +195,8 @@ def _save_outcomes(deliveries: list[Delivery]) -> None:
     table = connection.ops.quote_name(Delivery._meta.db_table)
     sql = (
         f"UPDATE {table} SET status = %s, attempts = %s, next_attempt_at = %s, finished_at = %s, "
-        "target_id = %s, last_error_class = %s, last_error = %s, lease_token = NULL, lease_expires_at = NULL "
+        "target_id = %s, last_error_class = %s, last_error = %s, maybe_sent = %s, lease_token = NULL, "
+        "lease_expires_at = NULL "
         "WHERE id = %s"
     )
     rows = [
@@ -171,6 +208,7 @@ def _save_outcomes(deliveries: list[Delivery]) -> None:
             d.target_id,
             d.last_error_class,
             d.last_error,
+            d.maybe_sent,
             d.pk,
         )
         for d in deliveries
@@ -195,13 +233,27 @@ def _attempt_row(outcome: Outcome, number: int, result: str) -> Attempt:
     )
 
 
-def _pause_for_error(flow: Flow, error_class: ErrorClass, message: str) -> None:
-    reason = f"paused automatically: {error_class.description} {message}"[:300]
-    changed = Flow.objects.filter(pk=flow.pk, state=FlowState.ACTIVE).update(
-        state=FlowState.PAUSED, paused_reason=reason
-    )
-    if changed:
-        audit_record(
-            actor=None, verb="pause", target=flow, diff={"state": ["active", "paused"], "reason": reason}
-        )
+def flows_pause_for_refused_credentials(system, message: str) -> int:
+    """Pause every active flow that signs in to `system`, once, with one message; their events
+    are held, not dead-lettered, and go out when the flows are resumed."""
+    reason = f"paused automatically: {system} refused the hub's credentials ({message})"[:300]
+    paused = 0
+    for flow in Flow.objects.filter(target_system=system, state=FlowState.ACTIVE):
+        if Flow.objects.filter(pk=flow.pk, state=FlowState.ACTIVE).update(
+            state=FlowState.PAUSED, paused_reason=reason
+        ):
+            paused += 1
+            audit_record(
+                actor=None, verb="pause", target=flow, diff={"state": ["active", "paused"], "reason": reason}
+            )
+    if paused:
+        log.warning("%s refused our credentials: %d flows paused", system, paused)
         forget_subscriptions()
+    return paused
+
+
+def _can_find_out(flows: FlowCache, delivery: Delivery) -> bool:
+    """Whether the next try can tell if a create arrived: the target model declares a lookup or
+    its own upsert by key."""
+    model = flows.flow(delivery.flow_id).target_model
+    return bool(model.lookup_field)

@@ -94,10 +94,20 @@ def test_it_deletes_a_resource_and_takes_one_already_gone_as_done(server):
     assert server.store["people"] == {}
 
 
-def test_a_created_resource_without_an_id_is_a_malformed_answer(server):
+def test_a_created_resource_without_an_id_is_a_success_with_the_id_unknown(server):
+    # The system said 201: the record exists. Raising would make the hub create it a second time.
     server.fail_next(201, body={"data": {"type": "people", "attributes": {"email": "ann@example.com"}}})
-    error = failure(lambda: push(jsonapi(server), "create", {"email": "ann@example.com"}))
-    assert error.error_class == ErrorClass.MALFORMED_RESPONSE and "has no 'id'" in error.message
+    result = push(jsonapi(server), "create", {"email": "ann@example.com"})
+    assert (result.status, result.target_id) == (201, "")
+
+
+def test_it_looks_records_up_with_a_filter_and_proposes_the_filter(server):
+    server.seed("people", {"email": "ann@example.com"})
+    server.seed("people", {"email": "bob@example.com"})
+    connector = jsonapi(server)
+    assert connector.lookup_parameter("email") == "filter[email]"
+    found = connector.lookup(resource="/people", param="filter[email]", field="email", value="bob@example.com")
+    assert len(found.target_ids) == 1 and found.target_ids[0] in server.store["people"]
 
 
 # -- fetch -------------------------------------------------------------------------------------------

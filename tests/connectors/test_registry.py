@@ -41,7 +41,11 @@ def test_every_connector_takes_the_keyword_arguments_the_hub_passes(kind, method
             lambda c: c.push(
                 operation="create", resource="/x", record={}, target_id=None, idempotency_key="k"
             ),
-            "push(*, operation, resource, record, target_id, idempotency_key, id_path)",
+            "push(*, operation, resource, record, target_id, idempotency_key, id_path, key)",
+        ),
+        (
+            lambda c: c.lookup(resource="/x", param="external_id", field="external_id", value="1"),
+            "lookup(*, resource, param, field, value, id_path)",
         ),
         (lambda c: c.fetch(resource="/x", since=None, page_token=None, limit=1), "fetch(*, resource, since"),
     ],
