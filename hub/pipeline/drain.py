@@ -1,9 +1,11 @@
 """Draining the queue: claim a batch, attempt each delivery, record the outcomes; repeat."""
 
+import logging
 import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Min
 
 from hub.metrics.recording import worker_heartbeat
@@ -21,6 +23,13 @@ from hub.pipeline.dispatch import (
     wait_unless_stopped,
 )
 from hub.pipeline.outcomes import WORKER_NAME, outcomes_record
+
+log = logging.getLogger("hub.delivery")
+
+
+def close_old_connections_now() -> None:
+    """Drop this thread's database connection if it broke, so the next query opens a fresh one."""
+    connection.close_if_unusable_or_obsolete()
 
 
 def deliveries_process_batch(*, limit: int | None = None, deadline: float | None = None) -> int:
@@ -43,14 +52,14 @@ def deliveries_process_batch(*, limit: int | None = None, deadline: float | None
     last_flush = time.monotonic()
     for index, delivery in enumerate(batch):
         if stop_requested() or (deadline is not None and time.monotonic() > deadline):
-            outcomes_record(pending, token=token, flows=flows)
+            outcomes_record_durably(pending, token=token, flows=flows)
             pending = []
             leases_release(token=token, delivery_ids=[d.pk for d in batch[index:]])
             break
         # The lease must outlast the call: a worker that lost it mid-call would see its delivery
         # taken by another while its own request may still create the record.
         longest_call = call_seconds(flows.flow(delivery.flow_id).target_system)
-        if time.monotonic() + longest_call > lease_ends - settings.HUB_LEASE_SECONDS / 2:
+        if time.monotonic() + longest_call + 2.0 > lease_ends:
             lease_seconds = max(settings.HUB_LEASE_SECONDS, longest_call * 2)
             leases_renew(token=token, seconds=lease_seconds)
             lease_ends = time.monotonic() + lease_seconds
@@ -60,10 +69,27 @@ def deliveries_process_batch(*, limit: int | None = None, deadline: float | None
         # this worker dies. An outcome no later try could recover (a create to a target with no
         # lookup) is written at once.
         if time.monotonic() - last_flush > 1.0 or _unrecoverable_if_lost(outcome, flows):
-            outcomes_record(pending, token=token, flows=flows)
+            outcomes_record_durably(pending, token=token, flows=flows)
             pending, last_flush = [], time.monotonic()
-    outcomes_record(pending, token=token, flows=flows)
+    outcomes_record_durably(pending, token=token, flows=flows)
     return len(batch)
+
+
+def outcomes_record_durably(outcomes: list[Outcome], *, token, flows: FlowCache, patience: float = 30.0) -> None:
+    """Write outcomes, waiting out a database that went away for a moment: an outcome lost here
+    would turn a finished call into an ambiguous one for the next worker."""
+    waited, pause = 0.0, 0.25
+    while True:
+        try:
+            outcomes_record(outcomes, token=token, flows=flows)
+            return
+        except (OperationalError, InterfaceError):
+            if waited >= patience:
+                raise
+            log.warning("could not write %d outcomes; the database may be restarting", len(outcomes))
+            close_old_connections_now()
+            time.sleep(pause)
+            waited, pause = waited + pause, min(pause * 2, 5.0)
 
 
 def call_seconds(system) -> float:

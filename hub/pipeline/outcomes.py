@@ -150,8 +150,14 @@ class _BatchWrite:
             self.tally.failed(delivery.flow_id, error_class, dead=True)
             return
         delay = policy.delay(
-            delivery.attempts, jitter=clock.uniform(0.0, 1.0), retry_after=outcome.retry_after
+            delivery.attempts - delivery.budget_attempts,
+            jitter=clock.uniform(0.0, 1.0),
+            retry_after=outcome.retry_after,
         )
+        if error_class == ErrorClass.OUTCOME_UNKNOWN:
+            # The target may still be working on the lost request: give it as long again as we
+            # waited for it before looking, or the lookup would miss a record about to appear.
+            delay = max(delay, flow.target_system.read_timeout)
         delivery.status = DeliveryStatus.RETRYING
         delivery.next_attempt_at = self.now + timedelta(seconds=delay)
         self.attempts.append(_attempt_row(outcome, delivery.attempts, "retrying"))

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -306,3 +307,18 @@ def test_it_redacts_a_secret_the_target_echoes_back_in_its_error(fresh_sandbox):
         + json.dumps(list(Delivery.objects.values()), default=str)
     )
     assert "inv-demo-key" not in stored
+
+
+def test_a_drain_past_its_deadline_hands_back_the_rest_before_the_next_call(flow, fresh_sandbox):
+    # The task queue kills a drain that overruns; checking the deadline only between batches let
+    # it be killed mid-call on a slow target. It is checked before every call.
+    for n in range(6):
+        ingest(flow, employee_event(n))
+    fault(fresh_sandbox, "inventory", mode="slow", delay=0.5, count=1, methods=["POST"])
+    assert deliveries_process_batch(deadline=time.monotonic() + 0.2) == 6
+    first = Delivery.objects.order_by("id").first()
+    assert first.status == DeliveryStatus.SUCCEEDED  # the call under way was finished and recorded
+    rest = Delivery.objects.exclude(pk=first.pk)
+    assert set(rest.values_list("status", "attempts", "lease_token")) == {(DeliveryStatus.PENDING, 0, None)}
+    drain_all()
+    assert len(records(fresh_sandbox, "inventory", "accounts")) == 6

@@ -1,7 +1,11 @@
 """The retry policy is plain arithmetic: how long before retry n, and when to give up."""
 
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
 import pytest
 
+from connectors.http import parse_retry_after
 from hub.pipeline.retry import RetryPolicy
 
 POLICY = RetryPolicy(base_seconds=2.0, max_seconds=60.0, max_attempts=5, max_age_seconds=3600)
@@ -73,3 +77,19 @@ def test_a_flow_builds_its_policy_from_its_settings():
     flow = Flow(max_attempts=3, retry_base_seconds=0.5, retry_max_seconds=4)
     policy = flow.retry_policy()
     assert (policy.max_attempts, policy.base_seconds, policy.max_seconds) == (3, 0.5, 4)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("120", 120.0), ("0", 0.0), ("-5", 0.0), ("soon", None), ("", None)],
+)
+def test_it_reads_retry_after_in_seconds(header, seconds):
+    assert parse_retry_after(header) == seconds
+
+
+def test_it_reads_retry_after_as_an_http_date():
+    in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
+    assert 55 <= parse_retry_after(in_a_minute) <= 60
+    a_date_gone_by = format_datetime(datetime.now(UTC) - timedelta(seconds=60), usegmt=True)
+    assert parse_retry_after(a_date_gone_by) == 0.0
+
