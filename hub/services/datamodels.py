@@ -1,20 +1,30 @@
 """Data model changes: each writes its audit entry in the same transaction as the change."""
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Max, Q
 
 from common.paths import PathError, compile_path
+from connectors.registry import connector_for
 from hub.models import Flow
 from hub.services.audit import audit_record
 from hub.services.errors import ConfigError, values_check
 from mappings.models import DataModel, Field, Mapping
 from mappings.schema import FIELD_TYPES, FieldSpec, infer_fields
 
+# How the hub finds a record it may already have created: the field holding our external id, the
+# query parameter that searches by it, and whether the system creates or replaces by that key.
+LOOKUP = ("lookup_field", "lookup_param", "create_by_key")
 # What an admin may change on a data model after creating it; fields have their own services.
-EDITABLE = ("name", "resource_path", "id_path", "cursor_field", "description")
+EDITABLE = ("name", "resource_path", "id_path", "cursor_field", "description", *LOOKUP)
+# A query parameter's name as APIs spell them: external_id, filter[external_id], $filter, q.
+QUERY_PARAM = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_.\-\[\]:$~]*")
+UNSUITABLE_TYPES = {"object": "a group of fields", "array": "a list"}
 PATH_MAX = Field._meta.get_field("path").max_length
+LOOKUP_PARAM_MAX = DataModel._meta.get_field("lookup_param").max_length
 DESCRIPTION_MAX = Field._meta.get_field("description").max_length
 
 
@@ -45,6 +55,109 @@ def _spec_problems(spec: FieldSpec) -> list[str]:
     return problems
 
 
+def query_param_problem(param: str) -> str:
+    """Why `param` cannot be a query parameter's name ("" when it can), in plain words."""
+    if not param:
+        return ""
+    if "=" in param or param.startswith("?") or "&" in param:
+        return (
+            f'write only the name of the query parameter, without "?", "=" or a value: e.g. '
+            f"{param.lstrip('?').split('=', 1)[0].split('&', 1)[0] or 'external_id'}"
+        )
+    if len(param) > LOOKUP_PARAM_MAX:
+        return f"a query parameter has at most {LOOKUP_PARAM_MAX} characters"
+    if not QUERY_PARAM.fullmatch(param):
+        return (
+            f'"{param}" is not a query parameter name: use letters, digits and _ - . [ ] $ only, '
+            "e.g. external_id or filter[external_id]"
+        )
+    return ""
+
+
+def lookup_problems(
+    *, fields: dict[str, str], lookup_field: str, lookup_param: str, create_by_key: bool
+) -> list[str]:
+    """Why this lookup cannot be declared on a model with these fields (path -> type)."""
+    problems = []
+    if lookup_field:
+        if lookup_field not in fields:
+            problems.append(f'"{lookup_field}" is not one of the fields of this data model')
+        elif "[]" in lookup_field:
+            problems.append(f'"{lookup_field}" is inside a list, so it cannot hold one external id')
+        elif fields[lookup_field] in UNSUITABLE_TYPES:
+            problems.append(
+                f'"{lookup_field}" holds {UNSUITABLE_TYPES[fields[lookup_field]]}, not one value, so it '
+                "cannot hold the external id"
+            )
+    elif lookup_param:
+        problems.append("a query parameter needs the external-id field it searches: choose that field")
+    elif create_by_key:
+        problems.append("creating by key needs the field that holds the key: choose the external-id field")
+    problem = query_param_problem(lookup_param)
+    if problem:
+        problems.append(problem)
+    return problems
+
+
+@dataclass(frozen=True)
+class LookupQuery:
+    """The requests a declared lookup makes, as an admin reads them: "GET /records?external_id=<value>"."""
+
+    param: str  # the query parameter used (the model's own, or the connector's proposal)
+    proposed: str  # what the connector proposes for the field
+    search: str  # e.g. GET /records?external_id=<value>
+    keyed_create: str  # e.g. PUT /records/<value>
+
+    def search_for(self, value: str) -> str:
+        return self.search.replace(LOOKUP_PLACEHOLDER, value)
+
+
+LOOKUP_PLACEHOLDER = "<value>"
+
+
+def lookup_query(
+    model: DataModel, *, lookup_field: str | None = None, lookup_param: str | None = None
+) -> LookupQuery:
+    """How the hub would search `model` by its external-id field: the model's own settings unless
+    others are given (the page previews a choice before it is saved)."""
+    field = model.lookup_field if lookup_field is None else lookup_field
+    param = model.lookup_param if lookup_param is None else lookup_param
+    resource = model.resource_path or "/<resource>"
+    proposed, keyed = field, f"PUT {resource.rstrip('/')}/{LOOKUP_PLACEHOLDER}"
+    try:  # a system whose settings cannot be read yet still gets the plain REST proposal
+        connector = connector_for(model.system)
+        proposed = connector.lookup_parameter(field) if field else ""
+        keyed_request = getattr(connector, "keyed_create_request", None)
+        if keyed_request is not None:
+            method, path, _ = keyed_request(resource, LOOKUP_PLACEHOLDER, {})
+            keyed = f"{method} {path}" + (
+                "" if LOOKUP_PLACEHOLDER in path else f" with id {LOOKUP_PLACEHOLDER}"
+            )
+    except Exception:  # noqa: BLE001 - a preview never fails the page
+        pass
+    used = param or proposed
+    search = f"GET {resource}?{used}={LOOKUP_PLACEHOLDER}" if used else ""
+    return LookupQuery(param=used, proposed=proposed, search=search, keyed_create=keyed)
+
+
+def lookup_unfilled(model: DataModel) -> list[Mapping]:
+    """The mappings that write `model` but leave its external-id field empty: the lookup then has
+    nothing to search by."""
+    if not model.lookup_field:
+        return []
+    return [
+        mapping
+        for mapping in Mapping.objects.filter(target_model=model).select_related("current_version")
+        if not any(
+            rule.get("target") == model.lookup_field for rule in mapping.rules if isinstance(rule, dict)
+        )
+    ]
+
+
+def _field_types(specs: list[FieldSpec]) -> dict[str, str]:
+    return {spec.path: spec.type for spec in specs}
+
+
 def data_model_create(
     *,
     system,
@@ -56,10 +169,23 @@ def data_model_create(
     sample: Any,
     actor,
     description: str = "",
+    lookup_field: str = "",
+    lookup_param: str = "",
+    create_by_key: bool = False,
 ) -> DataModel:
-    """A new data model of system with its fields (in the given order)."""
+    """A new data model of system with its fields (in the given order), and optionally the lookup
+    by external id that lets the hub find a record it may already have created."""
     name = name.strip()
+    lookup_field, lookup_param = lookup_field.strip(), lookup_param.strip()
     problems = field_problems(fields)
+    problems.extend(
+        lookup_problems(
+            fields=_field_types(fields),
+            lookup_field=lookup_field,
+            lookup_param=lookup_param,
+            create_by_key=create_by_key,
+        )
+    )
     if not name:
         problems.insert(0, "the data model needs a name")
     if DataModel.objects.filter(system=system, name__iexact=name).exists():
@@ -74,6 +200,9 @@ def data_model_create(
         cursor_field=cursor_field.strip(),
         sample=sample,
         description=description,
+        lookup_field=lookup_field,
+        lookup_param=lookup_param,
+        create_by_key=bool(create_by_key),
     )
     values_check(model, exclude=("system",))
     with transaction.atomic():
@@ -97,17 +226,28 @@ def data_model_create(
                 "resource_path": model.resource_path,
                 "id_path": model.id_path,
                 "cursor_field": model.cursor_field,
+                **({key: getattr(model, key) for key in LOOKUP} if model.lookup_field else {}),
                 "fields": [_field_summary(spec) for spec in fields],
             },
         )
     return model
 
 
-def data_model_update(*, model: DataModel, actor, **changes: str) -> DataModel:
-    """Change a data model's name, resource path, id field, cursor field or description."""
+def data_model_update(*, model: DataModel, actor, **changes: Any) -> DataModel:
+    """Change a data model's name, resource path, id field, cursor field, description or lookup."""
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise ValueError(f"cannot change {', '.join(sorted(unknown))} here")
+    for key in ("lookup_field", "lookup_param"):
+        if key in changes:
+            changes[key] = (changes[key] or "").strip()
+    if "create_by_key" in changes:
+        changes["create_by_key"] = bool(changes["create_by_key"])
+    if set(changes) & set(LOOKUP):
+        wanted = {key: changes.get(key, getattr(model, key)) for key in LOOKUP}
+        problems = lookup_problems(fields=dict(model.fields.values_list("path", "type")), **wanted)
+        if problems:
+            raise ConfigError("; ".join(problems))
     if "name" in changes:
         changes["name"] = changes["name"].strip()
         if not changes["name"]:
@@ -267,6 +407,13 @@ def field_order_set(*, model: DataModel, paths: list[str], actor) -> None:
 
 
 def field_remove(*, field: Field, actor) -> None:
+    """Remove a field; not the one the model is looked up by, which would leave the hub unable to
+    tell whether a create arrived."""
+    if field.model.lookup_field == field.path:
+        raise ConfigError(
+            f'the hub looks {field.model.name} records up by "{field.path}": choose another external-id '
+            "field (or none) first"
+        )
     with transaction.atomic():
         model = field.model
         summary = _field_summary(FieldSpec(field.path, field.type, field.required, field.description))

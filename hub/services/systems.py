@@ -1,6 +1,7 @@
 """Systems: register, change, delete and test them. Every change writes its audit entry in the same
 transaction, and the audit diff is built from `System.redacted()`: secret values never leave here."""
 
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,14 +12,19 @@ from django.db.models import ProtectedError, Q
 from django.utils.text import slugify
 
 from connectors.auth import AUTH_SCHEMES, AuthScheme
-from connectors.base import CheckResult, ErrorClass
+from connectors.base import CheckResult, Connector, ConnectorError, ErrorClass
 from connectors.models import SYSTEM_FIELDS, System
 from connectors.redaction import Redactor
 from connectors.registry import connector_for
 from hub.models import Event, Flow
 from hub.services.audit import audit_record
+from hub.services.datamodels import lookup_query
 from hub.services.errors import ConfigError
-from mappings.models import Mapping
+from mappings.models import DataModel, Mapping
+
+# Test connection searches each declared lookup for a value no record can have: any record listed
+# means the system ignores the search, and a lost create could not be found by it.
+LOOKUP_CHECK_PREFIX = "hub-lookup-check-"
 
 
 def system_slug_suggest(*, name: str, exclude_pk: int | None = None) -> str:
@@ -159,13 +165,14 @@ class ConnectionReport:
     duration_ms: float | None = None
     notes: list[str] = field(default_factory=list)
     technical: str = ""
+    lookups: list["LookupCheck"] = field(default_factory=list)
 
     @property
     def level(self) -> str:
         return "ok" if self.ok else ("warn" if self.reachable else "bad")
 
     def as_audit(self) -> dict[str, Any]:
-        return {
+        facts = {
             "path": self.path,
             "ok": self.ok,
             "reachable": self.reachable,
@@ -173,6 +180,19 @@ class ConnectionReport:
             "status": self.status,
             "duration_ms": round(self.duration_ms or 0, 1),
         }
+        if self.lookups:
+            facts["lookups"] = {check.model: check.level for check in self.lookups}
+        return facts
+
+
+@dataclass
+class LookupCheck:
+    """What searching one data model by its external-id field found: ok, warn or bad, in words."""
+
+    model: str
+    model_pk: int
+    level: str
+    text: str
 
 
 def system_test_path(system: System) -> str:
@@ -190,6 +210,8 @@ def system_test_connection(*, system: System, path: str | None = None, actor) ->
     """Call the system through its connector's `check()` and tell what happened; audited."""
     path = (path or "").strip() or system_test_path(system)
     report = _check(system, path)
+    if report.reachable and report.authenticated is not False:
+        report.lookups = _check_lookups(system)
     with transaction.atomic():
         audit_record(actor=actor, verb="test_connection", target=system, diff=report.as_audit())
     return report
@@ -223,6 +245,64 @@ def _check(system: System, path: str) -> ConnectionReport:
     )
     _explain(report, system, result)
     return report
+
+
+def _check_lookups(system: System) -> list[LookupCheck]:
+    """Search each data model that declares a lookup for a value no record has: an empty answer
+    shows the search works; records in it show the system ignores the search parameter."""
+    models = list(system.data_models.exclude(lookup_field="").order_by("name"))
+    if not models:
+        return []
+    redactor = Redactor.for_system(system)
+    try:
+        connector = connector_for(system)
+    except Exception as exc:  # settings the connector cannot read: say so once per model
+        problem = redactor.text(str(exc))[:300]
+        return [
+            LookupCheck(m.name, m.pk, "bad", f"{m.name}: the lookup could not be run: {problem}")
+            for m in models
+        ]
+    return [_check_lookup(connector, model, redactor) for model in models]
+
+
+def _check_lookup(connector: Connector, model: DataModel, redactor: Redactor) -> LookupCheck:
+    def check(level: str, text: str) -> LookupCheck:
+        return LookupCheck(model.name, model.pk, level, f"{model.name}: {text}")
+
+    field_name = model.lookup_field
+    if not model.resource_path:
+        return check(
+            "bad",
+            f"the lookup by {field_name} cannot run: the data model has no resource path (e.g. /customers). "
+            "Set it on the data model's page.",
+        )
+    query = lookup_query(model)
+    value = LOOKUP_CHECK_PREFIX + secrets.token_hex(4)
+    searched = query.search_for(value).removeprefix("GET ")
+    try:
+        result = connector.lookup(
+            resource=model.resource_path,
+            param=query.param,
+            field=field_name,
+            value=value,
+            id_path=model.id_path or "id",
+        )
+    except ConnectorError as exc:
+        return check(
+            "bad",
+            f"the lookup by {field_name} failed (searched {searched}): {redactor.text(exc.message)[:300]}",
+        )
+    except Exception as exc:  # whatever happens, the admin gets words, not a 500
+        return check("bad", f"the lookup by {field_name} could not be run: {redactor.text(str(exc))[:300]}")
+    if result.listed or result.target_ids:
+        listed = max(result.listed, len(result.target_ids))
+        return check(
+            "warn",
+            f"the system ignored ?{query.param}=…: searching {searched} returned {listed} "
+            f"record{'s' if listed != 1 else ''} although none can match, so the hub cannot tell whether "
+            "a create arrived. Check the query parameter on the data model's page.",
+        )
+    return check("ok", f"lookup by {field_name} works (searched {searched}: no match, as expected).")
 
 
 def _untestable(system: System, path: str) -> ConnectionReport | None:

@@ -22,6 +22,8 @@ from hub.services.datamodels import (
     field_add,
     field_remove,
     field_update,
+    lookup_query,
+    lookup_unfilled,
 )
 from hub.services.errors import ConfigError
 from hub.ui.feedback import change_made
@@ -30,6 +32,7 @@ from hub.ui.forms.datamodels import (
     DetailsForm,
     FieldAddForm,
     FieldRows,
+    LookupForm,
     SampleForm,
     SourceForm,
     SystemChoiceForm,
@@ -210,8 +213,11 @@ def _detail_context(model: DataModel, **extra) -> dict:
             | {"description": model.description},
         ),
         "add_form": FieldAddForm(prefix="new", initial={"type": "string"}),
+        "lookup": lookup_query(model) if model.lookup_field else None,
+        "lookup_unfilled": lookup_unfilled(model),
     }
     context.setdefault("sample_form", SampleForm(initial={"sample": context["sample_json"]}))
+    context.setdefault("lookup_form", LookupForm(model=model, fields=context["fields"]))
     context.update(extra)
     return context
 
@@ -219,6 +225,10 @@ def _detail_context(model: DataModel, **extra) -> dict:
 @readers
 def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     model = _model_or_404(pk)
+    if request.htmx and request.GET.get("partial") == "lookup-preview":
+        # The lookup form asks what its choice would send, before anything is saved.
+        form = LookupForm(request.GET, model=model)
+        return render(request, "mappings/_lookup.html#lookup-preview", {"model": model, "lookup_form": form})
     return render(request, "mappings/model_detail.html", _detail_context(model))
 
 
@@ -242,6 +252,26 @@ def model_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _render_part(
         request, "model-settings", _detail_context(model, details_form=form, settings_open=True)
     )
+
+
+@admins_only
+@require_POST
+def model_lookup(request: HttpRequest, pk: int) -> HttpResponse:
+    """Declare (or clear) how the hub finds a record it may already have created."""
+    model = _model_or_404(pk)
+    form = LookupForm(request.POST, model=model)
+    if form.is_valid():
+        try:
+            data_model_update(model=model, actor=request.user, **form.cleaned_data)
+        except ConfigError as exc:
+            form.add_error(None, sentence(exc))
+        else:
+            if not request.htmx:
+                messages.success(request, "Saved the lookup.")
+                return redirect("mappings-model-detail", pk)
+            model.refresh_from_db()
+            return _render_part(request, "model-lookup", _detail_context(model, lookup_saved=True))
+    return _render_part(request, "model-lookup", _detail_context(model, lookup_form=form, lookup_open=True))
 
 
 @admins_only
@@ -324,7 +354,12 @@ def field_update_view(request: HttpRequest, pk: int) -> HttpResponse:
 def field_remove_view(request: HttpRequest, pk: int) -> HttpResponse:
     field = get_object_or_404(Field.objects.select_related("model__system"), pk=pk)
     model = field.model
-    field_remove(field=field, actor=request.user)
+    try:
+        field_remove(field=field, actor=request.user)
+    except ConfigError as exc:
+        if not request.htmx:
+            messages.error(request, f'The field "{field.path}" was not removed: {sentence(exc)}')
+        return _render_part(request, "fields", _detail_context(model, fields_error=sentence(exc)))
     if not request.htmx:
         messages.success(request, f'Removed the field "{field.path}".')
     return _render_part(request, "fields", _detail_context(model, removed_field=field.path))

@@ -11,7 +11,7 @@ from django.urls import reverse
 from common import strictjson
 from common.paths import PathError, compile_path
 from connectors.models import System
-from hub.services.datamodels import EDITABLE
+from hub.services.datamodels import EDITABLE, UNSUITABLE_TYPES, lookup_query, query_param_problem
 from mappings.models import DataModel
 from mappings.schema import (
     FIELD_TYPES,
@@ -301,6 +301,105 @@ def _path_field(value: str) -> str:
     except PathError as exc:
         raise forms.ValidationError(sentence(exc)) from None
     return value
+
+
+class LookupForm(forms.Form):
+    """The lookup by external id: which field holds our id for a record, the query that searches
+    by it (proposed by the system's connector), and whether the system creates or replaces by it."""
+
+    # Text with a drop-down, so a field the model lacks gets a precise message (not "invalid choice").
+    lookup_field = forms.CharField(
+        required=False,
+        label="Field that holds our id for each record",
+        widget=forms.Select(),
+        help_text="The mapping fills it with the source record's id (or the event key), e.g. external_id.",
+    )
+    lookup_param = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Query parameter that searches by it",
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+        help_text="Leave empty to use the proposal shown; change it if the system's API documentation "
+        "names another search parameter.",
+    )
+    create_by_key = forms.BooleanField(
+        required=False,
+        label="The system creates or replaces a record by this key (PUT)",
+        help_text="Tick only if the API documentation says that writing to the record's own address "
+        "with our id creates it, or replaces it when it is there.",
+    )
+
+    def __init__(self, *args: Any, model: DataModel, fields: list | None = None, **kwargs: Any) -> None:
+        """`fields` are the model's fields when the caller has them already (saves a query)."""
+        if not args and "data" not in kwargs:
+            kwargs.setdefault("initial", {key: getattr(model, key) for key in self.base_fields})
+        super().__init__(*args, **kwargs)
+        self.model = model
+        self.paths = (
+            {f.path: f.type for f in fields}
+            if fields is not None
+            else dict(model.fields.values_list("path", "type"))
+        )
+        suitable = [
+            path for path, kind in self.paths.items() if "[]" not in path and kind not in UNSUITABLE_TYPES
+        ]
+        # Fields named like an external id first: the likely choice.
+        suitable.sort(key=lambda path: ("extern" not in path.lower() and "ref" not in path.lower(), 0))
+        self.fields["lookup_field"].widget.choices = [
+            ("", "None: the hub cannot check (deliveries wait for an operator)"),
+            *((path, path) for path in suitable),
+        ]
+        query = self.query()
+        if query.proposed:
+            self.fields["lookup_param"].widget.attrs["placeholder"] = query.proposed
+
+    def chosen(self, name: str) -> str:
+        value = self.data.get(name) if self.is_bound else self.initial.get(name)
+        return str(value or "").strip()
+
+    def query(self):
+        """The requests the lookup as chosen on the form would make."""
+        field = self.chosen("lookup_field")
+        param = self.chosen("lookup_param")
+        return lookup_query(
+            self.model,
+            lookup_field=field if field in self.paths else "",
+            lookup_param="" if query_param_problem(param) else param,
+        )
+
+    def clean_lookup_field(self) -> str:
+        value = self.cleaned_data["lookup_field"].strip()
+        if not value:
+            return ""
+        if value not in self.paths:
+            raise forms.ValidationError(
+                f'"{value}" is not one of the fields of {self.model.name}; choose one from the list.'
+            )
+        if "[]" in value:
+            raise forms.ValidationError(f'"{value}" is inside a list, so it cannot hold one external id.')
+        if self.paths[value] in UNSUITABLE_TYPES:
+            raise forms.ValidationError(
+                f'"{value}" holds {UNSUITABLE_TYPES[self.paths[value]]}, not one value; choose a text or '
+                "number field."
+            )
+        return value
+
+    def clean_lookup_param(self) -> str:
+        value = self.cleaned_data["lookup_param"].strip()
+        problem = query_param_problem(value)
+        if problem:
+            raise forms.ValidationError(sentence(problem))
+        return value
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if "lookup_field" in self.errors or data.get("lookup_field"):
+            return data
+        if data.get("create_by_key"):
+            self.add_error("lookup_field", "Choose the field that holds the key: the PUT needs it.")
+        elif data.get("lookup_param"):
+            self.add_error("lookup_field", "Choose the field this query parameter searches by.")
+        return data
 
 
 class SystemChoiceForm(forms.Form):
