@@ -231,6 +231,30 @@ FLOWS = [
             {"target": "role", "constant": "staff"},
         ],
     ),
+    # Fails now and then on purpose, so ops can practise on real dead letters: the demo activity
+    # types about one SKU in three in lower case, and this mapping (unlike "Won deals reduce
+    # stock") does not upper-case them, so inventory refuses those deals as an unknown SKU.
+    dict(
+        name="Won deals checked against stock",
+        source=("crm", "Deal"),
+        event_type="deal.won",
+        target=("inventory", "Adjustment"),
+        operation=Operation.CREATE,
+        description="Practice flow: fails now and then. Logs each won deal's items in inventory as a "
+        "stock check (quantity 0). Its mapping forgets to upper-case SKUs, so a deal typed with a "
+        "lowercase SKU is refused as an unknown SKU. Fix the record and replay it, or add the "
+        "“Upper case” transform to the mapping and replay them all.",
+        rules=[
+            {"target": "reference", "source": "id"},
+            {"target": "reason", "constant": "stock check"},
+            {"target": "lines[].sku", "source": "lines[].sku"},
+            {
+                "target": "lines[].quantity",
+                "source": "lines[].quantity",
+                "transforms": [{"name": "arithmetic", "options": {"operation": "multiply", "operand": 0}}],
+            },
+        ],
+    ),
     dict(
         name="Won deals invoiced (every 15 minutes)",
         source=("crm", "Deal"),

@@ -32,16 +32,22 @@ def test_it_fixes_and_replays_a_dead_letter(fresh_sandbox, personas, sign_in, li
     expect(page.get_by_role("heading", name="What went wrong")).to_be_visible()
 
     page.get_by_text("Fix and replay", exact=True).first.click()  # open the panel
+    fields = page.locator("form.fix-fields")
+    expect(fields.get_by_label("first_name")).to_have_value("Ann")  # prefilled from the record
+    expect(fields.get_by_label("email")).to_have_value("")
+    page.get_by_text("Advanced: edit the raw JSON").click()
     textarea = page.get_by_label("Corrected source record (JSON)")
     record = json.loads(textarea.input_value())
     assert "email" not in record
     textarea.fill('{"broken": ')
-    page.get_by_role("button", name="Fix and replay").click()
+    page.get_by_role("button", name="Fix and replay as JSON").click()
     expect(page.locator(".field-error")).to_contain_text("not valid JSON")
-    textarea = page.get_by_label("Corrected source record (JSON)")
-    textarea.fill(json.dumps({**record, "email": "Seven@Example.com"}, indent=2))
-    page.get_by_label(re.compile("What did you fix")).fill("added the missing email")
-    page.get_by_role("button", name="Fix and replay").click()
+
+    # Field by field: the email the target needs, typed beside the original.
+    fields = page.locator("form.fix-fields")
+    fields.get_by_label("email").fill("Seven@Example.com")
+    fields.get_by_label(re.compile("What did you fix")).fill("added the missing email")
+    fields.get_by_role("button", name="Fix and replay").click()
 
     expect(page).to_have_url(f"{live_server.url}/dead-letters/")
     expect(page.locator(".message.success")).to_contain_text("fixed and replayed")
