@@ -250,10 +250,41 @@ SYSTEM_FIELDS: tuple[str, ...] = tuple(
 
 
 class RateLimitBucket(models.Model):
-    """Shared pacing state for one system when no Redis is configured (see connectors.ratelimit)."""
+    """Shared pacing state for one system when no Redis is configured (see connectors.ratelimit).
+    Times are Unix seconds."""
 
     system = models.OneToOneField(System, on_delete=models.CASCADE, primary_key=True)
     next_free_at = models.FloatField(default=0.0)
+    # The limit learned from the system's 429s: the rate right after the last decrease and when
+    # that was (it recovers from there), and the end of the pause its Retry-After asked for.
+    learned_rate = models.FloatField(null=True, blank=True)
+    learned_at = models.FloatField(default=0.0)
+    throttled_until = models.FloatField(default=0.0)
 
     def __str__(self) -> str:
         return f"pace of system {self.system_id}"
+
+
+class BreakerState(models.TextChoices):
+    CLOSED = "closed", "closed"
+    OPEN = "open", "open"
+    HALF_OPEN = "half_open", "half-open"
+
+
+class Circuit(models.Model):
+    """One target system's circuit breaker, shared by every worker (see connectors.breaker).
+    Times are Unix seconds."""
+
+    system = models.OneToOneField(System, on_delete=models.CASCADE, primary_key=True, related_name="circuit")
+    state = models.CharField(max_length=10, choices=BreakerState.choices, default=BreakerState.CLOSED)
+    # Outcomes of the recent calls, per bucket of connectors.breaker.BUCKET_SECONDS:
+    # {"<bucket start>": [answered, failed, rate limited]}. Kept as it was when the breaker opened.
+    window = models.JSONField(default=dict, blank=True)
+    changed_at = models.FloatField(default=0.0)
+    open_until = models.FloatField(default=0.0)
+    # The one call let through while half-open: who holds it, and until when before another may.
+    probe_token = models.CharField(max_length=32, blank=True)
+    probe_until = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"circuit of system {self.system_id}: {self.state}"
