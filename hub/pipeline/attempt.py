@@ -121,11 +121,7 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
         outcome.operation = operation
         outcome.maybe_sent = delivery.maybe_sent and operation == Operation.CREATE
         mapped = _mapped_record(flow, delivery, outcome, flows) if operation != Operation.DELETE else {}
-        if not ratelimit.acquire(target, max_wait=2.0):
-            outcome.deferred_until = clock.now() + timedelta(
-                seconds=max(0.5, ratelimit.seconds_until_free(target))
-            )
-            outcome.deferred_by = "rate limit"
+        if not _paced(target, outcome):
             return outcome
         connector = connector_for(target)
         key = None
@@ -142,6 +138,8 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
             if plan.found:
                 operation, target_id = Operation.UPDATE, plan.found
                 outcome.operation = operation
+            if plan.looked_up and not _paced(target, outcome):  # the write is a call of its own
+                return outcome
             key = plan.key
         result: PushResult = connector.push(
             operation=operation,
@@ -186,6 +184,16 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
     return outcome
 
 
+def _paced(target, outcome: Outcome) -> bool:
+    """Take a slot from the target's shared pace; False (and the outcome deferred) when none
+    comes free soon."""
+    if ratelimit.acquire(target, max_wait=2.0):
+        return True
+    outcome.deferred_until = clock.now() + timedelta(seconds=max(0.5, ratelimit.seconds_until_free(target)))
+    outcome.deferred_by = "rate limit"
+    return False
+
+
 def _mapped_record(flow: Flow, delivery: Delivery, outcome: Outcome, flows: FlowCache) -> dict:
     """The source record turned into a valid target record, or a MappingFailure saying why not."""
     version = flow.mapping.current_version
@@ -213,6 +221,7 @@ class CreatePlan:
     found: str = ""
     still_to_write: bool = True
     held: str = ""
+    looked_up: bool = False
 
 
 def _before_creating(flow: Flow, delivery: Delivery, connector, mapped: dict, link: str | None) -> CreatePlan:
@@ -230,7 +239,7 @@ def _before_creating(flow: Flow, delivery: Delivery, connector, mapped: dict, li
         found = _look_up(connector, model, external_id)
         # A replay with a corrected record, or a later change, still has to be written.
         done = delivery.maybe_sent and link is None and delivery.payload_override is None
-        return CreatePlan(found=found, still_to_write=not (found and done))
+        return CreatePlan(found=found, still_to_write=not (found and done), looked_up=True)
     if not uncertain:
         return CreatePlan()
     if model.lookup_field:

@@ -9,7 +9,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Min
 
 from hub.metrics.recording import worker_heartbeat
-from hub.models import Delivery, DeliveryStatus, Operation
+from hub.models import Delivery, DeliveryStatus
 from hub.pipeline import clock
 from hub.pipeline.attempt import FlowCache, Outcome, delivery_attempt
 from hub.pipeline.claim import deliveries_claim, leases_release, leases_renew
@@ -63,12 +63,11 @@ def deliveries_process_batch(*, limit: int | None = None, deadline: float | None
             lease_seconds = max(settings.HUB_LEASE_SECONDS, longest_call * 2)
             leases_renew(token=token, seconds=lease_seconds)
             lease_ends = time.monotonic() + lease_seconds
-        outcome = delivery_attempt(delivery=delivery, flows=flows)
-        pending.append(outcome)
+        pending.append(delivery_attempt(delivery=delivery, flows=flows))
         # Record outcomes at least every second, so progress is visible and little is redone if
-        # this worker dies. An outcome no later try could recover (a create to a target with no
-        # lookup) is written at once.
-        if time.monotonic() - last_flush > 1.0 or _unrecoverable_if_lost(outcome, flows):
+        # this worker dies: what it did not record is still in flight under its lease, and the
+        # next worker looks before creating again (or, with no lookup, asks an operator).
+        if time.monotonic() - last_flush > 1.0:
             outcomes_record_durably(pending, token=token, flows=flows)
             pending, last_flush = [], time.monotonic()
     outcomes_record_durably(pending, token=token, flows=flows)
@@ -95,12 +94,6 @@ def outcomes_record_durably(outcomes: list[Outcome], *, token, flows: FlowCache,
 def call_seconds(system) -> float:
     """The longest one delivery's calls to `system` can take: a lookup and a write."""
     return 2 * (system.connect_timeout + system.read_timeout) + 1.0
-
-
-def _unrecoverable_if_lost(outcome: Outcome, flows: FlowCache) -> bool:
-    if outcome.operation != Operation.CREATE or not outcome.succeeded:
-        return False
-    return not flows.flow(outcome.delivery.flow_id).target_model.lookup_field
 
 
 def next_due_in_seconds() -> float | None:
@@ -134,24 +127,36 @@ def deliveries_drain(
     last_work = time.monotonic()
     done = 0
     lingering = False
+    outages = 0
     try:
         while time.monotonic() < deadline and not stop_requested():
-            worker_heartbeat(WORKER_NAME)
-            claimed = deliveries_process_batch(deadline=deadline)
-            done += claimed
-            if claimed:
-                last_work = time.monotonic()
-                if claimed >= settings.HUB_CLAIM_BATCH and not stop_requested():
-                    ask_for_help()
-                continue
-            if not lingering:
-                lingering = become_lingerer(WORKER_NAME)
+            try:
+                worker_heartbeat(WORKER_NAME)
+                claimed = deliveries_process_batch(deadline=deadline)
+                outages = 0
+                done += claimed
+                if claimed:
+                    last_work = time.monotonic()
+                    if claimed >= settings.HUB_CLAIM_BATCH and not stop_requested():
+                        ask_for_help()
+                    continue
                 if not lingering:
-                    break  # another drain is polling already
-            still_lingering()
-            idle_for = time.monotonic() - last_work
-            if not _linger(idle_for=idle_for, linger=linger, poll=poll, deadline=deadline):
-                break
+                    lingering = become_lingerer(WORKER_NAME)
+                    if not lingering:
+                        break  # another drain is polling already
+                still_lingering()
+                idle_for = time.monotonic() - last_work
+                if not _linger(idle_for=idle_for, linger=linger, poll=poll, deadline=deadline):
+                    break
+            except (OperationalError, InterfaceError) as exc:
+                # The database went away (a restart, a failover): drop the broken connection,
+                # wait a little longer each time, and carry on with a fresh one. What this drain
+                # had claimed stays leased and is claimed again when its lease runs out.
+                outages += 1
+                pause = min(0.25 * 2**outages, 5.0, max(0.0, deadline - time.monotonic()))
+                log.warning("the database is unavailable (%s); draining again in %.1fs", exc, pause)
+                close_old_connections_now()
+                wait_unless_stopped(pause)
     finally:
         if lingering:
             stop_lingering()
