@@ -281,19 +281,21 @@ class Status:
         return "half-open" if self.probing else "open"
 
 
-def circuit_statuses(system_ids: Iterable[int], *, now: float | None = None) -> dict[int, Status]:
-    """Each system's breaker as all workers see it, in one query; closed when never written."""
+def status_of(row: Circuit | None, *, now: float | None = None) -> Status:
+    """A breaker's status from its row (None: never written, so closed)."""
     now = time.time() if now is None else now
+    row = row or Circuit()
+    window = window_total(row.window, now)
+    if row.state != BreakerState.CLOSED:
+        window = window_total(row.window, row.changed_at + 0.001)  # the window that opened it
+    return Status(row.state, row.changed_at, row.open_until, row.probe_until, window, now)
+
+
+def circuit_statuses(system_ids: Iterable[int], *, now: float | None = None) -> dict[int, Status]:
+    """Each system's breaker as all workers see it, in one query."""
     ids = list(system_ids)
     rows = {row.system_id: row for row in Circuit.objects.filter(system_id__in=ids)}
-    statuses = {}
-    for system_id in ids:
-        row = rows.get(system_id) or Circuit(system_id=system_id)
-        window = window_total(row.window, now)
-        if row.state != BreakerState.CLOSED:
-            window = window_total(row.window, row.changed_at + 0.001)  # the window that opened it
-        statuses[system_id] = Status(row.state, row.changed_at, row.open_until, row.probe_until, window, now)
-    return statuses
+    return {system_id: status_of(rows.get(system_id), now=now) for system_id in ids}
 
 
 def circuit_status(system_id: int, *, now: float | None = None) -> Status:

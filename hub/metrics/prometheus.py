@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from connectors.models import System
+from connectors import ratelimit
+from connectors.breaker import WINDOW_SECONDS, status_of
+from connectors.models import Circuit, System
 from hub.metrics import gauges
 from hub.metrics.buckets import LATENCY_BUCKETS, Span, bucket_upper_ms
 from hub.metrics.models import FlowCount, Heartbeat, LatencyCount, SystemCount
@@ -31,6 +33,8 @@ FLOW_ERROR_COUNTERS = {
     "retried": "Failed attempts that will be tried again, by error class.",
     "dead_lettered": "Deliveries given up and put in the dead-letter inbox, by error class.",
 }
+BREAKER_STATES = {"closed": 0, "open": 1, "half-open": 2}
+TARGET_FIELDS = ("pk", "slug", "rate_limit_per_second", *(f"circuit__{f.name}" for f in Circuit._meta.fields))
 # Every other bound of the stored histogram (each twice the last, 1 ms to about 75 hours).
 EXPOSED_BUCKETS = range(0, LATENCY_BUCKETS, 2)
 
@@ -68,9 +72,12 @@ def exposition(*, now: datetime | None = None) -> str:
     now = now or clock.now()
     max_age = settings.HUB_WORKER_HEARTBEAT_MAX_AGE
     doc = Document()
-    slugs = dict(System.objects.values_list("pk", "slug"))
+    # With each one's circuit breaker row, when it has one (a reverse one-to-one, so a LEFT JOIN).
+    systems = list(System.objects.select_related("circuit").only(*TARGET_FIELDS))
+    slugs = {system.pk: system.slug for system in systems}
     flows = list(Flow.objects.exclude(state=FlowState.DRAFT).select_related("source_system", "target_system"))
     _systems(doc, slugs, now)
+    _targets(doc, systems, now)
     _flows(doc, flows, now)
     _latency(doc)
     doc.family(
@@ -104,6 +111,44 @@ def _systems(doc: Document, slugs: dict[int, str], now: datetime) -> None:
         if row.last_event_at and pk in slugs
     ]
     _moments(doc, "hub_system_last_event", "a system's last event arrived", seen, now)
+
+
+def _targets(doc: Document, systems: list[System], now: datetime) -> None:
+    """Each system's circuit breaker and rate limit, as every worker sees them."""
+    moment = now.timestamp()
+    breakers = {s.pk: status_of(getattr(s, "circuit", None), now=moment) for s in systems}
+    doc.family(
+        "hub_circuit_breaker_state",
+        "gauge",
+        "Each system's circuit breaker, shared by all workers: 0 closed, 1 open (calls held), "
+        "2 half-open (one probe call).",
+        [("", {"system": s.slug}, BREAKER_STATES[breakers[s.pk].label]) for s in systems],
+    )
+    doc.family(
+        "hub_circuit_breaker_failure_ratio",
+        "gauge",
+        f"Share of calls in the last {WINDOW_SECONDS} s that failed to connect, timed out, answered 5xx "
+        "or left the outcome unknown; while open, of the calls that opened it.",
+        [
+            ("", {"system": s.slug}, breakers[s.pk].window.failure_rate)
+            for s in systems
+            if breakers[s.pk].window.calls
+        ],
+    )
+    paces = ratelimit.paces(systems, now=moment)
+    doc.family(
+        "hub_rate_limit_configured_per_second",
+        "gauge",
+        "The rate limit set on a system (absent: none set).",
+        [("", {"system": s.slug}, s.rate_limit_per_second) for s in systems if s.rate_limit_per_second],
+    )
+    doc.family(
+        "hub_rate_limit_in_force_per_second",
+        "gauge",
+        "Requests per second the hub allows itself now: the configured limit, or less after the "
+        "system answered 429, recovering over time (absent: no limit).",
+        [("", {"system": s.slug}, paces[s.pk].current) for s in systems if paces[s.pk].current],
+    )
 
 
 def _moments(doc: Document, name: str, what: str, seen: list[tuple[dict, datetime]], now: datetime) -> None:
