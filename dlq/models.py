@@ -128,9 +128,10 @@ class DeadLetter(models.Model):
                 name="deadletter_open_recent_idx",
                 condition=Q(resolved_at__isnull=True),
             ),
-            # Read by the inbox's causes (group by class, flow and pattern) and the cause filter.
+            # Read by the inbox's causes (group by class, flow and pattern; newest from the index alone)
+            # and the cause filter.
             models.Index(
-                fields=["error_class", "flow", "pattern"],
+                fields=["error_class", "flow", "pattern", "created_at"],
                 name="deadletter_open_cause_idx",
                 condition=Q(resolved_at__isnull=True),
             ),

@@ -138,7 +138,7 @@ class Migration(migrations.Migration):
             model_name="deadletter",
             index=models.Index(
                 condition=models.Q(("resolved_at__isnull", True)),
-                fields=["error_class", "flow", "pattern"],
+                fields=["error_class", "flow", "pattern", "created_at"],
                 name="deadletter_open_cause_idx",
             ),
         ),
