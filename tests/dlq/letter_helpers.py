@@ -2,6 +2,7 @@
 target that refuses, and a create whose outcome the worker could not tell."""
 
 from django.db import transaction
+from rest_framework.test import APIClient
 
 from connectors.base import ErrorClass
 from dlq.models import DeadLetter
@@ -42,3 +43,9 @@ def outcome_unknown_letter(flow, n: int = 1) -> DeadLetter:
             last_response={},
         )  # fmt: skip
     return DeadLetter.objects.get(delivery=delivery)
+
+
+def api_as(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client

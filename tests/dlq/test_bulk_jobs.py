@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from dlq.jobs import STALE_AFTER, bulk_job_cancel, bulk_job_run, bulk_job_start
 from dlq.models import BulkJob, DeadLetter
@@ -13,15 +12,9 @@ from dlq.services import DeadLetterError, dead_letter_discard
 from dlq.tasks import bulk_job_task
 from hub.models import AuditEntry, Delivery, DeliveryStatus
 from hub.services.flows import flow_pause
-from tests.dlq.letter_helpers import letters_without_email
-from tests.sandbox_helpers import hr_to_inventory_accounts
+from tests.dlq.letter_helpers import api_as, letters_without_email
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def flow(fresh_sandbox):
-    return hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
 
 
 @pytest.fixture
@@ -140,8 +133,7 @@ def test_a_rerun_takes_over_a_job_whose_worker_died(letters, personas, queued):
 
 
 def test_it_starts_follows_and_cancels_jobs_through_the_api(letters, personas, queued):
-    ops = APIClient()
-    ops.force_authenticate(personas["ops"])
+    ops = api_as(personas["ops"])
     bad = ops.post("/api/v1/dead-letters/jobs/?since=yesterday", {"action": "replay"}, format="json")
     assert bad.status_code == 400 and "since" in bad.json()["fields"]
     no_reason = ops.post("/api/v1/dead-letters/jobs/", {"action": "discard"}, format="json")
@@ -149,8 +141,7 @@ def test_it_starts_follows_and_cancels_jobs_through_the_api(letters, personas, q
     started = ops.post("/api/v1/dead-letters/jobs/?record=emp_2", {"action": "replay"}, format="json")
     assert started.status_code == 202 and started.json()["total"] == 1
     pk = started.json()["id"]
-    auditor = APIClient()
-    auditor.force_authenticate(personas["auditor"])
+    auditor = api_as(personas["auditor"])
     assert auditor.get(f"/api/v1/dead-letters/jobs/{pk}/").json()["state"] == "queued"
     assert auditor.post(f"/api/v1/dead-letters/jobs/{pk}/cancel/").status_code == 403
     assert ops.post(f"/api/v1/dead-letters/jobs/{pk}/cancel/").json()["state"] == "cancelled"
@@ -158,8 +149,7 @@ def test_it_starts_follows_and_cancels_jobs_through_the_api(letters, personas, q
 
 
 def test_the_api_lists_letters_with_the_inbox_filters(letters, personas):
-    ops = APIClient()
-    ops.force_authenticate(personas["ops"])
+    ops = api_as(personas["ops"])
     found = ops.get("/api/v1/dead-letters/", {"record": "emp_4", "error_class": "mapping_error"}).json()
     assert [row["record_key"] for row in found["results"]] == ["emp_4"]
     assert ops.get("/api/v1/dead-letters/", {"text": "missing", "open": "1"}).json()["count"] == 7

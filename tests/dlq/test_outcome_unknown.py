@@ -2,26 +2,14 @@
 (the delivery succeeds, linked to the target's id) or "send again" (created anew, no lookup)."""
 
 import pytest
-from rest_framework.test import APIClient
 
 from dlq.models import DeadLetter
 from dlq.services import DeadLetterError, dead_letter_arrived, dead_letter_send_again
 from hub.models import AuditEntry, Delivery, DeliveryStatus, RecordLink
-from tests.dlq.letter_helpers import letters_without_email, outcome_unknown_letter
-from tests.sandbox_helpers import drain_all, hr_to_inventory_accounts, records
+from tests.dlq.letter_helpers import api_as, letters_without_email, outcome_unknown_letter
+from tests.sandbox_helpers import drain_all, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def api_as(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
-def flow(fresh_sandbox):
-    return hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
 
 
 def test_it_records_that_the_create_arrived_and_links_the_target_record(flow, personas, fresh_sandbox):

@@ -1,20 +1,14 @@
 """Ops work the dead-letter inbox: replay (optionally with a fixed record) or discard, audited."""
 
 import pytest
-from rest_framework.test import APIClient
 
 from dlq.models import DeadLetter
 from hub.models import AuditEntry, Delivery, DeliveryStatus
 from hub.pipeline.ingest import IncomingEvent, events_store
+from tests.dlq.letter_helpers import api_as
 from tests.sandbox_helpers import drain_all, employee_event, hr_to_inventory_accounts, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def api_as(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

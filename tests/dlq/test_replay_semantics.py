@@ -24,16 +24,10 @@ from tests.sandbox_helpers import (
     dead_letter_of_a_failing_target,
     drain_all,
     employee_event,
-    hr_to_inventory_accounts,
     records,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def flow(fresh_sandbox):
-    return hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
 
 
 def test_it_gives_a_replayed_letter_a_fresh_budget_of_attempts_and_age(fresh_sandbox, personas):

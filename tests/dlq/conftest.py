@@ -1,0 +1,10 @@
+"""What the dead-letter tests share: the HR -> inventory flow most of them use."""
+
+import pytest
+
+from tests.sandbox_helpers import hr_to_inventory_accounts
+
+
+@pytest.fixture
+def flow(fresh_sandbox):
+    return hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
