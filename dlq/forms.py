@@ -37,9 +37,9 @@ class InboxFilterForm(TimeRangeForm):
         help_text="Letters of every flow from or to it.",
     )  # fmt: skip
     error_class = forms.ChoiceField(required=False, label="What went wrong")
-    pattern = forms.CharField(required=False, max_length=300, widget=forms.HiddenInput)
+    pattern = forms.CharField(required=False, max_length=300, label="Cause", widget=forms.HiddenInput)
     resolved = forms.BooleanField(required=False, label="Show resolved")
-    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    before = forms.IntegerField(required=False, min_value=1, label="Page", widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -2,14 +2,18 @@
 who may do what, and bounded query counts."""
 
 import json
+import re
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from dlq.models import DeadLetter
-from hub.models import AuditEntry, Delivery, DeliveryStatus
+from dlq.jobs import bulk_job_run
+from dlq.models import BulkJob, DeadLetter
+from hub.models import AuditEntry, Delivery, DeliveryStatus, Flow, FlowState, RecordLink
 from hub.pipeline.ingest import IncomingEvent, events_store
+from hub.services.flows import flow_pause
+from tests.dlq.letter_helpers import letters_without_email, outcome_unknown_letter
 from tests.sandbox_helpers import drain_all, employee_event, hr_to_inventory_accounts, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -225,3 +229,224 @@ def test_it_keeps_the_query_count_bounded(flow, personas, django_assert_max_num_
     DeadLetter.objects.update(resolved_at=timezone.now())
     with django_assert_max_num_queries(12):
         ops.get(reverse("dlq-inbox"), {"resolved": "on"})
+
+
+# --------------------------------------------------------------------------------------------------
+# The inbox at scale: causes, filters, pages, bulk jobs
+# --------------------------------------------------------------------------------------------------
+
+
+def test_it_groups_open_letters_by_cause_with_a_link_to_each(flow, personas):
+    bad_events(flow, 3)
+    page = client_for(personas["auditor"]).get(reverse("dlq-inbox")).content.decode()
+    assert "What went wrong, by cause" in page
+    cause = DeadLetter.objects.first()
+    assert "<strong>3</strong>" in page and "Inventory" in page
+    link = f"error_class=mapping_error&amp;system={flow.target_system_id}&amp;pattern="
+    assert link in page
+    shown = client_for(personas["auditor"]).get(
+        reverse("dlq-inbox"),
+        {"error_class": "mapping_error", "system": flow.target_system_id, "pattern": cause.pattern},
+    )
+    assert shown.content.decode().count('href="/dead-letters/') >= 3
+
+
+def test_it_filters_by_record_text_system_and_time(flow, personas):
+    bad_events(flow, 3)
+    ops = client_for(personas["ops"])
+
+    def records_shown(**params) -> list[str]:
+        body = ops.get(reverse("dlq-inbox"), params).content.decode()
+        return sorted(key for key in ("emp_1", "emp_2", "emp_3") if f">{key}<" in body)
+
+    assert records_shown(record="emp_2") == ["emp_2"]
+    assert records_shown(text="required but missing") == ["emp_1", "emp_2", "emp_3"]
+    assert records_shown(text="nothing like this") == []
+    assert records_shown(system=flow.source_system_id) == ["emp_1", "emp_2", "emp_3"]
+    assert records_shown(since="2000-01-01T00:00", until="2001-01-01T00:00") == []
+    assert records_shown(since="2000-01-01T00:00") == ["emp_1", "emp_2", "emp_3"]
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"since": "yesterday"}, "Enter a valid date/time."),
+        ({"since": "2026-02-01T00:00", "until": "2026-01-01T00:00"}, "must be later than"),
+        ({"flow": "999999"}, "Select a valid choice."),
+        ({"error_class": "nonsense"}, "Select a valid choice."),
+        ({"before": "-4"}, "greater than or equal to 1"),
+    ],
+)
+def test_it_answers_a_bad_filter_with_a_precise_error(letter, personas, params, error):
+    response = client_for(personas["ops"]).get(reverse("dlq-inbox"), params)
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert error in body and "Correct the filter marked above" in body
+
+
+def test_it_pages_through_letters_newest_first(flow, personas):
+    bad_events(flow, 55)
+    ops = client_for(personas["ops"])
+    first = ops.get(reverse("dlq-inbox"), {"flow": flow.pk}).content.decode()
+    assert first.count('name="letters"') == 50 and ">emp_55<" in first and ">emp_1<" not in first
+    older = re.search(r'href="/dead-letters/\?([^"]*before=\d+)"', first).group(1).replace("&amp;", "&")
+    second = ops.get(f"{reverse('dlq-inbox')}?{older}").content.decode()
+    assert second.count('name="letters"') == 5 and ">emp_1<" in second and ">emp_55<" not in second
+    assert "← Newest" in second
+
+
+def test_it_replays_everything_matching_as_a_job_with_progress(flow, personas, monkeypatch):
+    import django_q.tasks
+
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kwargs: None)
+    bad_events(flow, 4)
+    ops = client_for(personas["ops"])
+    inbox = ops.get(reverse("dlq-inbox"), {"record": "emp_2"}).content.decode()
+    assert "Replay all 1" in inbox and 'name="record" value="emp_2"' in inbox
+    started = ops.post(reverse("dlq-bulk-all"), {"action": "replay", "record": "emp_2"})
+    job = BulkJob.objects.get()
+    assert started["Location"] == reverse("dlq-job", args=[job.pk]) and job.total == 1
+    page = ops.get(started["Location"]).content.decode()
+    assert "Waiting for a worker" in page and 'hx-trigger="every 1s"' in page and "Cancel the job" in page
+
+    bulk_job_run(job_id=job.pk)
+    region = ops.get(started["Location"], headers={"HX-Request": "true", "HX-Target": "job-progress"})
+    body = region.content.decode()
+    assert body.lstrip().startswith('<section id="job-progress"') and "<html" not in body
+    assert "Finished" in body and "every 1s" not in body and "1 of 1" in body
+    assert DeadLetter.objects.unresolved().count() == 3
+
+
+def test_it_refuses_a_bulk_job_without_a_reason_or_over_nothing(letter, personas):
+    ops = client_for(personas["ops"])
+    no_reason = ops.post(reverse("dlq-bulk-all"), {"action": "discard", "reason": " "}, follow=True)
+    assert "Nothing was started: Say why you discard it" in no_reason.content.decode()
+    nothing = ops.post(reverse("dlq-bulk-all"), {"action": "replay", "error_class": "timeout"}, follow=True)
+    assert "No open dead letters match these filters" in nothing.content.decode()
+    bad = ops.post(reverse("dlq-bulk-all"), {"action": "replay", "since": "soon"}, follow=True)
+    assert "Enter a valid date/time" in bad.content.decode()
+    assert not BulkJob.objects.exists()
+
+
+def test_it_lets_every_role_watch_a_job_and_only_operators_start_or_cancel_it(letter, personas, monkeypatch):
+    import django_q.tasks
+
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kwargs: None)
+    assert (
+        client_for(personas["auditor"]).post(reverse("dlq-bulk-all"), {"action": "replay"}).status_code == 403
+    )
+    client_for(personas["admin"]).post(reverse("dlq-bulk-all"), {"action": "replay"})
+    job = BulkJob.objects.get()
+    auditor = client_for(personas["auditor"])
+    page = auditor.get(reverse("dlq-job", args=[job.pk])).content.decode()
+    assert "Waiting for a worker" in page and "Cancel the job" not in page
+    assert auditor.post(reverse("dlq-job-cancel", args=[job.pk])).status_code == 403
+    assert client_for(personas["outsider"]).get(reverse("dlq-job", args=[job.pk])).status_code == 403
+    cancelled = client_for(personas["ops"]).post(reverse("dlq-job-cancel", args=[job.pk]), follow=True)
+    assert "Job cancelled before it started" in cancelled.content.decode()
+    again = client_for(personas["ops"]).post(reverse("dlq-job-cancel", args=[job.pk]), follow=True)
+    assert "Nothing to cancel: the job has already cancelled" in again.content.decode()
+    assert client_for(personas["ops"]).get(reverse("dlq-job", args=[999999])).status_code == 404
+
+
+# --------------------------------------------------------------------------------------------------
+# One letter: outcome unknown, paused flows, the field-by-field fix
+# --------------------------------------------------------------------------------------------------
+
+
+def test_it_asks_whether_an_outcome_unknown_create_arrived(flow, personas):
+    letter = outcome_unknown_letter(flow)
+    auditor_page = (
+        client_for(personas["auditor"]).get(reverse("dlq-detail", args=[letter.pk])).content.decode()
+    )
+    assert "Did it arrive?" not in auditor_page
+    ops = client_for(personas["ops"])
+    page = ops.get(reverse("dlq-detail", args=[letter.pk])).content.decode()
+    assert "Did it arrive?" in page and "It arrived" in page and "Send again" in page
+    done = ops.post(reverse("dlq-arrived", args=[letter.pk]), {"target_id": "acct_7"}, follow=True)
+    assert "arrived, the delivery counts as succeeded and is linked to acct_7" in done.content.decode()
+    assert RecordLink.objects.get(source_id="emp_1").target_id == "acct_7"
+    detail = ops.get(reverse("dlq-detail", args=[letter.pk])).content.decode()
+    assert "Arrived" in detail and "acct_7" in detail and "Did it arrive?" not in detail
+
+
+def test_it_sends_an_outcome_unknown_create_again_and_refuses_it_for_other_letters(flow, letter, personas):
+    ops = client_for(personas["ops"])
+    assert "Did it arrive?" not in ops.get(reverse("dlq-detail", args=[letter.pk])).content.decode()
+    refused = ops.post(reverse("dlq-send-again", args=[letter.pk]), follow=True)
+    assert "nothing to confirm" in refused.content.decode()
+    unknown = outcome_unknown_letter(flow, 2)
+    sent = ops.post(reverse("dlq-send-again", args=[unknown.pk]), follow=True)
+    assert "sent anew (no lookup first): record emp_2 is being sent again" in sent.content.decode()
+    assert Delivery.objects.get(pk=unknown.delivery_id).maybe_sent is False
+    assert client_for(personas["auditor"]).post(reverse("dlq-arrived", args=[unknown.pk])).status_code == 403
+
+
+def test_it_says_a_replay_into_a_paused_flow_is_held_and_offers_resume_and_replay(flow, personas):
+    first, second = letters_without_email(flow, [1, 2])
+    flow_pause(flow=flow, actor=personas["ops"], reason="vendor maintenance")
+    ops = client_for(personas["ops"])
+    page = ops.get(reverse("dlq-detail", args=[first.pk])).content.decode()
+    assert "a replay is held until the flow resumes" in page and "Resume and replay" in page
+    replayed = ops.post(reverse("dlq-replay", args=[first.pk]), follow=True).content.decode()
+    assert "is held until the flow resumes" in replayed and "being sent again" not in replayed
+    held = ops.get(reverse("dlq-detail", args=[first.pk])).content.decode()
+    assert "this delivery is held until the flow resumes" in held and "Resume the flow" in held
+    resumed = ops.post(reverse("dlq-resume-replay", args=[second.pk]), follow=True).content.decode()
+    assert "resumed. Dead letter" in resumed and "is being sent again" in resumed
+    flow.refresh_from_db()
+    assert flow.state == FlowState.ACTIVE
+
+
+def test_only_admins_may_switch_on_a_draft_flow_to_replay(flow, letter, personas):
+    Flow.objects.filter(pk=flow.pk).update(state=FlowState.DRAFT)
+    ops_page = client_for(personas["ops"]).get(reverse("dlq-detail", args=[letter.pk])).content.decode()
+    assert "Resume and replay" not in ops_page and "is draft" in ops_page
+    assert client_for(personas["ops"]).post(reverse("dlq-resume-replay", args=[letter.pk])).status_code == 403
+    admin = client_for(personas["admin"])
+    assert "Resume and replay" in admin.get(reverse("dlq-detail", args=[letter.pk])).content.decode()
+    assert admin.post(reverse("dlq-resume-replay", args=[letter.pk])).status_code == 302
+    flow.refresh_from_db()
+    assert flow.state == FlowState.ACTIVE
+    assert AuditEntry.objects.filter(target_type="flow", verb="enable").exists()
+
+
+def test_it_fixes_field_by_field_and_shows_the_original_beside_the_correction(
+    letter, personas, fresh_sandbox
+):
+    ops = client_for(personas["ops"])
+    page = ops.get(reverse("dlq-detail", args=[letter.pk])).content.decode()
+    assert 'id="fields_field_1"' in page and 'value="Ann"' in page  # first_name, prefilled
+    form = {f"field_{n}": value for n, value in enumerate(["emp_1", "Ann", "Lee1", "", "Operations"])}
+    required = ops.post(reverse("dlq-fix-fields", args=[letter.pk]), {**form, "field_0": ""})
+    assert required.status_code == 400 and "Required by the data model" in required.content.decode()
+    done = ops.post(
+        reverse("dlq-fix-fields", args=[letter.pk]),
+        {**form, "field_3": "Ann.Fixed@Example.com", "note": "typed the email"},
+        follow=True,
+    )
+    assert "fixed and replayed" in done.content.decode()
+    drain_all()
+    assert [a["email"] for a in records(fresh_sandbox, "inventory", "accounts")] == ["ann.fixed@example.com"]
+    detail = client_for(personas["auditor"]).get(reverse("dlq-detail", args=[letter.pk])).content.decode()
+    assert "The original beside the correction" in detail
+    assert '<span class="added">  &quot;email&quot;: &quot;Ann.Fixed@Example.com&quot;,</span>' in detail
+
+
+def test_it_keeps_every_new_page_within_a_bounded_number_of_queries(
+    flow, personas, django_assert_max_num_queries, monkeypatch
+):
+    import django_q.tasks
+
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kwargs: None)
+    bad_events(flow, 20)
+    outcome_unknown_letter(flow, 21)
+    ops = client_for(personas["ops"])
+    ops.post(reverse("dlq-bulk-all"), {"action": "replay", "record": "emp_3"})
+    with django_assert_max_num_queries(14):
+        ops.get(reverse("dlq-inbox"), {"system": flow.target_system_id, "text": "missing"})
+    with django_assert_max_num_queries(8):
+        ops.get(reverse("dlq-job", args=[BulkJob.objects.get().pk]))
+    letter = DeadLetter.objects.get(record_key="emp_21")
+    with django_assert_max_num_queries(16):
+        assert ops.get(reverse("dlq-detail", args=[letter.pk])).status_code == 200
