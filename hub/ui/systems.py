@@ -1,5 +1,8 @@
 """Systems pages: everyone with a role reads; admins register, change and delete; operators test."""
 
+import time
+from datetime import UTC, datetime
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -10,7 +13,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from connectors import ratelimit
 from connectors.auth import auth_settings
+from connectors.breaker import COOLDOWN_SECONDS, FAILURE_RATE, MIN_CALLS, WINDOW_SECONDS, circuit_status
 from connectors.config import declared
 from connectors.models import SignatureEncoding, SignatureScheme, System
 from hub.access import admins_only, operators_only, readers
@@ -177,12 +182,48 @@ def _detail_context(system: System, report=None) -> dict:
         "delete_blockers": system_delete_blockers(system),
         "test_path": system_test_path(system),
         "report": report,
+        **_calls_context(system),
+    }
+
+
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+BREAKER_RULE = (
+    f"The circuit breaker opens when {MIN_CALLS} or more calls within {WINDOW_SECONDS} seconds got "
+    f"an outcome and at least {FAILURE_RATE:.0%} of them could not connect, timed out, answered with a "
+    f"server error or left the outcome unknown. It then rests {COOLDOWN_SECONDS:g} seconds, "
+    "and one call probes: its success closes the breaker, its failure opens it again. "
+    "Every worker sees the same breaker."
+)
+
+
+def _calls_context(system: System) -> dict:
+    """How calls to the system go now, as every worker sees it: the circuit breaker and the pace."""
+    now = time.time()
+    breaker = circuit_status(system.pk, now=now)
+    pace = ratelimit.pace(system, now=now)
+    learned = pace.current is not None and (pace.configured is None or pace.current < pace.configured)
+    return {
+        "breaker": breaker,
+        "breaker_since": _moment(breaker.since) if breaker.since else None,
+        "breaker_open_until": _moment(breaker.open_until),
+        "breaker_open_in": max(0, round(breaker.open_until - now)),
+        "breaker_rule": BREAKER_RULE,
+        "window_seconds": WINDOW_SECONDS,
+        "pace": pace,
+        "pace_learned": learned,
+        "pace_learned_at": _moment(pace.learned_at) if learned and pace.learned_at else None,
+        "paused_until": _moment(pace.paused_until) if pace.paused_until > now else None,
     }
 
 
 @readers
 def system_detail(request, pk: int):
     system = get_object_or_404(System, pk=pk)
+    if request.htmx:
+        return render(request, "connectors/detail.html#calls", {"system": system, **_calls_context(system)})
     return render(request, "connectors/detail.html", _detail_context(system))
 
 
