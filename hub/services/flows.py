@@ -4,7 +4,9 @@ poll now.
 Each change writes its audit entry in the same transaction.
 """
 
+import math
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,8 +14,10 @@ from croniter import croniter
 from django.db import transaction
 from django.utils import timezone
 
+from connectors.base import ErrorClass
 from hub.models import Delivery, Flow, FlowState, Operation, Trigger
 from hub.pipeline.dispatch import kick_workers
+from hub.pipeline.retry import RetryPolicy
 from hub.services.audit import audit_record
 from hub.services.errors import ConfigError, values_check
 from mappings.conditions import ConditionError, parse_condition_text, validate_condition
@@ -26,6 +30,7 @@ TUNING = (
     "max_age_seconds",
     "retry_base_seconds",
     "retry_max_seconds",
+    "retry_on",
     "silence_after_minutes",
     "poll_page_size",
 )
@@ -120,6 +125,132 @@ def schedule_next_runs(
 
 
 # --------------------------------------------------------------------------------------------------
+# The retry policy in plain words
+# --------------------------------------------------------------------------------------------------
+
+# Each failure class as the retry sentence names it ("retries: timeouts, server errors (5xx), …").
+ERROR_CLASS_WORDS = {
+    ErrorClass.UNREACHABLE: "an unreachable system",
+    ErrorClass.TIMEOUT: "timeouts",
+    ErrorClass.SERVER_ERROR: "server errors (5xx)",
+    ErrorClass.RATE_LIMITED: "requests to slow down (429)",
+    ErrorClass.AUTH_FAILURE: "refused credentials",
+    ErrorClass.REJECTED: "rejected records (4xx)",
+    ErrorClass.MALFORMED_RESPONSE: "answers that cannot be understood",
+    ErrorClass.OUTCOME_UNKNOWN: "lost answers (after looking whether the record arrived)",
+    ErrorClass.MAPPING_ERROR: "mapping errors",
+    ErrorClass.SCHEMA_DRIFT: "records that no longer fit their data model",
+    ErrorClass.UNKNOWN: "unexpected errors",
+}
+# Refused credentials pause every flow that uses them instead: retrying would not help.
+RETRY_CHOICES = tuple(error_class for error_class in ErrorClass if not error_class.pauses_flow)
+MAX_ATTEMPTS = 50
+MAX_AGE_SECONDS = 30 * 24 * 3600
+MAX_WAIT_SECONDS = 7 * 24 * 3600
+
+
+def duration_words(seconds: float) -> str:
+    """2 -> "2 s", 0.5 -> "0.5 s", 128 -> "2 min 8 s", 3600 -> "1 h", 86400 -> "1 day"."""
+    if seconds < 60:
+        return f"{round(seconds, 1):g} s"
+    # Up to two days read best in hours: "24 h", "36 h".
+    units = (("h", 3600), ("min", 60), ("s", 1)) if seconds < 2 * 86400 else (("day", 86400), ("h", 3600))
+    whole = round(seconds)
+    parts = []
+    for name, size in units:
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count} {name}{'s' if name == 'day' and count > 1 else ''}")
+        if len(parts) == 2 or (parts and not count):
+            break
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class RetryWords:
+    """A flow's retry policy as sentences for an admin: how often and how long, how it waits, what
+    it retries and what it never retries."""
+
+    tries: str
+    waits: str
+    retries: list[str]
+    never: list[str]
+
+    @property
+    def summary(self) -> str:
+        if not self.waits:
+            return f"{self.tries}."
+        parts = [f"{self.tries}, {self.waits}", "honours the system's Retry-After"]
+        parts.append("retries: " + ", ".join(self.retries))
+        if self.never:
+            parts.append("never retries: " + ", ".join(self.never))
+        return "; ".join(parts) + "."
+
+
+def retry_describe(policy: RetryPolicy) -> RetryWords:
+    """The policy in words: "Tries up to 8 times over at most 24 h, waiting up to 2 s, 4 s, 8 s …"."""
+    retried = [c for c in RETRY_CHOICES if policy.retries(c)]
+    never = [ERROR_CLASS_WORDS[c] for c in RETRY_CHOICES if c not in retried]
+    retries = max(policy.max_attempts - 1, 0)
+    if retries == 0 or not retried:
+        tries, waits = "Tries once: a failure goes to the dead-letter inbox at once", ""
+    else:
+        tries = (
+            f"Tries up to {policy.max_attempts} times over at most {duration_words(policy.max_age_seconds)}"
+        )
+        waits = f"waiting up to {_waits_words(policy, retries)}, with random spread"
+    return RetryWords(tries=tries, waits=waits, retries=[ERROR_CLASS_WORDS[c] for c in retried], never=never)
+
+
+def _waits_words(policy: RetryPolicy, retries: int) -> str:
+    """The first waits and where they end: "2 s, 4 s, 8 s … capped at 1 h"."""
+    cap = policy.max_seconds
+    waits = [policy.backoff(n) for n in range(1, retries + 1)]
+    head: list[float] = []
+    for wait in waits:
+        if len(head) == 3 or (head and head[-1] >= cap):
+            break
+        head.append(wait)
+    words = ", ".join(duration_words(wait) for wait in head)
+    rest = waits[len(head) :]
+    if not rest:
+        return words.rpartition(", ")[0] + f", then {duration_words(head[-1])}" if len(head) > 1 else words
+    if head[-1] >= cap:
+        return f"{words}, then {duration_words(cap)} each time"
+    if rest[-1] >= cap:
+        return f"{words} … capped at {duration_words(cap)}"
+    return f"{words} … {duration_words(rest[-1])} (capped at {duration_words(cap)})"
+
+
+def _retry_problem(flow: Flow) -> str:
+    """Why the flow's retry settings cannot be used ("" when they can)."""
+    if not isinstance(flow.retry_on, list) or not all(isinstance(name, str) for name in flow.retry_on):
+        return "retry_on must be a list of error classes, e.g. [timeout, server_error]"
+    known = {str(error_class) for error_class in RETRY_CHOICES}
+    unknown = [name for name in flow.retry_on if name not in known]
+    if unknown:
+        return (
+            f"unknown error class {', '.join(unknown)} in retry_on (use: {', '.join(sorted(known))}); "
+            "refused credentials always pause the flow"
+        )
+    numbers = (flow.max_age_seconds, flow.retry_base_seconds, flow.retry_max_seconds)
+    if not all(isinstance(n, (int, float)) and math.isfinite(n) for n in numbers):
+        return "the retry times must be numbers of seconds"
+    if not 1 <= flow.max_attempts <= MAX_ATTEMPTS:
+        return f"a flow tries at least once and at most {MAX_ATTEMPTS} times"
+    if not 0 < flow.max_age_seconds <= MAX_AGE_SECONDS:
+        return "a flow keeps trying for more than 0 seconds and at most 30 days"
+    if not 0 < flow.retry_base_seconds <= MAX_WAIT_SECONDS:
+        return "the first wait is more than 0 seconds and at most 7 days"
+    if not flow.retry_base_seconds <= flow.retry_max_seconds <= MAX_WAIT_SECONDS:
+        return (
+            f"the longest wait must be at least the first wait ({duration_words(flow.retry_base_seconds)}) "
+            "and at most 7 days"
+        )
+    return ""
+
+
+# --------------------------------------------------------------------------------------------------
 # Lifecycle
 # --------------------------------------------------------------------------------------------------
 
@@ -144,6 +275,9 @@ def _check(flow: Flow) -> None:
     if flow.trigger not in Trigger.values:
         raise ConfigError(f'unknown trigger "{flow.trigger}" (use realtime or scheduled)')
     values_check(flow, exclude=(*FIXED, "mapping"))
+    problem = _retry_problem(flow)
+    if problem:
+        raise ConfigError(problem)
     if Flow.objects.filter(name=flow.name).exclude(pk=flow.pk).exists():
         raise ConfigError(f'there is already a flow named "{flow.name}"')
 

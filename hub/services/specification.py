@@ -82,7 +82,11 @@ SYSTEM_SHAPE = {
 }  # fmt: skip
 SECRET_STATUS_KEYS = ("credentials", "webhook_secret")  # shown as set / not set; never imported
 MODEL_SETTINGS = ("resource_path", "id_path", "cursor_field", "description")
-MODEL_SHAPE = {"system": TEXT, "name": TEXT, **dict.fromkeys(MODEL_SETTINGS, TEXT), "fields": LIST}
+# The lookup by external id (see hub.services.datamodels.LOOKUP); set once the fields exist.
+LOOKUP_SHAPE = {"lookup_field": TEXT, "lookup_param": TEXT, "create_by_key": FLAG}
+MODEL_SHAPE = {
+    "system": TEXT, "name": TEXT, **dict.fromkeys(MODEL_SETTINGS, TEXT), **LOOKUP_SHAPE, "fields": LIST,
+}  # fmt: skip
 FIELD_SHAPE = {"path": TEXT, "type": TEXT, "required": FLAG, "description": TEXT}
 FLOW_SHAPE = {
     "name": TEXT, "description": TEXT, "source_system": TEXT, "source_model": TEXT, "event_type": TEXT,
@@ -92,7 +96,7 @@ FLOW_SHAPE = {
 
 SETTINGS_SHAPE = {
     "max_attempts": WHOLE, "max_age_seconds": WHOLE, "retry_base_seconds": NUMBER, "retry_max_seconds": NUMBER,
-    "silence_after_minutes": WHOLE, "poll_page_size": WHOLE,
+    "retry_on": LIST, "silence_after_minutes": WHOLE, "poll_page_size": WHOLE,
 }  # fmt: skip
 FLOW_SETTINGS = tuple(SETTINGS_SHAPE)
 MAPPING_SHAPE = {"name": TEXT, "rules": LIST}
@@ -137,8 +141,17 @@ def _inline_representer(dumper: yaml.SafeDumper, value: _Inline) -> yaml.Node:
     return dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=True)
 
 
+class _InlineList(list):
+    """A short list written on one line, e.g. a flow's retry_on: [server_error, timeout]."""
+
+
+def _inline_list_representer(dumper: yaml.SafeDumper, value: _InlineList) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
+
+
 _Dumper.add_representer(str, _text_representer)
 _Dumper.add_representer(_Inline, _inline_representer)
+_Dumper.add_representer(_InlineList, _inline_list_representer)
 
 
 def spec_document() -> dict[str, Any]:
@@ -197,6 +210,9 @@ def _model_entry(model: DataModel) -> dict[str, Any]:
         "id_path": model.id_path,
         "cursor_field": model.cursor_field,
         "description": model.description,
+        "lookup_field": model.lookup_field,
+        "lookup_param": model.lookup_param,
+        "create_by_key": model.create_by_key,
         "fields": [
             _Inline(_field_entry(f)) for f in sorted(model.fields.all(), key=lambda f: (f.position, f.path))
         ],
@@ -232,6 +248,7 @@ def _flow_entry(flow: Flow) -> dict[str, Any]:
     entry["filter"] = (text or None) if text is not None else flow.filter
     entry["state"] = flow.state
     entry["settings"] = {name: getattr(flow, name) for name in FLOW_SETTINGS}
+    entry["settings"]["retry_on"] = _InlineList(sorted(flow.retry_on or []))
     entry["mapping"] = {"name": flow.mapping.name, "rules": flow.mapping.rules}
     return entry
 
@@ -539,14 +556,23 @@ class _Importer:
             settings = {key: DataModel._meta.get_field(key).get_default() for key in MODEL_SETTINGS}
             model = data_model_create(
                 system=system, name=name, fields=specs, sample=None, actor=self.actor,
-                **{**settings, **_given(entry, MODEL_SETTINGS)},
+                **{**settings, **_given(entry, MODEL_SETTINGS)}, **_lookup_given(entry),
             )  # fmt: skip
             self._record(f"create model '{name}' in system '{slug}' with {len(specs)} fields", model)
             return
         before = _model_entry(model)
         data_model_update(model=model, actor=self.actor, **_given(entry, MODEL_SETTINGS))
-        if entry.get("fields") is not None:
+        lookup = _lookup_given(entry)
+        wanted_paths = {spec.path for spec in specs} if entry.get("fields") is not None else None
+        if wanted_paths is not None and model.lookup_field and model.lookup_field not in wanted_paths:
+            # The document removes the field the model is looked up by: let go of it first.
+            data_model_update(
+                model=model, actor=self.actor, lookup_field="", lookup_param="", create_by_key=False
+            )
+        if wanted_paths is not None:
             self._fields_set(model, specs)
+        if lookup:  # after the fields, so that a lookup may name a field the document adds
+            data_model_update(model=model, actor=self.actor, **lookup)
         model = DataModel.objects.select_related("system").get(pk=model.pk)
         self._record(f"update model '{name}' of system '{slug}'", model, before, _model_entry(model))
 
@@ -622,6 +648,14 @@ class _Importer:
 def _given(entry: dict, keys: tuple[str, ...]) -> dict[str, str]:
     """The entry's values for these text keys, an empty value standing for ""."""
     return {key: entry[key] or "" for key in keys if key in entry}
+
+
+def _lookup_given(entry: dict) -> dict[str, Any]:
+    """The entry's lookup settings, an empty value standing for none."""
+    given = _given(entry, ("lookup_field", "lookup_param"))
+    if "create_by_key" in entry:
+        given["create_by_key"] = bool(entry["create_by_key"])
+    return given
 
 
 def _field_spec(spec: dict) -> FieldSpec:

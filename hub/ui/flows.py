@@ -31,15 +31,18 @@ from hub.services.flows import (
     flow_problems,
     flow_resume,
     flow_update,
+    retry_describe,
     schedule_describe,
     schedule_next_runs,
 )
 from hub.services.specification import spec_export, spec_import
 from hub.ui.feedback import change_made
 from hub.ui.forms.flows import (
+    RETRY_SETTINGS,
     FilterStepForm,
     FlowEditForm,
     NameStepForm,
+    RetryFields,
     SourceStepForm,
     SpecImportForm,
     TargetStepForm,
@@ -196,6 +199,13 @@ def _live_partial(request: HttpRequest, source_model: DataModel | None) -> HttpR
     if partial == "filter-echo":
         echo = _filter_echo(request.GET.get("filter_text", ""), source_model)
         return render(request, "hub/_flow_filter_echo.html", echo)
+    if partial == "retry-preview":
+        form = RetryFields(request.GET)
+        policy = form.policy()
+        return render(request, "hub/_flow_retry_preview.html", {
+            "retry": retry_describe(policy) if policy else None,
+            "error": " ".join(str(e) for errors in form.errors.values() for e in errors),
+        })  # fmt: skip
     if partial == "schedule-preview":
         form = TimingFields(_timing_only(request.GET), source_model=None)
         runs, error = [], ""
@@ -453,6 +463,7 @@ def flow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "poll_overdue": bool(next_poll and next_poll < timezone.now() - timedelta(minutes=2)),
         "delete_blockers": flow_delete_blockers(flow),
         "webhook_url": _webhook_url(flow.source_system),
+        "retry": retry_describe(flow.retry_policy()),
     })  # fmt: skip
     return render(request, "hub/flows_detail.html", context)
 
@@ -478,7 +489,8 @@ def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
                     name=data["name"], description=data["description"], event_type=data["event_type"],
                     operation=data["operation"], trigger=data["trigger"], schedule_minutes=data["schedule_minutes"],
                     schedule_cron=data["schedule_cron"], filter=new_filter,
-                    silence_after_minutes=data["silence_after_minutes"], max_attempts=data["max_attempts"],
+                    silence_after_minutes=data["silence_after_minutes"],
+                    **{name: data[name] for name in RETRY_SETTINGS},
                 )  # fmt: skip
             except ConfigError as exc:
                 form.add_error(None, str(exc))
@@ -490,10 +502,20 @@ def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "hub/flows_edit.html", {
         "flow": flow, "form": form, "live_url": reverse("flows-edit", args=[flow.pk]),
         "preview": schedule_preview(form), **_webhook_context(flow.source_system),
+        "retry": _retry_preview(form, flow),
         "structured_filter": describe_condition(flow.filter) if text_form is None else "",
         "source_fields": [f.path for f in flow.source_model.fields.all()],
         "echo": _filter_echo(form["filter_text"].value() or "", flow.source_model),
     })  # fmt: skip
+
+
+def _retry_preview(form: FlowEditForm, flow: Flow):
+    """The retry policy the form shows, in words: the submitted one when it is valid, else the saved one."""
+    if form.is_bound:
+        probe = RetryFields(form.data)
+        if probe.is_valid():
+            return retry_describe(probe.policy())
+    return retry_describe(flow.retry_policy())
 
 
 def _switch(request: HttpRequest, pk: int, *, needs: tuple[str, ...], not_now: str, change, success: str):

@@ -240,6 +240,19 @@ def broken(doc: dict, change) -> str:
     (lambda d: d["models"][1].update(id_path=""), "models[1] 'inventory/Adjustment': id_path: This field cannot be blank."),
     (lambda d: d["models"].append({"system": "crm", "name": "Invoice"}),
      "models[2] 'crm/Invoice': a data model needs at least one field"),
+    (lambda d: d["flows"][1]["settings"].update(retry_on="timeout"), "flows[1].settings.retry_on: must be a list."),
+    (lambda d: d["flows"][1]["settings"].update(retry_on=["timeout", "bogus"]),
+     "flows[1] 'Won deals reduce stock': unknown error class bogus in retry_on"),
+    (lambda d: d["flows"][1]["settings"].update(retry_base_seconds=60, retry_max_seconds=5),
+     "flows[1] 'Won deals reduce stock': the longest wait must be at least the first wait (1 min)"),
+    (lambda d: d["models"][1].update(create_by_key="yes"), "models[1].create_by_key: must be true or false."),
+    (lambda d: d["models"][1].update(lookup_field="nickname"),
+     "models[1] 'inventory/Adjustment': \"nickname\" is not one of the fields of this data model"),
+    (lambda d: d["models"][1].update(lookup_field="reference", lookup_param="reference=1"),
+     "models[1] 'inventory/Adjustment': write only the name of the query parameter"),
+    (lambda d: d["models"].append({"system": "crm", "name": "Lead", "lookup_field": "lines",
+                                   "fields": [{"path": "id"}, {"path": "lines", "type": "array"}]}),
+     "models[2] 'crm/Lead': \"lines\" holds a list, not one value"),
 ])  # fmt: skip
 def test_it_reports_precise_errors_and_applies_nothing(change, error):
     configuration()
@@ -540,3 +553,62 @@ def test_it_refuses_values_no_database_can_store_with_a_plain_error(personas, va
     text = f"systems:\n  - slug: crm\n    name: {value}\n"
     report = spec_import(text=text, actor=personas["admin"])
     assert report.errors and reason in report.errors[0]
+
+
+# -- the lookup by external id and the retry policy travel with the document -----------------------------
+
+
+def test_it_exports_the_lookup_and_the_retry_policy():
+    parts = configuration()
+    DataModel.objects.filter(pk=parts["adjustment"].pk).update(
+        lookup_field="reference", lookup_param="filter[reference]", create_by_key=True
+    )
+    Flow.objects.filter(pk=parts["won"].pk).update(retry_on=["timeout", "server_error"], max_attempts=5)
+    text = spec_export(now=NOW)
+    doc = yaml.safe_load(text)
+    adjustment = doc["models"][1]
+    assert (adjustment["lookup_field"], adjustment["lookup_param"], adjustment["create_by_key"]) == (
+        "reference", "filter[reference]", True,
+    )  # fmt: skip
+    assert doc["models"][0]["lookup_field"] == "" and doc["models"][0]["create_by_key"] is False
+    won = next(f for f in doc["flows"] if f["name"] == "Won deals reduce stock")
+    assert won["settings"]["retry_on"] == ["server_error", "timeout"] and won["settings"]["max_attempts"] == 5
+    assert "    retry_on: [server_error, timeout]\n" in text  # one line: small diffs
+
+
+def test_the_lookup_and_the_retry_policy_round_trip_through_an_empty_hub():
+    parts = configuration(secrets=False)
+    DataModel.objects.filter(pk=parts["adjustment"].pk).update(lookup_field="reference", create_by_key=True)
+    Flow.objects.filter(pk=parts["sweep"].pk).update(retry_on=[], retry_max_seconds=60.0)
+    before = spec_export(now=NOW)
+    wipe()
+    report = spec_import(text=before, actor=None)
+    assert report.ok and report.applied, report.errors
+    assert spec_export(now=NOW) == before
+    adjustment = DataModel.objects.get(name="Adjustment")
+    assert adjustment.lookup_field == "reference" and adjustment.create_by_key
+    sweep = Flow.objects.get(name="Nightly sweep")
+    assert sweep.retry_on == [] and not sweep.retry_policy().retries("timeout")
+
+
+def test_an_import_moves_the_lookup_to_a_field_it_adds_and_drops_the_old_one(personas):
+    parts = configuration()
+    DataModel.objects.filter(pk=parts["adjustment"].pk).update(lookup_field="reference")
+    doc = yaml.safe_load(spec_export())
+    adjustment = doc["models"][1]
+    adjustment["fields"] = [f for f in adjustment["fields"] if f["path"] != "reference"]
+    adjustment["fields"].append({"path": "external_ref", "type": "string", "required": True})
+    adjustment.update(lookup_field="external_ref", lookup_param="ext")
+    doc["flows"][1]["settings"]["retry_on"] = ["rate_limited"]
+    doc["flows"][1]["mapping"]["rules"][0]["target"] = "external_ref"
+    doc["flows"][0]["mapping"]["rules"][0]["target"] = "external_ref"
+    report = spec_import(text=yaml.safe_dump(doc), actor=personas["admin"])
+    assert report.applied, report.errors
+    model = DataModel.objects.get(pk=parts["adjustment"].pk)
+    assert (model.lookup_field, model.lookup_param) == ("external_ref", "ext")
+    assert not model.fields.filter(path="reference").exists()
+    assert Flow.objects.get(pk=parts["won"].pk).retry_on == ["rate_limited"]
+    change = next(c for c in report.changes if c.startswith("update model 'Adjustment'"))
+    assert "lookup_field 'reference' → 'external_ref'" in change
+    flow_change = next(c for c in report.changes if c.startswith("update flow 'Won deals reduce stock'"))
+    assert "retry_on" in flow_change

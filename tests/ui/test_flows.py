@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from hub.models import Attempt, AuditEntry, Delivery, DeliveryStatus, Event, Flow, FlowState, Trigger
+from hub.pipeline.retry import default_retry_classes
 from mappings.models import Mapping
 from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
 
@@ -474,8 +475,12 @@ def test_it_shows_a_detail_page_in_a_fixed_number_of_queries(
 
 
 def edit_data(**overrides):
+    """What the edit form posts, retry settings included (as the browser sends every input)."""
     data = {"name": "New hires get accounts", "description": "", "event_type": "employee.hired",
-            "operation": "upsert", "trigger": "realtime", "filter_text": "", "max_attempts": "4"}  # fmt: skip
+            "operation": "upsert", "trigger": "realtime", "filter_text": "", "max_attempts": "4",
+            "max_age_seconds_0": "24", "max_age_seconds_1": "3600", "retry_base_seconds_0": "2",
+            "retry_base_seconds_1": "1", "retry_max_seconds_0": "1", "retry_max_seconds_1": "3600",
+            "retry_on": default_retry_classes()}  # fmt: skip
     data.update(overrides)
     return data
 

@@ -3,6 +3,7 @@
 Every message is written for a non-technical admin and shown beside its field.
 """
 
+import math
 import re
 from datetime import time
 from typing import Any
@@ -10,9 +11,21 @@ from typing import Any
 from django import forms
 from django.urls import reverse
 
+from connectors.base import ErrorClass
 from connectors.models import System
 from hub.models import Flow, Operation, Trigger
-from hub.services.flows import WEEKDAY_CRON, condition_text, cron_problem
+from hub.pipeline.retry import RetryPolicy
+from hub.services.flows import (
+    ERROR_CLASS_WORDS,
+    MAX_AGE_SECONDS,
+    MAX_ATTEMPTS,
+    MAX_WAIT_SECONDS,
+    RETRY_CHOICES,
+    WEEKDAY_CRON,
+    condition_text,
+    cron_problem,
+    duration_words,
+)
 from mappings.conditions import ConditionError, parse_condition_text, validate_condition
 from mappings.models import DataModel
 
@@ -301,6 +314,132 @@ class FilterStepForm(FilterFields):
     pass
 
 
+UNITS = [("1", "seconds"), ("60", "minutes"), ("3600", "hours"), ("86400", "days")]
+
+
+class DurationWidget(forms.MultiWidget):
+    """A number and a unit: "24" "hours"."""
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        number = forms.NumberInput(
+            attrs={"step": "any", "min": "0", "inputmode": "decimal", "class": "amount"}
+        )
+        super().__init__([number, forms.Select(choices=UNITS, attrs={"class": "unit"})], attrs)
+
+    def decompress(self, value: Any) -> list[Any]:
+        """Seconds in the largest unit that holds them whole: 172800 -> 2 days, 3600 -> 1 hour,
+        90 -> 90 seconds. Up to two days read best in hours (86400 -> 24 hours), as on the flow page."""
+        if value in (None, ""):
+            return [None, "1"]
+        seconds = float(value)
+        for size in (86400, 3600, 60):
+            if seconds >= size * (2 if size == 86400 else 1) and seconds % size == 0:
+                return [f"{seconds / size:g}", str(size)]
+        return [f"{seconds:g}", "1"]
+
+
+class DurationField(forms.MultiValueField):
+    """A length of time typed as a number and a unit, cleaned to seconds within bounds."""
+
+    widget = DurationWidget
+
+    def __init__(self, *, least: float, most: float, **kwargs: Any) -> None:
+        self.least, self.most = least, most
+        number = forms.FloatField(error_messages={"invalid": "Enter a number, e.g. 24."})
+        unit = forms.ChoiceField(choices=UNITS, error_messages={"invalid_choice": "Choose a unit."})
+        super().__init__(
+            fields=[number, unit],
+            require_all_fields=False,
+            error_messages={
+                "required": "Enter a number and choose a unit, e.g. 24 hours.",
+                "incomplete": "Enter a number and choose a unit, e.g. 24 hours.",
+            },
+            **kwargs,
+        )
+
+    def compress(self, data_list: list[Any]) -> float | None:
+        if not data_list or data_list[0] in (None, ""):
+            return None
+        seconds = float(data_list[0]) * int(data_list[1] or 1)
+        if not math.isfinite(seconds) or not self.least <= seconds <= self.most:
+            raise forms.ValidationError(
+                f"Enter between {duration_words(self.least)} and {duration_words(self.most)}."
+            )
+        return seconds
+
+
+class RetryFields(PlainForm):
+    """How a flow retries: attempts, how long, the waits between tries and which failures retry."""
+
+    max_attempts = forms.IntegerField(
+        label="Tries at most", min_value=1, max_value=MAX_ATTEMPTS,
+        help_text="Counting the first try. After the last one a delivery goes to the dead-letter inbox.",
+        error_messages={"min_value": "A delivery is tried at least once.",
+                        "max_value": f"Try at most {MAX_ATTEMPTS} times; for longer outages, keep trying for longer instead."},
+    )  # fmt: skip
+    max_age_seconds = DurationField(
+        label="Keep trying for at most", least=1, most=MAX_AGE_SECONDS,
+        help_text="Counted from when the event arrived; a replay from the dead-letter inbox starts afresh.",
+    )  # fmt: skip
+    retry_base_seconds = DurationField(
+        label="First wait", least=0.01, most=MAX_WAIT_SECONDS,
+        help_text="Each following wait doubles, up to the longest wait below.",
+    )  # fmt: skip
+    retry_max_seconds = DurationField(
+        label="Longest wait", least=0.01, most=MAX_WAIT_SECONDS,
+        help_text="Each wait is a random part of this, so that retries do not all arrive at once.",
+    )  # fmt: skip
+    retry_on = forms.MultipleChoiceField(
+        label="Which failures are tried again",
+        required=False,
+        choices=[(str(c), ERROR_CLASS_WORDS[c]) for c in RETRY_CHOICES],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Failures left unticked go straight to the dead-letter inbox. Refused credentials always "
+        "pause the flow instead, so that someone can fix them.",
+        error_messages={"invalid_choice": "“%(value)s” is not a kind of failure the hub knows."},
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        base, cap = data.get("retry_base_seconds"), data.get("retry_max_seconds")
+        if base is not None and cap is not None and cap < base:
+            self.add_error(
+                "retry_max_seconds",
+                f"The longest wait cannot be shorter than the first wait ({duration_words(base)}).",
+            )
+        return data
+
+    def retry_rows(self) -> list[tuple[Any, str]]:
+        """Each failure's checkbox with what it means, for the template."""
+        return [(box, ErrorClass(box.data["value"]).description) for box in self["retry_on"]]
+
+    def policy(self) -> RetryPolicy | None:
+        """The policy the form describes, when it is valid."""
+        if not self.is_valid():
+            return None
+        data = self.cleaned_data
+        return RetryPolicy(
+            base_seconds=data["retry_base_seconds"],
+            max_seconds=data["retry_max_seconds"],
+            max_attempts=data["max_attempts"],
+            max_age_seconds=data["max_age_seconds"],
+            retry_on=frozenset(data["retry_on"]),
+        )
+
+    @staticmethod
+    def retry_initial(flow: Flow) -> dict[str, Any]:
+        return {
+            "max_attempts": flow.max_attempts,
+            "max_age_seconds": flow.max_age_seconds,
+            "retry_base_seconds": flow.retry_base_seconds,
+            "retry_max_seconds": flow.retry_max_seconds,
+            "retry_on": list(flow.retry_on or []),
+        }
+
+
+RETRY_SETTINGS = tuple(RetryFields.base_fields)
+
+
 def _name_field() -> forms.CharField:
     return forms.CharField(
         label="Name",
@@ -326,7 +465,7 @@ class NameStepForm(PlainForm):
         return name
 
 
-class FlowEditForm(TimingFields, FilterFields):
+class FlowEditForm(TimingFields, FilterFields, RetryFields):
     name = _name_field()
     description = forms.CharField(
         label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3})
@@ -339,13 +478,9 @@ class FlowEditForm(TimingFields, FilterFields):
         min_value=1,
         help_text="Leave empty if it is normal for this flow to be quiet for long.",
     )
-    max_attempts = forms.IntegerField(
-        label="Attempts before giving up", min_value=1, max_value=50,
-        help_text="After this many failed tries a delivery goes to the dead-letter inbox.",
-    )  # fmt: skip
 
     field_order = ["name", "description", "event_type", "operation", "trigger", "preset", "at_time", "cron",
-                   "cursor_field", "filter_text", "silence_after_minutes", "max_attempts"]  # fmt: skip
+                   "cursor_field", "filter_text", "silence_after_minutes", *RETRY_SETTINGS]  # fmt: skip
 
     def __init__(self, *args: Any, flow: Flow, **kwargs: Any) -> None:
         self.flow = flow
@@ -367,7 +502,7 @@ class FlowEditForm(TimingFields, FilterFields):
             # A filter the text syntax cannot say exactly stays as it is unless the admin retypes it.
             "filter_text": text if text is not None else "",
             "silence_after_minutes": flow.silence_after_minutes,
-            "max_attempts": flow.max_attempts,
+            **RetryFields.retry_initial(flow),
         }
 
     def clean_event_type(self) -> str:
