@@ -35,6 +35,16 @@ _VARYING = [
 ]
 
 
+def without_description(reason: str, error_class: str) -> str:
+    """A reason without the error class's own description in front ("The system rejected the
+    record (4xx).: POST /accounts answered 422"), which the page shows beside it already."""
+    try:
+        description = ErrorClass(error_class).description
+    except ValueError:
+        return reason
+    return reason.removeprefix(description).removeprefix(":").strip() or reason
+
+
 def reason_pattern(reason: str) -> str:
     """The cause of a failure without what differs per record: letters sharing it are grouped."""
     text = reason
@@ -147,6 +157,10 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"dead letter {self.pk}: {self.error_class}"
+
+    @property
+    def message(self) -> str:
+        return without_description(self.reason, self.error_class)
 
     @property
     def outcome_unknown(self) -> bool:

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Q
 
-from dlq.models import BulkJob, DeadLetter, DeadLetterQuerySet
+from dlq.models import BulkJob, DeadLetter, DeadLetterQuerySet, without_description
 from hub.models import AuditEntry, Flow
 from hub.selectors.audit import marked_lines
 from hub.templatetags.hub_format import error_text
@@ -61,6 +61,10 @@ class Cause:
     @property
     def error_text(self) -> str:
         return error_text(self.error_class)
+
+    @property
+    def message(self) -> str:
+        return without_description(self.pattern, self.error_class)
 
 
 def inbox_causes(letters: DeadLetterQuerySet, *, limit: int = CAUSES_SHOWN) -> tuple[list[Cause], int]:

@@ -1,4 +1,5 @@
-"""An ops user works a dead letter in the browser: inbox, detail, fix the record, replay."""
+"""An ops user works dead letters in the browser: one letter fixed field by field and replayed;
+a cause picked from the grouped inbox and all its letters replayed as a job with live progress."""
 
 import json
 import re
@@ -6,9 +7,12 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from dlq.models import DeadLetter
+from dlq.models import BulkJob, DeadLetter
 from hub.models import Delivery, DeliveryStatus
 from hub.pipeline.ingest import IncomingEvent, events_store
+from hub.services.mappings import mapping_version_save
+from tests.conftest import wait_for
+from tests.dlq.letter_helpers import letters_without_email
 from tests.sandbox_helpers import drain_all, employee_event, hr_to_inventory_accounts, records
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -58,3 +62,53 @@ def test_it_fixes_and_replays_a_dead_letter(fresh_sandbox, personas, sign_in, li
     drain_all()
     assert Delivery.objects.get().status == DeliveryStatus.SUCCEEDED
     assert [a["email"] for a in records(fresh_sandbox, "inventory", "accounts")] == ["seven@example.com"]
+
+
+def test_it_groups_letters_by_cause_and_replays_one_cause_in_bulk(
+    fresh_sandbox, personas, sign_in, live_server, start_worker
+):
+    flow = hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
+    letters_without_email(flow, range(13, 18))  # one cause: no email to send
+    rules = flow.mapping.current_version.rules
+    # Another: a mapping change that casts names to numbers fails every hire after it...
+    cast = {
+        "target": "name",
+        "source": "first_name",
+        "transforms": [{"name": "cast", "options": {"to": "integer"}}],
+    }
+    broken = [cast if rule["target"] == "name" else rule for rule in rules]
+    mapping_version_save(mapping=flow.mapping, rules=broken, actor=None)
+    events_store(
+        [
+            IncomingEvent(flow.source_system, "employee.hired", f"e{n}", employee_event(n))
+            for n in range(1, 13)
+        ]
+    )
+    drain_all()
+    assert DeadLetter.objects.unresolved().count() == 17
+    mapping_version_save(mapping=flow.mapping, rules=rules, actor=None)  # ...until it is rolled back
+    start_worker(workers=1)
+
+    page = sign_in(personas["ops"])
+    page.goto(f"{live_server.url}/dead-letters/")
+    causes = page.get_by_role("table", name=re.compile("grouped by cause"))
+    cast = causes.get_by_role("row").filter(has_text="cannot convert")
+    expect(cast).to_contain_text("12")
+    expect(causes.get_by_role("row").filter(has_text="is required but missing")).to_contain_text("5")
+    cast.get_by_role("link", name="Show these").click()
+    expect(page.get_by_role("button", name="Replay all 12")).to_be_visible()
+    expect(page.locator("input[name=letters]")).to_have_count(12)
+
+    page.get_by_role("button", name="Replay all 12").click()
+    expect(page).to_have_url(re.compile(r"/dead-letters/jobs/\d+/$"))
+    expect(page.get_by_role("heading", name="Replay 12 dead letters")).to_be_visible()
+    # The progress region refreshes itself until the job is done: no reload.
+    expect(page.locator("#job-progress")).to_contain_text("12 of 12", timeout=30_000)
+    expect(page.get_by_role("heading", name="Finished")).to_be_visible()
+    expect(page.locator("[data-tally=done]")).to_have_text("12")
+    expect(page.get_by_role("button", name="Cancel the job")).to_have_count(0)
+
+    wait_for(lambda: len(records(fresh_sandbox, "inventory", "accounts")) == 12, message="12 accounts")
+    page.get_by_role("link", name="Back to the inbox").click()
+    expect(page.locator("input[name=letters]")).to_have_count(5)
+    assert BulkJob.objects.get().done == 12
