@@ -510,12 +510,11 @@ def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _retry_preview(form: FlowEditForm, flow: Flow):
-    """The retry policy the form shows, in words: the submitted one when it is valid, else the saved one."""
-    if form.is_bound:
-        probe = RetryFields(form.data)
-        if probe.is_valid():
-            return retry_describe(probe.policy())
-    return retry_describe(flow.retry_policy())
+    """The retry policy the form shows, in words (None while the submitted settings have errors)."""
+    if not form.is_bound:
+        return retry_describe(flow.retry_policy())
+    policy = RetryFields(form.data).policy()
+    return retry_describe(policy) if policy else None
 
 
 def _switch(request: HttpRequest, pk: int, *, needs: tuple[str, ...], not_now: str, change, success: str):

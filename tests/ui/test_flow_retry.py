@@ -155,6 +155,7 @@ def test_it_refuses_a_policy_it_cannot_use_beside_the_field(client, personas, fl
     assert f'id="field-{field}"' in html
     section = html.split(f'id="field-{field}"')[1].split("</div>")[0]
     assert error in section
+    assert "Fix the settings marked below to see what they mean." in html  # not the saved policy
     assert not AuditEntry.objects.filter(verb="update", target_type="flow").exists()
     assert Flow.objects.get(pk=flow.pk).max_attempts == 8
 

@@ -346,7 +346,7 @@ class LookupForm(forms.Form):
         # Fields named like an external id first: the likely choice.
         suitable.sort(key=lambda path: ("extern" not in path.lower() and "ref" not in path.lower(), 0))
         self.fields["lookup_field"].widget.choices = [
-            ("", "None: the hub cannot check (deliveries wait for an operator)"),
+            ("", "None (not set up)"),
             *((path, path) for path in suitable),
         ]
         query = self.query()
