@@ -123,6 +123,16 @@ REQUIRED = {
     "Invoice": {"number", "customer_email", "total_minor", "currency"},
 }
 
+# The field where each target keeps the source's id (or its own natural key): the hub searches
+# by it before creating a record again whose first create may have arrived.
+LOOKUPS = {
+    "Adjustment": "reference",
+    "Payment": "reference",
+    "Invoice": "number",
+    "Payee": "email",
+    "Account": "email",
+}
+
 FLOWS = [
     dict(
         name="Won deals reduce stock",
@@ -310,7 +320,9 @@ def _system(slug: str, base_url: str) -> System:
 
 def _model(system: System, name: str, resource: str, sample: dict) -> DataModel:
     model, created = DataModel.objects.get_or_create(
-        system=system, name=name, defaults={"resource_path": resource, "sample": sample}
+        system=system,
+        name=name,
+        defaults={"resource_path": resource, "sample": sample, "lookup_field": LOOKUPS.get(name, "")},
     )
     if created:
         required = REQUIRED.get(name)
