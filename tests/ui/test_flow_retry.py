@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from hub.models import AuditEntry, Delivery, DeliveryStatus, Event, Flow
+from hub.models import Attempt, AuditEntry, Delivery, DeliveryStatus, Event, Flow
 from hub.pipeline.retry import default_retry_classes
 from hub.services.errors import ConfigError
 from hub.services.flows import flow_update
@@ -204,10 +204,15 @@ def test_others_read_the_policy_but_cannot_change_it(client, personas, flow, who
 def test_a_delivery_whose_outcome_is_unknown_has_its_own_badge(client, personas, flow):
     event = Event.objects.create(system=flow.source_system, event_type="employee.hired", idempotency_key="k1",
                                  payload={"data": {"id": "emp_1"}})  # fmt: skip
-    Delivery.objects.create(event=event, flow=flow, record_key="emp_1", status=DeliveryStatus.UNKNOWN,
-                            finished_at=timezone.now(), last_error_class="outcome_unknown",
-                            last_error="sent, but the connection dropped")  # fmt: skip
+    delivery = Delivery.objects.create(event=event, flow=flow, record_key="emp_1", status=DeliveryStatus.UNKNOWN,
+                                       finished_at=timezone.now(), last_error_class="outcome_unknown",
+                                       last_error="sent, but the connection dropped")  # fmt: skip
+    Attempt.objects.create(delivery=delivery, number=1, started_at=timezone.now(), duration_ms=5.0,
+                           outcome="unknown", error_class="outcome_unknown")  # fmt: skip
     badge = '<span class="badge unknown">Outcome unknown</span>'
-    assert badge in page(client, personas, "ops", flow)
-    assert badge in client.get(reverse("hub-history-event", args=[event.pk])).content.decode()
+    attempt_badge = '<span class="badge unknown">outcome unknown</span>'
+    html = page(client, personas, "ops", flow)
+    assert badge in html and attempt_badge in html
+    html = client.get(reverse("hub-history-event", args=[event.pk])).content.decode()
+    assert badge in html and attempt_badge in html
     assert badge in client.get(reverse("hub-history")).content.decode()
