@@ -369,6 +369,11 @@ def field_update(
     """Change a field's type, required flag or description (its path stays: mappings refer to it)."""
     if type is not None and type not in FIELD_TYPES:
         raise ConfigError(f'unknown type "{type}" (use one of {", ".join(FIELD_TYPES)})')
+    if type in UNSUITABLE_TYPES and field.path == field.model.lookup_field:
+        raise ConfigError(
+            f'the hub looks {field.model.name} records up by "{field.path}", which must hold one value, '
+            f"not {UNSUITABLE_TYPES[type]}: choose another external-id field first"
+        )
     if description is not None:
         description = description[:DESCRIPTION_MAX]
     wanted = {"type": type, "required": required, "description": description}

@@ -143,6 +143,16 @@ def test_the_field_the_hub_looks_up_by_cannot_be_removed(admin, customer):
     assert customer.fields.filter(path="external_id").exists()
 
 
+def test_the_field_the_hub_looks_up_by_keeps_holding_one_value(admin, customer):
+    customer.lookup_field = "external_id"
+    customer.save()
+    field = customer.fields.get(path="external_id")
+    response = admin.post(reverse("mappings-field-update", args=[field.pk]), {"type": "object"}, headers=HTMX)
+    assert "which must hold one value, not a group of fields" in response.content.decode()
+    field.refresh_from_db()
+    assert field.type == "string"
+
+
 def test_it_warns_when_a_mapping_leaves_the_external_id_empty(admin, customer):
     customer.lookup_field = "external_id"
     customer.save()
