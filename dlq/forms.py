@@ -69,7 +69,8 @@ class InboxFilterForm(TimeRangeForm):
             if data.get(name):
                 words.append(f"{label} “{data[name]}”")
         if data.get("error_class"):
-            words.append(ErrorClass(data["error_class"]).description.rstrip("."))
+            text = ErrorClass(data["error_class"]).description.rstrip(".")
+            words.append(text[:1].lower() + text[1:])
         if data.get("pattern"):
             words.append(f"cause “{data['pattern']}”")
         if data.get("since"):
@@ -215,6 +216,8 @@ class FixFieldsForm(OnePageForm):
     def __init__(self, *args: Any, fields: list[Field], record: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.original = record if isinstance(record, dict) else {}
+        # Lists (`lines[].sku`) have no field of their own here: the raw JSON edits them.
+        self.list_paths = sorted({f.path.split("[", 1)[0] for f in fields if "[" in f.path})
         self.model_fields: list[tuple[str, Field]] = []
         for index, field in enumerate(editable_fields(fields)):
             name = f"field_{index}"

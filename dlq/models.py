@@ -29,7 +29,8 @@ _VARYING = [
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
     # A word with both letters and digits: an id (emp_000123, ord-42, 3f2a9c…, a UUID's parts).
     (re.compile(r"\b(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[\w-]+"), "<id>"),
-    (re.compile(r"\d+(?:[.,:]\d+)*"), "#"),
+    # A number, but not an HTTP status ("answered 422"): that tells one cause from another.
+    (re.compile(r"(?<!answered )(?<!HTTP )\b\d+(?:[.,:]\d+)*|\b\d+(?:[.,:]\d+)+"), "#"),
     (re.compile(r"(?:<id>-?)+"), "<id>"),
     (re.compile(r"\s+"), " "),
 ]
@@ -45,9 +46,10 @@ def without_description(reason: str, error_class: str) -> str:
     return reason.removeprefix(description).removeprefix(":").strip() or reason
 
 
-def reason_pattern(reason: str) -> str:
-    """The cause of a failure without what differs per record: letters sharing it are grouped."""
-    text = reason
+def reason_pattern(reason: str, error_class: str = "") -> str:
+    """The cause of a failure without what differs per record (nor the error's description in
+    front): letters sharing it are grouped."""
+    text = without_description(reason, error_class)
     for expression, replacement in _VARYING:
         text = expression.sub(replacement, text)
     return text.strip()[:PATTERN_LENGTH]
@@ -160,6 +162,7 @@ class DeadLetter(models.Model):
 
     @property
     def message(self) -> str:
+        """The reason, without the error's description the page shows beside it already."""
         return without_description(self.reason, self.error_class)
 
     @property

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Q
 
-from dlq.models import BulkJob, DeadLetter, DeadLetterQuerySet, without_description
+from dlq.models import BulkJob, DeadLetter, DeadLetterQuerySet
 from hub.models import AuditEntry, Flow
 from hub.selectors.audit import marked_lines
 from hub.templatetags.hub_format import error_text
@@ -62,10 +62,6 @@ class Cause:
     def error_text(self) -> str:
         return error_text(self.error_class)
 
-    @property
-    def message(self) -> str:
-        return without_description(self.pattern, self.error_class)
-
 
 def inbox_causes(letters: DeadLetterQuerySet, *, limit: int = CAUSES_SHOWN) -> tuple[list[Cause], int]:
     """The largest causes among the open `letters`, and how many causes there are in all (of
@@ -93,7 +89,7 @@ def inbox_causes(letters: DeadLetterQuerySet, *, limit: int = CAUSES_SHOWN) -> t
     return ranked[:limit], len(ranked)
 
 
-def recent_jobs(limit: int = 5) -> list[BulkJob]:
+def recent_jobs(limit: int = 3) -> list[BulkJob]:
     return list(BulkJob.objects.select_related("created_by").order_by("-created_at", "-id")[:limit])
 
 

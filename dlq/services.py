@@ -26,7 +26,7 @@ def dead_letter_create(
         flow_id=delivery.flow_id,
         error_class=error_class,
         reason=reason[:5000],
-        pattern=reason_pattern(reason),
+        pattern=reason_pattern(reason, error_class),
         record_key=delivery.record_key,
         last_response=last_response or {},
         attempts=delivery.attempts,

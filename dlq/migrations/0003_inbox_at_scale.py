@@ -15,7 +15,7 @@ def fill_patterns_and_record_keys(apps, schema_editor):
         batch = list(
             DeadLetter.objects.filter(pk__gt=last)
             .order_by("pk")
-            .values_list("pk", "reason", "delivery__record_key")[:2000]
+            .values_list("pk", "reason", "error_class", "delivery__record_key")[:2000]
         )
         if not batch:
             return

@@ -14,7 +14,7 @@ from tests.sandbox_helpers import hr_to_inventory_accounts
     ("reason", "pattern"),
     [
         ('POST /accounts answered 422: {"error": "email required", "id": "emp_000123"}',
-         'POST /accounts answered #: {"error": \'…\', "id": \'…\'}'),
+         'POST /accounts answered 422: {"error": \'…\', "id": \'…\'}'),
         ('the mapped record does not fit Inventory · Account: "email" is required but missing',
          'the mapped record does not fit Inventory · Account: "email" is required but missing'),
         ("unknown sku sku-desk in lines[0].sku", "unknown sku sku-desk in lines[#].sku"),
@@ -28,9 +28,18 @@ def test_it_takes_what_varies_per_record_out_of_the_reason(reason, pattern):
     assert reason_pattern(reason) == pattern
 
 
+def test_it_leaves_out_the_error_description_the_page_shows_beside_it():
+    reason = "The system rejected the record (4xx).: POST /accounts answered 422: email invalid"
+    assert reason_pattern(reason, "rejected") == "POST /accounts answered 422: email invalid"
+    assert (
+        reason_pattern("gave up after 8 attempts: timed out", "timeout")
+        == "gave up after # attempts: timed out"
+    )
+
+
 def test_two_records_failing_the_same_way_share_a_pattern():
     one = reason_pattern('POST /accounts for emp_1 answered 500 after 2.5 s: "Ann Lee1"')
-    two = reason_pattern('POST /accounts for emp_22 answered 503 after 10.1 s: "Bo Chen22"')
+    two = reason_pattern('POST /accounts for emp_22 answered 500 after 10.1 s: "Bo Chen22"')
     assert one == two
 
 
