@@ -241,7 +241,7 @@ def test_it_groups_open_letters_by_cause_with_a_link_to_each(flow, personas):
     page = client_for(personas["auditor"]).get(reverse("dlq-inbox")).content.decode()
     assert "What went wrong, by cause" in page
     cause = DeadLetter.objects.first()
-    assert "<strong>3</strong>" in page and "Inventory" in page
+    assert '<strong class="count">3</strong>' in page and "Inventory" in page
     link = f"error_class=mapping_error&amp;system={flow.target_system_id}&amp;pattern="
     assert link in page
     shown = client_for(personas["auditor"]).get(
