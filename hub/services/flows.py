@@ -278,6 +278,7 @@ def _check(flow: Flow) -> None:
     problem = _retry_problem(flow)
     if problem:
         raise ConfigError(problem)
+    flow.retry_on = sorted(set(flow.retry_on))  # one spelling per set: no change seen where none was made
     if Flow.objects.filter(name=flow.name).exclude(pk=flow.pk).exists():
         raise ConfigError(f'there is already a flow named "{flow.name}"')
 
