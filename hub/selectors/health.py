@@ -58,7 +58,11 @@ def flows_health(flows=None, *, now: datetime | None = None) -> list[FlowHealth]
         .values("flow_id")
         .annotate(
             succeeded=Count("id", filter=Q(status=DeliveryStatus.SUCCEEDED, finished_at__gte=since)),
-            failed=Count("id", filter=Q(status=DeliveryStatus.DEAD, finished_at__gte=since)),
+            # "Outcome unknown" waits for an operator like a dead letter does: it did not get through.
+            failed=Count(
+                "id",
+                filter=Q(status__in=(DeliveryStatus.DEAD, DeliveryStatus.UNKNOWN), finished_at__gte=since),
+            ),
             retrying=Count("id", filter=Q(status=DeliveryStatus.RETRYING)),
             waiting=Count("id", filter=Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT))),
             last=Max("created_at"),
