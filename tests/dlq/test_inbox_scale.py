@@ -61,7 +61,7 @@ def inbox_of_100k():
         f"CASE i % 5 {causes} END, CASE i % 5 {causes} END, {text}, '{{}}', 1, {created}, "
         f"CASE WHEN i % 10 < 3 THEN {now} END, CASE WHEN i % 10 < 3 THEN 'discarded' ELSE '' END, '' "
         f"FROM {numbers}"
-    )
+    ).replace(" % ", " %% ")  # the modulo operator, not a placeholder
     last = [LETTERS - 1]
     params = (last if head else []) + classes + patterns + patterns + ([] if head else last)
     with connection.cursor() as cursor:
