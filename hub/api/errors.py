@@ -1,5 +1,9 @@
 """Every API error is JSON with a plain `error` message (and details where useful)."""
 
+import logging
+
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -7,8 +11,30 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from common import strictjson
 
+log = logging.getLogger("hub.api")
+
+# The database is away (restarting, failing over, refusing connections): the request is answered
+# 503 and may be sent again. Django closes the broken connection when the request ends, so the
+# next request connects afresh.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_MESSAGE = (
+    "the database is unavailable for a moment: send the request again after Retry-After seconds "
+    "(an event sent twice is stored once: its idempotency key is checked)"
+)
+
+
+def database_unavailable(exc: Exception) -> JsonResponse:
+    """503 with Retry-After, never a 500: nothing was acknowledged, so sending again is safe."""
+    log.warning("answered 503: the database is unavailable (%s: %s)", type(exc).__name__, exc)
+    response = JsonResponse({"error": UNAVAILABLE_MESSAGE}, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
 
 def exception_handler(exc, context):
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return database_unavailable(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -60,6 +60,10 @@ class EventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             400: OpenApiResponse(description="malformed or missing fields"),
             404: OpenApiResponse(description="unknown system"),
             413: OpenApiResponse(description="too large"),
+            503: OpenApiResponse(
+                description="the database is unavailable for a moment: send again after the "
+                "Retry-After seconds (a repeated idempotency key is stored once)"
+            ),
         },
         description='Publish one event, or a batch: {"events": [event, ...]} with up to 1,000 events '
         '(answered with {"results": [...]}). Stored durably before the 202.',

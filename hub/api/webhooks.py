@@ -6,13 +6,15 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from hub.api.errors import DATABASE_UNAVAILABLE, database_unavailable
 from hub.pipeline.ingest import IngestError, webhook_receive
 
 
 @csrf_exempt
 @require_POST
 def webhook(request, slug: str):
-    """A vendor's webhook: answered 202 only once the event is on disk."""
+    """A vendor's webhook: answered 202 only once the event is on disk; 503 with Retry-After while
+    the database is away (vendors retry a 503; a 500 many of them drop)."""
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.HUB_MAX_WEBHOOK_BYTES:
         return JsonResponse(
@@ -26,4 +28,6 @@ def webhook(request, slug: str):
         )
     except IngestError as exc:
         return JsonResponse({"error": exc.message}, status=exc.status)
+    except DATABASE_UNAVAILABLE as exc:
+        return database_unavailable(exc)
     return JsonResponse(result.as_dict(), status=202)

@@ -216,7 +216,9 @@ def events_store(items: list[IncomingEvent]) -> list[IngestResult]:
         # insert: this time the look-up sees it, so it is reported as a duplicate.
         results = _store(items, look_up_known=True)
     if any(r.deliveries for r in results):
-        transaction.on_commit(kick_workers)
+        # Robust: the events are stored once this runs, so a failed wake-up (broker or cache
+        # away) must not turn their 202 into an error; the minutely drain picks them up.
+        transaction.on_commit(kick_workers, robust=True)
     return results
 
 
