@@ -19,6 +19,7 @@ from dlq.services import (
     dead_letter_discard,
     dead_letter_replay,
     dead_letter_send_again,
+    replay_summary,
 )
 from hub.api.deliveries import DeliverySerializer
 from hub.api.errors import error_response
@@ -132,7 +133,9 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             return error_response(409, str(exc))
 
     def _delivery(self, delivery):
-        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+        """The replayed delivery, with what happens to it now (sent, or held by a paused flow)."""
+        body = {**DeliverySerializer(delivery).data, "message": replay_summary(delivery)}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=ReplaySerializer, responses=DeliverySerializer)
     @action(detail=True, methods=["post"])

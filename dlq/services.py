@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import F
 
 from dlq.models import DeadLetter, reason_pattern
-from hub.models import Delivery, DeliveryStatus, FlowState, RecordLink
+from hub.models import Delivery, DeliveryStatus, Flow, FlowState, RecordLink
 from hub.pipeline import clock
 from hub.pipeline.dispatch import kick_workers
 from hub.services.audit import audit_record
@@ -116,6 +116,18 @@ def dead_letter_replay(
         transaction.on_commit(kick_workers)
     delivery.refresh_from_db()
     return delivery
+
+
+def replay_summary(delivery: Delivery) -> str:
+    """What a replay does now, in words: sent at once, or held while its flow is not running."""
+    flow = Flow.objects.get(pk=delivery.flow_id)
+    record = delivery.record_key or "(no id)"
+    if flow.state != FlowState.ACTIVE:
+        return (
+            f"The delivery of record {record} is held until flow “{flow.name}” resumes "
+            f"(it is {flow.get_state_display().lower()})."
+        )
+    return f"The delivery of record {record} is being sent again."
 
 
 def dead_letter_send_again(*, letter: DeadLetter, actor, note: str = "") -> Delivery:

@@ -36,6 +36,7 @@ from dlq.services import (
     dead_letter_replay,
     dead_letter_resume_and_replay,
     dead_letter_send_again,
+    replay_summary,
 )
 from hub.access import readers_ops_writes
 from hub.models import Attempt, Delivery, Flow, FlowState
@@ -265,15 +266,7 @@ def _refused(request: HttpRequest, letter: DeadLetter, exc: Exception) -> HttpRe
 
 
 def _replayed(letter: DeadLetter, delivery: Delivery, what: str = "replayed") -> str:
-    """What a replay did, in words: sent now, or held while its flow is paused."""
-    flow = Flow.objects.get(pk=letter.flow_id)
-    head = f"Dead letter {letter.pk} {what}"
-    if flow.state != FlowState.ACTIVE:
-        return (
-            f"{head}, but flow “{flow.name}” is {flow.get_state_display().lower()}: record "
-            f"{delivery.record_key or '(no id)'} is held until the flow resumes."
-        )
-    return f"{head}: record {delivery.record_key or '(no id)'} is being sent again."
+    return f"Dead letter {letter.pk} {what}. {replay_summary(delivery)}"
 
 
 # One action on one letter: how to build its form, the service call, what to tell the operator.

@@ -29,6 +29,7 @@ def test_it_replays_a_dead_letter_with_a_corrected_record(letter, personas, fres
         format="json",
     )
     assert response.status_code == 202, response.content
+    assert response.json()["message"] == "The delivery of record emp_1 is being sent again."
     drain_all()
     delivery = Delivery.objects.get()
     assert delivery.status == DeliveryStatus.SUCCEEDED

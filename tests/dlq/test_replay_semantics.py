@@ -11,6 +11,7 @@ from dlq.services import (
     dead_letter_discard,
     dead_letter_replay,
     dead_letter_resume_and_replay,
+    replay_summary,
 )
 from hub.models import AuditEntry, Delivery, DeliveryStatus, FlowState
 from hub.pipeline import clock
@@ -78,7 +79,11 @@ def test_it_holds_a_replay_while_the_flow_is_paused_and_resume_and_replay_sends_
     control(fresh_sandbox, "inventory", "DELETE", "faults")
     flow_pause(flow=flow, actor=personas["ops"], reason="vendor maintenance")
 
-    dead_letter_replay(letter=first, actor=personas["ops"])
+    held = dead_letter_replay(letter=first, actor=personas["ops"])
+    assert (
+        replay_summary(held)
+        == f"The delivery of record emp_1 is held until flow “{flow.name}” resumes (it is paused)."
+    )
     assert deliveries_process_batch() == 0  # held, not lost
     assert Delivery.objects.get(pk=first.delivery_id).status == DeliveryStatus.PENDING
 

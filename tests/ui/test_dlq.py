@@ -377,7 +377,10 @@ def test_it_sends_an_outcome_unknown_create_again_and_refuses_it_for_other_lette
     assert "nothing to confirm" in refused.content.decode()
     unknown = outcome_unknown_letter(flow, 2)
     sent = ops.post(reverse("dlq-send-again", args=[unknown.pk]), follow=True)
-    assert "sent anew (no lookup first): record emp_2 is being sent again" in sent.content.decode()
+    assert (
+        "sent anew (no lookup first). The delivery of record emp_2 is being sent again."
+        in sent.content.decode()
+    )
     assert Delivery.objects.get(pk=unknown.delivery_id).maybe_sent is False
     assert client_for(personas["auditor"]).post(reverse("dlq-arrived", args=[unknown.pk])).status_code == 403
 
@@ -389,7 +392,10 @@ def test_it_says_a_replay_into_a_paused_flow_is_held_and_offers_resume_and_repla
     page = ops.get(reverse("dlq-detail", args=[first.pk])).content.decode()
     assert "a replay is held until the flow resumes" in page and "Resume and replay" in page
     replayed = ops.post(reverse("dlq-replay", args=[first.pk]), follow=True).content.decode()
-    assert "is held until the flow resumes" in replayed and "being sent again" not in replayed
+    assert (
+        f"record emp_1 is held until flow “{flow.name}” resumes" in replayed
+        and "is being sent again" not in replayed
+    )
     held = ops.get(reverse("dlq-detail", args=[first.pk])).content.decode()
     assert "this delivery is held until the flow resumes" in held and "Resume the flow" in held
     resumed = ops.post(reverse("dlq-resume-replay", args=[second.pk]), follow=True).content.decode()
