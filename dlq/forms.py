@@ -3,6 +3,7 @@ field from the flow's source model, or raw JSON), "it arrived", discard."""
 
 import copy
 import json
+import math
 import re
 from typing import Any
 
@@ -180,8 +181,12 @@ def _typed(text: str, kind: str) -> Any:
     if kind == "number":
         if not _NUMBER.fullmatch(text):
             raise forms.ValidationError(f"Enter {TYPE_HELP[kind]}.", code="number")
+        if not re.search(r"[.eE]", text):
+            return int(text)
         value = float(text)
-        return int(value) if value.is_integer() and not re.search(r"[.eE]", text) else value
+        if math.isinf(value):
+            raise forms.ValidationError("This number is too large to store.", code="too_large")
+        return value
     if kind == "boolean":
         return text == "true"
     if kind in ("object", "array"):
@@ -228,7 +233,8 @@ class FixFieldsForm(OnePageForm):
                     choices=[("", "(not set)"), ("true", "Yes"), ("false", "No")], required=False
                 )
             else:
-                form_field = forms.CharField(required=False, strip=True, max_length=10_000)
+                # Not stripped: an untouched value must compare equal to the original, spaces and all.
+                form_field = forms.CharField(required=False, strip=False, max_length=10_000)
             form_field.label, form_field.help_text = field.path, help_text
             form_field.initial = _shown(value, field.type)
             self.fields[name] = form_field
@@ -251,14 +257,16 @@ class FixFieldsForm(OnePageForm):
             text = cleaned[name]
             if text == self.fields[name].initial:
                 continue  # untouched: the original value stays exactly as it was
-            if text == "":
+            if not text.strip():
                 if field.required:
                     self.add_error(name, "Required by the data model: enter a value.")
                 else:
                     _remove(record, field.path)
                 continue
             try:
-                set_path(record, field.path, _typed(text, field.type))
+                set_path(
+                    record, field.path, _typed(text.strip() if field.type != "string" else text, field.type)
+                )
             except forms.ValidationError as exc:
                 self.add_error(name, exc)
             except (ValueError, TypeError) as exc:  # the record's shape cannot hold this path
