@@ -28,11 +28,11 @@ from connectors.models import RateLimitBucket, System
 # the limit for D up to about 0.25 s at any rate.
 SAFETY_FACTOR = 0.8
 DECREASE = 0.5
-RECOVERY_SECONDS = 30.0
+RECOVERY_SECONDS = 15.0
 FORGET_SECONDS = 300.0
 MIN_RATE = 0.1
-# The first 429 from a system with no configured limit: pace it at what it answered lately
-# (across all workers, from the circuit breaker's counts), or at this when nothing is known.
+# The first 429 from a system with no configured limit paces it at what it answered lately
+# (across all workers, from the circuit breaker's counts), but not below this.
 FIRST_GUESS = 10.0
 # A 429 without Retry-After pauses the system this long; a Retry-After is honoured up to an hour.
 DEFAULT_PAUSE = 1.0
@@ -96,15 +96,6 @@ def limit_at(configured: float | None, learned: Learned | None, now: float) -> f
     if now - learned.at >= FORGET_SECONDS and now >= learned.until:
         return None
     return rate
-
-
-def decreased(configured: float | None, learned: Learned | None, measured: float | None, now: float) -> float:
-    """The rate after a 429: half the rate allowed until now (or of what got through lately, if
-    lower); for a system that was unpaced, what got through lately."""
-    current = limit_at(configured, learned, now)
-    if current is None:
-        return max(MIN_RATE, measured or FIRST_GUESS)
-    return max(MIN_RATE, min(current, measured or current) * DECREASE)
 
 
 @cache
@@ -229,13 +220,21 @@ def throttled(system: System, retry_after: float | None, *, now: float | None = 
 
 
 def _after_429(system: System, old: Learned | None, now: float, pause: float) -> Learned:
+    """The limit after a 429 at `now`: half the rate allowed until then (multiplicative decrease);
+    for a system that was unpaced, what got through lately, across all workers."""
     until = max(now + pause, old.until if old else 0.0)
     # Calls already under way when a 429 came answer 429 too: within the gap after a decrease
     # they push the pause on but do not halve the rate again.
     if old is not None and now - old.at < max(DECREASE_GAP, pause):
         return Learned(old.rate, old.at, until)
-    measured = answered_per_second(system.pk, now=now)
-    return Learned(decreased(system.rate_limit_per_second, old, measured, now), now, until)
+    current = limit_at(system.rate_limit_per_second, old, now)
+    if current is None:
+        # What got through leans low while counts are still being written (the first seconds of
+        # traffic), so FIRST_GUESS bounds it from below; further 429s halve from there.
+        rate = max(FIRST_GUESS, answered_per_second(system.pk, now=now) or 0.0)
+    else:
+        rate = max(MIN_RATE, current * DECREASE)
+    return Learned(rate, now, until)
 
 
 def _throttle_in_redis(system: System, now: float, pause: float) -> Learned:
