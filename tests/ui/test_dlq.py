@@ -456,3 +456,27 @@ def test_it_keeps_every_new_page_within_a_bounded_number_of_queries(
     letter = DeadLetter.objects.get(record_key="emp_21")
     with django_assert_max_num_queries(16):
         assert ops.get(reverse("dlq-detail", args=[letter.pk])).status_code == 200
+
+
+def test_the_bulk_form_carries_every_filter_of_the_page(flow, personas, monkeypatch):
+    import django_q.tasks
+
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kwargs: None)
+    bad_events(flow, 2)
+    ops = client_for(personas["ops"])
+    filters = {
+        "since": "2000-01-02T03:04",
+        "text": "missing",
+        "flow": str(flow.pk),
+        "error_class": "mapping_error",
+    }
+    page = ops.get(reverse("dlq-inbox"), filters).content.decode()
+    form = page[page.index('action="/dead-letters/bulk/all/"') :]
+    hidden = dict(
+        re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form[: form.index("</form>")])
+    )
+    assert {name: value for name, value in hidden.items() if name != "csrfmiddlewaretoken"} == filters
+    ops.post(reverse("dlq-bulk-all"), {**hidden, "action": "discard", "reason": "old"})
+    job = BulkJob.objects.get()
+    assert job.total == 2 and job.filters["since"].startswith("2000-01-02T03:04")
+    assert job.description.startswith("flow “") and "text “missing”" in job.description
