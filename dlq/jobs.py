@@ -8,11 +8,13 @@ replay a letter twice. A cancel is seen between batches.
 """
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max, Model
+from django.db.models import F, Max, Model, Value
+from django.db.models.functions import Coalesce
 from django.utils.dateparse import parse_datetime
 
 from dlq.models import BulkJob, DeadLetter, DeadLetterQuerySet
@@ -23,6 +25,9 @@ from hub.services.audit import audit_record
 
 log = logging.getLogger("dlq.jobs")
 BATCH = 100
+# One task works a job this long, then hands the rest to a fresh task: well inside the task
+# queue's timeout, however many letters the job has.
+RUN_SECONDS = 120.0
 # A running job whose worker has said nothing for this long died: a rerun of its task takes over.
 STALE_AFTER = timedelta(minutes=2)
 
@@ -104,12 +109,22 @@ def _claim(job_id: int) -> bool:
     """Take the job: a queued one, or a running one whose worker died (no heartbeat for a while)."""
     now = clock.now()
     jobs = BulkJob.objects.filter(pk=job_id)
+    started = Coalesce(F("started_at"), Value(now))  # a job handed on keeps its first start
     if jobs.filter(state=BulkJob.State.QUEUED).update(
-        state=BulkJob.State.RUNNING, started_at=now, heartbeat_at=now
+        state=BulkJob.State.RUNNING, started_at=started, heartbeat_at=now
     ):
         return True
     stale = jobs.filter(state=BulkJob.State.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
     return bool(stale.update(heartbeat_at=now))
+
+
+def _hand_on(job: BulkJob) -> BulkJob:
+    """Out of time: give the job back to the queue with its progress, for a fresh task."""
+    with transaction.atomic():
+        if BulkJob.objects.filter(pk=job.pk, state=BulkJob.State.RUNNING).update(state=BulkJob.State.QUEUED):
+            job.state = BulkJob.State.QUEUED
+            transaction.on_commit(lambda: _enqueue(job))
+    return job
 
 
 def _work(job: BulkJob, letter: DeadLetter) -> str:
@@ -127,12 +142,14 @@ def _work(job: BulkJob, letter: DeadLetter) -> str:
         return "failed"  # its delivery moved on; the letter stays open for a person to look at
 
 
-def bulk_job_run(*, job_id: int, batch: int = BATCH) -> BulkJob | None:
-    """Work a job to its end (or its cancel). Safe to call again: a job another run holds, or one
-    that has finished, is left alone; a rerun after a crash goes on after the last letter saved."""
+def bulk_job_run(*, job_id: int, batch: int = BATCH, seconds: float = RUN_SECONDS) -> BulkJob | None:
+    """Work a job to its end (or its cancel), or for `seconds` and then queue the rest as a new
+    task. Safe to call again: a job another run holds, or one that has finished, is left alone;
+    a rerun after a crash goes on after the last letter saved."""
     if not _claim(job_id):
         return BulkJob.objects.filter(pk=job_id).first()
     job = BulkJob.objects.select_related("created_by").get(pk=job_id)
+    deadline = time.monotonic() + seconds
     try:
         while True:
             if BulkJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
@@ -155,6 +172,8 @@ def bulk_job_run(*, job_id: int, batch: int = BATCH) -> BulkJob | None:
             job.last_id = letters[-1].pk
             job.heartbeat_at = clock.now()
             job.save(update_fields=["done", "held", "skipped", "failed", "last_id", "heartbeat_at"])
+            if time.monotonic() > deadline:
+                return _hand_on(job)  # at least one batch per run, so every run makes progress
     except Exception as exc:  # a job must say why it stopped; the task queue only logs it
         log.exception("bulk job %s stopped", job.pk)
         job.state, job.error = BulkJob.State.FAILED, f"{type(exc).__name__}: {exc}"[:2000]

@@ -154,3 +154,13 @@ def test_the_api_lists_letters_with_the_inbox_filters(letters, personas):
     assert [row["record_key"] for row in found["results"]] == ["emp_4"]
     assert ops.get("/api/v1/dead-letters/", {"text": "missing", "open": "1"}).json()["count"] == 7
     assert ops.get("/api/v1/dead-letters/", {"error_class": "nonsense"}).status_code == 400
+
+
+def test_a_run_out_of_time_hands_the_rest_to_a_fresh_task(letters, personas, queued):
+    job = start(personas["ops"])
+    first = bulk_job_run(job_id=job.pk, batch=3, seconds=0)  # one batch, then out of time
+    assert (first.state, first.done) == ("queued", 3)
+    assert queued == [("dlq.tasks.bulk_job_task", (job.pk,))] * 2  # the start, then the hand-on
+    last = bulk_job_run(job_id=job.pk, batch=3)
+    assert (last.state, last.done, last.skipped) == ("done", 7, 0) and replays() == 7
+    assert last.started_at == BulkJob.objects.get(pk=job.pk).started_at == first.started_at is not None
