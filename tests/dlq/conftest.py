@@ -2,7 +2,10 @@
 
 import pytest
 
+from tests.dlq.letter_helpers import keep_tasks
 from tests.sandbox_helpers import hr_to_inventory_accounts
+
+queued = pytest.fixture(keep_tasks, name="queued")
 
 
 @pytest.fixture

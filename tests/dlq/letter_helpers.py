@@ -49,3 +49,13 @@ def api_as(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
+
+
+def keep_tasks(monkeypatch) -> list:
+    """Tasks the services would hand to django-q2, kept for the test to run (or not); made a
+    fixture named `queued` where it is used."""
+    import django_q.tasks
+
+    tasks: list = []
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda name, *args, **kw: tasks.append((name, args)))
+    return tasks

@@ -22,16 +22,6 @@ def letters(flow):
     return letters_without_email(flow, range(1, 8))
 
 
-@pytest.fixture
-def queued(monkeypatch):
-    """Jobs the service would hand to django-q2, kept here to be run by the test."""
-    import django_q.tasks
-
-    jobs: list = []
-    monkeypatch.setattr(django_q.tasks, "async_task", lambda name, *args, **kw: jobs.append((name, args)))
-    return jobs
-
-
 def start(actor, action="replay", reason="", **filters) -> BulkJob:
     return bulk_job_start(action=action, filters=filters, description="test", reason=reason, actor=actor)
 

@@ -13,11 +13,12 @@ from dlq.models import BulkJob, DeadLetter
 from hub.models import AuditEntry, Delivery, DeliveryStatus, Flow, FlowState, RecordLink
 from hub.pipeline.ingest import IncomingEvent, events_store
 from hub.services.flows import flow_pause
-from tests.dlq.letter_helpers import letters_without_email, outcome_unknown_letter
+from tests.dlq.letter_helpers import keep_tasks, letters_without_email, outcome_unknown_letter
 from tests.sandbox_helpers import drain_all, employee_event, hr_to_inventory_accounts, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HTMX = {"HX-Request": "true", "HX-Target": "dlq-list"}
+queued = pytest.fixture(keep_tasks, name="queued")
 
 
 def client_for(user) -> Client:
@@ -295,10 +296,7 @@ def test_it_pages_through_letters_newest_first(flow, personas):
     assert "← Newest" in second
 
 
-def test_it_replays_everything_matching_as_a_job_with_progress(flow, personas, monkeypatch):
-    import django_q.tasks
-
-    monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kwargs: None)
+def test_it_replays_everything_matching_as_a_job_with_progress(flow, personas, queued):
     bad_events(flow, 4)
     ops = client_for(personas["ops"])
     inbox = ops.get(reverse("dlq-inbox"), {"record": "emp_2"}).content.decode()
@@ -328,10 +326,7 @@ def test_it_refuses_a_bulk_job_without_a_reason_or_over_nothing(letter, personas
     assert not BulkJob.objects.exists()
 
 
-def test_it_lets_every_role_watch_a_job_and_only_operators_start_or_cancel_it(letter, personas, monkeypatch):
-    import django_q.tasks
-
-    monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kwargs: None)
+def test_it_lets_every_role_watch_a_job_and_only_operators_start_or_cancel_it(letter, personas, queued):
     assert (
         client_for(personas["auditor"]).post(reverse("dlq-bulk-all"), {"action": "replay"}).status_code == 403
     )
@@ -440,11 +435,8 @@ def test_it_fixes_field_by_field_and_shows_the_original_beside_the_correction(
 
 
 def test_it_keeps_every_new_page_within_a_bounded_number_of_queries(
-    flow, personas, django_assert_max_num_queries, monkeypatch
+    flow, personas, django_assert_max_num_queries, queued
 ):
-    import django_q.tasks
-
-    monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kwargs: None)
     bad_events(flow, 20)
     outcome_unknown_letter(flow, 21)
     ops = client_for(personas["ops"])
@@ -458,10 +450,7 @@ def test_it_keeps_every_new_page_within_a_bounded_number_of_queries(
         assert ops.get(reverse("dlq-detail", args=[letter.pk])).status_code == 200
 
 
-def test_the_bulk_form_carries_every_filter_of_the_page(flow, personas, monkeypatch):
-    import django_q.tasks
-
-    monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kwargs: None)
+def test_the_bulk_form_carries_every_filter_of_the_page(flow, personas, queued):
     bad_events(flow, 2)
     ops = client_for(personas["ops"])
     filters = {
