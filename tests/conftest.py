@@ -53,6 +53,7 @@ def _fast_passwords(settings):
 def _clear_caches():
     from django.core.cache import cache
 
+    from connectors import ratelimit
     from hub.pipeline import dispatch
     from hub.pipeline.attempt import breaker
     from hub.pipeline.ingest import forget_systems
@@ -63,6 +64,8 @@ def _clear_caches():
     dispatch._last_kick = 0.0
     breaker.failures.clear()
     breaker.open_until.clear()
+    breaker.forget()
+    ratelimit.forget()
     cache.clear()
     yield
 

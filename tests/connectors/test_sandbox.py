@@ -407,14 +407,23 @@ def test_slow_fault_delays_then_applies(box: Sandbox) -> None:
         requests.get(f"{base}/deals", headers=CRM_AUTH, timeout=0.1)
 
 
-def test_garbage_fault_returns_non_json(box: Sandbox) -> None:
+def test_garbage_fault_writes_the_record_then_answers_non_json(box: Sandbox) -> None:
+    # A 2xx means the target did it; only its answer is unreadable.
     base = box.url("crm")
     box.system("crm").add_fault("garbage", count=1)
     response = requests.post(f"{base}/deals", json=_deal(), headers=CRM_AUTH, timeout=TIMEOUT)
     assert response.status_code == 200 and response.text.startswith("<html>")
     with pytest.raises(ValueError):
         response.json()
-    assert box.system("crm").records("deals") == []
+    assert len(box.system("crm").records("deals")) == 1
+
+
+def test_drop_after_fault_writes_the_record_then_closes_the_connection(box: Sandbox) -> None:
+    base = box.url("crm")
+    box.system("crm").add_fault("drop_after", count=1)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.post(f"{base}/deals", json=_deal(), headers=CRM_AUTH, timeout=TIMEOUT)
+    assert len(box.system("crm").records("deals")) == 1
 
 
 def test_drop_fault_closes_the_connection(box: Sandbox) -> None:
