@@ -255,7 +255,12 @@ FLOWS = [
         "lowercase SKU is refused as an unknown SKU. Fix the record and replay it, or add the "
         "“Upper case” transform to the mapping and replay them all.",
         rules=[
-            {"target": "reference", "source": "id"},
+            # Its own external id ("check-deal_…"): the lookup by reference after a lost answer
+            # must not find the adjustment "Won deals reduce stock" made for the same deal.
+            {
+                "target": "reference",
+                "transforms": [{"name": "template", "options": {"template": "check-{id}"}}],
+            },
             {"target": "reason", "constant": "stock check"},
             {"target": "lines[].sku", "source": "lines[].sku"},
             {
