@@ -4,10 +4,12 @@
 import pytest
 
 from dlq.models import DeadLetter
-from dlq.services import DeadLetterError, dead_letter_arrived, dead_letter_send_again
+from dlq.services import DeadLetterError, dead_letter_arrived, dead_letter_replay, dead_letter_send_again
 from hub.models import AuditEntry, Delivery, DeliveryStatus, RecordLink
+from hub.pipeline.drain import deliveries_process_batch
+from hub.pipeline.ingest import IncomingEvent, events_store
 from tests.dlq.letter_helpers import api_as, letters_without_email, outcome_unknown_letter
-from tests.sandbox_helpers import drain_all, records
+from tests.sandbox_helpers import drain_all, employee_event, fault, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,3 +89,55 @@ def test_it_offers_both_through_the_api_to_operators_only(flow, personas):
     too_long = ops.post(f"/api/v1/dead-letters/{second.pk}/arrived/", {"target_id": "x" * 301}, format="json")
     assert too_long.status_code == 400 and "target_id" in too_long.json()["fields"]
     assert set(DeadLetter.objects.values_list("resolution", flat=True)) == {"arrived", "replayed"}
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end: the pipeline leaves the letter (the connection drops around the create), the
+# operator's decision or a replay carries it out, and the target ends with one record.
+# --------------------------------------------------------------------------------------------------
+
+
+def lost_answer_letter(flow, sandbox, mode: str) -> DeadLetter:
+    """A hire whose POST lost its answer: `drop` before inventory wrote it, `drop_after` after."""
+    fault(sandbox, "inventory", mode=mode, count=1, methods=["POST"])
+    events_store([IncomingEvent(flow.source_system, "employee.hired", "e1", employee_event(1))])
+    drain_all()
+    letter = DeadLetter.objects.get()
+    assert letter.outcome_unknown and Delivery.objects.get().status == DeliveryStatus.UNKNOWN
+    return letter
+
+
+def test_replaying_a_letter_whose_record_arrived_gives_no_second_record(flow, personas, fresh_sandbox):
+    letter = lost_answer_letter(flow, fresh_sandbox, "drop_after")
+    flow.target_model.lookup_field = "email"  # the admin declares how to look a record up
+    flow.target_model.save()
+    dead_letter_replay(letter=letter, actor=personas["ops"])
+    drain_all()
+    accounts = records(fresh_sandbox, "inventory", "accounts")
+    delivery = Delivery.objects.get()
+    assert len(accounts) == 1 and delivery.status == DeliveryStatus.SUCCEEDED
+    assert delivery.target_id == accounts[0]["id"]
+
+
+def test_after_it_arrived_a_later_change_updates_the_record_it_names(flow, personas, fresh_sandbox):
+    letter = lost_answer_letter(flow, fresh_sandbox, "drop_after")
+    created = records(fresh_sandbox, "inventory", "accounts")[0]
+    later = {**employee_event(1, email="ann.new@example.com"), "id": "evt_later"}
+    events_store([IncomingEvent(flow.source_system, "employee.hired", "e2", later)])
+    # It waits behind the letter: sent on, it could create the account a second time.
+    assert deliveries_process_batch() == 0
+    assert Delivery.objects.filter(status=DeliveryStatus.PENDING).count() == 1
+
+    dead_letter_arrived(letter=letter, actor=personas["ops"], target_id=created["id"])
+    drain_all()
+    accounts = records(fresh_sandbox, "inventory", "accounts")
+    assert [(a["id"], a["email"]) for a in accounts] == [(created["id"], "ann.new@example.com")]
+
+
+def test_send_again_creates_a_record_that_never_arrived_once(flow, personas, fresh_sandbox):
+    letter = lost_answer_letter(flow, fresh_sandbox, "drop")
+    assert records(fresh_sandbox, "inventory", "accounts") == []
+    dead_letter_send_again(letter=letter, actor=personas["ops"], note="not in inventory")
+    drain_all()
+    assert len(records(fresh_sandbox, "inventory", "accounts")) == 1
+    assert Delivery.objects.get().status == DeliveryStatus.SUCCEEDED
