@@ -110,9 +110,10 @@ class DeadLetter(models.Model):
     error_class = models.CharField(max_length=30)
     reason = models.TextField()
     # The reason without what differs per record (see reason_pattern): the inbox groups by it.
-    pattern = models.CharField(max_length=PATTERN_LENGTH, blank=True, default="")
+    # Database defaults too: rows written by raw SQL (history_fill) need not name the columns.
+    pattern = models.CharField(max_length=PATTERN_LENGTH, blank=True, default="", db_default="")
     # The source record id, copied from the delivery so the inbox finds a record without a join.
-    record_key = models.CharField(max_length=300, blank=True, default="")
+    record_key = models.CharField(max_length=300, blank=True, default="", db_default="")
     last_response = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
