@@ -289,6 +289,7 @@ class DiscardForm(OnePageForm):
 
 class BulkForm(forms.Form):
     ACTIONS = [("replay", "Replay selected"), ("discard", "Discard selected")]
+    MOST = 500  # a page shows 50; more is a job for the bulk job
 
     letters = forms.TypedMultipleChoiceField(
         coerce=int, error_messages={"required": "Select at least one dead letter."}
@@ -301,6 +302,14 @@ class BulkForm(forms.Form):
         # Any id: the view keeps only letters that exist and are still open.
         raw = self.data.getlist("letters") if hasattr(self.data, "getlist") else []
         self.fields["letters"].choices = [(v, v) for v in raw if str(v).isdigit()]
+
+    def clean_letters(self) -> list[int]:
+        letters = self.cleaned_data["letters"]
+        if len(letters) > self.MOST:
+            raise forms.ValidationError(
+                f"Select at most {self.MOST} dead letters; to work more, use “Replay all” or “Discard all”."
+            )
+        return letters
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -469,3 +469,12 @@ def test_the_bulk_form_carries_every_filter_of_the_page(flow, personas, queued):
     job = BulkJob.objects.get()
     assert job.total == 2 and job.filters["since"].startswith("2000-01-02T03:04")
     assert job.description.startswith("flow “") and "text “missing”" in job.description
+
+
+def test_it_refuses_a_selection_too_large_for_one_request(letter, personas):
+    response = client_for(personas["ops"]).post(
+        reverse("dlq-bulk"), {"letters": list(range(1, 602)), "action": "replay"}, follow=True
+    )
+    assert "Select at most 500 dead letters" in response.content.decode()
+    letter.refresh_from_db()
+    assert letter.resolved_at is None
