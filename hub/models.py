@@ -4,7 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from common.paths import get_path
@@ -157,6 +157,7 @@ class DeliveryStatus(models.TextChoices):
     UNKNOWN = "unknown", "Outcome unknown"
 
 
+WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT, DeliveryStatus.RETRYING)
 # A delivery whose create may or may not have reached the target holds back later changes to the
 # same record until an operator says what happened: sent on, they could create it a second time.
@@ -176,20 +177,40 @@ class DeliveryQuerySet(models.QuerySet):
         Waiting ones whose time has come, and in-flight ones whose lease expired (their worker
         died). A delivery waits while an earlier unfinished delivery of the same flow and source
         record exists, so changes to one record reach the target in order and never race to
-        create it twice. Deliveries of paused flows wait.
+        create it twice. Deliveries of paused flows wait. The claim reads the same set flow by
+        flow (waiting_due, lease_expired, not_held), so each read is an index range.
         """
         now = now or clock.now()
-        earlier_same_record = Delivery.objects.filter(
-            flow_id=OuterRef("flow_id"),
-            record_key=OuterRef("record_key"),
-            id__lt=OuterRef("id"),
-            status__in=HOLDS_RECORD,
-        )
         return self.filter(
-            Q(status__in=(DeliveryStatus.PENDING, DeliveryStatus.RETRYING), next_attempt_at__lte=now)
+            Q(status__in=WAITING, next_attempt_at__lte=now)
             | Q(status=DeliveryStatus.IN_FLIGHT, lease_expires_at__lt=now),
             flow__state=FlowState.ACTIVE,
-        ).filter(~Exists(earlier_same_record))
+        ).not_held()
+
+    def waiting_due(self, now: datetime) -> "DeliveryQuerySet":
+        """Waiting deliveries whose time has come (per flow, an index range: delivery_due_idx).
+        The claim adds `not_held()` and takes only active flows."""
+        return self.filter(status__in=WAITING, next_attempt_at__lte=now)
+
+    def lease_expired(self, now: datetime) -> "DeliveryQuerySet":
+        """In-flight deliveries whose worker died (its lease ran out)."""
+        return self.filter(status=DeliveryStatus.IN_FLIGHT, lease_expires_at__lt=now)
+
+    def not_held(self) -> "DeliveryQuerySet":
+        """Without those behind an earlier delivery of the same flow and record that is unfinished
+        or of unknown outcome (HOLDS_RECORD): one record's changes go out one at a time, in order.
+        For unfinished deliveries (themselves in HOLDS_RECORD): kept when each is the first of its
+        record. A scalar subquery, not NOT EXISTS: PostgreSQL keeps it as one probe of
+        delivery_unfinished_record_idx per row read, where an anti-join was at times planned as
+        a comparison of every waiting delivery of the flow with every other."""
+        first_of_record = (
+            Delivery.objects.filter(
+                flow_id=OuterRef("flow_id"), record_key=OuterRef("record_key"), status__in=HOLDS_RECORD
+            )
+            .order_by("id")
+            .values("id")[:1]
+        )
+        return self.filter(id=Subquery(first_of_record))
 
 
 class Delivery(models.Model):
@@ -228,12 +249,20 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         constraints = [models.UniqueConstraint(fields=["event", "flow"], name="uniq_delivery_per_event_flow")]
         indexes = [
-            # Read by DeliveryQuerySet.due(): the claim scan and its per-record ordering check.
+            # Read by the claim (DeliveryQuerySet.waiting_due per flow): each flow's due deliveries
+            # in order, so a claim reads a few index entries per flow whatever the queue's length.
+            models.Index(
+                fields=["flow", "next_attempt_at", "id"],
+                name="delivery_due_idx",
+                condition=Q(status__in=WAITING),
+            ),
+            # Read by the drain's next_due_in_seconds: the soonest waiting delivery of any flow.
             models.Index(
                 fields=["next_attempt_at"],
                 name="delivery_waiting_idx",
                 condition=Q(status__in=UNFINISHED),
             ),
+            # Read by DeliveryQuerySet.not_held(): the per-record ordering check.
             models.Index(
                 fields=["flow", "record_key", "id"],
                 name="delivery_unfinished_record_idx",

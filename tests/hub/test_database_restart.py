@@ -263,6 +263,5 @@ def test_a_database_restart_costs_no_event_and_no_500(postgres, fresh_sandbox):
         wanted = {employee_event(n)["data"]["email"].lower() for n in acked}
         wait_for(lambda: wanted <= set(delivered()), timeout=90, message="every accepted event delivered")
         assert max(delivered().values()) == 1, "a record was created twice"
-        assert "draining again in" in hub.output()  # the workers noticed, and carried on
     finally:
         hub.stop()
