@@ -12,14 +12,19 @@ from .config import DEFAULT_PORTS
 from .server import Sandbox
 
 
-def _parse_rate_limit(value: str) -> tuple[str, float]:
-    name, sep, rate = value.partition("=")
+def name_and_number(value: str, *, expected: str) -> tuple[str, float]:
+    """A NAME=NUMBER command-line value, e.g. crm=20."""
+    name, sep, number = value.partition("=")
     try:
         if not sep:
             raise ValueError
-        return name, float(rate)
+        return name, float(number)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError("expected SYSTEM=REQUESTS_PER_SECOND, e.g. crm=20") from exc
+        raise argparse.ArgumentTypeError(f"expected {expected}") from exc
+
+
+def _parse_rate_limit(value: str) -> tuple[str, float]:
+    return name_and_number(value, expected="SYSTEM=REQUESTS_PER_SECOND, e.g. crm=20")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from .config import DEFAULT_PORTS, DEMO_WEBHOOK_SECRETS
 from .system import SandboxSystem
@@ -172,7 +172,28 @@ def _index(system: SandboxSystem) -> bytes:
     ).encode()
 
 
-class Sandbox:
+class Served:
+    """Something served on loopback in daemon threads: `start()` and `stop()`, or `with`."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class Sandbox(Served):
     """Runs selected sandbox systems on loopback, each on its own port, in daemon threads.
 
     ``ports`` values of 0 pick a free port; ``hub_url`` enables webhooks to ``{hub_url}/hooks/{system}/``.
@@ -268,14 +289,3 @@ class Sandbox:
         if name not in self._systems:
             raise KeyError(f"sandbox system {name!r} is not part of this sandbox")
         return self._systems[name]
-
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -1,0 +1,76 @@
+"""The fault-injection suite's figures as the README's table.
+
+    python -m tests.faults.report            # runs tests/faults, then prints the table
+    python -m tests.faults.report --only var/faults   # prints the table of an earlier run
+
+It runs the suite with the test command's settings (set DATABASE_URL and REDIS_URL as CI does),
+each scenario writing its figures to a folder, and prints one row per scenario whether it passed
+or not, then the suite's own verdict.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = (
+    "| fault | events | delivered | dead-lettered (class) | target records | duplicates |\n"
+    "|---|---|---|---|---|---|"
+)
+
+
+def table(folder: Path) -> str:
+    rows = []
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime):
+        figures = json.loads(path.read_text())
+        dead = ", ".join(f"{n} {cls}" for cls, n in sorted(figures["dead_lettered"].items())) or "0"
+        if figures.get("unknown"):
+            dead += f" ({figures['unknown']} outcome unknown)"
+        rows.append(
+            f"| {figures['fault']} | {figures['events']} | {figures['delivered']} | {dead} | "
+            f"{figures['target_records']} | {figures['duplicates']} |"
+        )
+    return "\n".join([HEADER, *rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.faults.report", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", type=Path, help="print the table of figures already in this folder")
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "faults", help="where figures go")
+    parser.add_argument("pytest_args", nargs="*", help="more pytest arguments, e.g. -k drop")
+    args = parser.parse_args(argv)
+    if args.only:
+        print(table(args.only))
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for old in args.out.glob("*.json"):
+        old.unlink()
+    pid = os.getpid()
+    env = {
+        **os.environ,
+        "HUB_FAULTS_FIGURES": str(args.out),
+        "HUB_QUEUE_NAME": f"faults-{pid}",
+        "HUB_CACHE_PREFIX": f"faults-{pid}",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/faults",
+        *args.pytest_args,
+    ]
+    verdict = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    print(table(args.out))
+    print()
+    print(verdict.stdout.strip().splitlines()[-1] if verdict.stdout.strip() else verdict.stderr[-2000:])
+    return verdict.returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
