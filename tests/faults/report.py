@@ -16,6 +16,27 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# Rows in the order of the issue: each answer alone, then what goes wrong around the calls.
+ORDER = [
+    "429_seconds",
+    "429_date",
+    "503",
+    "500",
+    "timeout",
+    "drop_before",
+    "drop_after",
+    "garbage",
+    "empty_201",
+    "no_id",
+    "401",
+    "422",
+    "duplicate_webhooks",
+    "sigkill",
+    "database_restart",
+    "two_clusters",
+    "mix",
+    "no_lookup",
+]
 HEADER = (
     "| fault | events | delivered | dead-lettered (class) | target records | duplicates |\n"
     "|---|---|---|---|---|---|"
@@ -24,13 +45,21 @@ HEADER = (
 
 def table(folder: Path) -> str:
     rows = []
-    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime):
+    for path in sorted(
+        folder.glob("*.json"), key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else 99, p.stem)
+    ):
         figures = json.loads(path.read_text())
         dead = ", ".join(f"{n} {cls}" for cls, n in sorted(figures["dead_lettered"].items())) or "0"
         if figures.get("unknown"):
             dead += f" ({figures['unknown']} outcome unknown)"
+        fault = figures["fault"]
+        refusals = figures.get("ingest_refusals") or {}
+        if refusals:
+            fault += "; ingest answered " + ", ".join(
+                f"{n} × {status}" for status, n in sorted(refusals.items())
+            )
         rows.append(
-            f"| {figures['fault']} | {figures['events']} | {figures['delivered']} | {dead} | "
+            f"| {fault} | {figures['events']} | {figures['delivered']} | {dead} | "
             f"{figures['target_records']} | {figures['duplicates']} |"
         )
     return "\n".join([HEADER, *rows])

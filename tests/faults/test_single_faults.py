@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 # A 429 or 503 slows the whole target down (it halves the pace every worker keeps, which then
 # climbs back over seconds), so those scenarios send fewer orders to end in bounded time.
 SLOWED = 60
-ORDERS = 150
+ORDERS = 100
 
 # scenario, what the target does (as the README table names it), shares, orders, dead-letter
 # classes allowed
