@@ -28,6 +28,8 @@ from rest_framework.authtoken.models import Token
 
 from connectors.models import AuthScheme, SignatureScheme, System
 from connectors.sandbox import DEMO_CREDENTIALS
+from connectors.sandbox.faulty import DEFAULT_API_KEY as FAULTY_API_KEY
+from connectors.sandbox.faulty import FAULTS
 from connectors.signatures import sign
 from hub.models import Attempt, Delivery, DeliveryStatus, Event, Flow, FlowState, Operation, RecordLink
 from hub.roles import PUBLISHER, ensure_role_groups, grant_role
@@ -35,6 +37,7 @@ from hub.services.mappings import mapping_version_save
 from mappings.models import DataModel, Field, Mapping
 
 BENCH_SECRET = "bench-webhook-secret"
+FAULTY_DEFAULT = "429=0.05,500=0.05,timeout=0.02,drop_after=0.05"
 
 
 def free_port() -> int:
@@ -75,10 +78,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timeout", type=float, default=300, help="Give up waiting after this many seconds."
         )
+        parser.add_argument(
+            "--faulty",
+            action="store_true",
+            help="Deliver to a misbehaving target (connectors.sandbox.faulty) that ignores "
+            "Idempotency-Key and injects the --faults; dead letters and duplicates must stay 0.",
+        )
+        parser.add_argument(
+            "--faults",
+            default=FAULTY_DEFAULT,
+            help=f"With --faulty: shares of each fault, FAULT=SHARE,... (default {FAULTY_DEFAULT}).",
+        )
 
     def handle(self, *args, events, senders, batch, workers, web_workers, timeout, **options):
         if events < 1 or events > 100_000:
             raise CommandError("--events must be between 1 and 100000")
+        self.faults = fault_shares(options["faults"]) if options.get("faulty") else None
         if batch < 0 or batch > settings.HUB_MAX_BATCH_EVENTS:
             raise CommandError(f"--batch must be between 0 and {settings.HUB_MAX_BATCH_EVENTS}")
         call_command("migrate", interactive=False, verbosity=0)
@@ -96,21 +111,7 @@ class Command(BaseCommand):
         log_dir = Path(settings.VAR_DIR) / "bench"
         log_dir.mkdir(exist_ok=True)
         try:
-            children.append(
-                self.spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "connectors.sandbox",
-                        "--systems",
-                        "inventory",
-                        "--port-base",
-                        str(sandbox_port - 3),
-                    ],
-                    env,
-                    log_dir / "sandbox.log",
-                )
-            )
+            children.append(self.spawn(self.sandbox_argv(sandbox_port), env, log_dir / "sandbox.log"))
             target_url = f"http://127.0.0.1:{sandbox_port}"
             wait_http(f"{target_url}/_control/state")
             source, flow, token = self.setup(target_url)
@@ -161,6 +162,7 @@ class Command(BaseCommand):
             )
             finished = self.wait_finished(flow, len(acked), timeout)
             received = requests.get(f"{target_url}/_control/received", timeout=30).json()
+            target_state = requests.get(f"{target_url}/_control/state", timeout=30).json()
         finally:
             for child in children:
                 child.terminate()
@@ -169,7 +171,33 @@ class Command(BaseCommand):
                     child.wait(15)
                 except subprocess.TimeoutExpired:
                     child.kill()
-        self.report(run, events, sent_at, acked, rejected, received, finished, batch)
+        self.report(run, events, sent_at, acked, rejected, received, finished, batch, flow, target_state)
+
+    def sandbox_argv(self, port: int) -> list[str]:
+        """The target to deliver to: the inventory sandbox, or with --faulty the faulty target."""
+        faults = getattr(self, "faults", None)
+        if faults is not None:
+            shares = [f"--share={name}={share}" for name, share in faults.items()]
+            # Late answers come 1.5 s after the request, past the target system's 1 s read timeout.
+            return [
+                sys.executable,
+                "-m",
+                "connectors.sandbox.faulty",
+                "--port",
+                str(port),
+                "--timeout-delay",
+                "1.5",
+                *shares,
+            ]
+        return [
+            sys.executable,
+            "-m",
+            "connectors.sandbox",
+            "--systems",
+            "inventory",
+            "--port-base",
+            str(port - 3),
+        ]
 
     def spawn(self, argv, env, log_path: Path) -> subprocess.Popen:
         return subprocess.Popen(
@@ -177,38 +205,47 @@ class Command(BaseCommand):
         )
 
     def setup(self, target_url: str) -> tuple[System, Flow, str]:
-        """The bench's own source system, target system and flow (reused across runs)."""
+        """The bench's own source system, target system and flow (reused across runs). With
+        --faulty, a source, target and flow of their own, the target model declaring the lookup
+        by external id that lets the hub find out whether a create whose answer was lost arrived."""
+        faulty = getattr(self, "faults", None) is not None
+        suffix, prefix = (" (faulty target)", "bench-faulty-") if faulty else ("", "bench-")
         source, _ = System.objects.update_or_create(
-            slug="bench-source",
+            slug=f"{prefix}source",
             defaults=dict(
-                name="Bench source",
+                name=f"Bench source{suffix}",
                 signature_scheme=SignatureScheme.HMAC_SHA256,
                 webhook_secret={"secret": BENCH_SECRET},
             ),
         )
         target, _ = System.objects.update_or_create(
-            slug="bench-target",
+            slug=f"{prefix}target",
             defaults=dict(
-                name="Bench target",
+                name=f"Bench target{suffix}",
                 base_url=target_url,
                 auth_scheme=AuthScheme.API_KEY,
                 auth_config={"header": "X-Api-Key"},
-                credentials=dict(DEMO_CREDENTIALS["inventory"]),
+                credentials={"api_key": FAULTY_API_KEY} if faulty else dict(DEMO_CREDENTIALS["inventory"]),
                 rate_limit_per_second=None,
+                # The faulty target's late answers come after 1.5 s (sandbox_argv): past this.
+                **({"read_timeout": 1.0} if faulty else {}),
             ),
         )
         person, _ = DataModel.objects.get_or_create(
             system=source, name="Person", defaults={"resource_path": "/people"}
         )
+        lookup = {"lookup_field": "external_id", "lookup_param": "external_id"} if faulty else {}
         account, created = DataModel.objects.get_or_create(
-            system=target, name="Account", defaults={"resource_path": "/accounts"}
+            system=target, name="Account", defaults={"resource_path": "/accounts", **lookup}
         )
         if created:
             Field.objects.create(model=account, path="email", type="string", required=True)
-        flow = Flow.objects.filter(name="Benchmark flow").first()
+            if faulty:
+                Field.objects.create(model=account, path="external_id", type="string", required=True)
+        flow = Flow.objects.filter(name=f"Benchmark flow{suffix}").first()
         if flow is None:
             mapping = Mapping.objects.create(
-                name="Benchmark mapping", source_model=person, target_model=account
+                name=f"Benchmark mapping{suffix}", source_model=person, target_model=account
             )
             mapping_version_save(
                 mapping=mapping,
@@ -224,10 +261,11 @@ class Command(BaseCommand):
                         "transforms": [{"name": "template", "options": {"template": "{first} {last}"}}],
                     },
                     {"target": "role", "constant": "bench"},
+                    *([{"target": "external_id", "source": "id"}] if faulty else []),
                 ],
             )
             flow = Flow.objects.create(
-                name="Benchmark flow",
+                name=f"Benchmark flow{suffix}",
                 source_system=source,
                 source_model=person,
                 event_type="person.created",
@@ -342,17 +380,21 @@ class Command(BaseCommand):
             time.sleep(0.25)
         return False
 
-    def report(self, run, events, sent_at, acked, rejected, received, finished, batch):
+    def report(
+        self, run, events, sent_at, acked, rejected, received, finished, batch, flow=None, target_state=None
+    ):
         first_receipt, copies = receipts(received, prefix=f"bench-{run}-")
         latencies = [(first_receipt[n] - sent_at[n]) * 1000 for n in acked if n in first_receipt]
         lost = len([n for n in acked if n not in first_receipt])
         duplicates = sum(count - 1 for count in copies.values())
         span = (max(first_receipt.values()) - min(sent_at.values())) if first_receipt else 0.0
-        dead = Delivery.objects.filter(
-            flow__name="Benchmark flow",
-            status=DeliveryStatus.DEAD,
+        deliveries = Delivery.objects.filter(
+            **({"flow": flow} if flow else {"flow__name": "Benchmark flow"}),
             event__idempotency_key__startswith=f"{run}-",
-        ).count()
+        )
+        dead = deliveries.filter(status=DeliveryStatus.DEAD).count()
+        # Attempts beyond each delivery's first (an abandoned attempt of a killed worker counts).
+        retries = Attempt.objects.filter(delivery__in=deliveries, number__gt=1).count()
         result = {
             "events": events,
             "mode": f"batch {batch}" if batch else "webhook per event",
@@ -363,6 +405,7 @@ class Command(BaseCommand):
             "lost": lost,
             "duplicates": duplicates,
             "dead_lettered": dead,
+            "retries": retries,
             "all_finished": finished,
             "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
             "broker": "redis" if settings.REDIS_URL else "orm",
@@ -373,7 +416,32 @@ class Command(BaseCommand):
             f"{result['events_per_s']} events/s end to end; latency p50 {result['p50_ms']} ms, "
             f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; lost {lost}, duplicates {duplicates}"
         )
+        faults = getattr(self, "faults", None)
+        if faults is not None and target_state:
+            result["faults"] = {"shares": faults, "injected": target_state.get("injected", {})}
         self.stdout.write(json.dumps(result))
+        if faults is not None and (dead or duplicates or lost):
+            unfinished = (
+                "" if finished else f" ({deliveries.unfinished().count()} still unfinished at --timeout)"
+            )
+            raise CommandError(
+                f"against the faulty target: {dead} dead-lettered, {duplicates} duplicates, "
+                f"{lost} not received{unfinished}; each must be 0"
+            )
+
+
+def fault_shares(text: str) -> dict[str, float]:
+    """--faults "429=0.05,500=0.05" as {"429": 0.05, "500": 0.05}, each a known fault."""
+    shares = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, share = item.partition("=")
+        if name not in FAULTS:
+            raise CommandError(f"--faults: unknown fault {name!r}; known: {', '.join(FAULTS)}")
+        try:
+            shares[name] = float(share)
+        except ValueError:
+            raise CommandError(f"--faults: {item!r} is not FAULT=SHARE") from None
+    return shares
 
 
 def receipts(received: list[dict], *, prefix: str) -> tuple[dict[int, float], dict[int, int]]:
