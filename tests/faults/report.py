@@ -53,6 +53,10 @@ def table(folder: Path) -> str:
         if figures.get("unknown"):
             dead += f" ({figures['unknown']} outcome unknown)"
         fault = figures["fault"]
+        if figures.get("unfinished"):
+            fault += (
+                f" — {figures['unfinished']} deliveries not finished in time (seconds: {figures['seconds']})"
+            )
         refusals = figures.get("ingest_refusals") or {}
         if refusals:
             fault += "; ingest answered " + ", ".join(
