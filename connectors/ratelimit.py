@@ -30,15 +30,18 @@ SAFETY_FACTOR = 0.8
 DECREASE = 0.5
 RECOVERY_SECONDS = 15.0
 FORGET_SECONDS = 300.0
-MIN_RATE = 0.1
+# The pace never drops below one call a second: a system that refuses a share of calls at random
+# (not for their rate) would otherwise drive it towards zero. Its Retry-After pauses still hold.
+MIN_RATE = 1.0
 # The first 429 from a system with no configured limit paces it at what it answered lately
 # (across all workers, from the circuit breaker's counts), but not below this.
 FIRST_GUESS = 10.0
 # A 429 without Retry-After pauses the system this long; a Retry-After is honoured up to an hour.
 DEFAULT_PAUSE = 1.0
 MAX_PAUSE = 3600.0
-# The least time between two decreases (the pause, if longer).
-DECREASE_GAP = 1.0
+# The least time between two decreases (the pause, if longer): long enough for the last halving to
+# show its effect before the next, so scattered 429s settle the pace instead of collapsing it.
+DECREASE_GAP = 5.0
 # How stale a process's copy of a system's learned limit may be. It decides only whether a system
 # with no configured limit goes through the shared pace at all; the pause itself is in the shared
 # next free slot, which every paced call reads.
