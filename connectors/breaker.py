@@ -34,7 +34,9 @@ TRIPPING = frozenset(
 )
 WINDOW_SECONDS = 30
 BUCKET_SECONDS = 5
-MIN_CALLS = 5
+# Enough calls that a target failing a quarter of them at random does not trip it by chance (the
+# chance of 10 or more failures in 20 such calls is about 1%); retries handle those.
+MIN_CALLS = 20
 FAILURE_RATE = 0.5
 COOLDOWN_SECONDS = 10.0
 # How long a claimed probe may take before another worker may probe instead (its worker may have
@@ -126,7 +128,9 @@ class CircuitBreaker:
     `record(system_id, error_class or None)` after it. Instances share nothing in memory; two of
     them, in one process or two, see the same breakers through the database."""
 
-    THRESHOLD = MIN_CALLS
+    # The "cannot reach its target" alert fires on this many failed connections in a row, well
+    # before the breaker (which judges a failure rate over MIN_CALLS) would open.
+    THRESHOLD = 5
     COOLDOWN_SECONDS = COOLDOWN_SECONDS
     TRIPPING = TRIPPING
 

@@ -110,7 +110,9 @@ def _redis():
 
 
 def _key(kind: str, system_id: int) -> str:
-    return f"hub:{kind}:{system_id}"
+    # The cache's prefix keeps two hubs (or test runs) sharing one Redis from pacing each other.
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "hub"
+    return f"{prefix}:{kind}:{system_id}"
 
 
 # This process's copy of each system's learned limit: system id -> (read at, monotonic; limit).

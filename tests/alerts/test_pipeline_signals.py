@@ -59,13 +59,13 @@ def test_a_dead_letter_fires_the_dead_letter_rule(fresh_sandbox):
     assert firing("dead_letters").summary == "1 new in the last 15 minutes; 1 open in the dead-letter inbox"
 
 
-def test_a_target_that_cannot_be_reached_opens_the_circuit(fresh_sandbox):
+def test_a_target_that_cannot_be_reached_is_alerted_after_five_failed_connections_in_a_row(fresh_sandbox):
     flow = hr_to_inventory_accounts(fresh_sandbox, event_type="employee.hired")
     only_rule(flow, "circuit_open", window_minutes=5)
     target = flow.target_system
     target.base_url = "http://127.0.0.1:9"  # nothing listens there
     target.save()
-    hired(flow, 6)
+    hired(flow, 5)
     deliveries_process_batch()
     evaluate()
     alert = firing("circuit_open")

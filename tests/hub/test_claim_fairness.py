@@ -12,6 +12,7 @@ from django.db.models import Min
 from django.test.utils import CaptureQueriesContext
 
 from connectors.base import ErrorClass
+from connectors.breaker import MIN_CALLS
 from hub.models import Attempt, Delivery, DeliveryStatus, Event, FlowState
 from hub.pipeline import clock
 from hub.pipeline.attempt import breaker
@@ -147,7 +148,7 @@ def test_a_target_resting_behind_an_open_circuit_is_not_claimed_for_and_its_back
     down, healthy = make_flow("down"), make_flow("healthy")
     queue(down, 300, age_seconds=600)
     queue(healthy, 30)
-    for _ in range(breaker.THRESHOLD):
+    for _ in range(MIN_CALLS):
         breaker.record(down.target_system_id, ErrorClass.UNREACHABLE)
     before = list(Delivery.objects.filter(flow=down).values_list("pk", "status", "next_attempt_at"))
     _, batch = deliveries_claim(limit=100)
