@@ -101,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     verdict = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     print(table(args.out))
     print()
-    print(verdict.stdout.strip().splitlines()[-1] if verdict.stdout.strip() else verdict.stderr[-2000:])
+    lines = verdict.stdout.strip().splitlines()
+    # Why a scenario failed, not only that it did.
+    for line in [line for line in lines if line.startswith(("FAILED", "E  "))][:20]:
+        print(line[:400])
+    print(lines[-1] if lines else verdict.stderr[-2000:])
     return verdict.returncode
 
 

@@ -149,7 +149,9 @@ def test_a_mix_of_every_fault_ends_with_each_order_delivered_once_or_dead_letter
     first.kill()
     start_worker(workers=WORKERS, extra_env=WORKER_ENV)
     try:
-        wait_for(lambda: finished(flow, run.orders), timeout=150, message="every delivery to finish")
+        # A bound, not an expectation (about 40 s alone): the mix waits out pauses, cooldowns and a
+        # killed worker's leases, and may share the machine with the rest of the suite.
+        wait_for(lambda: finished(flow, run.orders), timeout=240, message="every delivery to finish")
     finally:
         operator.done.set()
         operator.join(5)
