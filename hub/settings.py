@@ -7,12 +7,18 @@ Production: DATABASE_URL (PostgreSQL) and REDIS_URL (django-q2 Redis broker, sha
 import os
 from pathlib import Path
 
+from datetime import timedelta
+
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from hub import localenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("HUB_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+LOCAL_ENV_FILE = localenv.env_file_path()
+localenv.load(LOCAL_ENV_FILE)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -35,10 +41,15 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-in-production-0123456789")
-# Keys that encrypt stored credentials; the first encrypts, all decrypt (rotation). Derived from
-# SECRET_KEY when unset so a fresh clone works; set it explicitly in production.
+SECRET_KEY = os.environ.get("SECRET_KEY", localenv.DEFAULT_SECRET_KEY)
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
+# Fernet keys that encrypt stored credentials, independent of SECRET_KEY: the first encrypts, all
+# decrypt, and `manage.py rotate_keys` re-encrypts everything under the first (README "Security").
 HUB_ENCRYPTION_KEYS = env_list("HUB_ENCRYPTION_KEYS")
+if not DEBUG and (key_problems := localenv.key_problems(SECRET_KEY, HUB_ENCRYPTION_KEYS)):
+    raise ImproperlyConfigured(
+        "The hub will not start with these keys (DEBUG is off):\n- " + "\n- ".join(key_problems)
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 HUB_PUBLIC_URL = os.environ.get("HUB_PUBLIC_URL", "http://127.0.0.1:8000")
@@ -56,6 +67,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_q",
+    "axes",
     "connectors",
     "mappings",
     "hub",
@@ -74,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hub.urls"
@@ -164,9 +178,39 @@ else:
     Q_CLUSTER["orm"] = "default"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in throttling (django-axes): after this many wrong passwords for one account, or from one
+# address, sign-in is refused for the cool-off time, and the lockout is written to the audit log.
+AXES_FAILURE_LIMIT = env_int("HUB_SIGNIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("HUB_SIGNIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# HTTPS (README "Security"): HUB_HTTPS=1 behind TLS turns on secure cookies, the redirect to
+# https and HSTS; each can also be set on its own.
+HUB_HTTPS = env_bool("HUB_HTTPS", False)
+SESSION_COOKIE_SECURE = env_bool("HUB_SECURE_COOKIES", HUB_HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("HUB_SSL_REDIRECT", HUB_HTTPS)
+SECURE_HSTS_SECONDS = env_int("HUB_HSTS_SECONDS", 31536000 if HUB_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HUB_HSTS_INCLUDE_SUBDOMAINS", False)
+# Health probes inside a cluster speak plain HTTP to the pod.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+if env_bool("HUB_PROXY_SSL_HEADER", False):
+    # Only behind a proxy that sets X-Forwarded-Proto itself and strips it from clients.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_AGE = env_int("HUB_SESSION_HOURS", 12, minimum=1) * 3600
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
