@@ -11,7 +11,7 @@ from django.utils.text import slugify
 
 from connectors.auth import AUTH_SCHEMES, AuthScheme
 from connectors.config import config_load, config_problems, header_name, problems_in_words
-from connectors.crypto import EncryptedJSONField
+from connectors.crypto import EncryptedJSONField, is_unreadable
 from connectors.registry import CONNECTORS, connector_class, connector_label, validate_connector
 
 
@@ -32,6 +32,7 @@ AUTH_SECRET_FIELDS: dict[str, tuple[str, ...]] = {
 }
 # Stored encrypted and set only through their own write-only inputs.
 SECRET_FIELDS = ("credentials", "webhook_secret")
+SECRET_NAMES = {"credentials": "sign-in credentials", "webhook_secret": "webhook signing secret"}
 PATH_IN_PAYLOAD = RegexValidator(
     r"^(header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|[A-Za-z0-9_$@\-]+(\[\])?(\.[A-Za-z0-9_$@\-]+(\[\])?)*)$",
     "Use a field name or dotted path such as data.id, or header:Header-Name.",
@@ -203,9 +204,32 @@ class System(models.Model):
             return bool(self.secret)
         return bool((self.credentials or {}).get(name))
 
+    def secret_unreadable(self, name: str) -> bool:
+        """Is what is stored for this credential (or "webhook_secret") beyond the hub's keys?"""
+        return is_unreadable(self.webhook_secret if name == "webhook_secret" else self.credentials)
+
     def credential_status(self) -> dict[str, bool]:
         """Which credential fields are set, for display: never the values themselves."""
         return {name: self.has_secret(name) for name in self.auth_secrets()}
+
+    def unreadable_secrets(self) -> list[str]:
+        """The stored secrets none of HUB_ENCRYPTION_KEYS opens: "credentials", "webhook_secret"."""
+        return [name for name in SECRET_FIELDS if is_unreadable(getattr(self, name))]
+
+    def unreadable_problem(self) -> str:
+        """What is wrong and what to do when its secrets cannot be read, in plain words ("" if they can)."""
+        unreadable = self.unreadable_secrets()
+        if not unreadable:
+            return ""
+        what = " and ".join(SECRET_NAMES[name] for name in unreadable)
+        return (
+            f"The hub cannot read the stored {what} of {self.name}: they were saved with an encryption "
+            "key that is not in HUB_ENCRYPTION_KEYS. Add that key to HUB_ENCRYPTION_KEYS and restart, "
+            "or enter the credentials again."
+        )
+
+
+        return ""
 
     def clean_fields(self, exclude=None) -> None:
         """The field checks, and the JSON settings checked against the declared settings of the

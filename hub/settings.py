@@ -44,12 +44,17 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", localenv.DEFAULT_SECRET_KEY)
 SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 # Fernet keys that encrypt stored credentials, independent of SECRET_KEY: the first encrypts, all
-# decrypt, and `manage.py rotate_keys` re-encrypts everything under the first (README "Security").
+# decrypt, and `manage.py rotate_keys` re-encrypts everything under the first (README "Keys").
 HUB_ENCRYPTION_KEYS = env_list("HUB_ENCRYPTION_KEYS")
 if not DEBUG and (key_problems := localenv.key_problems(SECRET_KEY, HUB_ENCRYPTION_KEYS)):
     raise ImproperlyConfigured(
         "The hub will not start with these keys (DEBUG is off):\n- " + "\n- ".join(key_problems)
     )
+# DEBUG on and no keys set: a development key generated once into var/hub.env, never one derived
+# from SECRET_KEY, so credentials survive a SECRET_KEY change; `check --deploy` reports it.
+HUB_DEVELOPMENT_KEY_IN_USE = not HUB_ENCRYPTION_KEYS
+if HUB_DEVELOPMENT_KEY_IN_USE:
+    HUB_ENCRYPTION_KEYS = [localenv.development_key(LOCAL_ENV_FILE)]
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 HUB_PUBLIC_URL = os.environ.get("HUB_PUBLIC_URL", "http://127.0.0.1:8000")

@@ -7,10 +7,15 @@ from datetime import datetime
 from django.conf import settings
 from django.urls import reverse
 
+from connectors.crypto import is_unreadable
 from hub.alerts.channels import ChannelError, Notice
 from hub.alerts.models import Alert, Channel
 
 log = logging.getLogger("hub.alerts")
+UNREADABLE_CHANNEL = (
+    "not sent: the hub cannot read this channel's stored secrets (they were saved with an encryption "
+    "key that is not in HUB_ENCRYPTION_KEYS). Add that key, or edit the channel and enter them again."
+)
 
 
 def public_url(name: str, *args) -> str:
@@ -38,6 +43,8 @@ def channels_send(
     results = []
     for channel in channels:
         try:
+            if is_unreadable(channel.secrets):
+                raise ChannelError(UNREADABLE_CHANNEL)
             ok, text = True, channel.sender().send(notice)
         except ChannelError as exc:
             ok, text = False, str(exc)

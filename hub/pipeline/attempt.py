@@ -13,6 +13,7 @@ from common.paths import get_path
 from connectors import ratelimit
 from connectors.base import ConnectorError, ErrorClass, PushResult
 from connectors.breaker import CircuitBreaker
+from connectors.crypto import is_unreadable
 from connectors.registry import connector_for
 from hub.models import Delivery, Flow, Operation, RecordLink
 from hub.pipeline import clock
@@ -20,6 +21,7 @@ from mappings.engine import MappingError
 from mappings.schema import validate_record
 
 log = logging.getLogger("hub.delivery")
+UNREADABLE_CREDENTIALS = "unreadable credentials"
 breaker = CircuitBreaker()
 
 
@@ -34,7 +36,8 @@ class Outcome:
     deferred_until: Any = (
         None  # not attempted (rate limit or open circuit): back in the queue, no attempt used
     )
-    deferred_by: str = ""  # "circuit", "rate limit" or "credentials", when deferred
+    # "circuit", "rate limit", "credentials" or UNREADABLE_CREDENTIALS, when deferred
+    deferred_by: str = ""
     error_class: ErrorClass | None = None
     message: str = ""
     retry_after: float | None = None
@@ -111,6 +114,10 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
         target = flow.target_system
         if target.pk in flows.refused_targets:
             outcome.deferred_until, outcome.deferred_by = clock.now(), "credentials"
+            return outcome
+        if is_unreadable(target.credentials):
+            # Never call with credentials the hub cannot decrypt: its flows pause (outcomes).
+            outcome.deferred_until, outcome.deferred_by = clock.now(), UNREADABLE_CREDENTIALS
             return outcome
         if not breaker.allows(target.pk):
             outcome.deferred_until = clock.now() + timedelta(seconds=CircuitBreaker.COOLDOWN_SECONDS)

@@ -13,12 +13,14 @@ from django.db.models import F
 
 from common import strictjson
 from common.paths import get_path
-from connectors.models import System
+from connectors.crypto import is_unreadable
+from connectors.models import SignatureScheme, System
 from connectors.signatures import SignatureError, verify_signature
 from hub.metrics.recording import IngestTally
 from hub.models import Delivery, DeliveryStatus, Event, record_of
 from hub.pipeline import clock
 from hub.pipeline.dispatch import kick_workers
+from hub.pipeline.outcomes import flows_pause_for_unreadable_secrets
 from hub.pipeline.subscriptions import Subscription, subscriptions_for
 from mappings.conditions import describe_condition
 
@@ -101,6 +103,14 @@ def webhook_receive(*, slug: str, body: bytes, headers: Mapping[str, str]) -> In
     system = system_by_slug(slug)
     if len(body) > settings.HUB_MAX_WEBHOOK_BYTES:
         raise IngestError(413, f"body is {len(body)} bytes; the limit is {settings.HUB_MAX_WEBHOOK_BYTES}")
+    if system.signature_scheme != SignatureScheme.NONE and is_unreadable(system.webhook_secret):
+        # Not the sender's fault, and it will pass once the key is back: a 503 the vendor retries.
+        flows_pause_for_unreadable_secrets(system)
+        raise IngestError(
+            503,
+            f"the hub cannot check this webhook's signature: the signing secret of {system.name} cannot be "
+            "decrypted with the hub's current encryption keys; send it again later",
+        )
     try:
         verify_signature(system, body, headers)
     except SignatureError as exc:

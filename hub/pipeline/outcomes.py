@@ -7,12 +7,14 @@ import uuid
 from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import Q
 
 from connectors.base import ErrorClass
+from connectors.models import System
 from hub.metrics.recording import DeliveryTally
 from hub.models import Attempt, Delivery, DeliveryStatus, Flow, FlowState, Operation, RecordLink
 from hub.pipeline import clock
-from hub.pipeline.attempt import FlowCache, Outcome
+from hub.pipeline.attempt import UNREADABLE_CREDENTIALS, FlowCache, Outcome
 from hub.pipeline.claim import relax_durability
 from hub.pipeline.signals import delivery_dead_lettered
 from hub.pipeline.subscriptions import forget_subscriptions
@@ -55,6 +57,7 @@ class _BatchWrite:
         self.links_to_drop: list[tuple[int, str]] = []
         self.dead: list[tuple[Outcome, ErrorClass, str]] = []
         self.refused: dict[int, tuple[Flow, str]] = {}
+        self.unreadable: dict[int, System] = {}
         self.tally = DeliveryTally(now)
 
     def add(self, outcome: Outcome) -> None:
@@ -69,6 +72,9 @@ class _BatchWrite:
             if outcome.deferred_by == "circuit":
                 target = self.flows.flow(delivery.flow_id).target_system_id
                 self.tally.circuit_open(target, outcome.deferred_until)
+            elif outcome.deferred_by == UNREADABLE_CREDENTIALS:
+                target = self.flows.flow(delivery.flow_id).target_system
+                self.unreadable[target.pk] = target
             return
         delivery.attempts += 1
         delivery.maybe_sent = outcome.maybe_sent
@@ -189,6 +195,8 @@ class _BatchWrite:
             )
         for flow, message in self.refused.values():
             flows_pause_for_refused_credentials(flow.target_system, message)
+        for system in self.unreadable.values():
+            flows_pause_for_unreadable_secrets(system)
         self.tally.save()
 
 
@@ -243,8 +251,27 @@ def flows_pause_for_refused_credentials(system, message: str) -> int:
     """Pause every active flow that signs in to `system`, once, with one message; their events
     are held, not dead-lettered, and go out when the flows are resumed."""
     reason = f"paused automatically: {system} refused the hub's credentials ({message})"[:300]
+    paused = _flows_pause(Flow.objects.filter(target_system=system), reason)
+    if paused:
+        log.warning("%s refused our credentials: %d flows paused", system, paused)
+    return paused
+
+
+def flows_pause_for_unreadable_secrets(system) -> int:
+    """Pause every active flow from or to `system`, once, while the hub cannot read its stored
+    secrets: nothing is sent with credentials it cannot read, and the events wait for the resume."""
+    reason = f"paused automatically: {system.unreadable_problem()} Then resume this flow."[:300]
+    with transaction.atomic():
+        paused = _flows_pause(Flow.objects.filter(Q(source_system=system) | Q(target_system=system)), reason)
+    if paused:
+        log.warning("the stored secrets of %s cannot be decrypted: %d flows paused", system, paused)
+    return paused
+
+
+def _flows_pause(flows, reason: str) -> int:
+    """Pause the active ones among `flows`, each once (a conditional update), with an audit entry."""
     paused = 0
-    for flow in Flow.objects.filter(target_system=system, state=FlowState.ACTIVE):
+    for flow in flows.filter(state=FlowState.ACTIVE):
         if Flow.objects.filter(pk=flow.pk, state=FlowState.ACTIVE).update(
             state=FlowState.PAUSED, paused_reason=reason
         ):
@@ -253,7 +280,6 @@ def flows_pause_for_refused_credentials(system, message: str) -> int:
                 actor=None, verb="pause", target=flow, diff={"state": ["active", "paused"], "reason": reason}
             )
     if paused:
-        log.warning("%s refused our credentials: %d flows paused", system, paused)
         forget_subscriptions()
     return paused
 

@@ -21,11 +21,13 @@ from django.utils import timezone
 
 from common.paths import get_path
 from connectors.base import ConnectorError
+from connectors.crypto import is_unreadable
 from connectors.registry import connector_for
 from hub.models import Cursor, Event, Flow, FlowState, Trigger
 from hub.pipeline import clock
 from hub.pipeline.dispatch import stop_requested
 from hub.pipeline.ingest import IncomingEvent, events_store
+from hub.pipeline.outcomes import flows_pause_for_unreadable_secrets
 from hub.pipeline.subscriptions import Subscription, subscription_of
 
 log = logging.getLogger("hub.polling")
@@ -80,6 +82,10 @@ def flow_poll(*, flow: Flow) -> PollResult:
         result.skipped = (
             f"not polled: flow is {flow.get_state_display().lower()} / {flow.get_trigger_display()}"
         )
+        return result
+    if is_unreadable(flow.source_system.credentials):
+        result.error = flow.source_system.unreadable_problem()
+        flows_pause_for_unreadable_secrets(flow.source_system)
         return result
     Cursor.objects.get_or_create(flow=flow)
     now = clock.now()

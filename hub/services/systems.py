@@ -13,7 +13,8 @@ from django.utils.text import slugify
 
 from connectors.auth import AUTH_SCHEMES, AuthScheme
 from connectors.base import CheckResult, Connector, ConnectorError, ErrorClass
-from connectors.models import SYSTEM_FIELDS, System
+from connectors.crypto import is_unreadable
+from connectors.models import SYSTEM_FIELDS, SignatureScheme, System
 from connectors.redaction import Redactor
 from connectors.registry import connector_for
 from hub.models import Event, Flow
@@ -42,9 +43,13 @@ def system_slug_suggest(*, name: str, exclude_pk: int | None = None) -> str:
 def _merge_credentials(
     scheme: str, stored: dict[str, Any], given: dict[str, str]
 ) -> tuple[dict[str, Any], list[str]]:
-    """Keep only the credentials the scheme uses; a given (non-empty) value replaces the stored one."""
+    """Keep only the credentials the scheme uses; a given (non-empty) value replaces the stored one.
+    Stored credentials the hub cannot decrypt are kept as they are until new ones are given: the
+    right key may still open them."""
     method = AUTH_SCHEMES.get(scheme)
     wanted = tuple(method.secrets) if method else ()
+    if is_unreadable(stored) and wanted and not any(given.get(name) for name in wanted):
+        return stored, []
     merged = {name: given.get(name) or stored.get(name) for name in wanted}
     replaced = sorted(name for name in wanted if given.get(name))
     return {k: v for k, v in merged.items() if v}, replaced
@@ -101,6 +106,8 @@ def system_update(
     )
     if webhook_secret:
         system.webhook_secret = {"secret": webhook_secret}
+    elif system.signature_scheme == SignatureScheme.NONE and is_unreadable(system.webhook_secret):
+        system.webhook_secret = {}  # unused, and unreadable: nothing left to keep
     after = system.redacted()
     diff: dict[str, Any] = {
         name: [before[name], after[name]] for name in after if before.get(name) != after[name]
@@ -307,6 +314,16 @@ def _check_lookup(connector: Connector, model: DataModel, redactor: Redactor) ->
 
 def _untestable(system: System, path: str) -> ConnectionReport | None:
     """Why there is nothing to try, or None."""
+    if is_unreadable(system.credentials):
+        return ConnectionReport(
+            ok=False,
+            path=path,
+            headline="Not tested: " + system.unreadable_problem(),
+            notes=[
+                "Use “Replace secrets” to enter the credentials again, or ask whoever runs the hub "
+                "to set the encryption key they were saved with."
+            ],
+        )
     if not system.base_url:
         return ConnectionReport(
             ok=False,

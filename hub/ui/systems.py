@@ -108,7 +108,11 @@ def _form_context(form: SystemForm, system: System | None) -> dict:
         "connector_inputs": form.declared_inputs("connector"),
         "auth_inputs": form.declared_inputs("auth_scheme"),
         "secrets": form.secret_inputs(),
-        "webhook_secret": {"field": form["webhook_secret"], "stored": form.stored("webhook_secret")},
+        "webhook_secret": {
+            "field": form["webhook_secret"],
+            "stored": form.stored("webhook_secret"),
+            "unreadable": bool(system) and system.secret_unreadable("webhook_secret"),
+        },
         "hooks_base": settings.HUB_PUBLIC_URL.rstrip("/") + "/hooks/",
     }
 
@@ -127,7 +131,10 @@ def system_credentials(request, pk: int):
         )
         messages.success(request, f"Replaced the secrets of {system.name}.")
         return redirect("connectors-detail", pk=system.pk)
-    fields = [{"field": form[name], "stored": form.stored(name)} for name in form.fields]
+    fields = [
+        {"field": form[name], "stored": form.stored(name), "unreadable": system.secret_unreadable(name)}
+        for name in form.fields
+    ]
     return render(request, "connectors/credentials.html", {"form": form, "system": system, "fields": fields})
 
 
@@ -160,7 +167,7 @@ def _detail_context(system: System, report=None) -> dict:
     for model in models:
         model.url = reverse("mappings-model-detail", args=[model.pk])
     credentials = [
-        {"label": secret.label, "set": system.has_secret(name)}
+        {"label": secret.label, "set": system.has_secret(name), "unreadable": system.secret_unreadable(name)}
         for name, secret in system.auth_secrets().items()
     ]
     sign_in = auth_settings(system)

@@ -278,7 +278,12 @@ class SystemForm(forms.ModelForm):
 
     def secret_inputs(self) -> list[dict[str, Any]]:
         return [
-            {"field": self[name], "owners": " ".join(owners), "stored": self.stored(name)}
+            {
+                "field": self[name],
+                "owners": " ".join(owners),
+                "stored": self.stored(name),
+                "unreadable": self.instance.secret_unreadable(name),
+            }
             for name, owners in self.secrets.items()
         ]
 
@@ -317,7 +322,15 @@ class CredentialsForm(forms.Form):
         data = super().clean()
         if not any(data.get(name) for name in self.fields):
             raise forms.ValidationError("Type at least one new value; empty inputs keep what is stored.")
+        for name in self.fields:
+            if self.instance.secret_unreadable(name) and not data.get(name) and self._in_use(name):
+                self.add_error(name, "The stored value cannot be read any more: type it again.")
         return data
+
+    def _in_use(self, name: str) -> bool:
+        if name == "webhook_secret":
+            return self.instance.signature_scheme != SignatureScheme.NONE
+        return True
 
     def credentials(self) -> dict[str, str]:
         return {k: v for k, v in self.cleaned_data.items() if k != "webhook_secret" and v}
