@@ -2,7 +2,7 @@
 "send again", and bulk jobs over everything matching a filter."""
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -56,6 +56,21 @@ class DeadLetterSerializer(serializers.ModelSerializer):
             "id", "delivery", "event_id", "flow", "error_class", "reason", "pattern", "record_key",
             "last_response", "attempts", "created_at", "resolved_at", "resolution", "resolution_note",
         ]  # fmt: skip
+
+
+class ReplayedSerializer(DeliverySerializer):
+    """The delivery a replay (or send-again) queued, with what happens to it now."""
+
+    message = serializers.SerializerMethodField()
+
+    class Meta(DeliverySerializer.Meta):
+        fields = [*DeliverySerializer.Meta.fields, "message"]
+
+    def get_message(self, delivery) -> str:
+        return replay_summary(delivery)
+
+
+CONFLICT = OpenApiResponse(description="the letter is not in a state that allows this: why")
 
 
 class ReplaySerializer(serializers.Serializer):
@@ -134,10 +149,9 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     def _delivery(self, delivery):
         """The replayed delivery, with what happens to it now (sent, or held by a paused flow)."""
-        body = {**DeliverySerializer(delivery).data, "message": replay_summary(delivery)}
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        return Response(ReplayedSerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=ReplaySerializer, responses=DeliverySerializer)
+    @extend_schema(request=ReplaySerializer, responses={202: ReplayedSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def replay(self, request, pk=None):
         def act(letter, data):
@@ -152,7 +166,7 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
         return self._act(request, ReplaySerializer, act)
 
-    @extend_schema(request=ArrivedSerializer, responses=DeliverySerializer)
+    @extend_schema(request=ArrivedSerializer, responses={200: DeliverySerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def arrived(self, request, pk=None):
         """An outcome-unknown letter: the record did reach the target (nothing is sent)."""
@@ -165,7 +179,7 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
         return self._act(request, ArrivedSerializer, act)
 
-    @extend_schema(request=NoteSerializer, responses=DeliverySerializer)
+    @extend_schema(request=NoteSerializer, responses={202: ReplayedSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"], url_path="send-again")
     def send_again(self, request, pk=None):
         """An outcome-unknown letter: the record did not reach the target; create it anew."""
@@ -177,7 +191,7 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
         return self._act(request, NoteSerializer, act)
 
-    @extend_schema(request=DiscardSerializer, responses=DeadLetterSerializer)
+    @extend_schema(request=DiscardSerializer, responses={200: DeadLetterSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def discard(self, request, pk=None):
         def act(letter, data):
@@ -195,7 +209,9 @@ class BulkJobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.
     queryset = BulkJob.objects.select_related("created_by").order_by("-created_at", "-id")
     lookup_value_regex = r"\d+"
 
-    @extend_schema(request=BulkStartSerializer, parameters=FILTER_PARAMETERS[1:], responses=BulkJobSerializer)
+    @extend_schema(
+        request=BulkStartSerializer, parameters=FILTER_PARAMETERS[1:], responses={202: BulkJobSerializer}
+    )
     def create(self, request):
         """Start a job: the filters come as query parameters, the action (and a discard's reason) as JSON."""
         body = BulkStartSerializer(data=request.data)
@@ -210,7 +226,10 @@ class BulkJobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.
             return error_response(400, str(exc))
         return Response(BulkJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses=BulkJobSerializer)
+    @extend_schema(
+        request=None,
+        responses={200: BulkJobSerializer, 409: OpenApiResponse(description="the job has finished already")},
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         try:

@@ -1,8 +1,9 @@
 """Deliveries and their attempts, read-only."""
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
 
-from hub.models import Attempt, Delivery
+from hub.models import Attempt, Delivery, DeliveryStatus
 from hub.roles import IsAdminRole
 
 
@@ -31,21 +32,35 @@ class DeliveryDetailSerializer(DeliverySerializer):
         fields = [*DeliverySerializer.Meta.fields, "attempt_log"]
 
 
+class DeliveryFilterSerializer(serializers.Serializer):
+    """The list's query parameters; a bad one is a 400 naming it, never a database error."""
+
+    flow = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
+    event = serializers.UUIDField(required=False)
+
+
 class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAdminRole]
+
+    @extend_schema(parameters=[DeliveryFilterSerializer])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     def get_serializer_class(self):
         return DeliveryDetailSerializer if self.action == "retrieve" else DeliverySerializer
 
     def get_queryset(self):
         qs = Delivery.objects.select_related("flow").order_by("-id")
-        params = self.request.query_params
-        if flow := params.get("flow"):
-            qs = qs.filter(flow_id=flow) if flow.isdigit() else qs.none()
-        if state := params.get("status"):
-            qs = qs.filter(status=state)
-        if event := params.get("event"):
-            qs = qs.filter(event_id=event)
         if self.action == "retrieve":
-            qs = qs.prefetch_related("attempt_log")
+            return qs.prefetch_related("attempt_log")
+        params = DeliveryFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        filters = params.validated_data
+        if "flow" in filters:
+            qs = qs.filter(flow_id=filters["flow"])
+        if "status" in filters:
+            qs = qs.filter(status=filters["status"])
+        if "event" in filters:
+            qs = qs.filter(event_id=filters["event"])
         return qs

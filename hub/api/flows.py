@@ -1,12 +1,14 @@
 """Flows: read, pause and resume."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from hub.api.errors import error_response
 from hub.models import Flow
 from hub.roles import IsOperator
+from hub.services.errors import ConfigError
 from hub.services.flows import flow_pause, flow_resume
 
 
@@ -27,6 +29,13 @@ class FlowSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class PauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=300,
+        help_text="Why; shown on the flow and kept in the audit log.",
+    )  # fmt: skip
+
+
 class FlowViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = FlowSerializer
     permission_classes = [IsOperator]
@@ -34,14 +43,25 @@ class FlowViewSet(viewsets.ReadOnlyModelViewSet):
         "source_system", "target_system", "source_model__system", "target_model__system"
     ).order_by("name")
 
-    @extend_schema(request=None, responses=FlowSerializer)
+    @extend_schema(request=PauseSerializer, responses=FlowSerializer)
     @action(detail=True, methods=["post"])
-    def pause(self, request, pk=None):
-        flow = flow_pause(flow=self.get_object(), actor=request.user, reason=request.data.get("reason", ""))
+    def pause(self, request, pk=None, format=None):  # format: the router's `.json` suffix
+        body = PauseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        flow = flow_pause(flow=self.get_object(), actor=request.user, reason=body.validated_data["reason"])
         return Response(FlowSerializer(flow).data)
 
-    @extend_schema(request=None, responses=FlowSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: FlowSerializer,
+            409: OpenApiResponse(description="the flow cannot be enabled yet: why"),
+        },
+    )
     @action(detail=True, methods=["post"])
-    def resume(self, request, pk=None):
-        flow = flow_resume(flow=self.get_object(), actor=request.user)
+    def resume(self, request, pk=None, format=None):
+        try:
+            flow = flow_resume(flow=self.get_object(), actor=request.user)
+        except ConfigError as exc:
+            return error_response(409, str(exc))
         return Response(FlowSerializer(flow).data)

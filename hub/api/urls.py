@@ -2,7 +2,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from hub.api import audit, deliveries, events, flows, monitoring, webhooks
+from hub.api import (
+    audit,
+    deliveries,
+    events,
+    flows,
+    monitoring,
+    schema,  # noqa: F401  (registers the API token scheme with the schema)
+    webhooks,
+)
 
 router = DefaultRouter()
 router.register("events", events.EventViewSet, basename="api-events")

@@ -4,17 +4,21 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from hub.api.errors import DATABASE_UNAVAILABLE, database_unavailable
 from hub.pipeline.ingest import IngestError, webhook_receive
 
 
 @csrf_exempt
-@require_POST
 def webhook(request, slug: str):
     """A vendor's webhook: answered 202 only once the event is on disk; 503 with Retry-After while
     the database is away (vendors retry a 503; a 500 many of them drop)."""
+    if request.method != "POST":  # Django's require_POST answers with an empty body; a sender needs a why
+        return JsonResponse(
+            {"error": f"webhooks are sent with POST, not {request.method}"},
+            status=405,
+            headers={"Allow": "POST"},
+        )
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.HUB_MAX_WEBHOOK_BYTES:
         return JsonResponse(
