@@ -3,14 +3,17 @@ the secrets it needs (with their labels), its non-secret settings and how it bui
 headers. The System model's choices, the system and credentials forms, the detail page and the
 connectors all read it, so a new method is one entry here."""
 
+import base64
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import requests
+from django.core.exceptions import ValidationError
 
 from connectors.base import ConnectorError, ErrorClass
 from connectors.config import config_load, header_name, setting, url_or_path
@@ -74,6 +77,8 @@ class AuthMethod:
     settings: type = NoSettings  # stored in System.auth_config
     # Forget what was cached after a 401, so that one retry signs in afresh.
     renew: Callable[["System"], None] | None = None
+    # What the hub makes from the credentials that a target may echo: redacted like them.
+    derived: Callable[["System"], list[str]] | None = None
 
 
 def auth_settings(system: "System"):
@@ -87,6 +92,31 @@ def auth_method(system: "System") -> AuthMethod:
 
 def auth_headers(system: "System", session: requests.Session) -> dict[str, str]:
     return auth_method(system).headers(system, session)
+
+
+def held_secrets(system: "System") -> list[str]:
+    """Secrets this process made from the system's credentials: the base64 of a Basic pair, the
+    OAuth tokens it obtained. Redacted wherever the credentials themselves are."""
+    derived = auth_method(system).derived
+    return derived(system) if derived else []
+
+
+# How the form and the services name a control character a secret must not contain.
+CONTROL_NAMES = {"\n": "a line break", "\r": "a line break", "\t": "a tab", "\x00": "a null character"}
+
+
+def secret_characters(value: str) -> None:
+    """Refuse control characters (line breaks, tabs, NUL and the rest of C0 and C1): no system
+    issues secrets with them, a header cannot carry them, and one pasted by mistake would end up
+    in error messages instead of being sent."""
+    for position, char in enumerate(value, start=1):
+        if unicodedata.category(char) == "Cc":
+            name = CONTROL_NAMES.get(char, f"an invisible control character (U+{ord(char):04X})")
+            raise ValidationError(
+                f"This contains {name} at character {position}. Secrets never contain line breaks, "
+                "tabs or other invisible characters: copy it again without them.",
+                code="control_character",
+            )
 
 
 def auth_renew(system: "System") -> bool:
@@ -119,14 +149,24 @@ def _basic_headers(system: "System", session: requests.Session) -> dict[str, str
     return {"Authorization": basic}
 
 
+def _basic_derived(system: "System") -> list[str]:
+    """The base64 of user:password, as requests encodes it (Latin-1) and as UTF-8 clients do."""
+    pair = f"{_credential(system, 'username')}:{_credential(system, 'password')}"
+    found = {base64.b64encode(pair.encode("utf-8")).decode()}
+    if all(ord(c) < 256 for c in pair):
+        found.add(base64.b64encode(pair.encode("latin-1")).decode())
+    return sorted(found)
+
+
 def _oauth2_headers(system: "System", session: requests.Session) -> dict[str, str]:
     return {"Authorization": f"Bearer {oauth2_token(system, session)}"}
 
 
 _token_lock = threading.Lock()
-# (system id, client id, token url, scope) -> (access token, monotonic expiry). Per process by design:
-# each worker fetches its own token once an hour, which every OAuth2 server tolerates.
-_token_cache: dict[tuple, tuple[str, float]] = {}
+# (system id, client id, token url, scope) -> (access token, monotonic expiry, every token in the
+# answer). Per process by design: each worker fetches its own token once an hour, which every OAuth2
+# server tolerates.
+_token_cache: dict[tuple, tuple[str, float, tuple[str, ...]]] = {}
 
 
 def _token_key(system: "System") -> tuple:
@@ -138,6 +178,14 @@ def token_url(system: "System") -> str:
     if url.startswith("/"):
         url = system.base_url.rstrip("/") + url
     return url
+
+
+def _tokens_held(system: "System") -> list[str]:
+    """The access, refresh and other tokens this process obtained for the system."""
+    with _token_lock:
+        return [
+            token for key, (_, _, tokens) in _token_cache.items() if key[0] == system.pk for token in tokens
+        ]
 
 
 def forget_token(system: "System") -> None:
@@ -178,13 +226,15 @@ def oauth2_token(system: "System", session: requests.Session) -> str:
         body = response.json()
         token = body["access_token"]
         lifetime = float(body.get("expires_in", 3600))
-    except (ValueError, KeyError, TypeError) as exc:
+        # The refresh and id tokens too: never used, but as secret if a target repeats them.
+        tokens = (token, *(v for k, v in body.items() if k.endswith("token") and isinstance(v, str)))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConnectorError(
             "token endpoint answered without an access_token", ErrorClass.MALFORMED_RESPONSE
         ) from exc
     with _token_lock:
         # Renew a minute early so a token never expires mid-request.
-        _token_cache[key] = (token, time.monotonic() + max(lifetime - 60, lifetime / 2))
+        _token_cache[key] = (token, time.monotonic() + max(lifetime - 60, lifetime / 2), tokens)
     return token
 
 
@@ -206,6 +256,7 @@ AUTH_SCHEMES: dict[AuthScheme, AuthMethod] = {
             "username": Secret("Username", "username", masked=False),
             "password": Secret("Password", "password"),
         },
+        derived=_basic_derived,
     ),
     AuthScheme.OAUTH2: AuthMethod(
         "OAuth2 client credentials",
@@ -216,5 +267,6 @@ AUTH_SCHEMES: dict[AuthScheme, AuthMethod] = {
         },
         settings=OAuth2Settings,
         renew=forget_token,
+        derived=_tokens_held,
     ),
 }

@@ -18,7 +18,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from common.paths import get_path
-from connectors.auth import auth_headers, auth_renew
+from connectors.auth import auth_headers, auth_renew, held_secrets
 from connectors.base import (
     CheckResult,
     Connector,
@@ -194,7 +194,7 @@ class HttpConnector(Connector):
                 if isinstance(body.get(key), str):
                     extra = body.get("fields")
                     return body[key] + (f" {extra}" if extra else "")
-        return json_text(body)[:200]
+        return self.redactor.text(json_text(body), 200)
 
     def request(
         self,
@@ -223,10 +223,12 @@ class HttpConnector(Connector):
         self, method: str, path: str, headers: dict[str, str], body: Any, params: dict | None
     ) -> tuple[requests.Response, Exchange]:
         url = self.url(path)
-        exchange = Exchange(method=method, url=url)
+        exchange = Exchange(method=method, url=self.redactor.text(url))
         started = time.perf_counter()
         try:
             signed = auth_headers(self.system, self.session)
+            # What we sign with is secret in every form, and so is a token obtained just now.
+            self.redactor.add([*signed.values(), *held_secrets(self.system)])
             sent = {**headers, **signed}
             secret = ALWAYS_SECRET_HEADERS | {name.lower() for name in signed}
             exchange.request_headers = self.redactor.headers(sent, secret)
@@ -240,18 +242,21 @@ class HttpConnector(Connector):
             )
         except ConnectorError as exc:
             exc.exchange = exchange
+            self.redactor.error(exc)
             raise
-        except requests.RequestException as exc:
+        except requests.RequestException as exc:  # its text may quote a header value
             exchange.duration_ms = (time.perf_counter() - started) * 1000
-            raise transport_error(method, path, exc, exchange) from exc
+            raise self.redactor.error(transport_error(method, path, exc, exchange)) from exc
         exchange.duration_ms = (time.perf_counter() - started) * 1000
         if body is not None:
-            exchange.request_body = self.redactor.text(json_text(body))[:BODY_SUMMARY_CHARS]
+            exchange.request_body = self.redactor.text(json_text(body), BODY_SUMMARY_CHARS)
         exchange.status = response.status_code
         exchange.response_headers = {
-            k: v for k, v in response.headers.items() if k.lower() in KEPT_RESPONSE_HEADERS
+            k: self.redactor.text(v)
+            for k, v in response.headers.items()
+            if k.lower() in KEPT_RESPONSE_HEADERS
         }
-        exchange.response_body = self.redactor.text(response.text[:BODY_SUMMARY_CHARS])
+        exchange.response_body = self.redactor.text(response.text, BODY_SUMMARY_CHARS)
         return response, exchange
 
     def _failure(
@@ -260,7 +265,7 @@ class HttpConnector(Connector):
         try:
             detail = self.error_detail(response.json())
         except ValueError:
-            detail = response.text[:200].strip()
+            detail = self.redactor.text(response.text, 200).strip()
         detail = self.redactor.text(detail)
         return ConnectorError(
             f"{method} {path} answered {response.status_code}{': ' + detail if detail else ''}",

@@ -86,7 +86,7 @@ class JsonApiConnector(HttpConnector):
         records = [_flat(item) for item in resources]
         if None in records:
             raise ConnectorError(
-                f"not a list of JSON:API resource objects: {json_text(resources)[:80]}",
+                f"not a list of JSON:API resource objects: {self.redactor.text(json_text(resources), 80)}",
                 ErrorClass.MALFORMED_RESPONSE,
                 exchange=exchange,
             )

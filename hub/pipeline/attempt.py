@@ -14,6 +14,7 @@ from connectors import ratelimit
 from connectors.base import ConnectorError, ErrorClass, PushResult
 from connectors.breaker import CircuitBreaker
 from connectors.crypto import is_unreadable
+from connectors.redaction import Redactor
 from connectors.registry import connector_for
 from hub.models import Delivery, Flow, Operation, RecordLink
 from hub.pipeline import clock
@@ -54,6 +55,13 @@ class Outcome:
     response: dict = field(default_factory=dict)
     started_at: Any = None
     duration_ms: float = 0.0
+
+    def redact(self, redactor: Redactor) -> None:
+        """Keep the target's secrets, in any form, out of all this outcome becomes: the attempt,
+        the delivery's last error, a dead letter, a pause reason and its audit entry, log lines.
+        Connectors redact what they report; this also covers mapping and unexpected errors."""
+        self.message = redactor.text(self.message)
+        self.request, self.response = redactor.data(self.request), redactor.data(self.response)
 
 
 class FlowCache:
@@ -109,6 +117,7 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
     flows = flows or FlowCache()
     outcome = Outcome(delivery=delivery, started_at=clock.now(), maybe_sent=delivery.maybe_sent)
     started = time.perf_counter()
+    unexpected = ""
     try:
         flow = flows.flow(delivery.flow_id)
         target = flow.target_system
@@ -183,11 +192,16 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
         outcome.error_class = ErrorClass.MAPPING_ERROR
         outcome.message = str(exc)
     except Exception as exc:  # an unknown failure still gets a name, a log line and an action
-        log.exception("delivery %s failed unexpectedly", delivery.pk)
+        unexpected = traceback.format_exc()
         outcome.error_class = ErrorClass.UNKNOWN
         outcome.message = f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=3)
     finally:
         outcome.duration_ms = (time.perf_counter() - started) * 1000
+        flow = flows.flows.get(delivery.flow_id)
+        redactor = Redactor.for_system(flow.target_system) if flow else Redactor()
+        outcome.redact(redactor)
+        if unexpected:  # its text may quote what was sent, signed headers included
+            log.error("delivery %s failed unexpectedly: %s", delivery.pk, redactor.text(unexpected))
     return outcome
 
 

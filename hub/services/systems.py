@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q
 from django.utils.text import slugify
 
-from connectors.auth import AUTH_SCHEMES, AuthScheme
+from connectors.auth import AUTH_SCHEMES, AuthScheme, secret_characters
 from connectors.base import CheckResult, Connector, ConnectorError, ErrorClass
 from connectors.crypto import is_unreadable
 from connectors.models import SYSTEM_FIELDS, SignatureScheme, System
@@ -55,6 +55,19 @@ def _merge_credentials(
     return {k: v for k, v in merged.items() if v}, replaced
 
 
+def _refuse_control_characters(secrets: dict[str, str]) -> None:
+    """Whatever typed them (a form, a script, the shell), secrets with a line break or another
+    control character are refused, naming the input."""
+    problems = {}
+    for name, value in secrets.items():
+        try:
+            secret_characters(value or "")
+        except ValidationError as exc:
+            problems[name] = exc.messages
+    if problems:
+        raise ValidationError(problems)
+
+
 def _save(system: System) -> None:
     system.full_clean(exclude=["credentials", "webhook_secret"])
     try:
@@ -73,6 +86,7 @@ def system_create(
     unknown = set(fields) - set(SYSTEM_FIELDS)
     if unknown:
         raise ValueError(f"not system fields: {', '.join(sorted(unknown))}")
+    _refuse_control_characters({**credentials, "webhook_secret": webhook_secret})
     system = System(**fields)
     if not system.slug:
         system.slug = system_slug_suggest(name=system.name)
@@ -96,6 +110,7 @@ def system_update(
     unknown = set(fields) - set(SYSTEM_FIELDS)
     if unknown:
         raise ValueError(f"not system fields: {', '.join(sorted(unknown))}")
+    _refuse_control_characters({**(credentials or {}), "webhook_secret": webhook_secret})
     before = system.redacted()
     for name, value in fields.items():
         setattr(system, name, value)

@@ -4,43 +4,26 @@ bearer token to sign in, paging with `page[size]`/`page[number]` and `links.next
 
 import itertools
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.loopback import LoopbackServer
 
 MEDIA_TYPE = "application/vnd.api+json"
 TOKEN = "jsonapi-test-token-5f1e"
 
 
-class JsonApiServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class JsonApiServer(LoopbackServer):
     def __init__(self, token: str = TOKEN, required: tuple[str, ...] = ("email",)) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.token = token
         self.required = required  # attributes a new resource must have, else 422
         self.store: dict[str, dict[str, dict[str, Any]]] = {}
         self.received: list[dict[str, Any]] = []
         self.faults: list[tuple[int, dict[str, str], Any]] = []
-        self.lock = threading.Lock()
         self._ids = itertools.count(1)
         self._stamps = itertools.count(1)
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def __enter__(self) -> "JsonApiServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
 
     def fail_next(self, status: int, headers: dict[str, str] | None = None, body: Any = None) -> None:
         """Answer the next request with this status (and headers, and body) whatever it asks."""

@@ -12,10 +12,15 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ImproperlyConfigured
-from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
+from django.core.validators import (
+    MaxValueValidator,
+    MinValueValidator,
+    ProhibitNullCharactersValidator,
+    URLValidator,
+)
 from django.db import models
 
-from connectors.auth import AUTH_SCHEMES
+from connectors.auth import AUTH_SCHEMES, secret_characters
 from connectors.config import Declared, config_load, config_problems, declared
 from connectors.models import SYSTEM_FIELDS, SignatureScheme, System
 from connectors.registry import connector_choices, connector_configs
@@ -57,7 +62,11 @@ class WriteOnlyTextInput(forms.TextInput):
 def _secret_field(label: str, masked: bool = True, max_length: int = 2000) -> forms.CharField:
     attrs = {"autocomplete": "new-password" if masked else "off", "spellcheck": "false"}
     widget = forms.PasswordInput(attrs=attrs) if masked else WriteOnlyTextInput(attrs=attrs)
-    return forms.CharField(label=label, required=False, max_length=max_length, widget=widget)
+    field = forms.CharField(label=label, required=False, max_length=max_length, widget=widget)
+    # secret_characters names a NUL itself, with its place: one message instead of two.
+    kept = [v for v in field.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+    field.validators = [*kept, secret_characters]
+    return field
 
 
 def _setting_field(item: Declared) -> forms.Field:
@@ -247,7 +256,11 @@ class SystemForm(forms.ModelForm):
             return
         if not data.get("signature_header") and "signature_header" not in self.errors:
             self.add_error("signature_header", "Enter the name of the header that carries the signature.")
-        if not data.get("webhook_secret") and not self.stored("webhook_secret"):
+        if (
+            not data.get("webhook_secret")
+            and not self.stored("webhook_secret")
+            and "webhook_secret" not in self.errors
+        ):
             self.add_error(
                 "webhook_secret",
                 "Enter the signing secret the vendor shows for its webhooks, or choose “Not signed”.",
