@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 
 from connectors.base import ConnectorError, ErrorClass
 from connectors.config import config_load, header_name, setting, url_or_path
+from connectors.netpolicy import outbound_allowed, refusal
 
 if TYPE_CHECKING:
     from connectors.models import System
@@ -64,7 +65,7 @@ class OAuth2Settings:
         label="Token URL",
         help="Full URL, or a path on the base URL such as /oauth/token.",
         required="Enter the token URL, e.g. /oauth/token.",
-        validators=(url_or_path,),
+        validators=(url_or_path, outbound_allowed),
     )
     scope: str = setting("", label="Scope", help="Optional; space separated.")
 
@@ -213,7 +214,9 @@ def oauth2_token(system: "System", session: requests.Session) -> str:
     except requests.Timeout as exc:
         raise ConnectorError(f"token endpoint timed out: {exc}", ErrorClass.TIMEOUT) from exc
     except requests.ConnectionError as exc:
-        raise ConnectorError(f"token endpoint unreachable: {exc}", ErrorClass.UNREACHABLE) from exc
+        raise ConnectorError(
+            f"token endpoint unreachable: {refusal(exc) or exc}", ErrorClass.UNREACHABLE
+        ) from exc
     if response.status_code in (400, 401, 403):
         raise ConnectorError(
             f"token endpoint refused the client credentials ({response.status_code})",

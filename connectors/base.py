@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from common.urlpaths import relative_path
 from connectors.config import config_load, setting, url_path
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ class ConnectorConfig:
         label="Path to test the connection",
         help="A path that needs sign-in, e.g. /deals. Used by “Test connection” until the system has "
         "a data model.",
-        validators=(url_path,),
+        validators=(url_path, relative_path),
     )
 
 
@@ -210,3 +211,4 @@ class CheckResult:
     duration_ms: float
     message: str
     status: int | None = None
+    refused: str = ""  # the outbound policy's words when it refused the connection

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 
 from common.paths import PathError, compile_path
+from common.urlpaths import relative_path
 
 TYPE_WORDS = {str: "text", int: "a whole number", bool: "true or false"}
 
@@ -39,6 +40,7 @@ def json_path(value: str) -> None:
 def url_or_path(value: str) -> None:
     """A full http(s) URL, or a path on the system's base URL."""
     if value.startswith("/") and not value.startswith("//"):
+        relative_path(value)
         return
     try:
         _https_url(value)

@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from common.paths import get_path
@@ -29,6 +28,7 @@ from connectors.base import (
     Page,
     PushResult,
 )
+from connectors.netpolicy import GuardedAdapter, refusal
 from connectors.redaction import Redactor
 
 BODY_SUMMARY_CHARS = 2000
@@ -58,7 +58,10 @@ def session_for(system) -> requests.Session:
         for stale in [k for k in cache if k[0] == system.pk]:
             cache.pop(stale).close()
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
+        # Every connection passes the outbound policy, and goes only to the system's own hosts.
+        adapter = GuardedAdapter(
+            pool_connections=4, pool_maxsize=8, max_retries=0, only_to=system.outbound_urls()
+        )
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = "integration-hub/1.0"
@@ -112,7 +115,7 @@ def transport_error(
         message = f"{method} {path} timed out after {exchange.duration_ms:.0f} ms"
         return ConnectorError(message, ErrorClass.TIMEOUT, exchange=exchange)
     if isinstance(exc, requests.ConnectionError):
-        message = f"{method} {path}: connection failed ({_cause_name(exc)})"
+        message = f"{method} {path}: {refusal(exc) or f'connection failed ({_cause_name(exc)})'}"
         return ConnectorError(message, ErrorClass.UNREACHABLE, exchange=exchange)
     return ConnectorError(f"{method} {path}: {exc}", ErrorClass.UNKNOWN, exchange=exchange)
 
@@ -166,8 +169,13 @@ class HttpConnector(Connector):
         """A path on the base URL, or a full URL on the same origin (a server's own next-page link).
         Anything elsewhere is refused: it would carry our credentials to another host."""
         base = self.system.base_url.rstrip("/")
-        if not path.startswith(("http://", "https://")):
-            return base + "/" + path.lstrip("/")
+        if not path.lower().startswith(("http://", "https://")):
+            url = base + "/" + path.lstrip("/")
+            if _host(url) != _host(base):  # never, for a path; a stored row must not prove otherwise
+                raise ConnectorError(
+                    f"refusing {path}: it leads away from {_origin(base)}", ErrorClass.REJECTED
+                )
+            return url
         if _origin(path) != _origin(base):
             raise ConnectorError(
                 f"refusing to follow {path}: it is not on {_origin(base)}", ErrorClass.MALFORMED_RESPONSE
@@ -375,7 +383,11 @@ class HttpConnector(Connector):
             elapsed = (time.perf_counter() - started) * 1000
             if exc.error_class in (ErrorClass.UNREACHABLE, ErrorClass.TIMEOUT):
                 return CheckResult(
-                    False, None, elapsed, f"Could not reach {self.system.base_url}: {exc.message}"
+                    False,
+                    None,
+                    elapsed,
+                    f"Could not reach {self.system.base_url}: {exc.message}",
+                    refused=refusal(exc),
                 )
             if exc.error_class == ErrorClass.AUTH_FAILURE:
                 return CheckResult(
@@ -414,6 +426,10 @@ def _id_from_location(response: requests.Response, resource: str) -> str | None:
 def member_path(resource: str, target_id: str | None) -> str:
     """The path of one record in a collection: ("/people", "7") -> "/people/7"."""
     return f"{resource.rstrip('/')}/{target_id}"
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").rstrip(".").lower()
 
 
 def _origin(url: str) -> str:

@@ -9,9 +9,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils.text import slugify
 
-from connectors.auth import AUTH_SCHEMES, AuthScheme
+from connectors.auth import AUTH_SCHEMES, AuthScheme, auth_settings, token_url
 from connectors.config import config_load, config_problems, header_name, problems_in_words
 from connectors.crypto import EncryptedJSONField, is_unreadable
+from connectors.netpolicy import outbound_allowed, refusal_in_words, url_problem
 from connectors.registry import CONNECTORS, connector_class, connector_label, validate_connector
 
 
@@ -228,7 +229,20 @@ class System(models.Model):
             "or enter the credentials again."
         )
 
+    def outbound_urls(self) -> list[str]:
+        """Where the hub calls this system: its base URL, and the token URL of OAuth2 sign-in."""
+        urls = [self.base_url] if self.base_url else []
+        if hasattr(auth_settings(self), "token_url"):
+            urls.append(token_url(self))
+        return urls
 
+    def outbound_problem(self, *, resolve: bool = False) -> str:
+        """Why the outbound policy refuses this system's address, with how to allow it ("" when it
+        does not). Without `resolve` only the address itself is judged, as pages do; Test
+        connection also asks DNS."""
+        for url in self.outbound_urls():
+            if problem := url_problem(url, resolve=resolve):
+                return refusal_in_words(problem)
         return ""
 
     def clean_fields(self, exclude=None) -> None:
@@ -244,6 +258,11 @@ class System(models.Model):
                 continue
             if problems := config_problems(config, getattr(self, name)):
                 errors[name] = problems_in_words(problems)
+        if "base_url" not in errors and "base_url" not in (exclude or ()):
+            try:
+                outbound_allowed(self.base_url)
+            except ValidationError as exc:
+                errors["base_url"] = exc.messages
         if errors:
             raise ValidationError(errors)
 

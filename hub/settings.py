@@ -12,6 +12,7 @@ from datetime import timedelta
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from connectors import netpolicy
 from hub import localenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -291,6 +292,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# Where the hub may connect (connectors/netpolicy.py, README "Security"): never to cloud metadata
+# addresses, and to link-local, private, loopback, unspecified or multicast ones only when named
+# here, by keyword (link-local, private, loopback, unspecified, multicast) or range (10.20.0.0/16).
+# `manage.py up` and the tests add loopback, where the sandbox systems listen.
+HUB_OUTBOUND_ALLOW = env_list("HUB_OUTBOUND_ALLOW")
+try:
+    netpolicy.policy_parse(HUB_OUTBOUND_ALLOW)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 
 # Alert emails (hub/alerts), through Django's default mailer: SMTP when EMAIL_HOST is set, else
 # printed to the console (development). Read from the usual variables into Django 6.1's MAILERS.

@@ -4,6 +4,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from common.urlpaths import relative_path
 from mappings.engine import CompiledMapping, compile_rules
 from mappings.schema import FIELD_TYPES, FieldSpec
 
@@ -14,7 +15,10 @@ class DataModel(models.Model):
     system = models.ForeignKey("connectors.System", on_delete=models.CASCADE, related_name="data_models")
     name = models.CharField(max_length=100)
     resource_path = models.CharField(
-        max_length=300, blank=True, help_text="Where these records live in the system's API, e.g. /deals"
+        max_length=300,
+        blank=True,
+        validators=[relative_path],
+        help_text="Where these records live in the system's API, e.g. /deals",
     )
     id_path = models.CharField(max_length=200, default="id", help_text="The field that identifies a record.")
     cursor_field = models.CharField(

@@ -18,6 +18,8 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import EmailValidator, URLValidator
 
+from connectors.netpolicy import guarded_session, outbound_allowed, refusal
+
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 WEBHOOK_TIMEOUT = (3.0, 5.0)  # connect, answer (seconds): a slow receiver must not hold evaluation
 
@@ -186,17 +188,18 @@ class WebhookChannel(ChannelKind):
         }
         host = self.host()
         try:
-            response = requests.post(
-                self.secrets["url"],
-                data=body,
-                headers=headers,
-                timeout=WEBHOOK_TIMEOUT,
-                allow_redirects=False,
-            )
+            with guarded_session() as session:
+                response = session.post(
+                    self.secrets["url"],
+                    data=body,
+                    headers=headers,
+                    timeout=WEBHOOK_TIMEOUT,
+                    allow_redirects=False,
+                )
         except requests.Timeout:
             raise ChannelError(f"{host} did not answer in time") from None
-        except requests.RequestException:
-            raise ChannelError(f"{host} could not be reached") from None
+        except requests.RequestException as exc:
+            raise ChannelError(refusal(exc) or f"{host} could not be reached") from None
         if not 200 <= response.status_code < 300:
             raise ChannelError(f"{host} answered HTTP {response.status_code}")
         return f"{host} answered HTTP {response.status_code}"
@@ -214,6 +217,10 @@ class WebhookChannel(ChannelKind):
             URLValidator(schemes=["http", "https"])(url)
         except ValidationError:
             raise ValidationError({"url": "Enter an http:// or https:// URL."}) from None
+        try:
+            outbound_allowed(url)
+        except ValidationError as exc:
+            raise ValidationError({"url": exc.messages}) from None
         signing = (values.get("signing_secret") or "").strip() or stored.get("signing_secret")
         return {}, {"url": url, "signing_secret": signing or secrets.token_urlsafe(32)}
 

@@ -11,10 +11,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q
 from django.utils.text import slugify
 
+from common.urlpaths import relative_path_problem
 from connectors.auth import AUTH_SCHEMES, AuthScheme, secret_characters
 from connectors.base import CheckResult, Connector, ConnectorError, ErrorClass
 from connectors.crypto import is_unreadable
 from connectors.models import SYSTEM_FIELDS, SignatureScheme, System
+from connectors.netpolicy import refusal_in_words
 from connectors.redaction import Redactor
 from connectors.registry import connector_for
 from hub.models import Event, Flow
@@ -350,6 +352,11 @@ def _untestable(system: System, path: str) -> ConnectionReport | None:
         return ConnectionReport(
             ok=False, path=path, headline="The path to test must start with “/”, e.g. /deals."
         )
+    if problem := relative_path_problem(path):
+        return ConnectionReport(ok=False, path=path, headline=problem)
+    if problem := system.outbound_problem(resolve=True):
+        # Said before any connection is tried, so the answer is the same whatever listens there.
+        return ConnectionReport(ok=False, path=path, headline=f"Not tested: {problem}")
     return None
 
 
@@ -357,6 +364,9 @@ def _explain(report: ConnectionReport, system: System, result: CheckResult) -> N
     """The report's headline and notes, in plain words."""
     took = f"It took {result.duration_ms:.0f} ms."
     tried = f"Tried: GET {system.base_url.rstrip('/') + report.path}"
+    if result.refused:  # the address changed after the check above, or a redirect led there
+        report.headline = f"Not connected: {refusal_in_words(result.refused)}"
+        return
     if not result.reachable:
         timed_out = "timed out" in result.message
         report.headline = (

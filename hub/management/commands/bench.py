@@ -27,6 +27,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from connectors.models import AuthScheme, SignatureScheme, System
+from connectors.netpolicy import env_allowing_loopback
 from connectors.sandbox import DEMO_CREDENTIALS
 from connectors.sandbox.faulty import DEFAULT_API_KEY as FAULTY_API_KEY
 from connectors.sandbox.faulty import FAULTS
@@ -102,7 +103,7 @@ class Command(BaseCommand):
         children: list[subprocess.Popen] = []
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env = {
-            **env,
+            **env_allowing_loopback(env),  # the sandbox target listens on 127.0.0.1
             "HUB_WORKERS": str(workers),
             "HUB_QUEUE_NAME": f"bench-{run}",
             "HUB_CACHE_PREFIX": f"bench-{run}",

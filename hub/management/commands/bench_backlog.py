@@ -22,6 +22,7 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 
 from connectors.models import AuthScheme, System
+from connectors.netpolicy import env_allowing_loopback
 from hub.management.commands.bench import Command as BenchCommand
 from hub.management.commands.bench import free_port, latency_figures, receipts, wait_http
 from hub.models import Attempt, Delivery, Event, Flow, FlowState, Operation, RecordLink
@@ -220,7 +221,7 @@ class Command(BenchCommand):
     def child_env(self, run: str, workers: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         return {
-            **env,
+            **env_allowing_loopback(env),  # the sandbox target listens on 127.0.0.1
             "HUB_WORKERS": str(workers),
             "HUB_QUEUE_NAME": f"bench-{run}",
             "HUB_CACHE_PREFIX": f"bench-{run}",

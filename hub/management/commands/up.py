@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from connectors.models import System
+from connectors.netpolicy import env_allowing_loopback
 from hub.demo import demo_seed
 from hub.roles import ADMIN, grant_role
 
@@ -77,7 +78,9 @@ class Command(BaseCommand):
         hub_url = f"http://{host}:{port}"
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
-        env = {**os.environ, "HUB_PUBLIC_URL": hub_url}
+        # The demo's systems are the sandbox on 127.0.0.1, so the processes started here may
+        # connect to loopback addresses (README "Security": the outbound policy).
+        env = {**env_allowing_loopback(dict(os.environ)), "HUB_PUBLIC_URL": hub_url}
         commands = []
         if not no_sandbox:
             commands.append(

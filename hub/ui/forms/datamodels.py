@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from common import strictjson
 from common.paths import PathError, compile_path
+from common.urlpaths import relative_path_problem
 from connectors.models import System
 from hub.services.datamodels import EDITABLE, UNSUITABLE_TYPES, lookup_query, query_param_problem
 from mappings.models import DataModel
@@ -261,6 +262,8 @@ class DetailsForm(forms.Form):
 
     def clean_resource_path(self) -> str:
         value = self.cleaned_data["resource_path"].strip()
+        if problem := relative_path_problem(value):
+            raise forms.ValidationError(problem)
         if value and not value.startswith("/"):
             value = f"/{value}"
         return value
