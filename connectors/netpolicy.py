@@ -295,6 +295,7 @@ class GuardedAdapter(HTTPAdapter):
     would carry a system's credentials to a place nobody configured, so it is refused unsent."""
 
     def __init__(self, *args, only_to: list[str] | None = None, **kwargs) -> None:
+        self.shown = None if only_to is None else sorted({_place(url)[1] for url in only_to})
         self.places = None if only_to is None else _places(only_to)
         super().__init__(*args, **kwargs)
 
@@ -306,9 +307,7 @@ class GuardedAdapter(HTTPAdapter):
         host, place = _place(request.url)
         problem = host_problem(host)  # early words for literal addresses, also through a proxy
         if not problem and self.places is not None and place not in self.places:
-            problem = (
-                f"{place} is not where this system lives ({', '.join(sorted(self.places))}); not sent there."
-            )
+            problem = f"{place} is not where this system lives ({', '.join(self.shown)}); not sent there."
         if problem:
             raise requests.ConnectionError(OutboundRefused(None, problem), request=request)
         return super().send(request, *args, **kwargs)
