@@ -413,3 +413,20 @@ def test_deliveries_to_an_unreadable_target_never_call_it_and_wait_for_the_resum
     assert Delivery.objects.get().status == DeliveryStatus.SUCCEEDED
     assert len(records(fresh_sandbox, "inventory", "accounts")) == 1
     assert System.objects.get(pk=target.pk).unreadable_secrets() == []
+
+
+@pytest.mark.django_db
+def test_a_poll_of_an_unreadable_source_is_not_tried_and_pauses_its_flows(settings):
+    from hub.models import Trigger
+    from hub.pipeline.polling import flow_poll
+
+    demo_seed()
+    flow = Flow.objects.select_related("source_system", "source_model").get(trigger=Trigger.SCHEDULED)
+    lose_the_key(settings)
+    flow.source_system = System.objects.get(pk=flow.source_system_id)
+
+    result = flow_poll(flow=flow)
+    assert result.pages == 0 and result.error.startswith("The hub cannot read the stored sign-in credentials")
+    flow.refresh_from_db()
+    assert flow.state == FlowState.PAUSED
+    assert AuditEntry.objects.filter(verb="pause", target_id=str(flow.pk)).count() == 1
