@@ -15,6 +15,7 @@ from connectors.signatures import sign
 from hub.models import Delivery, DeliveryStatus, Flow, FlowState
 from hub.pipeline import clock
 from hub.pipeline.drain import deliveries_process_batch, next_due_in_seconds
+from tests.conftest import wait_for
 from tests.echo_target import EchoTarget
 from tests.factories import flow_with_mapping, model_with_fields
 from tests.leak_search import crawl_api, crawl_pages, database_dump, hits, hits_figure
@@ -173,3 +174,26 @@ def test_it_never_lets_a_secret_out(client, personas, caplog):
     figure = hits_figure(table, secrets, list(places))
     print(figure, *(f"{place}: {len(text)} characters" for place, text in places.items()), sep="\n")
     assert not table, "secrets found:\n" + figure
+
+
+def settled() -> bool:
+    """Nothing left to do but what waits for a paused flow."""
+    waiting = Delivery.objects.filter(status__in=(DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT))
+    retrying = Delivery.objects.filter(status=DeliveryStatus.RETRYING, flow__state=FlowState.ACTIVE)
+    return not waiting.exists() and not retrying.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_process_writes_no_secret_to_its_log(client, start_worker):
+    with EchoTarget(revealed_secret=WEBHOOK_SECRET) as echo:
+        shop, _ = echo_world(echo)
+        worker = start_worker(workers=1, extra_env={"LOG_LEVEL": "DEBUG"})
+        for n, answer in enumerate((*ANSWERS, 401), start=1):
+            post_hook(client, shop, n, answer)
+        wait_for(settled, timeout=60, message="every delivery to be carried out or held")
+        secrets = planted_secrets(echo)
+    places = {"database": database_dump(), "worker log": worker.output()}
+    assert "dead-lettered" in places["worker log"] and echo.tokens  # it did the work, and signed in
+    table = hits(secrets, places)
+    assert not table, "secrets found:\n" + hits_figure(table, secrets, list(places))
