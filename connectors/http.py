@@ -52,7 +52,8 @@ def session_for(system) -> requests.Session:
     cache = getattr(_sessions, "by_system", None)
     if cache is None:
         cache = _sessions.by_system = {}
-    key = (system.pk, system.updated_at)
+    # Where it may send is part of the key: an unsaved system (no pk, no updated_at) gets its own.
+    key = (system.pk, system.updated_at, tuple(system.outbound_urls()))
     session = cache.get(key)
     if session is None:
         for stale in [k for k in cache if k[0] == system.pk]:
