@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 
-from hub.roles import ADMIN, OPERATORS, READERS, has_role, roles_of
+from hub.roles import ADMIN, OPERATORS, READERS, has_role, role_needed_message, roles_of
 
 
 def role_required(*roles: str, write_roles: tuple[str, ...] | None = None) -> Callable:
@@ -31,11 +31,11 @@ def role_required(*roles: str, write_roles: tuple[str, ...] | None = None) -> Ca
                     )
                     return response
                 return redirect_to_login(request.get_full_path())
-            allowed = roles
+            allowed, what = roles, "This page"
             if write_roles is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
-                allowed = write_roles
+                allowed, what = write_roles, "This change"
             if not has_role(request.user, allowed):
-                raise PermissionDenied("Your role does not allow this.")
+                raise PermissionDenied(role_needed_message(request.user, allowed, what=what))
             return view(request, *args, **kwargs)
 
         return wrapper

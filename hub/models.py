@@ -1,5 +1,6 @@
+import hashlib
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -126,7 +127,11 @@ class Event(models.Model):
     class Meta:
         ordering = ["-received_at"]
         constraints = [
-            models.UniqueConstraint(fields=["system", "idempotency_key"], name="uniq_event_idempotency_key")
+            # The key's namespace is the system and how the event arrived: a key published through
+            # the API can never take the place of a webhook's (or a poll's) own key.
+            models.UniqueConstraint(
+                fields=["system", "origin", "idempotency_key"], name="uniq_event_idempotency_key"
+            )
         ]
         indexes = [
             # Read by the sync history's record search ("what happened to order 1042?").
@@ -409,3 +414,65 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise AppendOnlyError("audit entries are append-only")
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self, now: datetime | None = None) -> "ApiTokenQuerySet":
+        now = now or clock.now()
+        return self.filter(revoked_at__isnull=True, expires_at__gt=now)
+
+
+class ApiToken(models.Model):
+    """A machine account's API key. Only its SHA-256 is stored: the key itself is shown once, when
+    it is made. `prefix` (the key's first characters) tells tokens apart on the Users page.
+
+    A token publishes only for the systems it is bound to."""
+
+    # How long a new token lasts unless another choice is made, and the choices offered.
+    DEFAULT_DAYS = 90
+    DAYS_CHOICES = (30, 90, 180, 365)
+    # last_used_at is written at most this often, so a busy client does not turn every call into
+    # a write.
+    LAST_USED_PRECISION_SECONDS = 60
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12)
+    key_hash = models.CharField(max_length=64, unique=True)
+    systems = models.ManyToManyField(System, blank=True, related_name="api_tokens")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'token'} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_of(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def refusal(self, now: datetime) -> str:
+        """Why this token may not be used now, in plain words; "" when it may."""
+        if self.revoked_at is not None:
+            return f"this API token ({self.prefix}…) was revoked on {self.revoked_at:%Y-%m-%d %H:%M} UTC"
+        if self.expires_at <= now:
+            return f"this API token ({self.prefix}…) expired on {self.expires_at:%Y-%m-%d %H:%M} UTC"
+        if not self.user.is_active:
+            return f"the account of this API token ({self.user.get_username()}) is deactivated"
+        return ""
+
+    def mark_used(self, now: datetime) -> None:
+        """Record a use, writing at most once a minute per token (a conditional update)."""
+        stale = now - timedelta(seconds=self.LAST_USED_PRECISION_SECONDS)
+        ApiToken.objects.filter(pk=self.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
+        ).update(last_used_at=now)

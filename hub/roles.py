@@ -15,6 +15,9 @@ ROLES = {
 }
 READERS = (ADMIN, OPS, AUDITOR)
 OPERATORS = (ADMIN, OPS)
+# How a refusal names a role, and the person who has it.
+ROLE_LABELS = {ADMIN: "Admin", OPS: "Ops", AUDITOR: "Auditor", PUBLISHER: "Publisher"}
+ROLE_HOLDERS = {ADMIN: "an Admin", OPS: "an Ops user", AUDITOR: "an Auditor", PUBLISHER: "a Publisher"}
 
 
 def ensure_role_groups(*, using: str = "default") -> int:
@@ -41,6 +44,18 @@ def has_role(user, roles: Iterable[str]) -> bool:
     return bool(roles_of(user) & set(roles))
 
 
+def _either(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def role_needed_message(user, allowed: Iterable[str], *, what: str = "This page") -> str:
+    """A refusal in plain words: "This page needs the Admin role. You are signed in as an Auditor." """
+    needed = [ROLE_LABELS[role] for role in ROLES if role in set(allowed)]
+    held = [ROLE_HOLDERS[role] for role in ROLES if role in roles_of(user)]
+    who = f"You are signed in as {_either(held)}." if held else "Your account has no role yet; ask an admin."
+    return f"{what} needs the {_either(needed)} role. {who}"
+
+
 def grant_role(user, role: str) -> None:
     group, _ = Group.objects.get_or_create(name=role)
     user.groups.add(group)
@@ -53,7 +68,12 @@ class _RolePermission(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         allowed = self.read_roles if request.method in SAFE_METHODS else self.roles
-        return has_role(request.user, allowed)
+        if has_role(request.user, allowed):
+            return True
+        # DRF answers 403 with this message (a fresh instance per request, so setting it is safe).
+        what = "Reading this" if request.method in SAFE_METHODS else "This change"
+        self.message = role_needed_message(request.user, allowed, what=what)
+        return False
 
 
 class IsAdminRole(_RolePermission):

@@ -2,7 +2,9 @@
 (the UI, the API or the Django admin); set up what the pipeline needs after every migrate; and
 let django-q2's worker processes hand their work back when they are told to stop."""
 
+from axes.signals import user_locked_out
 from django.apps import apps as global_apps
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_login_failed
@@ -23,7 +25,7 @@ from hub.pipeline.schedules import (
 )
 from hub.pipeline.subscriptions import forget_subscriptions
 from hub.roles import ensure_role_groups
-from hub.services.audit import audit_append, audit_sign_in, audit_sign_in_failed
+from hub.services.audit import audit_append, audit_sign_in, audit_sign_in_failed, audit_sign_in_paused
 from mappings.models import DataModel, Mapping
 
 
@@ -68,11 +70,31 @@ def signed_in(request, user, **kwargs) -> None:
     audit_sign_in(user=user, request=request)
 
 
+def _paused_before(request) -> bool:
+    """Whether sign-in was already paused before this attempt (django-axes, whose receiver runs
+    first, counted it): the pause's own entry stands for the attempts it refuses, so someone
+    hammering a paused account cannot grow the audit log without end."""
+    return getattr(request, "axes_failures_since_start", 0) > settings.AXES_FAILURE_LIMIT
+
+
 @receiver(user_login_failed)
 def sign_in_refused(credentials, request=None, **kwargs) -> None:
+    if _paused_before(request):
+        return
     username = str(credentials.get("username", ""))
     user = get_user_model().objects.filter(username=username).first() if username else None
     audit_sign_in_failed(username=username, user=user, request=request)
+
+
+@receiver(user_locked_out)
+def sign_in_paused(request, username, ip_address, **kwargs) -> None:
+    """axes says so on every refused attempt once paused; the audit log records the pause once."""
+    if _paused_before(request):
+        return
+    username = str(username or "")
+    user = get_user_model().objects.filter(username=username).first() if username else None
+    failures = getattr(request, "axes_failures_since_start", 0)
+    audit_sign_in_paused(username=username, user=user, address=ip_address or "", failures=failures)
 
 
 ADMIN_VERBS = {1: "admin_add", 2: "admin_change", 3: "admin_delete"}

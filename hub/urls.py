@@ -5,6 +5,11 @@ from django.urls import include, path
 
 from dlq.api import router as dead_letter_router
 
+# A refused page says which role it needs (hub/access.py), as a page or an HTMX notice.
+handler403 = "hub.ui.errors.permission_denied"
+# A path no URL matches: JSON under /api/ and /hooks/, the usual page elsewhere.
+handler404 = "hub.api.errors.not_found"
+
 urlpatterns = [
     path("", include("hub.api.urls")),
     path("api/v1/", include(dead_letter_router.urls)),

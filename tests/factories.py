@@ -120,3 +120,13 @@ def flow_with_mapping(
         mapping=mapping,
         **{k: v for k, v in defaults.items() if k != "name"},
     )
+
+
+def api_token_for(user, systems=None) -> str:
+    """A publisher's API key, bound to `systems` (default: every system that exists now)."""
+    from hub.services.users import api_token_create
+
+    _, key = api_token_create(
+        user=user, systems=list(System.objects.all()) if systems is None else systems, actor=None
+    )
+    return key

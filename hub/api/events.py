@@ -7,9 +7,9 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 
 from hub.api.errors import error_response
-from hub.models import Event
+from hub.models import ApiToken, Event
 from hub.pipeline.ingest import IngestError, events_publish
-from hub.roles import CanPublish, IsAdminRole
+from hub.roles import ADMIN, CanPublish, IsAdminRole, has_role
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -35,6 +35,16 @@ class PublishResultSerializer(serializers.Serializer):
     event_id = serializers.UUIDField()
     duplicate = serializers.BooleanField()
     deliveries = serializers.IntegerField()
+
+
+def systems_allowed(request) -> frozenset[str] | None:
+    """The systems this caller may publish for: an admin any (None); anyone else only those its
+    API token is bound to (none without a token)."""
+    if has_role(request.user, (ADMIN,)):
+        return None
+    if isinstance(request.auth, ApiToken):
+        return frozenset(request.auth.systems.values_list("slug", flat=True))
+    return frozenset()
 
 
 class EventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -70,7 +80,7 @@ class EventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     )
     def create(self, request, *args, **kwargs):
         try:
-            published = events_publish(body=request.body)
+            published = events_publish(body=request.body, systems_allowed=systems_allowed(request))
         except RequestDataTooBig:
             return error_response(413, f"body too large; the limit is {settings.HUB_MAX_BATCH_BYTES} bytes")
         except IngestError as exc:

@@ -3,7 +3,7 @@
 import hashlib
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,14 +134,18 @@ def webhook_receive(*, slug: str, body: bytes, headers: Mapping[str, str]) -> In
     return events_store([incoming])[0]
 
 
-def events_publish(*, body: bytes) -> dict[str, Any]:
-    """The publish API: one event, or {"events": [...]} up to the batch limit, all or nothing."""
+def events_publish(*, body: bytes, systems_allowed: Collection[str] | None = None) -> dict[str, Any]:
+    """The publish API: one event, or {"events": [...]} up to the batch limit, all or nothing.
+
+    `systems_allowed`: the slugs the caller may publish for (None: any system)."""
     if len(body) > settings.HUB_MAX_BATCH_BYTES:
         raise IngestError(413, f"body too large; the limit is {settings.HUB_MAX_BATCH_BYTES} bytes")
     raw_events, batch = _published_events(parse_json(body))
     slugs = {str(e.get("system")) for e in raw_events if isinstance(e, dict)}
     systems = {system.slug: system for system in System.objects.filter(slug__in=slugs)}
     _refuse_problems(raw_events, systems, batch=batch)
+    if systems_allowed is not None:
+        _refuse_unbound(raw_events, set(systems_allowed))
     results = events_store(
         [
             IncomingEvent(
@@ -162,6 +166,20 @@ def events_publish(*, body: bytes) -> dict[str, Any]:
         "accepted": len(results) - duplicates,
         "duplicates": duplicates,
     }
+
+
+def _refuse_unbound(raw_events: list, allowed: set[str]) -> None:
+    """403 naming the systems outside the caller's binding (the events are valid by now)."""
+    refused = sorted({str(raw["system"]) for raw in raw_events} - allowed)
+    if not refused:
+        return
+    named = ("system " if len(refused) == 1 else "systems ") + ", ".join(repr(slug) for slug in refused)
+    bound = ", ".join(sorted(allowed)) or "none"
+    raise IngestError(
+        403,
+        f"not allowed to publish for {named}: this API token may publish only for the systems it is "
+        f"bound to ({bound}); an admin can make a token for more systems on the Users page",
+    )
 
 
 def _refuse_problems(raw_events: list, systems: dict[str, System], *, batch: bool) -> None:
@@ -248,11 +266,11 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
         results: list[IngestResult] = []
         new_events: list[Event] = []
         new_deliveries: list[Delivery] = []
-        seen_in_batch: dict[tuple[int, str], str] = {}
+        seen_in_batch: dict[tuple[int, str, str], str] = {}
         duplicate_ids: list[str] = []
         tally = IngestTally(now)
         for item in items:
-            key = (item.system.pk, item.idempotency_key)
+            key = (item.system.pk, item.origin, item.idempotency_key)
             known = existing.get(key) or seen_in_batch.get(key)
             if known:
                 results.append(IngestResult(event_id=str(known), duplicate=True))
@@ -309,16 +327,18 @@ def insert_rows(model, objects: list) -> None:
         cursor.execute(sql, params)
 
 
-def _existing_events(items: list[IncomingEvent]) -> dict[tuple[int, str], Any]:
-    by_system: dict[int, list[str]] = {}
+def _existing_events(items: list[IncomingEvent]) -> dict[tuple[int, str, str], Any]:
+    """Stored events with these keys, by (system, origin, key): a key is unique per system and
+    channel, so a published key never matches a webhook's."""
+    by_channel: dict[tuple[int, str], list[str]] = {}
     for item in items:
-        by_system.setdefault(item.system.pk, []).append(item.idempotency_key)
-    found: dict[tuple[int, str], Any] = {}
-    for system_id, keys in by_system.items():
-        rows = Event.objects.filter(system_id=system_id, idempotency_key__in=keys).values_list(
+        by_channel.setdefault((item.system.pk, item.origin), []).append(item.idempotency_key)
+    found: dict[tuple[int, str, str], Any] = {}
+    for (system_id, origin), keys in by_channel.items():
+        rows = Event.objects.filter(system_id=system_id, origin=origin, idempotency_key__in=keys).values_list(
             "idempotency_key", "id"
         )
-        found.update({(system_id, key): event_id for key, event_id in rows})
+        found.update({(system_id, origin, key): event_id for key, event_id in rows})
     return found
 
 

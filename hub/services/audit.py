@@ -211,14 +211,25 @@ def audit_sign_in(*, user, request) -> AuditEntry:
 def audit_sign_in_failed(*, username: str, user, request) -> AuditEntry:
     """A refused sign-in: nobody is signed in, so the actor is anonymous; the target is the
     account tried (when it exists) and the name typed."""
+    return _anonymous_sign_in_entry("sign_in_failed", username, user, {"address": _client_address(request)})
+
+
+def audit_sign_in_paused(*, username: str, user, address: str, failures: int) -> AuditEntry:
+    """Sign-in throttling paused an account or an address after too many wrong passwords."""
+    return _anonymous_sign_in_entry(
+        "sign_in_paused", username, user, {"address": address, "wrong_passwords": failures}
+    )
+
+
+def _anonymous_sign_in_entry(verb: str, username: str, user, details: dict) -> AuditEntry:
     return audit_append(
         actor=None,
         actor_name="",
-        verb="sign_in_failed",
+        verb=verb,
         target_type="user",
         target_id=str(user.pk) if user is not None else "",
         label=username,
-        diff={"username": username[:150], "address": _client_address(request)},
+        diff={"username": username[:150], **details},
     )
 
 

@@ -1,15 +1,21 @@
 """People and machine accounts: create, change role, (de)activate, reset password, API tokens.
 
 Each change writes its audit entry in the same transaction. Passwords and token keys never reach
-an audit diff."""
+an audit diff; of a token only its SHA-256 is stored."""
+
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
+from connectors.models import System
+from hub.models import ApiToken
+from hub.pipeline import clock
 from hub.roles import ADMIN, PUBLISHER, ROLES, grant_role, roles_of
 from hub.services.audit import audit_record
 
@@ -67,8 +73,8 @@ def user_role_set(*, user, role: str, actor):
     with transaction.atomic():
         _set_role(user, role)
         if role != PUBLISHER:
-            # Tokens are for machine accounts; a person who stops being one loses the token.
-            Token.objects.filter(user=user).delete()
+            # Tokens are for machine accounts; a person who stops being one loses them.
+            ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=clock.now())
         audit_record(actor=actor, verb="change_role", target=user, diff={"role": [old, role]})
     return user
 
@@ -107,23 +113,74 @@ def user_password_reset(*, user, password: str, actor):
     return user
 
 
-def user_token_create(*, user, actor) -> str:
-    """Create the machine account's API token and return its key: the only time anyone sees it."""
+# "hub_" marks the hub's keys for secret scanners; the prefix shown on pages is "hub_" and the
+# first 8 random characters (about 48 of the key's 256 random bits, the rest stay secret).
+KEY_MARK = "hub_"
+PREFIX_LENGTH = 12
+
+
+def new_key() -> str:
+    return KEY_MARK + secrets.token_urlsafe(32)
+
+
+def api_token_create(
+    *, user, systems: Iterable[System], actor, name: str = "", days: int = ApiToken.DEFAULT_DAYS
+) -> tuple[ApiToken, str]:
+    """Make a token for a machine account, bound to `systems`; returns it with its key, which is
+    never stored and cannot be shown again."""
     if PUBLISHER not in roles_of(user):
         raise UserError("API tokens are for machine accounts with the publisher role.")
     if not user.is_active:
         raise UserError("This account is deactivated; reactivate it first.")
+    systems = list(systems)
+    if not systems:
+        raise UserError("Choose at least one system the token may publish for.")
+    if days not in ApiToken.DAYS_CHOICES:
+        raise UserError(
+            f"Choose how long the token lasts: {', '.join(map(str, ApiToken.DAYS_CHOICES))} days."
+        )
+    key = new_key()
+    now = clock.now()
     with transaction.atomic():
-        if Token.objects.filter(user=user).exists():
-            raise UserError("This account already has a token. Revoke it first to make a new one.")
-        token = Token.objects.create(user=user)
-        audit_record(actor=actor, verb="create_token", target=user, diff={"token": "created"})
-    return token.key
+        token = ApiToken.objects.create(
+            user=user,
+            name=name.strip()[:100],
+            prefix=key[:PREFIX_LENGTH],
+            key_hash=ApiToken.hash_of(key),
+            created_at=now,
+            created_by=actor if getattr(actor, "pk", None) else None,
+            expires_at=now + timedelta(days=days),
+        )
+        token.systems.set(systems)
+        audit_record(
+            actor=actor,
+            verb="create_token",
+            target=user,
+            diff={
+                "token": token.prefix + "…",
+                "name": token.name,
+                "systems": sorted(s.slug for s in systems),
+                "expires_at": token.expires_at.isoformat(),
+            },
+        )
+    return token, key
 
 
-def user_token_revoke(*, user, actor) -> bool:
+def user_token_create(*, user, actor, systems: Iterable[System] | None = None) -> str:
+    """A token with the defaults, returning only its key. `systems` None: every system there is
+    now (tests and tools; the Users page always asks which)."""
+    chosen = System.objects.all() if systems is None else systems
+    return api_token_create(user=user, systems=chosen, actor=actor)[1]
+
+
+def api_token_revoke(*, token: ApiToken, actor) -> bool:
+    """Revoke a token at once; False when it already was."""
+    now = clock.now()
     with transaction.atomic():
-        deleted, _ = Token.objects.filter(user=user).delete()
-        if deleted:
-            audit_record(actor=actor, verb="revoke_token", target=user, diff={"token": "revoked"})
-    return bool(deleted)
+        changed = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+        if changed:
+            token.revoked_at = now
+            audit_record(
+                actor=actor, verb="revoke_token", target=token.user, diff={"token": token.prefix + "…"}
+            )
+    return bool(changed)

@@ -31,7 +31,7 @@ PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 SETUP = """
 import json, os
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from tests.factories import api_token_for
 from hub.roles import PUBLISHER, ensure_role_groups, grant_role
 from tests.sandbox_helpers import hr_to_inventory_accounts
 
@@ -47,7 +47,7 @@ flow.target_model.save()
 ensure_role_groups()
 user = get_user_model().objects.create(username="publisher")
 grant_role(user, PUBLISHER)
-print(json.dumps({"token": Token.objects.create(user=user).key, "slug": flow.source_system.slug}))
+print(json.dumps({"token": api_token_for(user, [flow.source_system]), "slug": flow.source_system.slug}))
 """
 
 

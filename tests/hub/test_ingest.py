@@ -8,13 +8,12 @@ import time
 
 import pytest
 from django.db import IntegrityError, transaction
-from rest_framework.authtoken.models import Token
 
 from connectors.models import SignatureEncoding, SignatureScheme
 from connectors.signatures import sign
 from hub.models import Delivery, DeliveryStatus, Event
 from hub.pipeline.ingest import _is_repeated_key, insert_rows
-from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
+from tests.factories import SystemFactory, api_token_for, flow_with_mapping, model_with_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -199,12 +198,11 @@ def test_it_reads_the_event_type_and_key_from_headers_when_configured(client):
 
 
 @pytest.fixture
-def publisher_client(personas):
+def publisher_client(personas, crm):
     from rest_framework.test import APIClient
 
     api = APIClient()
-    token = Token.objects.create(user=personas["publisher"])
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(personas['publisher'], [crm])}")
     return api
 
 

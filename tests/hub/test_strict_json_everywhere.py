@@ -6,13 +6,12 @@ import json
 import pytest
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from connectors.signatures import sign
 from hub.models import Delivery, Event
 from tests.common.test_strictjson import NASTY
-from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
+from tests.factories import SystemFactory, api_token_for, flow_with_mapping, model_with_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +56,7 @@ def test_a_correctly_signed_webhook_with_bad_json_gets_a_400_that_says_why(clien
 @pytest.mark.parametrize(("raw", "reason"), NASTY)
 def test_the_publish_api_answers_bad_json_with_a_400_that_says_why(personas, crm, raw, reason):
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=personas['publisher']).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(personas['publisher'], [crm])}")
     response = api.post("/api/v1/events/", data=raw, content_type="application/json")
     assert response.status_code == 400, response.content
     assert reason in response.json()["error"]

@@ -3,11 +3,10 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
-from hub.models import AuditEntry
+from hub.models import ApiToken, AuditEntry
 from hub.roles import roles_of
-from tests.factories import UserFactory
+from tests.factories import SystemFactory, UserFactory, api_token_for
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -20,14 +19,15 @@ def admin_client(client, personas):
     return client
 
 
-def post_urls(user):
+def post_urls(user, token_pk=1):
     return [
         reverse("hub-users-add"),
         reverse("hub-users-role", args=[user.pk]),
         reverse("hub-users-active", args=[user.pk]),
         reverse("hub-users-password", args=[user.pk]),
         reverse("hub-users-token", args=[user.pk]),
-        reverse("hub-users-token-revoke", args=[user.pk]),
+        reverse("hub-users-token-revoke", args=[token_pk]),
+        reverse("hub-users-lift-pause"),
     ]
 
 
@@ -129,7 +129,10 @@ def test_it_deactivates_and_reactivates_a_user_but_never_yourself(admin_client, 
     assert "Reactivate" in html and "Deactivated" in html
     admin_client.post(reverse("hub-users-active", args=[ops.pk]), {"active": "1"}, headers=HTMX)
     assert User.objects.get(pk=ops.pk).is_active
-    assert [e.verb for e in AuditEntry.objects.exclude(verb="sign_in").order_by("id")] == ["deactivate", "reactivate"]
+    assert [e.verb for e in AuditEntry.objects.exclude(verb="sign_in").order_by("id")] == [
+        "deactivate",
+        "reactivate",
+    ]
 
     response = admin_client.post(reverse("hub-users-active", args=[me.pk]), {"active": "0"}, headers=HTMX)
     assert "deactivate yourself" in response.content.decode()
@@ -177,54 +180,69 @@ def test_an_admin_resetting_their_own_password_stays_signed_in(admin_client, per
     assert admin_client.get(reverse("hub-users")).status_code == 200
 
 
-def test_it_shows_a_new_api_token_once_then_only_that_it_is_set(admin_client, personas):
+def new_token(admin_client, machine, **form) -> tuple[str, object]:
+    """Create a token on the Users page; returns the key shown once, and the response."""
+    system = SystemFactory()
+    data = {"name": "shop server", "systems": [system.pk], "days": "90", **form}
+    response = admin_client.post(reverse("hub-users-token", args=[machine.pk]), data, headers=HTMX)
+    html = response.content.decode()
+    start = html.find('value="hub_')
+    key = html[start + len('value="') : html.find('"', start + len('value="'))] if start >= 0 else ""
+    return key, response
+
+
+def test_it_shows_a_new_api_token_once_then_only_its_prefix(admin_client, personas):
     machine = personas["publisher"]
-    response = admin_client.post(reverse("hub-users-token", args=[machine.pk]), headers=HTMX)
-    key = Token.objects.get(user=machine).key
-    assert key in response.content.decode() and "shown only this once" in response.content.decode()
+    key, response = new_token(admin_client, machine)
+    assert key.startswith("hub_") and "shown only this once" in response.content.decode()
     assert response["Cache-Control"] == "no-store"
+    token = ApiToken.objects.get(user=machine)
     later = admin_client.get(reverse("hub-users")).content.decode()
-    assert key not in later and "Token set, created" in later
+    assert key not in later and f"{token.prefix}…" in later and "shop server" in later
     entry = AuditEntry.objects.get(verb="create_token")
     assert key not in str(entry.diff) and entry.target_id == str(machine.pk)
 
-    admin_client.post(reverse("hub-users-token-revoke", args=[machine.pk]), headers=HTMX)
-    assert not Token.objects.filter(user=machine).exists()
+    admin_client.post(reverse("hub-users-token-revoke", args=[token.pk]), headers=HTMX)
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
     assert AuditEntry.objects.filter(verb="revoke_token").count() == 1
 
 
 def test_it_makes_tokens_only_for_publisher_machine_accounts(admin_client, personas):
-    response = admin_client.post(reverse("hub-users-token", args=[personas["ops"].pk]), headers=HTMX)
+    _, response = new_token(admin_client, personas["ops"])
     assert "publisher role" in response.content.decode()
-    assert not Token.objects.exists()
+    assert not ApiToken.objects.exists()
 
 
-def test_it_does_not_make_a_second_token_over_the_first(admin_client, personas):
+def test_a_machine_account_may_hold_two_tokens_while_one_replaces_the_other(admin_client, personas):
     machine = personas["publisher"]
-    admin_client.post(reverse("hub-users-token", args=[machine.pk]), headers=HTMX)
-    first = Token.objects.get(user=machine).key
-    response = admin_client.post(reverse("hub-users-token", args=[machine.pk]), headers=HTMX)
-    assert "Revoke it first" in response.content.decode()
-    assert Token.objects.get(user=machine).key == first
+    first, _ = new_token(admin_client, machine, name="old server")
+    second, _ = new_token(admin_client, machine, name="new server")
+    assert first and second and first != second
+    assert ApiToken.objects.filter(user=machine).count() == 2
 
 
 def test_a_publisher_token_works_against_the_api_until_revoked(admin_client, client, personas):
     machine = personas["publisher"]
-    admin_client.post(reverse("hub-users-token", args=[machine.pk]), headers=HTMX)
-    key = Token.objects.get(user=machine).key
+    key, _ = new_token(admin_client, machine)
     other = client.__class__()
     assert other.get("/api/v1/flows/", headers={"Authorization": f"Token {key}"}).status_code != 401
-    admin_client.post(reverse("hub-users-token-revoke", args=[machine.pk]))
+    admin_client.post(reverse("hub-users-token-revoke", args=[ApiToken.objects.get(user=machine).pk]))
     assert other.get("/api/v1/flows/", headers={"Authorization": f"Token {key}"}).status_code == 401
 
 
 def test_it_lists_users_in_a_constant_number_of_queries(
     admin_client, personas, django_assert_max_num_queries
 ):
-    with django_assert_max_num_queries(8) as few:
+    systems = [SystemFactory(), SystemFactory()]
+    api_token_for(personas["publisher"], systems)
+    # 8 before tokens were hashed; +1 each: tokens, their systems, the systems for the token
+    # form, paused accounts, paused addresses.
+    with django_assert_max_num_queries(13) as few:
         admin_client.get(reverse("hub-users"))
     for i in range(15):
-        UserFactory(username=f"extra{i}", role="ops" if i % 2 else "publisher")
+        extra = UserFactory(username=f"extra{i}", role="ops" if i % 2 else "publisher")
+        if i % 2 == 0:
+            api_token_for(extra, systems)
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = admin_client.get(reverse("hub-users"))
     assert "extra14" in response.content.decode()

@@ -24,7 +24,6 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from connectors.models import AuthScheme, SignatureScheme, System
 from connectors.netpolicy import env_allowing_loopback
@@ -35,6 +34,7 @@ from connectors.signatures import sign
 from hub.models import Attempt, Delivery, DeliveryStatus, Event, Flow, FlowState, Operation, RecordLink
 from hub.roles import PUBLISHER, ensure_role_groups, grant_role
 from hub.services.mappings import mapping_version_save
+from hub.services.users import api_token_create
 from mappings.models import DataModel, Field, Mapping
 
 BENCH_SECRET = "bench-webhook-secret"
@@ -280,8 +280,9 @@ class Command(BaseCommand):
         ensure_role_groups()
         user, _ = get_user_model().objects.get_or_create(username="bench-publisher")
         grant_role(user, PUBLISHER)
-        token, _ = Token.objects.get_or_create(user=user)
-        return source, flow, token.key
+        # A fresh token each run (only its hash is kept, so an earlier one cannot be read back).
+        _, key = api_token_create(user=user, systems=[source], actor=None, name="bench")
+        return source, flow, key
 
     def purge(self, source: System, flow: Flow) -> None:
         """Earlier runs' benchmark data only, so each run measures its own events."""

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -19,14 +21,25 @@ from hub.demo import demo_seed
 from hub.roles import ADMIN, grant_role
 
 
+def _generated_password(user) -> str:
+    """A random password the password validators accept (a random one nearly always is)."""
+    while True:
+        password = secrets.token_urlsafe(15)
+        try:
+            validate_password(password, user)
+        except ValidationError:
+            continue
+        return password
+
+
 def ensure_admin_login() -> tuple[str, str]:
     """The first admin login; its password is generated once and kept in var/ (mode 0600)."""
     password_file = Path(settings.VAR_DIR) / "admin-password.txt"
     User = get_user_model()
     if password_file.exists() and User.objects.filter(username="admin").exists():
         return "admin", password_file.read_text().strip()
-    password = secrets.token_urlsafe(12)
     user, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
+    password = _generated_password(user)
     user.set_password(password)
     user.is_staff = user.is_superuser = True
     user.save()

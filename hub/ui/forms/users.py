@@ -3,6 +3,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
 
+from connectors.models import System
+from hub.models import ApiToken
 from hub.roles import ROLES
 
 ROLE_CHOICES = [(name, description.split(":")[0]) for name, description in ROLES.items()]
@@ -35,7 +37,7 @@ class UserCreateForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=ROLE_CHOICES, initial="ops")
     password = new_password_field(
         "Initial password",
-        help_text="At least 8 characters, not a common password. Tell the person to keep it private.",
+        help_text="At least 10 characters, not only digits, not a common password and not like the username. Tell the person to keep it private.",
     )
 
     def clean_username(self) -> str:
@@ -63,7 +65,10 @@ class RoleForm(forms.Form):
 class PasswordResetForm(forms.Form):
     """A new password for `user`, checked by the password validators."""
 
-    password = new_password_field("New password", help_text="At least 8 characters, not a common password.")
+    password = new_password_field(
+        "New password",
+        help_text="At least 10 characters, not only digits, not a common password and not like the username.",
+    )
     password_again = new_password_field("New password again")
 
     def __init__(self, *args, user, **kwargs) -> None:
@@ -80,3 +85,23 @@ class PasswordResetForm(forms.Form):
         if data.get("password") and data.get("password_again") and data["password"] != data["password_again"]:
             self.add_error("password_again", "The two passwords are not the same.")
         return data
+
+
+class TokenForm(forms.Form):
+    """A new API token for a machine account: a name, the systems it may publish for, how long."""
+
+    name = forms.CharField(
+        label="Name", max_length=100, required=False, help_text="Where it is used, e.g. “shop server”."
+    )
+    systems = forms.ModelMultipleChoiceField(
+        label="May publish for",
+        queryset=System.objects.order_by("name"),
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one system the token may publish for."},
+    )
+    days = forms.TypedChoiceField(
+        label="Lasts",
+        coerce=int,
+        choices=[(days, f"{days} days") for days in ApiToken.DAYS_CHOICES],
+        initial=ApiToken.DEFAULT_DAYS,
+    )
