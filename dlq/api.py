@@ -22,7 +22,8 @@ from dlq.services import (
     replay_summary,
 )
 from hub.api.deliveries import DeliverySerializer
-from hub.api.errors import error_response
+from hub.api.errors import StrictJSONParser, error_response
+from hub.api.fields import TextField
 from hub.roles import IsOperator
 
 FILTER_PARAMETERS = [
@@ -36,6 +37,9 @@ FILTER_PARAMETERS = [
     OpenApiParameter("record", str, description="The source record id."),
     OpenApiParameter("text", str, description="Text in the reason or the record id."),
 ]
+
+
+OPEN_VALUES = {"true": True, "1": True, "false": False, "0": False}
 
 
 def letter_filters(data) -> tuple[InboxFilterForm, dict]:
@@ -77,7 +81,7 @@ class ReplaySerializer(serializers.Serializer):
     corrected_record = serializers.JSONField(
         required=False, help_text="A fixed source record to send instead."
     )
-    note = serializers.CharField(required=False, allow_blank=True, default="")
+    note = TextField(required=False, allow_blank=True, default="")
 
     def validate_corrected_record(self, value):
         if not isinstance(value, dict):
@@ -89,18 +93,18 @@ class ReplaySerializer(serializers.Serializer):
 
 
 class NoteSerializer(serializers.Serializer):
-    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    note = TextField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class ArrivedSerializer(NoteSerializer):
-    target_id = serializers.CharField(
+    target_id = TextField(
         required=False, allow_blank=True, default="", max_length=300,
         help_text="The record's id in the target system; links it so later changes update it.",
     )  # fmt: skip
 
 
 class DiscardSerializer(serializers.Serializer):
-    reason = serializers.CharField(help_text="Why this dead letter needs no delivery; kept in the audit log.")
+    reason = TextField(help_text="Why this dead letter needs no delivery; kept in the audit log.")
 
 
 class BulkJobSerializer(serializers.ModelSerializer):
@@ -117,11 +121,12 @@ class BulkJobSerializer(serializers.ModelSerializer):
 
 class BulkStartSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=BulkJob.Action.choices)
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+    reason = TextField(required=False, allow_blank=True, default="", max_length=1000)
 
 
 class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = DeadLetterSerializer
+    parser_classes = [StrictJSONParser]  # JSON in and out, as the schema says
     permission_classes = [IsOperator]
     lookup_value_regex = r"\d+"
 
@@ -131,7 +136,9 @@ class DeadLetterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             return qs
         params = self.request.query_params
         qs = qs.matching(**letter_filters(params)[1])
-        if params.get("open", "").lower() in ("1", "true", "yes"):
+        if "open" in params and params["open"].lower() not in OPEN_VALUES:
+            raise ValidationError({"open": ["must be true or false"]})
+        if OPEN_VALUES.get(params.get("open", "").lower()):
             qs = qs.unresolved()
         return qs
 
@@ -205,6 +212,7 @@ class BulkJobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.
     """Replay or discard every open letter matching the filters, in the background."""
 
     serializer_class = BulkJobSerializer
+    parser_classes = [StrictJSONParser]  # JSON in and out, as the schema says
     permission_classes = [IsOperator]
     queryset = BulkJob.objects.select_related("created_by").order_by("-created_at", "-id")
     lookup_value_regex = r"\d+"

@@ -54,7 +54,8 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         qs = Delivery.objects.select_related("flow").order_by("-id")
         if self.action == "retrieve":
             return qs.prefetch_related("attempt_log")
-        params = DeliveryFilterSerializer(data=self.request.query_params)
+        # A plain dict, so an empty value is refused like any other bad one instead of ignored.
+        params = DeliveryFilterSerializer(data=self.request.query_params.dict())
         params.is_valid(raise_exception=True)
         filters = params.validated_data
         if "flow" in filters:

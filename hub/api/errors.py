@@ -4,6 +4,7 @@ import logging
 
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -46,6 +47,14 @@ def exception_handler(exc, context):
     elif isinstance(data, list):
         response.data = {"error": "; ".join(str(item) for item in data)}
     return response
+
+
+def not_found(request, exception=None):
+    """handler404: a path no URL matches is answered in JSON where machines call (the API and the
+    webhooks), with the usual page elsewhere."""
+    if request.path.startswith(("/api/", "/hooks/")):
+        return JsonResponse({"error": f"nothing here: {request.path} is not an API address"}, status=404)
+    return page_not_found(request, exception)
 
 
 def error_response(status_code: int, message: str, **extra) -> Response:

@@ -2,11 +2,16 @@
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 
-from hub.api.errors import error_response
+from hub.api.errors import StrictJSONParser, error_response
 from hub.models import ApiToken, Event
 from hub.pipeline.ingest import IngestError, events_publish
 from hub.roles import ADMIN, CanPublish, IsAdminRole, has_role
@@ -20,21 +25,45 @@ class EventSerializer(serializers.ModelSerializer):
         fields = "__all__"
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "minLength": 1}, {"type": "integer"}]})
+class TextOrIntegerField(serializers.Field):
+    """Publish takes a number where it asks for text, read as that text (vendors' numeric ids)."""
+
+
 class PublishEventSerializer(serializers.Serializer):
+    """What a published event looks like (hub.pipeline.ingest checks it)."""
+
     system = serializers.SlugField(help_text="The source system's slug.")
-    type = serializers.CharField(max_length=200, help_text='Event type, e.g. "deal.won".')
-    idempotency_key = serializers.CharField(max_length=300, help_text="Repeats of a key are stored once.")
-    payload = serializers.JSONField()
+    type = TextOrIntegerField(help_text='Event type, e.g. "deal.won"; at most 200 characters.')
+    idempotency_key = TextOrIntegerField(
+        help_text="Repeats of a key are stored once; at most 300 characters."
+    )
+    payload = serializers.DictField(help_text="The record: a JSON object.")
 
 
 class PublishBatchSerializer(serializers.Serializer):
-    events = PublishEventSerializer(many=True)
+    events = PublishEventSerializer(many=True, min_length=1, max_length=settings.HUB_MAX_BATCH_EVENTS)
 
 
 class PublishResultSerializer(serializers.Serializer):
     event_id = serializers.UUIDField()
     duplicate = serializers.BooleanField()
     deliveries = serializers.IntegerField()
+
+
+class EventFilterSerializer(serializers.Serializer):
+    """The list's query parameters; a bad one is a 400 naming it, never a database error."""
+
+    system = serializers.SlugField(required=False, max_length=60, help_text="Only events from this system.")
+    record_id = serializers.CharField(
+        required=False, max_length=300, help_text="Only events about this source record."
+    )
+
+
+class PublishBatchResultSerializer(serializers.Serializer):
+    results = PublishResultSerializer(many=True)
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
 
 
 def systems_allowed(request) -> frozenset[str] | None:
@@ -51,22 +80,40 @@ class EventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Publish events (POST) and read them back."""
 
     serializer_class = EventSerializer
+    parser_classes = [StrictJSONParser]  # publish reads the body as JSON, whatever else is sent
 
     def get_permissions(self):
         return [CanPublish()] if self.action == "create" else [IsAdminRole()]
 
     def get_queryset(self):
         qs = Event.objects.select_related("system").order_by("-received_at")
-        if system := self.request.query_params.get("system"):
-            qs = qs.filter(system__slug=system)
-        if record := self.request.query_params.get("record_id"):
-            qs = qs.filter(record_id=record)
+        if self.action != "list":
+            return qs
+        # A plain dict, so an empty value is refused like any other bad one instead of ignored.
+        params = EventFilterSerializer(data=self.request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        if "system" in params.validated_data:
+            qs = qs.filter(system__slug=params.validated_data["system"])
+        if "record_id" in params.validated_data:
+            qs = qs.filter(record_id=params.validated_data["record_id"])
         return qs
 
+    @extend_schema(parameters=[EventFilterSerializer])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
     @extend_schema(
-        request=PublishEventSerializer,
+        request=PolymorphicProxySerializer(
+            "Publish",
+            serializers=[PublishEventSerializer, PublishBatchSerializer],
+            resource_type_field_name=None,
+        ),
         responses={
-            202: PublishResultSerializer,
+            202: PolymorphicProxySerializer(
+                "Published",
+                serializers=[PublishResultSerializer, PublishBatchResultSerializer],
+                resource_type_field_name=None,
+            ),
             400: OpenApiResponse(description="malformed or missing fields"),
             404: OpenApiResponse(description="unknown system"),
             413: OpenApiResponse(description="too large"),

@@ -5,7 +5,8 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from hub.api.errors import error_response
+from hub.api.errors import StrictJSONParser, error_response
+from hub.api.fields import TextField
 from hub.models import Flow
 from hub.roles import IsOperator
 from hub.services.errors import ConfigError
@@ -30,7 +31,7 @@ class FlowSerializer(serializers.ModelSerializer):
 
 
 class PauseSerializer(serializers.Serializer):
-    reason = serializers.CharField(
+    reason = TextField(
         required=False, allow_blank=True, default="", max_length=300,
         help_text="Why; shown on the flow and kept in the audit log.",
     )  # fmt: skip
@@ -38,6 +39,7 @@ class PauseSerializer(serializers.Serializer):
 
 class FlowViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = FlowSerializer
+    parser_classes = [StrictJSONParser]  # JSON in and out, as the schema says
     permission_classes = [IsOperator]
     queryset = Flow.objects.select_related(
         "source_system", "target_system", "source_model__system", "target_model__system"

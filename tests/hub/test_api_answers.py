@@ -67,3 +67,28 @@ def test_a_webhook_sent_with_the_wrong_method_gets_a_json_405(client):
     response = client.get("/hooks/crm/")
     assert response.status_code == 405 and response["Allow"] == "POST"
     assert "POST" in response.json()["error"]
+
+
+def test_an_address_no_url_matches_is_a_json_404_under_the_api_and_hooks(api, client):
+    for path in ("/api/v1/dead-letters/x%C2%84/", "/api/v1/no-such-thing/", "/hooks/not a slug/"):
+        response = api.get(path)
+        assert response.status_code == 404 and "not an API address" in response.json()["error"]
+    assert client.get("/no-such-page/")["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("query", ["system=%00", "system=", "record_id=" + "x" * 301])
+def test_a_bad_event_filter_is_a_400_not_a_database_error(api, query):
+    response = api.get(f"/api/v1/events/?{query}")
+    assert response.status_code == 400 and response.json()["fields"]
+
+
+def test_the_open_filter_of_dead_letters_is_true_or_false(api):
+    assert api.get("/api/v1/dead-letters/?open=true").status_code == 200
+    assert api.get("/api/v1/dead-letters/?open=null").json()["fields"] == {"open": ["must be true or false"]}
+
+
+def test_text_fields_take_text_and_actions_take_json(api, flow):
+    response = api.post(f"/api/v1/flows/{flow.pk}/pause/", {"reason": 0}, format="json")
+    assert response.status_code == 400 and "reason" in response.json()["fields"]
+    response = api.post(f"/api/v1/flows/{flow.pk}/pause/", {"reason": "x"}, format="multipart")
+    assert response.status_code == 415
