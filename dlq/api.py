@@ -23,7 +23,7 @@ from dlq.services import (
 )
 from hub.api.deliveries import DeliverySerializer
 from hub.api.errors import StrictJSONParser, error_response
-from hub.api.fields import TextField
+from hub.api.fields import TextField, refuse_repeated
 from hub.roles import IsOperator
 
 FILTER_PARAMETERS = [
@@ -44,6 +44,7 @@ OPEN_VALUES = {"true": True, "1": True, "false": False, "0": False}
 
 def letter_filters(data) -> tuple[InboxFilterForm, dict]:
     """The inbox's filter form over API parameters; a bad one is a 400 naming the field."""
+    refuse_repeated(data, [parameter.name for parameter in FILTER_PARAMETERS])
     form = InboxFilterForm(data)
     if not form.is_valid():
         raise ValidationError({name: [str(e) for e in errors] for name, errors in form.errors.items()})

@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
 
+from hub.api.fields import read_query
 from hub.models import Attempt, Delivery, DeliveryStatus
 from hub.roles import IsAdminRole
 
@@ -54,10 +55,7 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         qs = Delivery.objects.select_related("flow").order_by("-id")
         if self.action == "retrieve":
             return qs.prefetch_related("attempt_log")
-        # A plain dict, so an empty value is refused like any other bad one instead of ignored.
-        params = DeliveryFilterSerializer(data=self.request.query_params.dict())
-        params.is_valid(raise_exception=True)
-        filters = params.validated_data
+        filters = read_query(DeliveryFilterSerializer, self.request.query_params)
         if "flow" in filters:
             qs = qs.filter(flow_id=filters["flow"])
         if "status" in filters:

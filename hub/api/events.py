@@ -12,6 +12,7 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 
 from hub.api.errors import StrictJSONParser, error_response
+from hub.api.fields import read_query
 from hub.models import ApiToken, Event
 from hub.pipeline.ingest import IngestError, events_publish
 from hub.roles import ADMIN, CanPublish, IsAdminRole, has_role
@@ -89,13 +90,11 @@ class EventViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         qs = Event.objects.select_related("system").order_by("-received_at")
         if self.action != "list":
             return qs
-        # A plain dict, so an empty value is refused like any other bad one instead of ignored.
-        params = EventFilterSerializer(data=self.request.query_params.dict())
-        params.is_valid(raise_exception=True)
-        if "system" in params.validated_data:
-            qs = qs.filter(system__slug=params.validated_data["system"])
-        if "record_id" in params.validated_data:
-            qs = qs.filter(record_id=params.validated_data["record_id"])
+        filters = read_query(EventFilterSerializer, self.request.query_params)
+        if "system" in filters:
+            qs = qs.filter(system__slug=filters["system"])
+        if "record_id" in filters:
+            qs = qs.filter(record_id=filters["record_id"])
         return qs
 
     @extend_schema(parameters=[EventFilterSerializer])

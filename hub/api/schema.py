@@ -40,6 +40,9 @@ WITH_BODY = {
     "415": "The body's content type is not one the operation reads.",
 }
 WITH_PATH_ID = {"404": "No such object (or not one this account may see)."}
+# Answered by the web server before the hub sees the request (gunicorn reads 4,094 bytes of
+# request line), so in its own words rather than the error shape.
+WITH_QUERY = {"414": {"description": "The address with its query is longer than the server reads."}}
 RETRY_AFTER = {
     "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before sending again."}
 }
@@ -59,6 +62,8 @@ def document_errors(result, generator, request, public):
                 errors |= WITH_BODY
             if any(p["in"] == "path" for p in parameters):
                 errors |= WITH_PATH_ID
+            if any(p["in"] == "query" for p in parameters):
+                responses.update({k: v for k, v in WITH_QUERY.items() if k not in responses})
             for status, description in errors.items():
                 response = responses.setdefault(status, {"description": description})
                 response.setdefault(

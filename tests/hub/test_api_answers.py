@@ -92,3 +92,18 @@ def test_text_fields_take_text_and_actions_take_json(api, flow):
     assert response.status_code == 400 and "reason" in response.json()["fields"]
     response = api.post(f"/api/v1/flows/{flow.pk}/pause/", {"reason": "x"}, format="multipart")
     assert response.status_code == 415
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/events/?system=a&system=b", "/api/v1/deliveries/?status=dead&status=pending",
+             "/api/v1/dead-letters/?text=a&text=b"],
+)  # fmt: skip
+def test_a_filter_given_twice_is_a_400_not_the_last_one(api, path):
+    response = api.get(path)
+    assert response.status_code == 400
+    assert list(response.json()["fields"].values()) == [["give this parameter once"]]
+
+
+def test_a_text_limit_counts_the_text_as_sent(api, flow):
+    response = api.post(f"/api/v1/flows/{flow.pk}/pause/", {"reason": " " + "x" * 300}, format="json")
+    assert response.status_code == 400 and "reason" in response.json()["fields"]
