@@ -73,6 +73,8 @@ class Limits:
     openapi_ref_chain: int = 32
     # Fields one schema may expand to: a data model with more is not one kind of record.
     openapi_fields: int = 2000
+    # $refs followed while reading one schema: allOf parts that refer to allOf parts multiply.
+    openapi_refs: int = 20_000
 
     # --- flow filters ---------------------------------------------------------------------------
     # Characters of a filter typed in the flow form or a specification.
@@ -93,6 +95,10 @@ class Limits:
     # --- UI text boxes --------------------------------------------------------------------------
     # A sample record or a JSON value typed into a form field.
     form_json_bytes: int = 1 * MB
+
+    # --- ids and cursors in URLs and forms ----------------------------------------------------------
+    # Digits of an id or a keyset cursor: 18 always fit a 64-bit column (int() of 5,000 digits fails).
+    id_digits: int = 18
 
     # --- API pages ------------------------------------------------------------------------------
     # Rows in one API page when the client names no limit.
@@ -116,3 +122,9 @@ def _from_environment() -> Limits:
 
 
 LIMITS = _from_environment()
+
+
+def row_id(raw: object) -> int | None:
+    """A database id or keyset cursor from text a person sent: digits only, at most id_digits."""
+    text = str(getattr(raw, "pk", raw) if raw is not None else "")
+    return int(text) if text.isdigit() and text.isascii() and len(text) <= LIMITS.id_digits else None

@@ -12,17 +12,22 @@ import math
 import re
 from typing import Any
 
-MAX_DEPTH = 64
-# Integers must fit in 64 bits: what PostgreSQL, SQLite and most APIs can hold without loss.
-MAX_INTEGER = 2**64 - 1
-MAX_NUMBER_TEXT = 64  # characters; refuses "1e999…" and 4,000-digit integers before converting
+from common.limits import LIMITS
+
+# The limits' reasons are in common/limits.py; these names stay for the readers' callers.
+MAX_DEPTH = LIMITS.json_depth
+MAX_INTEGER = LIMITS.json_integer_max
+MAX_NUMBER_TEXT = LIMITS.json_number_chars
+MAX_OBJECT_KEYS = LIMITS.json_object_keys
+MAX_TOTAL_KEYS = LIMITS.json_total_keys
+MAX_STRING_CHARS = LIMITS.json_string_chars
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE_ESCAPE_TEXT = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-class JSONInputError(ValueError):
-    """JSON that is refused, with the reason and, where known, the line and column."""
+class InputError(ValueError):
+    """Input that is refused, with the reason and, where known, the line and column."""
 
     def __init__(self, reason: str, *, line: int | None = None, column: int | None = None) -> None:
         self.reason = reason
@@ -36,6 +41,10 @@ class JSONInputError(ValueError):
         if self.line is None:
             return self.reason
         return f"line {self.line} column {self.column}: {self.reason}"
+
+
+class JSONInputError(InputError):
+    """JSON that is refused (see InputError)."""
 
     @property
     def message(self) -> str:
@@ -103,6 +112,39 @@ def nesting_depth(text: str | bytes) -> int:
     return deepest
 
 
+class _KeyCounter:
+    """An object_pairs_hook that refuses too many keys in one object or in the whole document."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict:
+        if len(pairs) > MAX_OBJECT_KEYS:
+            raise JSONInputError(f"an object has {len(pairs):,} keys; the limit is {MAX_OBJECT_KEYS:,}")
+        self.total += len(pairs)
+        if self.total > MAX_TOTAL_KEYS:
+            raise JSONInputError(f"the JSON has more than {MAX_TOTAL_KEYS:,} keys in all")
+        return dict(pairs)
+
+
+def _longest_string(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return max((max(len(key), _longest_string(item)) for key, item in value.items()), default=0)
+    if isinstance(value, list):
+        return max((_longest_string(item) for item in value), default=0)
+    return 0
+
+
+def _check_strings(value: Any) -> None:
+    longest = _longest_string(value)
+    if longest > MAX_STRING_CHARS:
+        raise JSONInputError(
+            f"a text value is {longest:,} characters long; the limit is {MAX_STRING_CHARS:,}"
+        )
+
+
 def _check_text(value: Any) -> None:
     """Refuse NUL characters and lone surrogates anywhere in keys or values."""
     if isinstance(value, str):
@@ -137,9 +179,16 @@ def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     # Counting brackets is cheap; the exact scan runs only when there could be too many.
     if (text.count("[") + text.count("{")) > max_depth and nesting_depth(text) > max_depth:
         raise JSONInputError(f"the JSON nests deeper than {max_depth} levels")
+    # Each ":" may separate a key; only a text with more of them than one object may hold can
+    # break a key limit, so ordinary bodies keep json's fast path.
+    hook = _KeyCounter() if text.count(":") > MAX_OBJECT_KEYS else None
     try:
         value = json.loads(
-            text, parse_constant=_refuse_constant, parse_float=_parse_float, parse_int=_parse_int
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+            object_pairs_hook=hook,
         )
     except json.JSONDecodeError as exc:
         raise JSONInputError(exc.msg, line=exc.lineno, column=exc.colno) from None
@@ -152,6 +201,8 @@ def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         raise JSONInputError(f"the JSON nests deeper than {max_depth} levels") from None
     if "\\u0000" in text or _SURROGATE_ESCAPE_TEXT.search(text):
         _check_text(value)
+    if len(text) > MAX_STRING_CHARS:
+        _check_strings(value)
     return value
 
 
@@ -159,6 +210,7 @@ def check_value(value: Any, *, max_depth: int = MAX_DEPTH) -> Any:
     """Apply the same rules to a value that was already parsed (by DRF or a form library)."""
     _check_value(value, max_depth, 0)
     _check_text(value)
+    _check_strings(value)
     return value
 
 
@@ -166,9 +218,35 @@ def _check_value(value: Any, max_depth: int, depth: int) -> None:
     if isinstance(value, dict | list):
         if depth >= max_depth:
             raise JSONInputError(f"the JSON nests deeper than {max_depth} levels")
+        if isinstance(value, dict) and len(value) > MAX_OBJECT_KEYS:
+            raise JSONInputError(f"an object has {len(value):,} keys; the limit is {MAX_OBJECT_KEYS:,}")
         for item in value.values() if isinstance(value, dict) else value:
             _check_value(item, max_depth, depth + 1)
     elif isinstance(value, float) and not math.isfinite(value):
         raise JSONInputError("NaN and Infinity are not JSON numbers; send a finite number or null")
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INTEGER:
         raise JSONInputError("an integer does not fit in 64 bits")
+
+
+def size_over(value: Any, limit: int) -> bool:
+    """Whether `value` written as JSON would exceed `limit` characters, without writing it.
+
+    Stops counting at the limit, so a value that repeats one large text a thousand times (the
+    same object, shared) costs no more to measure than the limit itself.
+    """
+    budget = [limit]
+
+    def spend(amount: int) -> bool:
+        budget[0] -= amount
+        return budget[0] < 0
+
+    def walk(item: Any) -> bool:
+        if isinstance(item, str):
+            return spend(len(item) + 2)
+        if isinstance(item, dict):
+            return spend(2) or any(spend(len(str(key)) + 4) or walk(inner) for key, inner in item.items())
+        if isinstance(item, list | tuple):
+            return spend(2) or any(spend(2) or walk(inner) for inner in item)
+        return spend(len(str(item)))
+
+    return walk(value)

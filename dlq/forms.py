@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 
 from common import strictjson
+from common.limits import LIMITS, MB, row_id
 from common.paths import get_path, set_path
 from connectors.base import ErrorClass
 from connectors.models import System
@@ -126,7 +127,9 @@ NOTE_FIELD = forms.CharField(
 class FixReplayForm(OnePageForm):
     id_prefix = "fix"
     record = forms.CharField(
-        label="Corrected source record (JSON)", strip=False,
+        label="Corrected source record (JSON)", strip=False, max_length=LIMITS.replay_record_bytes,
+        error_messages={"max_length": f"The record is longer than {LIMITS.replay_record_bytes // MB} MB, "
+                        "larger than any event the hub accepts; remove what the target does not need."},
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "class": "mono"}),
     )  # fmt: skip
     note = NOTE_FIELD
@@ -301,7 +304,7 @@ class BulkForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Any id: the view keeps only letters that exist and are still open.
         raw = self.data.getlist("letters") if hasattr(self.data, "getlist") else []
-        self.fields["letters"].choices = [(v, v) for v in raw if str(v).isdigit()]
+        self.fields["letters"].choices = [(v, v) for v in raw if row_id(v) is not None]
 
     def clean_letters(self) -> list[int]:
         letters = self.cleaned_data["letters"]

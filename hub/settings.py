@@ -12,6 +12,7 @@ from datetime import timedelta
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from common.limits import LIMITS
 from connectors import netpolicy
 from hub import localenv
 
@@ -237,10 +238,11 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
-# Ingest limits: bodies larger than these are answered 413.
-HUB_MAX_WEBHOOK_BYTES = int(os.environ.get("HUB_MAX_WEBHOOK_BYTES", 1024 * 1024))
-HUB_MAX_BATCH_BYTES = int(os.environ.get("HUB_MAX_BATCH_BYTES", 16 * 1024 * 1024))
-HUB_MAX_BATCH_EVENTS = 1000
+# Ingest limits: bodies larger than these are answered 413. Read from the one table of limits
+# (common/limits.py, which reads HUB_MAX_WEBHOOK_BYTES and HUB_MAX_BATCH_BYTES).
+HUB_MAX_WEBHOOK_BYTES = LIMITS.webhook_bytes
+HUB_MAX_BATCH_BYTES = LIMITS.batch_bytes
+HUB_MAX_BATCH_EVENTS = LIMITS.batch_events
 DATA_UPLOAD_MAX_MEMORY_SIZE = HUB_MAX_BATCH_BYTES
 
 # Retention (README "Retention"): event payloads and attempt bodies are emptied after this many
@@ -273,8 +275,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["hub.roles.IsAdminRole"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 50,
+    "DEFAULT_PAGINATION_CLASS": "hub.api.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": LIMITS.api_page_size,
     "EXCEPTION_HANDLER": "hub.api.errors.exception_handler",
     "DEFAULT_PARSER_CLASSES": [
         "hub.api.errors.StrictJSONParser",

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from common.limits import LIMITS
 from common.paths import PathError, compile_path
 
 OPERATOR_WORDS = {
@@ -43,6 +44,9 @@ class ConditionError(ValueError):
 # --------------------------------------------------------------------------------------------------
 
 
+TOO_DEEP = f"the condition nests deeper than {LIMITS.filter_depth} levels (of not, all, any or parentheses)"
+
+
 def validate_condition(cond: Any) -> list[str]:
     """Structural problems with a condition, in plain language; empty when fine (None/{} included)."""
     if cond is None or cond == {}:
@@ -50,10 +54,13 @@ def validate_condition(cond: Any) -> list[str]:
     return list(_problems(cond, ""))
 
 
-def _problems(cond: Any, where: str) -> Iterator[str]:
+def _problems(cond: Any, where: str, depth: int = 0) -> Iterator[str]:
     prefix = f"{where}: " if where else ""
     if not isinstance(cond, dict):
         yield f"{prefix}a condition must be an object"
+        return
+    if depth >= LIMITS.filter_depth:
+        yield TOO_DEEP
         return
     groups = [key for key in GROUPS if key in cond]
     if groups:
@@ -62,13 +69,15 @@ def _problems(cond: Any, where: str) -> Iterator[str]:
             return
         key = groups[0]
         if key == "not":
-            yield from _problems(cond["not"], f"{where} › not" if where else "not")
+            yield from _problems(cond["not"], f"{where} › not" if where else "not", depth + 1)
             return
         if not isinstance(cond[key], list) or not cond[key]:
             yield f'{prefix}"{key}" needs a non-empty list of conditions'
             return
         for number, inner in enumerate(cond[key], start=1):
-            yield from _problems(inner, f"{where} › {key} item {number}" if where else f"{key} item {number}")
+            yield from _problems(
+                inner, f"{where} › {key} item {number}" if where else f"{key} item {number}", depth + 1
+            )
         return
     yield from (f"{prefix}{problem}" for problem in _comparison_problems(cond))
 
@@ -289,6 +298,10 @@ def parse_condition_text(text: str) -> dict:
     """Read the admin's text syntax into a condition; blank text means no filter ({})."""
     if not isinstance(text, str):
         raise ConditionError("the condition must be text")
+    if len(text) > LIMITS.filter_chars:
+        raise ConditionError(
+            f"the condition is {len(text):,} characters long; the limit is {LIMITS.filter_chars:,}"
+        )
     tokens = _tokenize(text)
     if not tokens:
         return {}
@@ -318,6 +331,7 @@ class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.position = 0
+        self.depth = 0  # open parentheses and "not"s: each is a level of the condition
 
     def parse(self) -> dict:
         cond = self.expression()
@@ -359,7 +373,7 @@ class _Parser:
             raise ConditionError('expected a comparison such as "stage = won" at the end')
         if token == ("paren", "("):
             self.take()
-            inner = self.expression()
+            inner = self.nested(self.expression)
             if self.peek() != ("paren", ")"):
                 raise ConditionError('a "(" is never closed')
             self.take()
@@ -367,8 +381,17 @@ class _Parser:
         if self.peek_word() == "not" and self.peek(1) is not None and self.peek(1)[0] in ("word", "paren"):
             if self.peek_word(1) not in ("in", "exists"):  # "not in" after a field is an operator
                 self.take()
-                return {"not": self.term()}
+                return {"not": self.nested(self.term)}
         return self.comparison()
+
+    def nested(self, read: Callable[[], dict]) -> dict:
+        """One level deeper; refused beyond the limit, before the recursion could exhaust the stack."""
+        self.depth += 1
+        if self.depth > LIMITS.filter_depth:
+            raise ConditionError(TOO_DEEP)
+        inner = read()
+        self.depth -= 1
+        return inner
 
     def comparison(self) -> dict:
         kind, path = self.take()

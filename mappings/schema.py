@@ -1,6 +1,5 @@
 """Record shapes: data-model fields, inference, OpenAPI import, validation and drift."""
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from common import strictjson, strictyaml
+from common.limits import LIMITS
 from common.paths import Segment, _kind_of, compile_path
 
 # --------------------------------------------------------------------------------------------------
@@ -26,8 +27,6 @@ TYPE_WORDS = {
     "object": "an object",
     "array": "a list",
 }
-# Deep enough for real payloads; stops self-referencing schemas (a category with a parent category).
-MAX_OPENAPI_DEPTH = 6
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME = re.compile(
@@ -163,7 +162,12 @@ def fields_from_openapi(document: str | dict, schema_name: str) -> list[FieldSpe
     if schema_name not in schemas:
         available = ", ".join(schemas) or "none"
         raise SchemaError(f'the document has no schema "{schema_name}" (available: {available})')
-    return _object_fields(schemas[schema_name], "", doc, 0)
+    # The schema's own reference, so a property that refers back to it is not read again.
+    home = (
+        "#/components/schemas/" if schemas is doc.get("components", {}).get("schemas") else "#/definitions/"
+    )
+    own = home + schema_name.replace("~", "~0").replace("/", "~1")
+    return _SchemaReader(doc, schema_name).object_fields(schemas[schema_name], "", 0, frozenset({own}))
 
 
 def _load_document(document: str | dict) -> dict:
@@ -172,10 +176,12 @@ def _load_document(document: str | dict) -> dict:
     if not isinstance(document, str):
         raise SchemaError("the document must be JSON or YAML text")
     try:
-        data = json.loads(document)
-    except json.JSONDecodeError:
+        data = strictjson.loads(document)
+    except strictjson.JSONInputError:
         try:
-            data = yaml.safe_load(document)
+            data = strictyaml.loads(document)
+        except strictyaml.YAMLInputError as exc:
+            raise SchemaError(f"the document cannot be read: {exc.located}") from None
         except yaml.YAMLError as exc:
             where = getattr(exc, "problem_mark", None)
             line = f" near line {where.line + 1}" if where is not None else ""
@@ -194,70 +200,116 @@ def _schemas(doc: dict) -> dict:
     raise SchemaError("no schemas found: expected components.schemas (OpenAPI 3) or definitions (Swagger 2)")
 
 
-def _object_fields(schema: Any, prefix: str, doc: dict, depth: int) -> list[FieldSpec]:
-    resolved = _resolve(schema, doc, frozenset())
-    required = set(resolved.get("required") or ())
-    fields: list[FieldSpec] = []
-    for name, prop in (resolved.get("properties") or {}).items():
-        path = f"{prefix}.{name}" if prefix else name
-        fields.extend(_property_fields(prop, path, name in required, doc, depth))
-    return fields
-
-
-def _property_fields(prop: Any, path: str, required: bool, doc: dict, depth: int) -> list[FieldSpec]:
-    resolved = _resolve(prop, doc, frozenset())
-    site = prop if isinstance(prop, dict) else {}
-    description = str(site.get("description") or resolved.get("description") or resolved.get("title") or "")
-    kind = _openapi_type(resolved)
-    fields = [FieldSpec(path, kind, required, description)]
-    if depth + 1 >= MAX_OPENAPI_DEPTH:
-        return fields
-    if kind == "object":
-        fields.extend(_object_fields(resolved, path, doc, depth + 1))
-    elif kind == "array":
-        items = _resolve(resolved.get("items") or {}, doc, frozenset())
-        if _openapi_type(items) == "object":
-            fields.extend(_object_fields(items, f"{path}[]", doc, depth + 1))
-    return fields
-
-
 COMBINERS = (("allOf", True), ("oneOf", False), ("anyOf", False))  # (key, its parts' required apply)
 
 
-def _resolve(schema: Any, doc: dict, seen: frozenset[str]) -> dict:
-    """Follow local $refs and merge allOf/oneOf/anyOf parts into one flat schema."""
-    if not isinstance(schema, dict):
-        return {}
-    schema, seen = _follow_refs(schema, doc, seen)
-    if not any(isinstance(schema.get(key), list) for key, _ in COMBINERS):
-        return schema
-    merged = {k: v for k, v in schema.items() if k not in ("allOf", "oneOf", "anyOf")}
-    properties = dict(merged.get("properties") or {})
-    required = list(merged.get("required") or ())
-    for key, keeps_required in COMBINERS:
-        for part in schema.get(key) or ():
-            sub = _resolve(part, doc, seen)
-            properties.update(sub.get("properties") or {})
-            if keeps_required:  # only allOf parts all apply at once
-                required.extend(sub.get("required") or ())
-            _inherit(merged, sub)
-    if properties:
-        merged["properties"] = properties
-    merged["required"] = required
-    return merged
+class _SchemaReader:
+    """Reads one schema's fields within the limits. A schema that refers to itself (directly or
+    through others) is read again down to openapi_depth levels, as a record's parent.parent.name
+    may be real; the fields and $refs one schema expands to are counted, so a 300-byte document
+    that refers to itself seven times cannot stand for a million fields."""
+
+    def __init__(self, doc: dict, name: str) -> None:
+        self.doc = doc
+        self.name = name
+        self.fields = 0
+        self.refs = 0
+        self.cycle = ""  # the first reference back to a schema being read, named in a refusal
+
+    def object_fields(self, schema: Any, prefix: str, depth: int, inside: frozenset[str]) -> list[FieldSpec]:
+        resolved, followed = self.resolve(schema, frozenset())
+        inside |= followed
+        required = set(resolved.get("required") or ())
+        fields: list[FieldSpec] = []
+        for name, prop in (resolved.get("properties") or {}).items():
+            path = f"{prefix}.{name}" if prefix else name
+            fields.extend(self.property_fields(prop, path, name in required, depth, inside))
+        return fields
+
+    def property_fields(
+        self, prop: Any, path: str, required: bool, depth: int, inside: frozenset[str]
+    ) -> list[FieldSpec]:
+        self.fields += 1
+        back = _ref_of(prop)
+        if back in inside:  # a category's parent category: read again until openapi_depth
+            self.cycle = self.cycle or back
+        if self.fields > LIMITS.openapi_fields:
+            through = f" ({self.cycle} refers back to itself)" if self.cycle else ""
+            raise SchemaError(
+                f'the schema "{self.name}" expands to more than {LIMITS.openapi_fields:,} fields{through}; '
+                "choose a smaller schema"
+            )
+        resolved, followed = self.resolve(prop, frozenset())
+        inner = inside | followed
+        site = prop if isinstance(prop, dict) else {}
+        description = str(
+            site.get("description") or resolved.get("description") or resolved.get("title") or ""
+        )
+        kind = _openapi_type(resolved)
+        fields = [FieldSpec(path, kind, required, description)]
+        if depth + 1 >= LIMITS.openapi_depth:
+            return fields
+        if kind == "object":
+            fields.extend(self.object_fields(resolved, path, depth + 1, inner))
+        elif kind == "array":
+            items, followed = self.resolve(resolved.get("items") or {}, frozenset())
+            inner |= followed
+            if _openapi_type(items) == "object":
+                fields.extend(self.object_fields(items, f"{path}[]", depth + 1, inner))
+        return fields
+
+    def resolve(self, schema: Any, seen: frozenset[str]) -> tuple[dict, frozenset[str]]:
+        """Follow local $refs and merge allOf/oneOf/anyOf parts into one flat schema; also the refs
+        followed (a ref already in `seen` is a loop of refs alone, and is not followed)."""
+        if not isinstance(schema, dict):
+            return {}, seen
+        schema, seen = self.follow_refs(schema, seen)
+        if not any(isinstance(schema.get(key), list) for key, _ in COMBINERS):
+            return schema, seen
+        merged = {k: v for k, v in schema.items() if k not in ("allOf", "oneOf", "anyOf")}
+        properties = dict(merged.get("properties") or {})
+        required = list(merged.get("required") or ())
+        for key, keeps_required in COMBINERS:
+            for part in schema.get(key) or ():
+                sub, _ = self.resolve(part, seen)
+                properties.update(sub.get("properties") or {})
+                if keeps_required:  # only allOf parts all apply at once
+                    required.extend(sub.get("required") or ())
+                _inherit(merged, sub)
+        if properties:
+            merged["properties"] = properties
+        merged["required"] = required
+        return merged, seen
+
+    def follow_refs(self, schema: dict, seen: frozenset[str]) -> tuple[dict, frozenset[str]]:
+        chain = 0
+        while "$ref" in schema:
+            ref = schema["$ref"]
+            if not isinstance(ref, str) or not ref.startswith("#/"):
+                return {"type": "object", "description": f"not expanded: external reference {ref}"}, seen
+            if ref in seen:
+                return {"type": "object", "description": f"not expanded: {ref} refers back to itself"}, seen
+            chain += 1
+            self.refs += 1
+            if chain > LIMITS.openapi_ref_chain:
+                raise SchemaError(
+                    f"the reference {ref} is reached through more than {LIMITS.openapi_ref_chain} "
+                    "references in a row"
+                )
+            if self.refs > LIMITS.openapi_refs:
+                raise SchemaError(
+                    f'reading the schema "{self.name}" follows more than {LIMITS.openapi_refs:,} '
+                    "references; choose a smaller schema"
+                )
+            seen = seen | {ref}
+            target = _pointer(self.doc, ref)
+            schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+        return schema, seen
 
 
-def _follow_refs(schema: dict, doc: dict, seen: frozenset[str]) -> tuple[dict, frozenset[str]]:
-    while "$ref" in schema:
-        ref = schema["$ref"]
-        if not isinstance(ref, str) or not ref.startswith("#/"):
-            return {"type": "object", "description": f"not expanded: external reference {ref}"}, seen
-        if ref in seen:
-            return {"type": "object", "description": f"not expanded: {ref} refers back to itself"}, seen
-        seen = seen | {ref}
-        target = _pointer(doc, ref)
-        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-    return schema, seen
+def _ref_of(schema: Any) -> str | None:
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
+    return ref if isinstance(ref, str) else None
 
 
 def _inherit(merged: dict, part: dict) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from common.limits import row_id
 from hub.models import AuditEntry
 from hub.selectors.history import within
 from mappings.engine import describe_rule
@@ -179,17 +180,16 @@ def _version_diffs(entries: list[AuditEntry]) -> dict[int, list]:
 def audit_page(filters: AuditFilters, *, below: str = "", size: int = PAGE_SIZE) -> AuditPage:
     """One page of matching entries, newest first, below the entry number `below`."""
     entries = audit_entries(filters)
-    if below.isdigit():
-        entries = entries.filter(seq__lt=int(below))
+    cursor = row_id(below)
+    if cursor is not None:
+        entries = entries.filter(seq__lt=cursor)
     found = list(entries.order_by("-seq")[: size + 1])
     shown = found[:size]
     diffs = _version_diffs(shown)
     rows = [
         AuditRow(entry=entry, diff=readable_diff(entry, version_diff=diffs.get(entry.pk))) for entry in shown
     ]
-    return AuditPage(
-        rows=rows, older=shown[-1].seq if len(found) > size else None, at_start=not below.isdigit()
-    )
+    return AuditPage(rows=rows, older=shown[-1].seq if len(found) > size else None, at_start=cursor is None)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from common import strictjson
+from common import strictjson, strictyaml
 from connectors.models import AUTH_SECRET_FIELDS, System
 from hub.models import Flow, FlowState, Operation, Trigger
 from hub.services.audit import audit_record
@@ -311,20 +311,6 @@ def spec_import(*, text: str, actor, dry_run: bool = False) -> SpecReport:
     return report
 
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: much faster
-
-
-def _safe_load(text: str) -> Any:
-    """YAML without anchors and aliases: a specification never needs them, and refusing them rules
-    out documents that expand to an enormous (or self-referencing) structure."""
-    for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, yaml.AliasEvent):
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in a specification", event.start_mark
-            )
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
-
-
 def _load(text: str, report: SpecReport) -> dict | None:
     doc = _read(text, report)
     if doc is None:
@@ -338,7 +324,10 @@ def _read(text: str, report: SpecReport) -> dict | None:
         report.errors.append("The document is empty.")
         return None
     try:
-        doc = _safe_load(text)
+        doc = strictyaml.loads(text, aliases=False)
+    except strictyaml.YAMLInputError as exc:
+        report.errors.append(f"The document cannot be read at {exc.located}.")
+        return None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

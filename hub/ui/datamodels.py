@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from common.limits import row_id
 from connectors.models import System
 from hub.access import admins_only, readers
 from hub.services.datamodels import (
@@ -100,8 +101,8 @@ def model_add(request: HttpRequest) -> HttpResponse:
         context["focus_row"] = len(rows) - 1
     elif action.startswith("remove:"):
         position = action.removeprefix("remove:")
-        if position.isdigit() and int(position) < len(rows):
-            del rows[int(position)]
+        if (number := row_id(position)) is not None and number < len(rows):
+            del rows[number]
     context["rows"] = FieldRows(prefix=FIELD_ROWS, initial=rows)
     return _render_add(request, context)
 
@@ -109,7 +110,7 @@ def model_add(request: HttpRequest) -> HttpResponse:
 def _blank_add_context(request: HttpRequest) -> dict:
     system = request.GET.get("system", "")
     return {
-        "system_form": SystemChoiceForm(initial={"system": system if system.isdigit() else None}),
+        "system_form": SystemChoiceForm(initial={"system": system if row_id(system) is not None else None}),
         "source_form": SourceForm(),
         "details_form": DetailsForm(initial={"id_path": "id"}),
         "rows": FieldRows(prefix=FIELD_ROWS, initial=[]),

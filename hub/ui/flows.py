@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from common.limits import row_id
 from hub.access import admins_only, readers, readers_ops_writes
 from hub.models import Attempt, Cursor, Delivery, Event, Flow, FlowState, Trigger
 from hub.pipeline.schedules import poll_schedule_name
@@ -144,9 +145,7 @@ def _step_form(number: int, state: dict, data: Any = None) -> Any:
 def _source_model(state: dict) -> DataModel | None:
     raw = (state.get("1") or {}).get("source_model")
     return (
-        DataModel.objects.select_related("system").filter(pk=raw).first()
-        if str(raw or "").isdigit()
-        else None
+        DataModel.objects.select_related("system").filter(pk=raw).first() if row_id(raw) is not None else None
     )
 
 
@@ -292,7 +291,7 @@ def _requested_step(request: HttpRequest) -> int:
 def _wizard_start(request: HttpRequest) -> dict:
     """A fresh wizard; opened from a system's page, it starts from that system."""
     state: dict = {}
-    if request.GET.get("source_system", "").isdigit():
+    if row_id(request.GET.get("source_system")) is not None:
         state["prefill"] = {"source_system": request.GET["source_system"]}
     request.session[WIZARD_KEY] = state
     return state

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from common import strictjson
+from common.limits import LIMITS, MB
 from common.paths import PathError, get_path
 from hub.access import admins_only, readers
 from hub.models import Event
@@ -31,7 +32,7 @@ from mappings.models import DataModel, Mapping, MappingVersion
 from mappings.transforms import catalogue
 
 RECENT_EVENTS = 20
-MAX_PREVIEW_BYTES = 1024 * 1024
+MAX_REQUEST_BYTES = LIMITS.mapper_request_bytes
 
 
 class _Encoder(DjangoJSONEncoder):
@@ -105,16 +106,25 @@ def mapper(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _json_body(request: HttpRequest) -> tuple[dict | None, JsonResponse | None]:
-    if len(request.body) > MAX_PREVIEW_BYTES:
-        return None, JsonResponse({"message": "This request is larger than 1 MB."}, status=413)
+    if len(request.body) > MAX_REQUEST_BYTES:
+        return None, JsonResponse(
+            {"message": f"This request is larger than {MAX_REQUEST_BYTES // MB} MB; try a smaller record."},
+            status=413,
+        )
     try:
         body = strictjson.loads(request.body or b"{}")
-    except strictjson.JSONInputError:
-        return None, JsonResponse({"message": 'The request must be JSON: {"rules": [...]}.'}, status=400)
+    except strictjson.JSONInputError as exc:
+        return None, JsonResponse(
+            {"message": f'The request must be JSON: {{"rules": [...]}} ({exc.located}).'}, status=400
+        )
     if not isinstance(body, dict):
         return None, JsonResponse(
             {"message": 'The request must be a JSON object: {"rules": [...]}.'}, status=400
         )
+    rules = body.get("rules")
+    if isinstance(rules, list) and len(rules) > LIMITS.mapping_rules:
+        message = f"This mapping has {len(rules):,} rules; the limit is {LIMITS.mapping_rules:,}."
+        return None, JsonResponse({"message": message}, status=400)
     return body, None
 
 
@@ -172,16 +182,21 @@ def preview(request: HttpRequest, pk: int) -> JsonResponse:
     if record_problem:
         return JsonResponse({"record_error": record_problem})
     result = preview_mapping(body.get("rules", []), record)
-    return JsonResponse(
-        {
-            "output": result.output,
-            "values": result.values,
-            "errors": [_error_json(error) for error in result.errors],
-            "record": record,
-            "source_values": _source_values(mapping, record),
-        },
-        encoder=_Encoder,
-    )
+    answer = {
+        "output": result.output,
+        "values": result.values,
+        "errors": [_error_json(error) for error in result.errors],
+        "record": record,
+        "source_values": _source_values(mapping, record),
+    }
+    # Rules may copy one large value many times: measured before it is written out, not after.
+    if strictjson.size_over(answer, LIMITS.preview_answer_bytes):
+        message = (
+            f"The preview would be larger than {LIMITS.preview_answer_bytes // MB} MB, too large to show: "
+            "try it on a smaller record, or with fewer rules copying large values."
+        )
+        return JsonResponse({"message": message}, status=422)
+    return JsonResponse(answer, encoder=_Encoder)
 
 
 def _refusal(rules: Any) -> JsonResponse | None:

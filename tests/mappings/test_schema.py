@@ -142,7 +142,7 @@ def test_it_reads_swagger_2_definitions_from_json():
 @pytest.mark.parametrize(
     ("document", "name", "message"),
     [
-        ("openapi: [unclosed", "X", "the document is neither valid JSON nor valid YAML near line 1"),
+        ("openapi: [unclosed", "X", "the document is neither valid JSON nor valid YAML near line 2"),
         ("- a\n- b", "X", "the document must be a JSON or YAML object"),
         ({"openapi": "3.0.0"}, "X", "no schemas found: expected components.schemas (OpenAPI 3) or definitions (Swagger 2)"),
         (OPENAPI_YAML, "Dael", 'the document has no schema "Dael" (available: Money, Entity, Deal, Category)'),

@@ -8,7 +8,8 @@ import yaml
 from django import forms
 from django.urls import reverse
 
-from common import strictjson
+from common import strictjson, strictyaml
+from common.limits import LIMITS, MB
 from common.paths import PathError, compile_path
 from common.urlpaths import relative_path_problem
 from connectors.models import System
@@ -34,7 +35,7 @@ TYPE_LABELS = {
     "array": "List",
 }
 TYPE_CHOICES = [(kind, TYPE_LABELS.get(kind, kind)) for kind in FIELD_TYPES]
-MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+MAX_DOCUMENT_BYTES = LIMITS.openapi_bytes
 
 
 def sentence(problem: object) -> str:
@@ -67,6 +68,10 @@ def parse_document(text: str) -> dict:
     """An OpenAPI document from JSON or YAML text; raises forms.ValidationError saying where it breaks."""
     if not text.strip():
         raise forms.ValidationError("Upload an OpenAPI document or paste it below.")
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise forms.ValidationError(
+            f"This document is longer than {MAX_DOCUMENT_BYTES // MB} MB; is it really one OpenAPI document?"
+        )
     if text.lstrip().startswith(("{", "[")):
         try:
             document = strictjson.loads(text)
@@ -74,7 +79,9 @@ def parse_document(text: str) -> dict:
             raise json_form_error(exc) from None
     else:
         try:
-            document = yaml.safe_load(text)
+            document = strictyaml.loads(text)
+        except strictyaml.YAMLInputError as exc:
+            raise forms.ValidationError(f"This document cannot be read: {exc.located}.") from None
         except yaml.YAMLError as exc:
             raise forms.ValidationError(f"This is not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(document, dict):
@@ -87,7 +94,10 @@ def parse_document(text: str) -> dict:
 def _read_upload(upload) -> tuple[str, str]:
     """(text, problem) of an uploaded document."""
     if upload.size > MAX_DOCUMENT_BYTES:
-        return "", "The file is larger than 5 MB; is it really one OpenAPI document?"
+        return (
+            "",
+            f"The file is larger than {MAX_DOCUMENT_BYTES // MB} MB; is it really one OpenAPI document?",
+        )
     try:
         return upload.read().decode("utf-8-sig"), ""
     except UnicodeDecodeError:

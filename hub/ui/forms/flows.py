@@ -11,6 +11,7 @@ from typing import Any
 from django import forms
 from django.urls import reverse
 
+from common.limits import LIMITS, MB, row_id
 from connectors.base import ErrorClass
 from connectors.models import System
 from hub.models import Flow, Operation, Trigger
@@ -52,7 +53,7 @@ PRESETS = [
     ("weekdays", "Weekdays (Monday to Friday) at a set time"),
     ("custom", "A custom schedule (cron, for experts)"),
 ]
-MAX_SPEC_BYTES = 2 * 1024 * 1024
+MAX_SPEC_BYTES = LIMITS.spec_bytes
 
 
 class PlainForm(forms.Form):
@@ -127,8 +128,7 @@ class _SystemModelForm(PlainForm):
     def chosen_system_id(self) -> int | None:
         name = f"{self.end}_system"
         raw = self.data.get(name) if self.is_bound else self.initial.get(name)
-        raw = getattr(raw, "pk", raw)
-        return int(raw) if raw and str(raw).isdigit() else None
+        return row_id(raw)
 
 
 class SourceStepForm(_SystemModelForm):
@@ -288,7 +288,7 @@ class FilterFields(PlainForm):
     filter_text = forms.CharField(
         label="Only records where… (optional)",
         required=False,
-        max_length=2000,
+        max_length=LIMITS.filter_chars,
         widget=forms.TextInput(
             attrs={"placeholder": "e.g. stage = won and amount > 100", "autocomplete": "off"}
         ),
@@ -521,7 +521,9 @@ class SpecImportForm(PlainForm):
         label="…or paste it here",
         required=False,
         max_length=MAX_SPEC_BYTES,
-        error_messages={"max_length": "This text is longer than 2 MB; a specification is much smaller."},
+        error_messages={
+            "max_length": f"This text is longer than {MAX_SPEC_BYTES // MB} MB; a specification is much smaller."
+        },
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
     )
 
@@ -530,7 +532,10 @@ class SpecImportForm(PlainForm):
         upload = data.get("document")
         if upload:
             if upload.size > MAX_SPEC_BYTES:
-                self.add_error("document", "This file is larger than 2 MB; a specification is much smaller.")
+                self.add_error(
+                    "document",
+                    f"This file is larger than {MAX_SPEC_BYTES // MB} MB; a specification is much smaller.",
+                )
                 return data
             try:
                 data["text"] = upload.read().decode("utf-8")
