@@ -324,6 +324,11 @@ def _place(url: str) -> tuple[str, str]:
     return host, f"{host}:{port}"
 
 
+def places_of(urls: list[str]) -> frozenset[str]:
+    """The host:port places a list of URLs sends to (the same host on https included)."""
+    return _places(urls)
+
+
 def _places(urls: list[str]) -> frozenset[str]:
     places = set()
     for url in urls:

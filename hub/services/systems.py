@@ -5,6 +5,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -16,7 +17,7 @@ from connectors.auth import AUTH_SCHEMES, AuthScheme, secret_characters
 from connectors.base import CheckResult, Connector, ConnectorError, ErrorClass
 from connectors.crypto import is_unreadable
 from connectors.models import SYSTEM_FIELDS, SignatureScheme, System
-from connectors.netpolicy import refusal_in_words
+from connectors.netpolicy import places_of, refusal_in_words
 from connectors.redaction import Redactor
 from connectors.registry import connector_for
 from hub.models import Event, Flow
@@ -70,6 +71,30 @@ def _refuse_control_characters(secrets: dict[str, str]) -> None:
         raise ValidationError(problems)
 
 
+def _refuse_moving_kept_secrets(system: System, places_before: frozenset[str], replaced: list[str]) -> None:
+    """Stored credentials follow a system only to where they were entered for: pointing it at
+    another host keeps them only when they are typed again, so nobody who can edit an address (an
+    admin, an imported specification) can send them somewhere new unseen."""
+    method = AUTH_SCHEMES.get(system.auth_scheme)
+    kept = [name for name in (method.secrets if method else ()) if name not in replaced]
+    if not kept or not (system.credentials or {}):
+        return
+    urls = system.outbound_urls()
+    if not all(urlsplit(url).hostname for url in urls):
+        return  # not a usable address: full_clean says so
+    new_places = places_of(urls) - places_before
+    if new_places:
+        where = ", ".join(sorted(new_places))
+        raise ValidationError(
+            {
+                "base_url": (
+                    f"This sends the stored credentials to a new place ({where}). Enter the "
+                    "credentials again to confirm they belong there."
+                )
+            }
+        )
+
+
 def _save(system: System) -> None:
     system.full_clean(exclude=["credentials", "webhook_secret"])
     try:
@@ -114,6 +139,7 @@ def system_update(
         raise ValueError(f"not system fields: {', '.join(sorted(unknown))}")
     _refuse_control_characters({**(credentials or {}), "webhook_secret": webhook_secret})
     before = system.redacted()
+    places_before = places_of(system.outbound_urls())
     for name, value in fields.items():
         setattr(system, name, value)
     if not system.slug:
@@ -121,6 +147,7 @@ def system_update(
     system.credentials, replaced = _merge_credentials(
         system.auth_scheme, system.credentials or {}, credentials or {}
     )
+    _refuse_moving_kept_secrets(system, places_before, replaced)
     if webhook_secret:
         system.webhook_secret = {"secret": webhook_secret}
     elif system.signature_scheme == SignatureScheme.NONE and is_unreadable(system.webhook_secret):

@@ -158,13 +158,13 @@ def test_it_changes_nothing_on_a_dry_run():
 def test_it_updates_by_natural_keys_with_an_audit_trail(personas):
     parts = configuration()
     doc = yaml.safe_load(spec_export())
-    doc["systems"][0]["base_url"] = "https://crm.example.com"
+    doc["systems"][0]["base_url"] = "http://127.0.0.1:9/v2"
     doc["models"][0]["fields"].append({"path": "owner", "type": "string", "required": False})
     doc["flows"][1]["event_type"] = "deal.closed"
     seen = set(AuditEntry.objects.values_list("pk", flat=True))
     report = spec_import(text=yaml.safe_dump(doc), actor=personas["admin"])
     assert report.applied
-    assert System.objects.get(slug="crm").base_url == "https://crm.example.com"
+    assert System.objects.get(slug="crm").base_url == "http://127.0.0.1:9/v2"
     assert parts["deal"].fields.filter(path="owner").exists()
     assert Flow.objects.get(pk=parts["won"].pk).event_type == "deal.closed"
     assert System.objects.count() == 2 and Flow.objects.count() == 2  # updated, not duplicated
@@ -496,7 +496,7 @@ def test_a_dry_run_changes_no_row_and_plans_what_the_real_run_does(
 ):
     configuration()
     doc = yaml.safe_load(spec_export())
-    doc["systems"][0]["base_url"] = "https://crm.example.com"
+    doc["systems"][0]["base_url"] = "http://127.0.0.1:9/v2"
     doc["systems"].append({"slug": "hr", "name": "HR", "kind": "hr", "auth_scheme": "bearer"})
     doc["models"].append({"system": "hr", "name": "Person", "fields": [{"path": "id", "required": True}]})
     doc["models"][0]["fields"].reverse()
@@ -511,7 +511,7 @@ def test_a_dry_run_changes_no_row_and_plans_what_the_real_run_does(
     assert row_counts() == before  # not one row written, not even an audit entry
     assert callbacks == []  # and no worker woken
     assert dry.changes == [
-        "update system 'crm': base_url 'http://127.0.0.1:9' → 'https://crm.example.com'",
+        "update system 'crm': base_url 'http://127.0.0.1:9' → 'http://127.0.0.1:9/v2'",
         "create system 'hr' (HR)",
         "update model 'Deal' of system 'crm': fields: reordered",
         "create model 'Person' in system 'hr' with 1 fields",

@@ -26,6 +26,7 @@ def crm():
     return SystemFactory(
         name="Sales CRM",
         slug="sales-crm",
+        base_url="https://crm.example.com/api",
         auth_scheme=AuthScheme.API_KEY,
         auth_config={"header": "X-Api-Key"},
         credentials={"api_key": API_KEY},
