@@ -7,6 +7,7 @@ import ipaddress
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from hub.alerts.exposition import alerts_exposition
@@ -18,6 +19,7 @@ METRICS_CACHE_KEY = "hub:metrics-exposition"
 METRICS_CACHE_SECONDS = 1  # scrapes every few seconds from several scrapers share one build
 
 
+@csrf_exempt  # they change nothing: another method is a 405, not the CSRF failure page
 @require_GET
 def healthz(request):
     return JsonResponse({"status": "ok"})
@@ -32,6 +34,7 @@ def _has_role(request: HttpRequest, roles) -> bool:
         return False
 
 
+@csrf_exempt
 @require_GET
 def readyz(request):
     """200 when the database, the broker and a worker are there; 503 naming what is missing.
@@ -71,6 +74,7 @@ def metrics_allowed(request: HttpRequest) -> bool:
     return _has_role(request, READERS)
 
 
+@csrf_exempt
 @require_GET
 def metrics(request):
     """Prometheus' scrape target; anonymous from loopback, else with the bearer token."""

@@ -107,3 +107,23 @@ def test_a_filter_given_twice_is_a_400_not_the_last_one(api, path):
 def test_a_text_limit_counts_the_text_as_sent(api, flow):
     response = api.post(f"/api/v1/flows/{flow.pk}/pause/", {"reason": " " + "x" * 300}, format="json")
     assert response.status_code == 400 and "reason" in response.json()["fields"]
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_machine_endpoints_answer_another_method_with_a_405(client, path):
+    response = client.generic("QUERY", path)
+    assert response.status_code == 405 and response["Allow"] == "GET"
+
+
+def test_the_schema_describes_the_webhook_and_monitoring_endpoints(api):
+    paths = api.get("/api/schema/?format=json").json()["paths"]
+    assert {"/hooks/{slug}/", "/healthz", "/readyz", "/metrics"} <= set(paths)
+    assert set(paths["/hooks/{slug}/"]["post"]["responses"]) == {
+        "202",
+        "400",
+        "401",
+        "404",
+        "405",
+        "413",
+        "503",
+    }
