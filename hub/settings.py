@@ -296,8 +296,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Request bodies get components of their own, so required text says minLength 1 there.
     "COMPONENT_SPLIT_REQUEST": True,
-    # Every error answer (401, 403, 404, 400, 413, 415, 503) documented in the one error shape.
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "hub.api.schema.document_errors"],
+    # Every error answer (401, 403, 404, 400, 413, 415, 503) documented in the one error shape;
+    # then the plain views machines call (webhooks, health, metrics), which spectacular cannot see.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "hub.api.schema.document_errors",
+        "hub.api.schema.document_machine_endpoints",
+    ],
 }
 
 # Where the hub may connect (connectors/netpolicy.py, README "Security"): never to cloud metadata
