@@ -202,6 +202,10 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 # so anyone with an account could sign in between guesses at another's password without end.
 AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# How many reverse proxies stand in front of the hub: the client's address is then read from
+# X-Forwarded-For (hub/clientip.py) for sign-in pauses, the audit log and /metrics. 0: REMOTE_ADDR.
+HUB_TRUSTED_PROXIES = env_int("HUB_TRUSTED_PROXIES", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "hub.clientip.client_address"
 
 # HTTPS (README "Security"): HUB_HTTPS=1 behind TLS turns on secure cookies, the redirect to
 # https and HSTS; each can also be set on its own.

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from hub.clientip import client_address
 from hub.models import AuditEntry
 from hub.pipeline import clock
 
@@ -201,7 +202,7 @@ def audit_head_check(*, seq: int, hash: str) -> str:
 
 
 def _client_address(request) -> str:
-    return (getattr(request, "META", None) or {}).get("REMOTE_ADDR", "") if request is not None else ""
+    return client_address(request) if request is not None else ""
 
 
 def audit_sign_in(*, user, request) -> AuditEntry:

@@ -60,6 +60,23 @@ def test_it_pauses_an_address_trying_many_accounts(personas):
     assert signed_in(sign_in("oscar-ops", PASSWORD, address="203.0.113.5"))  # another address
 
 
+def test_behind_a_trusted_proxy_the_forwarded_address_counts_and_a_spoofed_one_does_not(personas, settings):
+    settings.HUB_TRUSTED_PROXIES = 1
+
+    def via_proxy(username, password, forwarded):
+        client = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+        return client.post(reverse("login"), {"username": username, "password": password})
+
+    names = ["audrey-auditor", "alice-admin", "nobody", "olga-outsider", "someone"]
+    for n, name in enumerate(names):
+        # the attacker writes a new address of its own each time; the proxy appends the real one
+        via_proxy(name, f"wrong-{n}", forwarded=f"203.0.113.{n}, 198.51.100.9")
+    assert not signed_in(via_proxy("oscar-ops", PASSWORD, forwarded="198.51.100.9"))
+    # another client behind the same proxy is not paused with it
+    assert signed_in(via_proxy("oscar-ops", PASSWORD, forwarded="192.0.2.50"))
+    assert AuditEntry.objects.filter(verb="sign_in", diff__address="192.0.2.50").exists()
+
+
 def test_signing_in_to_ones_own_account_does_not_forget_guesses_at_another(personas):
     """With axes' reset-on-success, an attacker with any account could sign in between guesses
     and guess without end: a success forgot every failure from the address."""
