@@ -12,6 +12,7 @@ from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
 
 from common.limits import LIMITS
+from hub.api.fields import refuse_repeated
 
 _WHOLE = re.compile(r"[0-9]{1,20}")
 
@@ -31,15 +32,18 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
     max_offset = LIMITS.api_max_offset
 
     def get_limit(self, request) -> int:
-        raw = request.query_params.get(self.limit_query_param, "")
-        if raw == "":
+        # Absent is the default; present, even empty or twice, it must be one whole number.
+        if self.limit_query_param not in request.query_params:
             return self.default_limit
+        refuse_repeated(request.query_params, [self.limit_query_param])
+        raw = request.query_params[self.limit_query_param]
         return _bounded(raw, name=self.limit_query_param, minimum=1, maximum=self.max_limit)
 
     def get_offset(self, request) -> int:
-        raw = request.query_params.get(self.offset_query_param, "")
-        if raw == "":
+        if self.offset_query_param not in request.query_params:
             return 0
+        refuse_repeated(request.query_params, [self.offset_query_param])
+        raw = request.query_params[self.offset_query_param]
         return _bounded(raw, name=self.offset_query_param, minimum=0, maximum=self.max_offset)
 
     def get_schema_operation_parameters(self, view) -> list[dict]:

@@ -127,3 +127,9 @@ def test_the_schema_describes_the_webhook_and_monitoring_endpoints(api):
         "413",
         "503",
     }
+
+
+@pytest.mark.parametrize("query", ["limit=", "offset=", "limit=5&limit=6", "offset=1&offset=2"])
+def test_a_page_parameter_that_is_empty_or_given_twice_is_a_400(api, query):
+    response = api.get(f"/api/v1/audit/?{query}")
+    assert response.status_code == 400 and query.split("=")[0] in response.json()["fields"]
