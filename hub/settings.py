@@ -201,6 +201,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 # Not reset by a successful sign-in: axes would forget every failure from the same address too,
 # so anyone with an account could sign in between guesses at another's password without end.
 AXES_RESET_ON_SUCCESS = False
+AXES_VERBOSE = False  # no banner in every process's log; pauses are in the audit log
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # How many reverse proxies stand in front of the hub: the client's address is then read from
 # X-Forwarded-For (hub/clientip.py) for sign-in pauses, the audit log and /metrics. 0: REMOTE_ADDR.
