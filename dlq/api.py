@@ -45,6 +45,9 @@ OPEN_VALUES = {"true": True, "1": True, "false": False, "0": False}
 def letter_filters(data) -> tuple[InboxFilterForm, dict]:
     """The inbox's filter form over API parameters; a bad one is a 400 naming the field."""
     refuse_repeated(data, [parameter.name for parameter in FILTER_PARAMETERS])
+    # The inbox page's empty select means "all"; the API's ids are integers, so leave them out instead.
+    if blank := [name for name in ("flow", "system") if data.get(name) == ""]:
+        raise ValidationError({name: ["give an id, or leave the parameter out"] for name in blank})
     form = InboxFilterForm(data)
     if not form.is_valid():
         raise ValidationError({name: [str(e) for e in errors] for name, errors in form.errors.items()})

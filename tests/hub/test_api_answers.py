@@ -133,3 +133,8 @@ def test_the_schema_describes_the_webhook_and_monitoring_endpoints(api):
 def test_a_page_parameter_that_is_empty_or_given_twice_is_a_400(api, query):
     response = api.get(f"/api/v1/audit/?{query}")
     assert response.status_code == 400 and query.split("=")[0] in response.json()["fields"]
+
+
+def test_an_empty_id_filter_of_dead_letters_is_a_400(api):
+    response = api.get("/api/v1/dead-letters/?system=&text=")
+    assert response.status_code == 400 and list(response.json()["fields"]) == ["system"]
