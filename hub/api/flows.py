@@ -3,12 +3,13 @@
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from hub.api.errors import StrictJSONParser, error_response
 from hub.api.fields import TextField
-from hub.models import Flow
-from hub.roles import IsOperator
+from hub.models import Flow, FlowState
+from hub.roles import ADMIN, IsOperator, has_role
 from hub.services.errors import ConfigError
 from hub.services.flows import flow_pause, flow_resume
 
@@ -57,13 +58,19 @@ class FlowViewSet(viewsets.ReadOnlyModelViewSet):
         request=None,
         responses={
             200: FlowSerializer,
+            403: OpenApiResponse(description="the flow has never run: only an admin may switch it on"),
             409: OpenApiResponse(description="the flow cannot be enabled yet: why"),
         },
     )
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None, format=None):
+        flow = self.get_object()
+        if flow.state == FlowState.DRAFT and not has_role(request.user, (ADMIN,)):
+            # As on the pages (flows-enable, the inbox's resume-and-replay): ops resume a paused
+            # flow; switching on one that has never run is configuration.
+            raise PermissionDenied("Only an admin may switch on a flow that has never run.")
         try:
-            flow = flow_resume(flow=self.get_object(), actor=request.user)
+            flow = flow_resume(flow=flow, actor=request.user)
         except ConfigError as exc:
             return error_response(409, str(exc))
         return Response(FlowSerializer(flow).data)

@@ -14,7 +14,7 @@ import time
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
 from connectors.base import ErrorClass
 from dlq.models import DeadLetter
@@ -22,6 +22,7 @@ from hub.models import Delivery, DeliveryStatus
 from hub.pipeline.ingest import IncomingEvent, events_store
 from hub.pipeline.signals import delivery_dead_lettered
 from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
+from tests.routes import all_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -68,19 +69,7 @@ NOT_FUZZED = {"csrfmiddlewaretoken"}
 
 def ui_routes() -> list[tuple[str, str]]:
     """(URL name, pattern) of every page route outside the API, the webhooks and Django's admin."""
-    found = []
-
-    def walk(resolver, prefix: str) -> None:
-        for pattern in resolver.url_patterns:
-            if isinstance(pattern, URLResolver):
-                walk(pattern, prefix + str(pattern.pattern))
-            elif isinstance(pattern, URLPattern) and pattern.name:
-                route = prefix + str(pattern.pattern)
-                if not route.startswith(SKIPPED):
-                    found.append((pattern.name, route))
-
-    walk(get_resolver(), "")
-    return found
+    return [(r.name, r.pattern) for r in all_routes() if r.name and not r.pattern.startswith(SKIPPED)]
 
 
 @pytest.fixture
