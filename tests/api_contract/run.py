@@ -13,9 +13,11 @@ Extra arguments go to `schemathesis run` (e.g. `--max-examples 5`, `--include-pa
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -123,6 +125,7 @@ def main(extra: list[str]) -> int:
             "DATABASE_URL must name a PostgreSQL server: the contract run creates its own database"
         )
     name = f"api_contract_{os.getpid()}"
+    var_dir = tempfile.mkdtemp(prefix="api-contract-")  # var/ of this hub: its env file, SQLite never
     env = {
         **os.environ,
         "DATABASE_URL": urlsplit(server_url)._replace(path=f"/{name}").geturl(),
@@ -132,7 +135,7 @@ def main(extra: list[str]) -> int:
         "HUB_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "HUB_QUEUE_NAME": f"api-contract-{os.getpid()}",  # no running worker takes its deliveries
         "HUB_CACHE_PREFIX": f"api-contract-{os.getpid()}",
-        "HUB_VAR_DIR": f"/tmp/api-contract-{os.getpid()}",
+        "HUB_VAR_DIR": var_dir,
         "LOG_LEVEL": "ERROR",  # the server's log shows its errors, not every refused request
     }
     with admin_connection(base) as admin:
@@ -171,6 +174,7 @@ def main(extra: list[str]) -> int:
                 server.wait()
         with admin_connection(base) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
