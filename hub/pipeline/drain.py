@@ -22,7 +22,7 @@ from hub.pipeline.dispatch import (
     stop_requested,
     wait_unless_stopped,
 )
-from hub.pipeline.outcomes import WORKER_NAME, outcomes_record
+from hub.pipeline.outcomes import outcomes_record, worker_name
 
 log = logging.getLogger("hub.delivery")
 
@@ -131,7 +131,7 @@ def deliveries_drain(
     try:
         while time.monotonic() < deadline and not stop_requested():
             try:
-                worker_heartbeat(WORKER_NAME)
+                worker_heartbeat(worker_name())
                 claimed = deliveries_process_batch(deadline=deadline)
                 outages = 0
                 done += claimed
@@ -141,7 +141,7 @@ def deliveries_drain(
                         ask_for_help()
                     continue
                 if not lingering:
-                    lingering = become_lingerer(WORKER_NAME)
+                    lingering = become_lingerer(worker_name())
                     if not lingering:
                         break  # another drain is polling already
                 still_lingering()

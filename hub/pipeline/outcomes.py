@@ -21,7 +21,10 @@ from hub.pipeline.subscriptions import forget_subscriptions
 from hub.services.audit import audit_record
 
 log = logging.getLogger("hub.delivery")
-WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+def worker_name() -> str:
+    """This process, as attempts and heartbeats name it. Read at each use, not at import: a
+    module imported before django-q2 forks its workers would give them all the parent's pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def outcomes_record(outcomes: list[Outcome], *, token: uuid.UUID, flows: FlowCache) -> None:
@@ -242,7 +245,7 @@ def _attempt_row(outcome: Outcome, number: int, result: str) -> Attempt:
         message=outcome.message[:5000],
         request=outcome.request,
         response=outcome.response,
-        worker=WORKER_NAME,
+        worker=worker_name(),
         mapping_version=outcome.mapping_version,
     )
 
