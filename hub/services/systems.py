@@ -261,6 +261,9 @@ def system_test_connection(*, system: System, path: str | None = None, actor) ->
     """Call the system through its connector's `check()` and tell what happened; audited."""
     path = (path or "").strip() or system_test_path(system)
     report = _check(system, path)
+    # A refused path is shown and audited as typed, but without its control characters: PostgreSQL
+    # cannot store a NUL in text or JSON.
+    report.path = "".join(c if c.isprintable() else "\ufffd" for c in report.path)
     if report.reachable and report.authenticated is not False:
         report.lookups = _check_lookups(system)
     with transaction.atomic():

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from common.limits import row_id
+from common.text import form_text
 from connectors.models import System
 from hub.access import admins_only, readers
 from hub.services.datamodels import (
@@ -339,7 +340,7 @@ def field_update_view(request: HttpRequest, pk: int) -> HttpResponse:
             actor=request.user,
             type=kind,
             required=request.POST.get("required") in ("on", "true", "1"),
-            description=request.POST.get("description", field.description)[:300],
+            description=form_text(request.POST.get("description", field.description), limit=300),
         )
     except ConfigError as exc:
         error = sentence(exc)

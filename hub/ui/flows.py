@@ -16,6 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from common.limits import row_id
+from common.text import form_text
 from hub.access import admins_only, readers, readers_ops_writes
 from hub.models import Attempt, Cursor, Delivery, Event, Flow, FlowState, Trigger
 from hub.pipeline.schedules import poll_schedule_name
@@ -529,7 +530,7 @@ def _switch(request: HttpRequest, pk: int, *, needs: tuple[str, ...], not_now: s
 @readers_ops_writes
 @require_POST
 def flow_pause_view(request: HttpRequest, pk: int) -> HttpResponse:
-    reason = (request.POST.get("reason") or "").strip()[:250]
+    reason = form_text(request.POST.get("reason"), limit=250)
     return _switch(
         request, pk, needs=(FlowState.ACTIVE,),
         not_now="The flow is {state}, not running; nothing to pause.",
