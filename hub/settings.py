@@ -5,9 +5,8 @@ Production: DATABASE_URL (PostgreSQL) and REDIS_URL (django-q2 Redis broker, sha
 """
 
 import os
-from pathlib import Path
-
 from datetime import timedelta
+from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
