@@ -17,6 +17,7 @@ class ErrorClass(StrEnum):
     SERVER_ERROR = "server_error"
     RATE_LIMITED = "rate_limited"
     AUTH_FAILURE = "auth_failure"
+    OUTBOUND_REFUSED = "outbound_refused"
     REJECTED = "rejected"
     MALFORMED_RESPONSE = "malformed_response"
     OUTCOME_UNKNOWN = "outcome_unknown"
@@ -31,7 +32,7 @@ class ErrorClass(StrEnum):
     @property
     def pauses_flow(self) -> bool:
         """Failures that will repeat for every delivery until a person fixes the configuration."""
-        return self == ErrorClass.AUTH_FAILURE
+        return self in (ErrorClass.AUTH_FAILURE, ErrorClass.OUTBOUND_REFUSED)
 
     @property
     def description(self) -> str:
@@ -56,6 +57,7 @@ ERROR_DESCRIPTIONS = {
     ErrorClass.SERVER_ERROR: "The system answered with a server error (5xx).",
     ErrorClass.RATE_LIMITED: "The system asked us to slow down (429).",
     ErrorClass.AUTH_FAILURE: "The system refused our credentials (401/403).",
+    ErrorClass.OUTBOUND_REFUSED: "The hub's outbound policy does not allow connecting to the system's address.",
     ErrorClass.REJECTED: "The system rejected the record (4xx).",
     ErrorClass.MALFORMED_RESPONSE: "The system's answer could not be understood.",
     ErrorClass.OUTCOME_UNKNOWN: "The request was sent but no answer came back: it may or may not have "

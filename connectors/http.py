@@ -104,6 +104,8 @@ def transport_error(
     """A request that got no answer, named. A POST whose request may have been written before
     the answer was lost is "outcome unknown": the target may have created the record, so it must
     not simply be sent again. Other methods repeat safely and keep the plain names."""
+    if words := refusal(exc):  # nothing was sent, and sending again will not help: a setting will
+        return ConnectorError(f"{method} {path}: {words}", ErrorClass.OUTBOUND_REFUSED, exchange=exchange)
     sent = not _before_sending(exc)
     if sent and method == "POST":
         how = "no answer in time" if isinstance(exc, requests.Timeout) else "the connection dropped"

@@ -183,7 +183,7 @@ def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> O
         if exc.error_class == ErrorClass.OUTCOME_UNKNOWN and outcome.operation == Operation.CREATE:
             outcome.maybe_sent = True
         target = flows.flow(delivery.flow_id).target_system
-        if exc.error_class == ErrorClass.AUTH_FAILURE:
+        if exc.error_class.pauses_flow:
             flows.refused_targets.add(target.pk)
         if exc.error_class == ErrorClass.RATE_LIMITED or (exc.retry_after and exc.status == 503):
             ratelimit.throttled(target, exc.retry_after)

@@ -138,7 +138,7 @@ class _BatchWrite:
         delivery.last_error_class, delivery.last_error = outcome.error_class, outcome.message[:5000]
         self.attempts.append(_attempt_row(outcome, delivery.attempts, "held"))
         self.tally.failed(delivery.flow_id, outcome.error_class, dead=False)
-        self.refused[flow.target_system_id] = (flow, outcome.message)
+        self.refused[flow.target_system_id] = (flow, outcome.error_class, outcome.message)
 
     def _failed(self, outcome: Outcome) -> None:
         delivery = outcome.delivery
@@ -196,8 +196,8 @@ class _BatchWrite:
             log.warning(
                 "delivery %s dead-lettered (%s): %s", outcome.delivery.pk, error_class, outcome.message[:200]
             )
-        for flow, message in self.refused.values():
-            flows_pause_for_refused_credentials(flow.target_system, message)
+        for flow, error_class, message in self.refused.values():
+            flows_pause_for_refused_target(flow.target_system, error_class, message)
         for system in self.unreadable.values():
             flows_pause_for_unreadable_secrets(system)
         self.tally.save()
@@ -250,13 +250,20 @@ def _attempt_row(outcome: Outcome, number: int, result: str) -> Attempt:
     )
 
 
-def flows_pause_for_refused_credentials(system, message: str) -> int:
-    """Pause every active flow that signs in to `system`, once, with one message; their events
-    are held, not dead-lettered, and go out when the flows are resumed."""
-    reason = f"paused automatically: {system} refused the hub's credentials ({message})"[:300]
-    paused = _flows_pause(Flow.objects.filter(target_system=system), reason)
+def flows_pause_for_refused_target(system, error_class: ErrorClass, message: str) -> int:
+    """Pause every active flow to `system`, once, with one message, when every call would fail
+    the same way until a person changes a setting: its credentials were refused, or the outbound
+    policy refuses its address. Their events are held, not dead-lettered, and go out on resume."""
+    if error_class == ErrorClass.OUTBOUND_REFUSED:
+        reason = (
+            f"paused automatically: the hub's outbound policy refuses the address of {system} "
+            f"({message}). Allow it in HUB_OUTBOUND_ALLOW or change the address, then resume."
+        )
+    else:
+        reason = f"paused automatically: {system} refused the hub's credentials ({message})"
+    paused = _flows_pause(Flow.objects.filter(target_system=system), reason[:300])
     if paused:
-        log.warning("%s refused our credentials: %d flows paused", system, paused)
+        log.warning("%s: %s, %d flows paused", system, error_class, paused)
     return paused
 
 

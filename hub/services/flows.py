@@ -135,6 +135,7 @@ ERROR_CLASS_WORDS = {
     ErrorClass.SERVER_ERROR: "server errors (5xx)",
     ErrorClass.RATE_LIMITED: "requests to slow down (429)",
     ErrorClass.AUTH_FAILURE: "refused credentials",
+    ErrorClass.OUTBOUND_REFUSED: "addresses the outbound policy refuses",
     ErrorClass.REJECTED: "rejected records (4xx)",
     ErrorClass.MALFORMED_RESPONSE: "answers that cannot be understood",
     ErrorClass.OUTCOME_UNKNOWN: "lost answers (after looking whether the record arrived)",
@@ -142,7 +143,8 @@ ERROR_CLASS_WORDS = {
     ErrorClass.SCHEMA_DRIFT: "records that no longer fit their data model",
     ErrorClass.UNKNOWN: "unexpected errors",
 }
-# Refused credentials pause every flow that uses them instead: retrying would not help.
+# Refused credentials and refused addresses pause every flow that uses them instead: retrying
+# would not help.
 RETRY_CHOICES = tuple(error_class for error_class in ErrorClass if not error_class.pauses_flow)
 MAX_ATTEMPTS = 50
 MAX_AGE_SECONDS = 30 * 24 * 3600

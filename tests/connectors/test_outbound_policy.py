@@ -21,6 +21,7 @@ from connectors.base import ConnectorError
 from connectors.models import AuthScheme
 from connectors.netpolicy import guarded_session, policy_parse
 from connectors.registry import connector_for
+from dlq.models import DeadLetter
 from hub.alerts.channels import ChannelError, Notice, WebhookChannel
 from hub.models import Delivery, Trigger
 from hub.pipeline.drain import deliveries_process_batch
@@ -237,6 +238,17 @@ def test_it_connects_to_loopback_when_configured(settings, listener, path, host)
     said = PATHS[path](f"http://{host}:{listener.port}")
     assert "loopback" not in said and "could not" not in said.lower(), said
     assert listener.accepts >= 1 and listener.requests
+
+
+def test_a_refused_address_pauses_the_flow_and_holds_its_events_instead_of_retrying(default_policy, listener):
+    said = _delivery(listener.url)
+    delivery = Delivery.objects.select_related("flow").get()
+    assert "127.0.0.1 is a loopback address" in said
+    assert delivery.status == "retrying" and delivery.last_error_class == "outbound_refused"
+    assert delivery.flow.state == "paused"
+    assert "outbound policy refuses the address" in delivery.flow.paused_reason
+    assert "HUB_OUTBOUND_ALLOW" in delivery.flow.paused_reason
+    assert not DeadLetter.objects.exists() and listener.accepts == 0
 
 
 def test_a_range_allows_what_it_contains_and_nothing_more(settings, listener):
