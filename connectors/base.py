@@ -187,7 +187,9 @@ class Connector:
             "idempotency_key, id_path, key)"
         )
 
-    def lookup(self, *, resource: str, param: str, field: str, value: str, id_path: str = "id") -> LookupResult:
+    def lookup(
+        self, *, resource: str, param: str, field: str, value: str, id_path: str = "id"
+    ) -> LookupResult:
         """Search `resource` for records whose `field` equals `value`, asking with query parameter
         `param`: how the hub finds out whether a create whose answer was lost took effect."""
         raise NotImplementedError(

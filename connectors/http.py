@@ -355,7 +355,9 @@ class HttpConnector(Connector):
         """One page of a list answer: its records, as mappings read them, and the next page."""
         raise NotImplementedError(f"{type(self).__name__} must implement list_records(path, params)")
 
-    def lookup(self, *, resource: str, param: str, field: str, value: str, id_path: str = "id") -> LookupResult:
+    def lookup(
+        self, *, resource: str, param: str, field: str, value: str, id_path: str = "id"
+    ) -> LookupResult:
         page = self.list_records(resource, {param: value})
         matches = [r for r in page.records if isinstance(r, dict) and _same(get_path(r, field), value)]
         ids = [str(get_path(r, id_path)) for r in matches if get_path(r, id_path) not in (None, "")]

@@ -6,43 +6,66 @@ import hub.pipeline.retry
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('hub', '0004_history_audit_chain_retention'),
+        ("hub", "0004_history_audit_chain_retention"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='delivery',
-            name='delivery_unfinished_record_idx',
+            model_name="delivery",
+            name="delivery_unfinished_record_idx",
         ),
         migrations.AddField(
-            model_name='delivery',
-            name='budget_attempts',
+            model_name="delivery",
+            name="budget_attempts",
             field=models.PositiveIntegerField(db_default=0, default=0),
         ),
         migrations.AddField(
-            model_name='delivery',
-            name='budget_started_at',
+            model_name="delivery",
+            name="budget_started_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='delivery',
-            name='maybe_sent',
-            field=models.BooleanField(db_default=False, default=False, help_text='A create for this delivery may have reached the target: find out before creating again.'),
+            model_name="delivery",
+            name="maybe_sent",
+            field=models.BooleanField(
+                db_default=False,
+                default=False,
+                help_text="A create for this delivery may have reached the target: find out before creating again.",
+            ),
         ),
         migrations.AddField(
-            model_name='flow',
-            name='retry_on',
-            field=models.JSONField(blank=True, default=hub.pipeline.retry.default_retry_classes, help_text='The error classes that are tried again; any other failure goes to the dead-letter inbox.'),
+            model_name="flow",
+            name="retry_on",
+            field=models.JSONField(
+                blank=True,
+                default=hub.pipeline.retry.default_retry_classes,
+                help_text="The error classes that are tried again; any other failure goes to the dead-letter inbox.",
+            ),
         ),
         migrations.AlterField(
-            model_name='delivery',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('in_flight', 'In flight'), ('retrying', 'Retrying'), ('succeeded', 'Succeeded'), ('dead', 'Dead-lettered'), ('skipped', 'Filtered out'), ('unknown', 'Outcome unknown')], default='pending', max_length=10),
+            model_name="delivery",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("in_flight", "In flight"),
+                    ("retrying", "Retrying"),
+                    ("succeeded", "Succeeded"),
+                    ("dead", "Dead-lettered"),
+                    ("skipped", "Filtered out"),
+                    ("unknown", "Outcome unknown"),
+                ],
+                default="pending",
+                max_length=10,
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status__in', ('pending', 'in_flight', 'retrying', 'unknown'))), fields=['flow', 'record_key', 'id'], name='delivery_unfinished_record_idx'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("status__in", ("pending", "in_flight", "retrying", "unknown"))),
+                fields=["flow", "record_key", "id"],
+                name="delivery_unfinished_record_idx",
+            ),
         ),
     ]

@@ -4,14 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('hub', '0005_ambiguous_outcomes'),
+        ("hub", "0005_ambiguous_outcomes"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status__in', ('pending', 'retrying'))), fields=['flow', 'next_attempt_at', 'id'], name='delivery_due_idx'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("status__in", ("pending", "retrying"))),
+                fields=["flow", "next_attempt_at", "id"],
+                name="delivery_due_idx",
+            ),
         ),
     ]

@@ -294,7 +294,9 @@ def _look_up(connector, model, external_id: str) -> str:
         id_path=model.id_path or "id",
     )
     if len(result.target_ids) > 1:
-        log.warning("%s has %d records with %s=%s", model, len(result.target_ids), model.lookup_field, external_id)
+        log.warning(
+            "%s has %d records with %s=%s", model, len(result.target_ids), model.lookup_field, external_id
+        )
     return result.target_ids[0] if result.target_ids else ""
 
 

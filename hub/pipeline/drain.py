@@ -74,7 +74,9 @@ def deliveries_process_batch(*, limit: int | None = None, deadline: float | None
     return len(batch)
 
 
-def outcomes_record_durably(outcomes: list[Outcome], *, token, flows: FlowCache, patience: float = 30.0) -> None:
+def outcomes_record_durably(
+    outcomes: list[Outcome], *, token, flows: FlowCache, patience: float = 30.0
+) -> None:
     """Write outcomes, waiting out a database that went away for a moment: an outcome lost here
     would turn a finished call into an ambiguous one for the next worker."""
     waited, pause = 0.0, 0.25

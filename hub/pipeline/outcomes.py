@@ -21,6 +21,8 @@ from hub.pipeline.subscriptions import forget_subscriptions
 from hub.services.audit import audit_record
 
 log = logging.getLogger("hub.delivery")
+
+
 def worker_name() -> str:
     """This process, as attempts and heartbeats name it. Read at each use, not at import: a
     module imported before django-q2 forks its workers would give them all the parent's pid."""

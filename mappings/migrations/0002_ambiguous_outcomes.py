@@ -4,25 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mappings', '0001_initial'),
+        ("mappings", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='datamodel',
-            name='create_by_key',
-            field=models.BooleanField(default=False, help_text='The system creates or replaces a record with PUT <resource>/<external id>, so sending a create twice cannot make two records.'),
+            model_name="datamodel",
+            name="create_by_key",
+            field=models.BooleanField(
+                default=False,
+                help_text="The system creates or replaces a record with PUT <resource>/<external id>, so sending a create twice cannot make two records.",
+            ),
         ),
         migrations.AddField(
-            model_name='datamodel',
-            name='lookup_field',
-            field=models.CharField(blank=True, help_text='The field where this system keeps our id for a record (an external id). The hub searches by it before creating a record again whose first create may have arrived.', max_length=200),
+            model_name="datamodel",
+            name="lookup_field",
+            field=models.CharField(
+                blank=True,
+                help_text="The field where this system keeps our id for a record (an external id). The hub searches by it before creating a record again whose first create may have arrived.",
+                max_length=200,
+            ),
         ),
         migrations.AddField(
-            model_name='datamodel',
-            name='lookup_param',
-            field=models.CharField(blank=True, help_text='The query parameter that searches the list by that field, e.g. external_id.', max_length=200),
+            model_name="datamodel",
+            name="lookup_param",
+            field=models.CharField(
+                blank=True,
+                help_text="The query parameter that searches the list by that field, e.g. external_id.",
+                max_length=200,
+            ),
         ),
     ]

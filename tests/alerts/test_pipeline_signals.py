@@ -40,7 +40,9 @@ def test_an_auth_failure_pauses_the_flow_and_the_auto_pause_rule_fires(fresh_san
     evaluate()
     alert = firing("auto_pause")
     assert alert is not None
-    assert alert.summary.startswith("paused automatically: Inventory refused the hub's credentials (POST /accounts answered 401")
+    assert alert.summary.startswith(
+        "paused automatically: Inventory refused the hub's credentials (POST /accounts answered 401"
+    )
 
 
 def test_a_person_pausing_a_flow_is_not_an_alert(fresh_sandbox, personas):

@@ -106,7 +106,9 @@ def test_it_looks_records_up_with_a_filter_and_proposes_the_filter(server):
     server.seed("people", {"email": "bob@example.com"})
     connector = jsonapi(server)
     assert connector.lookup_parameter("email") == "filter[email]"
-    found = connector.lookup(resource="/people", param="filter[email]", field="email", value="bob@example.com")
+    found = connector.lookup(
+        resource="/people", param="filter[email]", field="email", value="bob@example.com"
+    )
     assert len(found.target_ids) == 1 and found.target_ids[0] in server.store["people"]
 
 

@@ -92,4 +92,3 @@ def test_it_reads_retry_after_as_an_http_date():
     assert 55 <= parse_retry_after(in_a_minute) <= 60
     a_date_gone_by = format_datetime(datetime.now(UTC) - timedelta(seconds=60), usegmt=True)
     assert parse_retry_after(a_date_gone_by) == 0.0
-

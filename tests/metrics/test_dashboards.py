@@ -141,7 +141,9 @@ def test_it_puts_the_dashboard_on_the_flow_and_system_pages(client, personas, fl
     assert f'data-url="{reverse("connectors-metrics", args=[flow.target_system_id])}"' in page
 
 
-def test_it_explains_on_the_overview_why_events_and_deliveries_differ_and_the_time_to_drain(client, personas, flow):
+def test_it_explains_on_the_overview_why_events_and_deliveries_differ_and_the_time_to_drain(
+    client, personas, flow
+):
     traffic(flow, won=12, delivered=2, ignored=3)
     events_store([IncomingEvent(flow.source_system, "deal.won", "one-more", {"id": 0})])
     client.force_login(personas["ops"])
