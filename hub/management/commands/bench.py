@@ -1,19 +1,18 @@
-"""End-to-end benchmark: webhooks (or batch API calls) in, records at a loopback sandbox target out.
+"""End-to-end benchmark: webhooks (or batch API calls) in, records at a loopback target out.
 
-Starts its own web server (gunicorn), worker cluster (qcluster) and sandbox target on free
-loopback ports, against the configured database, pushes a bounded number of events from
-concurrent senders, waits for every delivery to finish, and prints its figures; the last line
-is one JSON object.
+Starts its own target, web server (gunicorn) and worker cluster (qcluster) on free loopback
+ports, against the configured database; warms them up on uncounted events; pushes a bounded
+number of events from concurrent senders, as fast as they are accepted or at a steady rate;
+waits for every delivery to finish; and prints events/s, latency, the CPU each kind of process
+spent per delivered event over that measured phase, and the hub's peak memory. The last line is
+one JSON object; each run is also appended to bench/RESULTS.md. The pieces live in
+hub/management/benchkit/.
 """
 
-import http.client
 import json
 import os
 import socket
-import statistics
 import subprocess
-import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,14 +22,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, transaction
 
 from connectors.models import AuthScheme, SignatureScheme, System
-from connectors.netpolicy import env_allowing_loopback
 from connectors.sandbox import DEMO_CREDENTIALS
 from connectors.sandbox.faulty import DEFAULT_API_KEY as FAULTY_API_KEY
 from connectors.sandbox.faulty import FAULTS
 from connectors.signatures import sign
+from hub.management.benchkit import report, roles
+from hub.management.benchkit.processes import CpuMeter, Fleet, MemorySampler, cpu_readers
+from hub.management.benchkit.sender import Request, Sent, send
 from hub.models import Attempt, Delivery, DeliveryStatus, Event, Flow, FlowState, Operation, RecordLink
 from hub.roles import PUBLISHER, ensure_role_groups, grant_role
 from hub.services.mappings import mapping_version_save
@@ -39,6 +40,8 @@ from mappings.models import DataModel, Field, Mapping
 
 BENCH_SECRET = "bench-webhook-secret"
 FAULTY_DEFAULT = "429=0.05,500=0.05,timeout=0.02,drop_after=0.05"
+DRAIN_BATCH = 1000  # events a request while draining (the batch API's most)
+MAX_EVENTS = 100_000
 
 
 def free_port() -> int:
@@ -58,21 +61,44 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise CommandError(f"{url} did not come up within {timeout:.0f}s")
 
 
-def percentile(values: list[float], share: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
-
-
 class Command(BaseCommand):
-    help = "Benchmark ingest -> mapping -> delivery end to end on loopback; prints events/s and latency."
+    help = (
+        "Benchmark ingest -> mapping -> delivery end to end on loopback; prints events/s, latency, "
+        "CPU per event by kind of process and peak memory, and appends a row to bench/RESULTS.md."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--events", type=int, default=2000, help="How many events to send (bounded).")
-        parser.add_argument("--senders", type=int, default=8, help="Concurrent senders.")
+        parser.add_argument("--events", type=int, default=None, help="How many events to send (2000).")
+        parser.add_argument("--senders", type=int, default=16, help="Concurrent senders.")
         parser.add_argument(
             "--batch", type=int, default=0, help="Send through the batch API, N events a request."
+        )
+        parser.add_argument(
+            "--rate",
+            type=float,
+            default=None,
+            help="Send at a steady R events/s in total, each at its slot (latency counts from the "
+            "slot), instead of as fast as the hub accepts them.",
+        )
+        parser.add_argument(
+            "--drain",
+            type=int,
+            default=None,
+            metavar="N",
+            help=f"Send N events through the batch API, {DRAIN_BATCH} a request, as fast as ingest "
+            "takes them while delivery runs; reports RSS at the start, middle and end of the drain.",
+        )
+        parser.add_argument(
+            "--target",
+            choices=("bench", "sandbox"),
+            default="bench",
+            help="Deliver to the lean aiohttp bench target (default) or the inventory sandbox.",
+        )
+        parser.add_argument(
+            "--target-latency-ms",
+            type=float,
+            default=0.0,
+            help="The bench target answers each write after N ms (concurrent writes wait together).",
         )
         parser.add_argument("--workers", type=int, default=2, help="django-q2 worker processes.")
         parser.add_argument("--web-workers", type=int, default=3, help="gunicorn worker processes.")
@@ -90,120 +116,137 @@ class Command(BaseCommand):
             default=FAULTY_DEFAULT,
             help=f"With --faulty: shares of each fault, FAULT=SHARE,... (default {FAULTY_DEFAULT}).",
         )
+        parser.add_argument(
+            "--no-record", action="store_true", help="Do not append the run to bench/RESULTS.md."
+        )
 
-    def handle(self, *args, events, senders, batch, workers, web_workers, timeout, **options):
-        if events < 1 or events > 100_000:
-            raise CommandError("--events must be between 1 and 100000")
-        self.faults = fault_shares(options["faults"]) if options.get("faulty") else None
-        if batch < 0 or batch > settings.HUB_MAX_BATCH_EVENTS:
-            raise CommandError(f"--batch must be between 0 and {settings.HUB_MAX_BATCH_EVENTS}")
+    def handle(self, *args, **options):
+        self.check_options(options)
+        self.faults = fault_shares(options["faults"]) if options["faulty"] else None
+        events, batch, senders = options["events"], options["batch"], options["senders"]
         call_command("migrate", interactive=False, verbosity=0)
         run = uuid.uuid4().hex[:8]
-        sandbox_port, web_port = free_port(), free_port()
-        children: list[subprocess.Popen] = []
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env = {
-            **env_allowing_loopback(env),  # the sandbox target listens on 127.0.0.1
-            "HUB_WORKERS": str(workers),
-            "HUB_QUEUE_NAME": f"bench-{run}",
-            "HUB_CACHE_PREFIX": f"bench-{run}",
-            "HUB_DRAIN_LINGER_SECONDS": "2",
-        }
+        target_port, web_port = free_port(), free_port()
+        env = roles.child_env(run, options["workers"])
         log_dir = Path(settings.VAR_DIR) / "bench"
         log_dir.mkdir(exist_ok=True)
+        fleet = Fleet(cwd=Path(settings.BASE_DIR), log_dir=log_dir)
+        memory = MemorySampler(fleet)
+        load_at_start = os.getloadavg()
         try:
-            children.append(self.spawn(self.sandbox_argv(sandbox_port), env, log_dir / "sandbox.log"))
-            target_url = f"http://127.0.0.1:{sandbox_port}"
+            fleet.start([("target", self.target_argv(target_port, options), env)])
+            target_url = f"http://127.0.0.1:{target_port}"
             wait_http(f"{target_url}/_control/state")
             source, flow, token = self.setup(target_url)
-            children.append(
-                self.spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gunicorn",
-                        "hub.wsgi:application",
-                        "--bind",
-                        f"127.0.0.1:{web_port}",
-                        "--workers",
-                        str(web_workers),
-                        "--worker-class",
-                        "hub.gunicorn_worker.NoDelaySyncWorker",
-                        "--log-level",
-                        "warning",
-                    ],
-                    env,
-                    log_dir / "web.log",
+            fleet.start(
+                roles.hub_roles(
+                    base_dir=Path(settings.BASE_DIR),
+                    web_port=web_port,
+                    web_workers=options["web_workers"],
+                    env=env,
                 )
             )
-            children.append(
-                self.spawn(
-                    [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"],
-                    env,
-                    log_dir / "workers.log",
-                )
-            )
+            memory.start()
             wait_http(f"http://127.0.0.1:{web_port}/healthz")
             # Warm every process up (imports, connections, caches) on events that are not counted.
             warmup = min(400, max(50, events // 10))
             self.stdout.write(f"Warming up with {warmup} events (not counted)...")
-            _, warm_acked, _, _ = self.send(f"warm{run}", warmup, senders, batch, source, token, web_port)
-            if not self.wait_finished(flow, len(warm_acked), timeout):
+            warm = self.send(f"warm{run}", warmup, senders, batch, source, token, web_port)
+            if not self.wait_finished(flow, len(warm.acked), options["timeout"], fleet):
                 raise CommandError("the warm-up events were not delivered in time; see var/bench/*.log")
-            self.stdout.write(
-                f"Sending {events} events from {senders} senders "
-                f"({'batches of ' + str(batch) if batch else 'one webhook per event'})..."
+            self.stdout.write(f"Sending {events} events: {self.describe(options)}...")
+            cpu = CpuMeter(
+                cpu_readers(
+                    fleet,
+                    database=connection.vendor == "postgresql",
+                    broker=bool(settings.REDIS_URL),
+                    sampler=memory,
+                )
             )
-            sent_at, acked, rejected, send_seconds = self.send(
-                run, events, senders, batch, source, token, web_port
-            )
-            self.stdout.write(
-                f"  sent in {send_seconds:.1f}s ({len(acked) / send_seconds:.0f} events/s accepted); "
-                "waiting for deliveries..."
-            )
-            finished = self.wait_finished(flow, len(acked), timeout)
-            received = requests.get(f"{target_url}/_control/received", timeout=30).json()
+            load_before = os.getloadavg()
+            cpu.start()
+            measured_from = time.monotonic()
+            sent = self.send(run, events, senders, batch, source, token, web_port, rate=options["rate"])
+            accepted = f"{len(sent.acked) / sent.seconds:.0f} events/s accepted" if sent.seconds else ""
+            self.stdout.write(f"  sent in {sent.seconds:.1f}s ({accepted}); waiting for deliveries...")
+            finished = self.wait_finished(flow, len(sent.acked), options["timeout"], fleet)
+            cpu_seconds = cpu.stop()
+            measured_to = time.monotonic()
+            received = requests.get(f"{target_url}/_control/received", timeout=60).json()
             target_state = requests.get(f"{target_url}/_control/state", timeout=30).json()
         finally:
-            for child in children:
-                child.terminate()
-            for child in children:
-                try:
-                    child.wait(15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-        self.report(run, events, sent_at, acked, rejected, received, finished, batch, flow, target_state)
-
-    def sandbox_argv(self, port: int) -> list[str]:
-        """The target to deliver to: the inventory sandbox, or with --faulty the faulty target."""
-        faults = getattr(self, "faults", None)
-        if faults is not None:
-            shares = [f"--share={name}={share}" for name, share in faults.items()]
-            # Late answers come 1.5 s after the request, past the target system's 1 s read timeout.
-            return [
-                sys.executable,
-                "-m",
-                "connectors.sandbox.faulty",
-                "--port",
-                str(port),
-                "--timeout-delay",
-                "1.5",
-                *shares,
-            ]
-        return [
-            sys.executable,
-            "-m",
-            "connectors.sandbox",
-            "--systems",
-            "inventory",
-            "--port-base",
-            str(port - 3),
-        ]
-
-    def spawn(self, argv, env, log_path: Path) -> subprocess.Popen:
-        return subprocess.Popen(
-            argv, env=env, cwd=settings.BASE_DIR, stdout=open(log_path, "w"), stderr=subprocess.STDOUT
+            memory.stop()
+            fleet.stop()
+        result = self.figures(run, sent, received, finished, flow, target_state, options)
+        result.update(report.cpu_figures(cpu_seconds, result["delivered"]))
+        result.update(
+            peak_rss_mb=report.mb(memory.peak_rss),
+            peak_pss_mb=report.mb(memory.peak_pss),
+            load_at_start=[round(load, 2) for load in load_at_start],
+            load_before=[round(load, 2) for load in load_before],
+            **checkout(),
         )
+        if options["drain"]:
+            result["drain_rss_mb"] = drain_memory(memory, measured_from, measured_to)
+        for line in report.summary(result):
+            self.stdout.write(line)
+        self.stdout.write(json.dumps(result))
+        if not options["no_record"]:
+            report.record(Path(settings.BASE_DIR) / "bench" / "RESULTS.md", result)
+        self.check_faults(result, flow, finished)
+
+    def check_options(self, options: dict) -> None:
+        """Check the options and fill in those that follow from others (--drain sets the rest)."""
+        if options["drain"] is not None:
+            if options["events"] is not None or options["batch"] not in (0, DRAIN_BATCH) or options["rate"]:
+                raise CommandError(
+                    "--drain N sets the events and the batch; leave out --events, --batch, --rate"
+                )
+            options["events"], options["batch"] = options["drain"], DRAIN_BATCH
+        if options["events"] is None:
+            options["events"] = 2000
+        if not 1 <= options["events"] <= MAX_EVENTS:
+            raise CommandError(f"--events and --drain must be between 1 and {MAX_EVENTS}")
+        if options["batch"] < 0 or options["batch"] > settings.HUB_MAX_BATCH_EVENTS:
+            raise CommandError(f"--batch must be between 0 and {settings.HUB_MAX_BATCH_EVENTS}")
+        if options["senders"] < 1:
+            raise CommandError("--senders must be at least 1")
+        if options["rate"] is not None and options["rate"] <= 0:
+            raise CommandError("--rate must be more than 0 events/s")
+        if options["target_latency_ms"] < 0:
+            raise CommandError("--target-latency-ms must be 0 or more")
+        if options["target_latency_ms"] and (options["faulty"] or options["target"] != "bench"):
+            raise CommandError(
+                "--target-latency-ms needs the bench target (not --faulty or --target sandbox)"
+            )
+
+    def describe(self, options: dict) -> str:
+        """The run's mode and options, as the summary and bench/RESULTS.md show them."""
+        batch = options["batch"]
+        parts = [f"batch {batch}" if batch else "webhook per event", f"{options['senders']} senders"]
+        if self.faults is not None:
+            parts.append(f"faulty target ({options['faults']})")
+        elif options["target"] == "sandbox":
+            parts.append("sandbox target")
+        else:
+            latency = options["target_latency_ms"]
+            parts.append(f"bench target, {latency:g} ms" if latency else "bench target")
+        if options["rate"]:
+            parts.append(f"rate {options['rate']:g}/s")
+        if options["drain"]:
+            parts.append(f"drain {options['drain']}")
+        if (options["workers"], options["web_workers"]) != (2, 3):
+            parts.append(f"{options['workers']} workers, {options['web_workers']} web workers")
+        return ", ".join(parts)
+
+    def target_argv(self, port: int, options: dict) -> list[str]:
+        """The target to deliver to: the bench target, the inventory sandbox, or the faulty target."""
+        if self.faults is not None:
+            return roles.faulty_target(port=port, shares=self.faults)
+        if options["target"] == "sandbox":
+            return roles.sandbox_target(port=port)
+        api_key = DEMO_CREDENTIALS["inventory"]["api_key"]  # the key setup() gives the target system
+        return roles.bench_target(port=port, latency_ms=options["target_latency_ms"], api_key=api_key)
 
     def setup(self, target_url: str) -> tuple[System, Flow, str]:
         """The bench's own source system, target system and flow (reused across runs). With
@@ -228,7 +271,7 @@ class Command(BaseCommand):
                 auth_config={"header": "X-Api-Key"},
                 credentials={"api_key": FAULTY_API_KEY} if faulty else dict(DEMO_CREDENTIALS["inventory"]),
                 rate_limit_per_second=None,
-                # The faulty target's late answers come after 1.5 s (sandbox_argv): past this.
+                # The faulty target's late answers come after 1.5 s (roles.faulty_target): past this.
                 **({"read_timeout": 1.0} if faulty else {}),
             ),
         )
@@ -293,143 +336,143 @@ class Command(BaseCommand):
             RecordLink.objects.filter(flow=flow).delete()
             Event.objects.filter(system=source).delete()
 
-    def send(self, run, events, senders, batch, source, token, port):
-        sent_at: dict[int, float] = {}
-        acked: set[int] = set()
-        rejected: list[str] = []
-        lock = threading.Lock()
+    def send(self, run, events, senders, batch, source, token, port, *, rate=None) -> Sent:
+        """Events `<run>-0` .. `<run>-<events - 1>`: one signed webhook each, or batches of `batch`."""
         per_request = batch or 1
-        chunks = [
-            list(range(start, min(events, start + per_request))) for start in range(0, events, per_request)
-        ]
-        cursor = iter(chunks)
+        chunks = [range(start, min(events, start + per_request)) for start in range(0, events, per_request)]
+        built = []
+        for chunk in chunks:
+            if batch:
+                body = json.dumps(
+                    {
+                        "events": [
+                            {
+                                "system": source.slug,
+                                "type": "person.created",
+                                "idempotency_key": f"{run}-{n}",
+                                "payload": event_payload(run, n),
+                            }
+                            for n in chunk
+                        ]
+                    }
+                ).encode()
+                path, headers = "/api/v1/events/", {"Authorization": f"Token {token}"}
+            else:
+                body = json.dumps(event_payload(run, chunk[0])).encode()
+                path, headers = f"/hooks/{source.slug}/", {source.signature_header: sign(source, body)}
+            headers["Content-Type"] = "application/json"
+            built.append(Request(tuple(chunk), path, body, headers))
+        return send(built, port=port, senders=senders, rate=rate)
 
-        def event_payload(n: int) -> dict:
-            return {
-                "id": f"{run}-{n}",
-                "type": "person.created",
-                "data": {
-                    "id": f"{run}-p{n}",
-                    "email": f" Bench-{run}-{n}@Example.com",
-                    "first": "Bench",
-                    "last": str(n),
-                },
-            }
-
-        def worker():
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            while True:
-                with lock:
-                    chunk = next(cursor, None)
-                if chunk is None:
-                    break
-                if batch:
-                    body = json.dumps(
-                        {
-                            "events": [
-                                {
-                                    "system": source.slug,
-                                    "type": "person.created",
-                                    "idempotency_key": f"{run}-{n}",
-                                    "payload": event_payload(n),
-                                }
-                                for n in chunk
-                            ]
-                        }
-                    ).encode()
-                    path, headers = "/api/v1/events/", {"Authorization": f"Token {token}"}
-                else:
-                    body = json.dumps(event_payload(chunk[0])).encode()
-                    path, headers = f"/hooks/{source.slug}/", {"X-Signature": sign(source, body)}
-                headers["Content-Type"] = "application/json"
-                started = time.time()
-                try:
-                    conn.request("POST", path, body=body, headers=headers)
-                    response = conn.getresponse()
-                    response.read()
-                    status = response.status
-                except (OSError, http.client.HTTPException) as exc:
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                    status, exc_text = 0, str(exc)
-                with lock:
-                    for n in chunk:
-                        sent_at[n] = started
-                    if status == 202:
-                        acked.update(chunk)
-                    else:
-                        rejected.append(f"{status}: {exc_text if status == 0 else ''}")
-            conn.close()
-
-        threads = [threading.Thread(target=worker) for _ in range(senders)]
-        started = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return sent_at, acked, rejected, time.monotonic() - started
-
-    def wait_finished(self, flow: Flow, expected: int, timeout: float) -> bool:
+    def wait_finished(self, flow: Flow, expected: int, timeout: float, fleet: Fleet | None = None) -> bool:
         deadline = time.monotonic() + timeout
         last_report = 0.0
         while time.monotonic() < deadline:
             open_count = Delivery.objects.filter(flow=flow).unfinished().count()
             if open_count == 0:
                 return True
+            if fleet is not None and (died := fleet.died()):
+                raise CommandError(f"{', '.join(died)} exited during the run; see var/bench/<role>.log")
             if time.monotonic() - last_report > 5:
                 self.stdout.write(f"  {open_count} deliveries still open...")
                 last_report = time.monotonic()
             time.sleep(0.25)
         return False
 
-    def report(
-        self, run, events, sent_at, acked, rejected, received, finished, batch, flow=None, target_state=None
-    ):
-        first_receipt, copies = receipts(received, prefix=f"bench-{run}-")
-        latencies = [(first_receipt[n] - sent_at[n]) * 1000 for n in acked if n in first_receipt]
-        lost = len([n for n in acked if n not in first_receipt])
-        duplicates = sum(count - 1 for count in copies.values())
-        span = (max(first_receipt.values()) - min(sent_at.values())) if first_receipt else 0.0
-        deliveries = Delivery.objects.filter(
-            **({"flow": flow} if flow else {"flow__name": "Benchmark flow"}),
-            event__idempotency_key__startswith=f"{run}-",
-        )
-        dead = deliveries.filter(status=DeliveryStatus.DEAD).count()
-        # Attempts beyond each delivery's first (an abandoned attempt of a killed worker counts).
-        retries = Attempt.objects.filter(delivery__in=deliveries, number__gt=1).count()
+    def figures(self, run, sent, received, finished, flow, target_state, options) -> dict:
+        """Throughput, latency and correctness of the measured events, from the target's receipts."""
+        first_receipt, copies = report.receipts(received, prefix=f"bench-{run}-")
+        latencies = [(first_receipt[n] - sent.sent_at[n]) * 1000 for n in sent.acked if n in first_receipt]
+        span = (max(first_receipt.values()) - min(sent.sent_at.values())) if first_receipt else 0.0
+        deliveries = Delivery.objects.filter(flow=flow, event__idempotency_key__startswith=f"{run}-")
+        batch, latency = options["batch"], options["target_latency_ms"]
         result = {
-            "events": events,
+            "events": options["events"],
             "mode": f"batch {batch}" if batch else "webhook per event",
-            "accepted": len(acked),
-            "rejected": len(rejected),
+            "options": self.describe(options),
+            "senders": options["senders"],
+            "rate": options["rate"],
+            "target": "faulty" if self.faults is not None else options["target"],
+            "target_latency_ms": latency if options["target"] == "bench" and self.faults is None else None,
+            "accepted": len(sent.acked),
+            "rejected": len(sent.rejected),
+            "delivered": len(first_receipt),
+            "send_seconds": round(sent.seconds, 2),
             "events_per_s": round(len(first_receipt) / span, 1) if span else 0.0,
-            **latency_figures(latencies),
-            "lost": lost,
-            "duplicates": duplicates,
-            "dead_lettered": dead,
-            "retries": retries,
+            **report.latency_figures(latencies),
+            "lost": len([n for n in sent.acked if n not in first_receipt]),
+            "duplicates": sum(count - 1 for count in copies.values()),
+            "dead_lettered": deliveries.filter(status=DeliveryStatus.DEAD).count(),
+            # Attempts beyond each delivery's first (an abandoned attempt of a killed worker counts).
+            "retries": Attempt.objects.filter(delivery__in=deliveries, number__gt=1).count(),
             "all_finished": finished,
             "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
             "broker": "redis" if settings.REDIS_URL else "orm",
         }
-        if rejected:
-            self.stdout.write(f"  {len(rejected)} requests were not accepted, e.g. {rejected[:3]}")
-        self.stdout.write(
-            f"{result['events_per_s']} events/s end to end; latency p50 {result['p50_ms']} ms, "
-            f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; lost {lost}, duplicates {duplicates}"
-        )
-        faults = getattr(self, "faults", None)
-        if faults is not None and target_state:
-            result["faults"] = {"shares": faults, "injected": target_state.get("injected", {})}
-        self.stdout.write(json.dumps(result))
-        if faults is not None and (dead or duplicates or lost):
-            unfinished = (
-                "" if finished else f" ({deliveries.unfinished().count()} still unfinished at --timeout)"
-            )
+        if options["rate"]:
+            result["sender_behind_ms"] = round(sent.behind_s * 1000, 1)
+        if sent.rejected:
+            self.stdout.write(f"  {len(sent.rejected)} requests were not accepted, e.g. {sent.rejected[:3]}")
+        if self.faults is not None:
+            result["faults"] = {"shares": self.faults, "injected": target_state.get("injected", {})}
+        return result
+
+    def check_faults(self, result: dict, flow: Flow, finished: bool) -> None:
+        """Against the faulty target nothing may be dead-lettered, duplicated or missing."""
+        if self.faults is None:
+            return
+        dead, duplicates, lost = result["dead_lettered"], result["duplicates"], result["lost"]
+        if dead or duplicates or lost:
+            unfinished = ""
+            if not finished:
+                still_open = Delivery.objects.filter(flow=flow).unfinished().count()
+                unfinished = f" ({still_open} still unfinished at --timeout)"
             raise CommandError(
                 f"against the faulty target: {dead} dead-lettered, {duplicates} duplicates, "
                 f"{lost} not received{unfinished}; each must be 0"
             )
+
+
+def event_payload(run: str, n: int) -> dict:
+    return {
+        "id": f"{run}-{n}",
+        "type": "person.created",
+        "data": {
+            "id": f"{run}-p{n}",
+            "email": f" Bench-{run}-{n}@Example.com",
+            "first": "Bench",
+            "last": str(n),
+        },
+    }
+
+
+def drain_memory(memory: MemorySampler, start: float, end: float) -> dict[str, float]:
+    """The hub's RSS at the start, middle and end of the drain, and the most it reached."""
+    samples = memory.between(start, end)
+    if not samples:
+        return {}
+    middle = min(samples, key=lambda sample: abs(sample.at - (start + end) / 2))
+    return {
+        "start": report.mb(samples[0].rss),
+        "middle": report.mb(middle.rss),
+        "end": report.mb(samples[-1].rss),
+        "max": report.mb(max(sample.rss for sample in samples)),
+    }
+
+
+def checkout() -> dict:
+    """The commit that ran, and whether tracked files differed from it."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    return {"commit": commit, "dirty": bool(commit and git("status", "--porcelain", "--untracked-files=no"))}
 
 
 def fault_shares(text: str) -> dict[str, float]:
@@ -444,27 +487,3 @@ def fault_shares(text: str) -> dict[str, float]:
         except ValueError:
             raise CommandError(f"--faults: {item!r} is not FAULT=SHARE") from None
     return shares
-
-
-def receipts(received: list[dict], *, prefix: str) -> tuple[dict[int, float], dict[int, int]]:
-    """For each benchmark event the target got: when it first arrived, and how many copies."""
-    first_receipt: dict[int, float] = {}
-    copies: dict[int, int] = {}
-    for item in received:
-        email = (item.get("record") or {}).get("email", "")
-        if item.get("resource") != "accounts" or not email.startswith(prefix):
-            continue
-        n = int(email[len(prefix) :].split("@")[0])
-        copies[n] = copies.get(n, 0) + 1
-        first_receipt[n] = min(first_receipt.get(n, float("inf")), item["received_at"])
-    return first_receipt, copies
-
-
-def latency_figures(latencies: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(percentile(latencies, 0.50), 1),
-        "p95_ms": round(percentile(latencies, 0.95), 1),
-        "p99_ms": round(percentile(latencies, 0.99), 1),
-        "max_ms": round(max(latencies, default=0.0), 1),
-        "mean_ms": round(statistics.fmean(latencies), 1) if latencies else 0.0,
-    }

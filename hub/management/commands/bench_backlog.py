@@ -7,10 +7,7 @@ on the other flow's backlog. The last line is one JSON object.
 """
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -22,9 +19,11 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 
 from connectors.models import AuthScheme, System
-from connectors.netpolicy import env_allowing_loopback
+from hub.management.benchkit import roles
+from hub.management.benchkit.processes import Fleet
+from hub.management.benchkit.report import latency_figures, receipts
 from hub.management.commands.bench import Command as BenchCommand
-from hub.management.commands.bench import free_port, latency_figures, receipts, wait_http
+from hub.management.commands.bench import free_port, wait_http
 from hub.models import Attempt, Delivery, Event, Flow, FlowState, Operation, RecordLink
 from hub.pipeline import clock
 from hub.pipeline.claim import deliveries_claim
@@ -48,6 +47,7 @@ class Command(BenchCommand):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
+        parser.set_defaults(senders=8)  # as its figures in the README were measured
         parser.add_argument(
             "--backlog", type=int, default=100_000, help="Deliveries queued for the down target."
         )
@@ -58,6 +58,7 @@ class Command(BenchCommand):
     def handle(
         self, *args, events, senders, batch, workers, web_workers, timeout, backlog, claim_only, **options
     ):
+        events = events or 2000
         if backlog < 0 or backlog > 1_000_000:
             raise CommandError("--backlog must be between 0 and 1000000")
         call_command("migrate", interactive=False, verbosity=0)
@@ -175,39 +176,42 @@ class Command(BenchCommand):
     def run_beside(self, events, senders, batch, workers, web_workers, timeout, down_flow) -> dict:
         """The healthy flow's end-to-end figures while workers also face the backlog."""
         run = uuid.uuid4().hex[:8]
-        sandbox_port, web_port = free_port(), free_port()
-        env = self.child_env(run, workers)
-        log_dir = self.log_dir()
-        children = []
+        target_port, web_port = free_port(), free_port()
+        env = roles.child_env(run, workers)
+        log_dir = Path(settings.VAR_DIR) / "bench"
+        log_dir.mkdir(exist_ok=True)
+        fleet = Fleet(cwd=Path(settings.BASE_DIR), log_dir=log_dir)
         try:
-            children.append(self.spawn(self.sandbox_argv(sandbox_port), env, log_dir / "sandbox.log"))
-            target_url = f"http://127.0.0.1:{sandbox_port}"
+            fleet.start([("target", roles.sandbox_target(port=target_port), env)])
+            target_url = f"http://127.0.0.1:{target_port}"
             wait_http(f"{target_url}/_control/state")
+            self.faults = None
             source, flow, token = self.setup(target_url)
-            children.append(self.spawn(self.web_argv(web_port, web_workers), env, log_dir / "web.log"))
-            children.append(self.spawn(self.worker_argv(), env, log_dir / "workers.log"))
+            fleet.start(
+                roles.hub_roles(
+                    base_dir=Path(settings.BASE_DIR), web_port=web_port, web_workers=web_workers, env=env
+                )
+            )
             wait_http(f"http://127.0.0.1:{web_port}/healthz")
             kick_workers()
             self.stdout.write("Letting the workers meet the backlog for 15 s...")
             time.sleep(15)
             self.stdout.write(f"Sending {events} events for the healthy flow from {senders} senders...")
-            sent_at, acked, rejected, send_seconds = self.send(
-                run, events, senders, batch, source, token, web_port
-            )
-            finished = self.wait_finished(flow, len(acked), timeout)
+            sent = self.send(run, events, senders, batch, source, token, web_port)
+            finished = self.wait_finished(flow, len(sent.acked), timeout, fleet)
             received = requests.get(f"{target_url}/_control/received", timeout=30).json()
         finally:
-            self.stop_children(children)
+            fleet.stop()
         first_receipt, copies = receipts(received, prefix=f"bench-{run}-")
-        latencies = [(first_receipt[n] - sent_at[n]) * 1000 for n in acked if n in first_receipt]
-        span = (max(first_receipt.values()) - min(sent_at.values())) if first_receipt else 0.0
+        latencies = [(first_receipt[n] - sent.sent_at[n]) * 1000 for n in sent.acked if n in first_receipt]
+        span = (max(first_receipt.values()) - min(sent.sent_at.values())) if first_receipt else 0.0
         figures = {
             "events": events,
-            "accepted": len(acked),
-            "rejected": len(rejected),
+            "accepted": len(sent.acked),
+            "rejected": len(sent.rejected),
             "events_per_s": round(len(first_receipt) / span, 1) if span else 0.0,
             **latency_figures(latencies),
-            "lost": len([n for n in acked if n not in first_receipt]),
+            "lost": len([n for n in sent.acked if n not in first_receipt]),
             "duplicates": sum(count - 1 for count in copies.values()),
             "all_finished": finished,
             "backlog_still_queued": Delivery.objects.filter(flow=down_flow).unfinished().count(),
@@ -217,57 +221,3 @@ class Command(BenchCommand):
             f"p95 {figures['p95_ms']} ms; lost {figures['lost']}, duplicates {figures['duplicates']}"
         )
         return figures
-
-    def child_env(self, run: str, workers: int) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        return {
-            **env_allowing_loopback(env),  # the sandbox target listens on 127.0.0.1
-            "HUB_WORKERS": str(workers),
-            "HUB_QUEUE_NAME": f"bench-{run}",
-            "HUB_CACHE_PREFIX": f"bench-{run}",
-            "HUB_DRAIN_LINGER_SECONDS": "2",
-        }
-
-    def log_dir(self) -> Path:
-        path = Path(settings.VAR_DIR) / "bench"
-        path.mkdir(exist_ok=True)
-        return path
-
-    def sandbox_argv(self, port: int) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "connectors.sandbox",
-            "--systems",
-            "inventory",
-            "--port-base",
-            str(port - 3),
-        ]
-
-    def web_argv(self, port: int, web_workers: int) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "hub.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(web_workers),
-            "--worker-class",
-            "hub.gunicorn_worker.NoDelaySyncWorker",
-            "--log-level",
-            "warning",
-        ]
-
-    def worker_argv(self) -> list[str]:
-        return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"]
-
-    def stop_children(self, children: list[subprocess.Popen]) -> None:
-        for child in children:
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
