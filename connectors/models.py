@@ -4,6 +4,7 @@ connectors/auth.py and each connector's settings in its own Config."""
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -123,6 +124,14 @@ class System(models.Model):
         validators=[at_least(0.01), at_most(10000)],
         help_text="The most the hub may send per second, across all workers. Leave empty for no limit.",
     )
+    max_in_flight = models.PositiveSmallIntegerField(
+        "calls at once",
+        null=True,
+        blank=True,
+        validators=[at_least(1), at_most(1000)],
+        help_text="The most calls the hub keeps waiting on this system at the same time, per worker. "
+        "Leave empty for the hub's default (HUB_MAX_IN_FLIGHT_PER_TARGET).",
+    )
     connect_timeout = models.FloatField(
         "connect timeout (seconds)", default=3.0, validators=[at_least(0.1), at_most(60)]
     )
@@ -228,6 +237,11 @@ class System(models.Model):
             "key that is not in HUB_ENCRYPTION_KEYS. Add that key to HUB_ENCRYPTION_KEYS and restart, "
             "or enter the credentials again."
         )
+
+    @property
+    def calls_at_once(self) -> int:
+        """How many calls to this system a worker may have waiting at the same time."""
+        return self.max_in_flight or settings.HUB_MAX_IN_FLIGHT_PER_TARGET
 
     def outbound_urls(self) -> list[str]:
         """Where the hub calls this system: its base URL, and the token URL of OAuth2 sign-in."""

@@ -59,6 +59,8 @@ if HUB_DEVELOPMENT_KEY_IN_USE:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 HUB_PUBLIC_URL = os.environ.get("HUB_PUBLIC_URL", "http://127.0.0.1:8000")
+# Where senders reach the webhook front door: the engine (`manage.py engine`), or this web server.
+HUB_INGEST_URL = os.environ.get("HUB_INGEST_URL", HUB_PUBLIC_URL)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -259,6 +261,11 @@ HUB_AUDIT_RETENTION_DAYS = env_int("HUB_AUDIT_RETENTION_DAYS", 0, minimum=0)
 HUB_CLAIM_BATCH = int(os.environ.get("HUB_CLAIM_BATCH", "100"))
 HUB_LEASE_SECONDS = int(os.environ.get("HUB_LEASE_SECONDS", "60"))
 HUB_DRAIN_LINGER_SECONDS = float(os.environ.get("HUB_DRAIN_LINGER_SECONDS", "3"))
+# Calls a worker keeps waiting on targets at the same time (README "How an event flows"): a target
+# answering in 200 ms gets 5 calls a second per call in flight. Per target, a system's own
+# "calls at once" setting, or this default, bounds them; its rate limit paces them.
+HUB_MAX_IN_FLIGHT = env_int("HUB_MAX_IN_FLIGHT", 64, minimum=1)
+HUB_MAX_IN_FLIGHT_PER_TARGET = env_int("HUB_MAX_IN_FLIGHT_PER_TARGET", 32, minimum=1)
 
 # Metrics (README "Metrics and machine endpoints"): how long each resolution is kept; 0 keeps
 # rows forever. Minutes become hours and hours become days by the metrics task every minute.

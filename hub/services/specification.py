@@ -75,7 +75,8 @@ ANY = _Kind("anything", (object,))
 SYSTEM_SHAPE = {
     "slug": TEXT, "name": TEXT, "kind": TEXT, "connector": TEXT, "base_url": TEXT, "api_version": TEXT,
     "auth_scheme": TEXT, "auth_config": MAPPING, "credentials": ANY, "rate_limit_per_second": NUMBER,
-    "connect_timeout": NUMBER, "read_timeout": NUMBER, "webhook_secret": ANY, "signature_scheme": TEXT,
+    "max_in_flight": WHOLE, "connect_timeout": NUMBER, "read_timeout": NUMBER, "webhook_secret": ANY,
+    "signature_scheme": TEXT,
     "signature_header": TEXT, "signature_encoding": TEXT, "signature_prefix": TEXT,
     "signature_tolerance_seconds": WHOLE, "event_type_path": TEXT, "idempotency_key_path": TEXT,
     "record_path": TEXT,
