@@ -3,6 +3,7 @@
 import logging
 import time
 import traceback
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -55,6 +56,7 @@ class Outcome:
     response: dict = field(default_factory=dict)
     started_at: Any = None
     duration_ms: float = 0.0
+    token: Any = None  # the claim that leased the delivery: its outcome is written only under it
 
     def redact(self, redactor: Redactor) -> None:
         """Keep the target's secrets, in any form, out of all this outcome becomes: the attempt,
@@ -90,6 +92,16 @@ class FlowCache:
             )
         }
 
+    def prepare(self, deliveries: list[Delivery]) -> None:
+        """Load everything attempts at these deliveries read (flows, target fields, record links),
+        so attempts on other threads never query for them."""
+        self.load_links(deliveries)
+        for delivery in deliveries:
+            flow = self.flow(delivery.flow_id)
+            self.fields(flow)
+            # A flow's events all come from its source system: share one loaded (and decrypted) copy.
+            delivery.event.system = flow.source_system
+
     def link(self, flow_id: int, source_id: str) -> str | None:
         if self.links is not None:
             return self.links.get((flow_id, source_id))
@@ -114,105 +126,189 @@ class FlowCache:
 
 def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> Outcome:
     """Try one delivery once: map, validate, pace, call. Never raises; the outcome says it all."""
-    flows = flows or FlowCache()
-    outcome = Outcome(delivery=delivery, started_at=clock.now(), maybe_sent=delivery.maybe_sent)
-    started = time.perf_counter()
-    unexpected = ""
-    try:
+    with DeliveryTry(delivery, flows or FlowCache()) as attempt:
+        push = attempt.prepared()
+        if push and _paced(push.target, attempt.outcome):
+            push = attempt.before_sending(push)
+            if push:
+                attempt.sent(push, push.connector.push(**push.arguments()))
+    return attempt.outcome
+
+
+@dataclass
+class Push:
+    """The call a try will make, once paced."""
+
+    flow: Flow
+    operation: str
+    target_id: str | None
+    mapped: dict
+    link: str | None
+    idempotency_key: str
+    connector: Any = None
+    key: str | None = None
+
+    @property
+    def target(self):
+        return self.flow.target_system
+
+    def arguments(self) -> dict[str, Any]:
+        model = self.flow.target_model
+        return {
+            "operation": self.operation,
+            "resource": model.resource_path,
+            "record": self.mapped,
+            "target_id": self.target_id,
+            "idempotency_key": self.idempotency_key,
+            "id_path": model.id_path or "id",
+            "key": self.key,
+        }
+
+
+class DeliveryTry:
+    """One try of one delivery, in the steps a caller on a thread (delivery_attempt) and one on
+    the engine's event loop share: `prepared()`, pacing, `before_sending()`, the call, `sent()`.
+    As a context manager it turns whatever a step raises into the outcome, and redacts it."""
+
+    def __init__(self, delivery: Delivery, flows: FlowCache) -> None:
+        self.delivery, self.flows = delivery, flows
+        self.outcome = Outcome(delivery=delivery, started_at=clock.now(), maybe_sent=delivery.maybe_sent)
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> "DeliveryTry":
+        return self
+
+    def prepared(self) -> Push | None:
+        """The checks, the plan and the mapped record; None when the outcome is decided already
+        (deferred, or a mapping error raised)."""
+        delivery, flows, outcome = self.delivery, self.flows, self.outcome
         flow = flows.flow(delivery.flow_id)
         target = flow.target_system
         if target.pk in flows.refused_targets:
             outcome.deferred_until, outcome.deferred_by = clock.now(), "credentials"
-            return outcome
+            return None
         if is_unreadable(target.credentials):
             # Never call with credentials the hub cannot decrypt: its flows pause (outcomes).
             outcome.deferred_until, outcome.deferred_by = clock.now(), UNREADABLE_CREDENTIALS
-            return outcome
+            return None
         if not breaker.allows(target.pk):
             outcome.deferred_until = clock.now() + timedelta(seconds=CircuitBreaker.COOLDOWN_SECONDS)
             outcome.deferred_by = "circuit"
-            return outcome
+            return None
         link = flows.link(flow.pk, delivery.record_key)
         operation, target_id = _plan(flow, delivery, link)
         outcome.operation = operation
         outcome.maybe_sent = delivery.maybe_sent and operation == Operation.CREATE
         mapped = _mapped_record(flow, delivery, outcome, flows) if operation != Operation.DELETE else {}
-        if not _paced(target, outcome):
-            return outcome
-        connector = connector_for(target)
-        key = None
-        if operation == Operation.CREATE:
-            plan = _before_creating(flow, delivery, connector, mapped, link)
-            if plan.held:
-                outcome.held_unknown = plan.held
-                return outcome
-            if plan.found and not plan.still_to_write:
-                # The earlier try did create it: that is the effect we wanted, and nothing is sent.
-                outcome.succeeded, outcome.target_id, outcome.operation = True, plan.found, "found"
-                outcome.maybe_sent = False
-                return outcome
-            if plan.found:
-                operation, target_id = Operation.UPDATE, plan.found
-                outcome.operation = operation
-            if plan.looked_up and not _paced(target, outcome):  # the write is a call of its own
-                return outcome
-            key = plan.key
-        result: PushResult = connector.push(
+        return Push(
+            flow=flow,
             operation=operation,
-            resource=flow.target_model.resource_path,
-            record=mapped,
             target_id=target_id,
+            mapped=mapped,
+            link=link,
             idempotency_key=delivery.idempotency_key,
-            id_path=flow.target_model.id_path or "id",
-            key=key,
         )
+
+    def before_sending(self, push: Push) -> Push | None:
+        """Once paced: the connector, and for a create what an earlier try may have left (a
+        lookup, when the target model declares one); None when nothing is to be sent."""
+        outcome = self.outcome
+        push.connector = connector_for(push.target)
+        if push.operation != Operation.CREATE:
+            return push
+        plan = _before_creating(push.flow, self.delivery, push.connector, push.mapped, push.link)
+        if plan.held:
+            outcome.held_unknown = plan.held
+            return None
+        if plan.found and not plan.still_to_write:
+            # The earlier try did create it: that is the effect we wanted, and nothing is sent.
+            outcome.succeeded, outcome.target_id, outcome.operation = True, plan.found, "found"
+            outcome.maybe_sent = False
+            return None
+        if plan.found:
+            push.operation, push.target_id = Operation.UPDATE, plan.found
+            outcome.operation = push.operation
+        if plan.looked_up and not _paced(push.target, outcome):  # the write is a call of its own
+            return None
+        push.key = plan.key
+        return push
+
+    def sent(self, push: Push, result: PushResult) -> None:
+        outcome = self.outcome
         outcome.succeeded, outcome.maybe_sent = True, False
         outcome.target_id = result.target_id
         outcome.request = result.exchange.request_summary()
         outcome.response = result.exchange.response_summary()
-        if operation == Operation.CREATE and not result.target_id:
-            outcome.target_id = _id_after_create(flow, connector, mapped)
-        breaker.record(target.pk, None)
-    except ConnectorError as exc:
-        outcome.error_class = exc.error_class
-        outcome.message = exc.message
-        outcome.retry_after = exc.retry_after
-        if exc.exchange:
-            outcome.request = exc.exchange.request_summary()
-            outcome.response = exc.exchange.response_summary()
-        if exc.error_class == ErrorClass.OUTCOME_UNKNOWN and outcome.operation == Operation.CREATE:
-            outcome.maybe_sent = True
-        target = flows.flow(delivery.flow_id).target_system
-        if exc.error_class.pauses_flow:
-            flows.refused_targets.add(target.pk)
-        if exc.error_class == ErrorClass.RATE_LIMITED or (exc.retry_after and exc.status == 503):
-            ratelimit.throttled(target, exc.retry_after)
-        breaker.record(target.pk, exc.error_class)
-    except (MappingError, MappingFailure) as exc:
-        outcome.error_class = ErrorClass.MAPPING_ERROR
-        outcome.message = str(exc)
-    except Exception as exc:  # an unknown failure still gets a name, a log line and an action
-        unexpected = traceback.format_exc()
-        outcome.error_class = ErrorClass.UNKNOWN
-        outcome.message = f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=3)
-    finally:
-        outcome.duration_ms = (time.perf_counter() - started) * 1000
+        if push.operation == Operation.CREATE and not result.target_id:
+            outcome.target_id = _id_after_create(push.flow, push.connector, push.mapped)
+        breaker.record(push.target.pk, None)
+
+    def ended(self, exc: BaseException | None = None) -> Outcome:
+        """End the try here (nothing more to call, or `exc` stopped it): the outcome, redacted."""
+        if not self.__exit__(type(exc) if exc else None, exc, None) and exc is not None:
+            raise exc
+        return self.outcome
+
+    def ended_with(self, push: Push, call: "Future") -> Outcome:
+        """End the try with what a call made elsewhere (on an event loop) came back with."""
+        try:
+            self.sent(push, call.result())
+        except BaseException as exc:  # noqa: BLE001 - ended() sorts them as the context manager does
+            return self.ended(exc)
+        return self.ended()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        outcome, delivery, flows = self.outcome, self.delivery, self.flows
+        unexpected = ""
+        if isinstance(exc, ConnectorError):
+            outcome.error_class = exc.error_class
+            outcome.message = exc.message
+            outcome.retry_after = exc.retry_after
+            if exc.exchange:
+                outcome.request = exc.exchange.request_summary()
+                outcome.response = exc.exchange.response_summary()
+            if exc.error_class == ErrorClass.OUTCOME_UNKNOWN and outcome.operation == Operation.CREATE:
+                outcome.maybe_sent = True
+            target = flows.flow(delivery.flow_id).target_system
+            if exc.error_class.pauses_flow:
+                flows.refused_targets.add(target.pk)
+            if exc.error_class == ErrorClass.RATE_LIMITED or (exc.retry_after and exc.status == 503):
+                ratelimit.throttled(target, exc.retry_after)
+            breaker.record(target.pk, exc.error_class)
+        elif isinstance(exc, (MappingError, MappingFailure)):
+            outcome.error_class = ErrorClass.MAPPING_ERROR
+            outcome.message = str(exc)
+        elif isinstance(exc, Exception):  # an unknown failure still gets a name, a log line and an action
+            unexpected = "".join(traceback.format_exception(exc))
+            outcome.error_class = ErrorClass.UNKNOWN
+            outcome.message = f"{type(exc).__name__}: {exc}\n" + "".join(
+                traceback.format_exception(exc, limit=3)
+            )
+        outcome.duration_ms = (time.perf_counter() - self.started) * 1000
         flow = flows.flows.get(delivery.flow_id)
         redactor = Redactor.for_system(flow.target_system) if flow else Redactor()
         outcome.redact(redactor)
         if unexpected:  # its text may quote what was sent, signed headers included
             log.error("delivery %s failed unexpectedly: %s", delivery.pk, redactor.text(unexpected))
-    return outcome
+        return isinstance(exc, Exception)  # never raises; BaseException (a stop, an exit) goes on
+
+
+PACE_WAIT_SECONDS = 2.0  # the longest a call waits for its slot; past that it goes back in the queue
 
 
 def _paced(target, outcome: Outcome) -> bool:
     """Take a slot from the target's shared pace; False (and the outcome deferred) when none
     comes free soon."""
-    if ratelimit.acquire(target, max_wait=2.0):
+    if ratelimit.acquire(target, max_wait=PACE_WAIT_SECONDS):
         return True
+    deferred_by_pace(target, outcome)
+    return False
+
+
+def deferred_by_pace(target, outcome: Outcome) -> None:
+    """No slot in the target's pace comes free soon: the delivery goes back, due when one does."""
     outcome.deferred_until = clock.now() + timedelta(seconds=max(0.5, ratelimit.seconds_until_free(target)))
     outcome.deferred_by = "rate limit"
-    return False
 
 
 def _mapped_record(flow: Flow, delivery: Delivery, outcome: Outcome, flows: FlowCache) -> dict:

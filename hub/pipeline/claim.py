@@ -38,8 +38,12 @@ def deliveries_claim(*, limit: int, lease_seconds: float | None = None) -> tuple
     lease_seconds = lease_seconds or settings.HUB_LEASE_SECONDS
     token = uuid.uuid4()
     now = clock.now()
+    # Asked before the transaction: the breaker takes a lock of its own and may write, and on
+    # SQLite a call thread holding that lock while waiting for the database would deadlock with a
+    # claim holding the database while waiting for the lock.
+    resting = resting_targets()
     with transaction.atomic():
-        rows = _pick(now, limit)
+        rows = _pick(now, limit, resting)
         if not rows:
             return token, []
         ids = [row[0] for row in rows]
@@ -81,7 +85,13 @@ def deliveries_claim(*, limit: int, lease_seconds: float | None = None) -> tuple
 _turn = itertools.count()
 
 
-def _pick(now: datetime, limit: int) -> list[tuple[int, str, int]]:
+def resting_targets() -> set[int]:
+    """The targets of active flows whose circuit is open (or another worker holds its probe)."""
+    targets = set(Flow.objects.filter(state=FlowState.ACTIVE).values_list("target_system_id", flat=True))
+    return {target_id for target_id in targets if not target_may_be_called(target_id)}
+
+
+def _pick(now: datetime, limit: int, resting: set[int]) -> list[tuple[int, str, int]]:
     """(id, status, attempts) of up to `limit` claimable deliveries, locked: first any whose
     worker died, then an equal share per flow with due work, what one leaves going to those that
     have more. Flows whose target rests (open circuit) are left out: their deliveries
@@ -104,9 +114,7 @@ def _pick(now: datetime, limit: int) -> list[tuple[int, str, int]]:
     if not flows:
         return []
     rows = _locked(Delivery.objects.lease_expired(now).filter(flow_id__in=[f[0] for f in flows]), limit)
-    busy = [
-        flow_id for flow_id, target_id, due in flows if due is not None and target_may_be_called(target_id)
-    ]
+    busy = [flow_id for flow_id, target_id, due in flows if due is not None and target_id not in resting]
     if not busy:
         return rows
     start = next(_turn) % len(busy)  # who goes first (and gets any rounding) rotates

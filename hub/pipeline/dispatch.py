@@ -43,9 +43,15 @@ def _enqueue_drain(*, always: bool = False) -> None:
         async_task("hub.tasks.deliveries_drain", task_name="drain", q_options={"group": "drain"})
 
 
+# Set when this process stores new work: a drain in the same process (the engine's) wakes at once
+# instead of at its next poll.
+_work_arrived = threading.Event()
+
+
 def kick_workers() -> None:
     """New work arrived: make sure some drain will see it soon."""
     global _last_kick
+    _work_arrived.set()
     now = time.monotonic()
     if now - _last_kick < min(LOCAL_KICK_INTERVAL, settings.HUB_DRAIN_LINGER_SECONDS / 2):
         return
@@ -125,6 +131,20 @@ def wait_unless_stopped(seconds: float) -> bool:
 
 def request_stop() -> None:
     _stop.set()
+    _work_arrived.set()
+
+
+def work_arrived() -> bool:
+    """Whether this process stored new work since the last time it was asked."""
+    if _work_arrived.is_set():
+        _work_arrived.clear()
+        return True
+    return False
+
+
+def wait_for_work(seconds: float) -> None:
+    """Sleep up to `seconds`, waking as soon as this process stores new work or a stop is requested."""
+    _work_arrived.wait(max(0.0, seconds))
 
 
 def forget_stop() -> None:
@@ -173,7 +193,7 @@ def _watch(sentinel: int) -> None:
         # own stop message (a STOP in its task queue).
         if _signalled or os.getppid() != sentinel or (_busy and _cluster_stopping(sentinel, broker)):
             log.info("worker %s: stop requested, handing back its work", os.getpid())
-            _stop.set()
+            request_stop()
 
 
 def _cluster_stopping(sentinel: int, broker) -> bool:

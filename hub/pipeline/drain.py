@@ -1,7 +1,11 @@
 """Draining the queue: claim a batch, attempt each delivery, record the outcomes; repeat."""
 
 import logging
+import os
 import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 
 from django.conf import settings
@@ -13,6 +17,7 @@ from hub.models import Delivery, DeliveryStatus
 from hub.pipeline import clock
 from hub.pipeline.attempt import FlowCache, Outcome, delivery_attempt
 from hub.pipeline.claim import deliveries_claim, leases_release, leases_renew
+from hub.pipeline.concurrency import call_windows
 from hub.pipeline.dispatch import (
     ask_for_help,
     become_lingerer,
@@ -20,7 +25,9 @@ from hub.pipeline.dispatch import (
     still_lingering,
     stop_lingering,
     stop_requested,
+    wait_for_work,
     wait_unless_stopped,
+    work_arrived,
 )
 from hub.pipeline.outcomes import outcomes_record, worker_name
 
@@ -33,56 +40,211 @@ def close_old_connections_now() -> None:
 
 
 def deliveries_process_batch(*, limit: int | None = None, deadline: float | None = None) -> int:
-    """Claim one batch and carry it out; returns how many deliveries were claimed.
+    """Claim one batch and carry it out, many calls at once; returns how many were claimed.
 
-    Asked to stop midway, or past `deadline` (a time.monotonic() value), it records the outcomes
-    it has and hands the deliveries it has not tried back to the queue at once, instead of
-    leaving them to wait for their lease to expire (or being killed mid-call by the task queue).
+    Asked to stop midway, or past `deadline` (a time.monotonic() value), it starts no more calls,
+    hands the deliveries it has not tried back to the queue at once (instead of leaving them to
+    wait for their lease to expire, or being killed mid-call by the task queue), and records the
+    outcomes of the calls already under way.
     """
-    token, batch = deliveries_claim(limit=limit or settings.HUB_CLAIM_BATCH)
-    if not batch:
-        return 0
-    flows = FlowCache()
-    flows.load_links(batch)
-    for delivery in batch:
-        # A flow's events all come from its source system: share one loaded (and decrypted) copy.
-        delivery.event.system = flows.flow(delivery.flow_id).source_system
-    lease_ends = time.monotonic() + settings.HUB_LEASE_SECONDS
-    pending: list[Outcome] = []
-    last_flush = time.monotonic()
-    for index, delivery in enumerate(batch):
-        if stop_requested() or (deadline is not None and time.monotonic() > deadline):
-            outcomes_record_durably(pending, token=token, flows=flows)
-            pending = []
-            leases_release(token=token, delivery_ids=[d.pk for d in batch[index:]])
-            break
-        # The lease must outlast the call: a worker that lost it mid-call would see its delivery
-        # taken by another while its own request may still create the record.
-        longest_call = call_seconds(flows.flow(delivery.flow_id).target_system)
-        if time.monotonic() + longest_call + 2.0 > lease_ends:
-            lease_seconds = max(settings.HUB_LEASE_SECONDS, longest_call * 2)
-            leases_renew(token=token, seconds=lease_seconds)
-            lease_ends = time.monotonic() + lease_seconds
-        pending.append(delivery_attempt(delivery=delivery, flows=flows))
-        # Record outcomes at least every second, so progress is visible and little is redone if
-        # this worker dies: what it did not record is still in flight under its lease, and the
-        # next worker looks before creating again (or, with no lookup, asks an operator).
-        if time.monotonic() - last_flush > 1.0:
-            outcomes_record_durably(pending, token=token, flows=flows)
-            pending, last_flush = [], time.monotonic()
-    outcomes_record_durably(pending, token=token, flows=flows)
-    return len(batch)
+    run = DeliveryRun(deadline=deadline)
+    claimed = run.claim(limit or settings.HUB_CLAIM_BATCH)
+    while run.busy():
+        run.step()
+    run.finish()
+    return claimed
 
 
-def outcomes_record_durably(
-    outcomes: list[Outcome], *, token, flows: FlowCache, patience: float = 30.0
-) -> None:
+_calls: ThreadPoolExecutor | None = None
+_calls_pid = 0
+
+
+def call_pool() -> ThreadPoolExecutor:
+    """This process's threads for calls to targets (made after a fork, never inherited)."""
+    global _calls, _calls_pid
+    if _calls is None or _calls_pid != os.getpid():
+        _calls = ThreadPoolExecutor(max_workers=settings.HUB_MAX_IN_FLIGHT, thread_name_prefix="hub-call")
+        _calls_pid = os.getpid()
+    return _calls
+
+
+def _attempt_on_call_thread(delivery: Delivery, flows: FlowCache) -> Outcome:
+    try:
+        return delivery_attempt(delivery=delivery, flows=flows)
+    finally:
+        # A call thread lives on: a connection the breaker or the pace broke must not stay broken.
+        close_old_connections_now()
+
+
+def _result(future: Future) -> Outcome:
+    return future.result()  # delivery_attempt never raises
+
+
+class ThreadCalls:
+    """Each try on one of this process's call threads, whole."""
+
+    def start(self, delivery: Delivery, flows: FlowCache) -> tuple[Future, Callable[[Future], Outcome]]:
+        """The call under way, and how to turn it into its outcome once done (on the drain's thread)."""
+        return call_pool().submit(_attempt_on_call_thread, delivery, flows), _result
+
+
+class DeliveryRun:
+    """Deliveries under way in this process: claimed in batches, up to HUB_MAX_IN_FLIGHT calls at
+    once and per target at most its `calls_at_once`, topped up with new claims as calls finish,
+    while this thread keeps every lease alive and writes outcomes as they come in.
+
+    Order per record holds because no claim holds a delivery while an earlier one of the same
+    record is unfinished (Delivery.objects.not_held): the later is claimable once the earlier's
+    outcome is written."""
+
+    FLUSH_SECONDS = 1.0
+    FLUSH_OUTCOMES = 200
+
+    def __init__(self, *, deadline: float | None = None, calls=None) -> None:
+        self.deadline = deadline
+        self.calls = calls or ThreadCalls()  # or the engine's: calls on its event loop
+        self.waiting: deque[tuple[Delivery, FlowCache]] = deque()
+        self.running: dict[Future, tuple[Delivery, FlowCache, Callable[[Future], Outcome]]] = {}
+        self.per_target: Counter[int] = Counter()
+        self.lease_ends: dict = {}  # claim token -> when its lease runs out (monotonic)
+        self.open: Counter = Counter()  # claim token -> its deliveries not yet finished here
+        self.outcomes: list[Outcome] = []
+        self.flows = FlowCache()
+        self.last_flush = time.monotonic()
+
+    def room(self) -> int:
+        """How many more deliveries this run can take on now."""
+        return max(0, settings.HUB_MAX_IN_FLIGHT - len(self.running) - len(self.waiting))
+
+    def busy(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def claim(self, limit: int) -> int:
+        """Lease up to `limit` more deliveries to this run; returns how many it got."""
+        token, batch = deliveries_claim(limit=limit)
+        if not batch:
+            return 0
+        flows = FlowCache()
+        flows.prepare(batch)
+        self.flows = flows
+        self.lease_ends[token] = time.monotonic() + settings.HUB_LEASE_SECONDS
+        self.open[token] = len(batch)
+        self.waiting.extend((delivery, flows) for delivery in batch)
+        return len(batch)
+
+    def step(self, wait_seconds: float = 0.25) -> None:
+        """Start what may start, keep the leases, take in what finished (waiting up to
+        `wait_seconds` for a call to end), and write outcomes when due."""
+        if self.waiting and self.stopping():
+            self.hand_back()
+        self.start_calls()
+        self.keep_leases()
+        self.collect(wait_seconds)
+        # Outcomes are written at least every second, so progress is visible and little is
+        # redone if this worker dies: what it did not write is still in flight under its lease,
+        # and the next worker looks before creating again (or, with no lookup, asks an operator).
+        if self.outcomes and (
+            time.monotonic() - self.last_flush > self.FLUSH_SECONDS
+            or len(self.outcomes) >= self.FLUSH_OUTCOMES
+            or not self.busy()
+        ):
+            self.flush()
+
+    def finish(self) -> None:
+        """Start nothing more: hand back what waits, wait for the calls under way, write all."""
+        self.hand_back()
+        while self.running:
+            self.collect(0.25)
+            self.keep_leases()
+        self.flush()
+
+    def stopping(self) -> bool:
+        return stop_requested() or (self.deadline is not None and time.monotonic() > self.deadline)
+
+    def hand_back(self) -> None:
+        by_token: dict = {}
+        for delivery, _ in self.waiting:
+            by_token.setdefault(delivery.lease_token, []).append(delivery.pk)
+        for token, ids in by_token.items():
+            leases_release(token=token, delivery_ids=ids)
+            self._closed(token, len(ids))
+        self.waiting.clear()
+
+    def _closed(self, token, count: int) -> None:
+        self.open[token] -= count
+        if self.open[token] <= 0:
+            del self.open[token]
+            self.lease_ends.pop(token, None)
+
+    def start_calls(self) -> None:
+        # Calls run on other threads only where those threads' database connections see what
+        # this one sees: not inside a transaction (a caller's, or a test's).
+        inline = settings.HUB_MAX_IN_FLIGHT == 1 or connection.in_atomic_block
+        held_back: list[tuple[Delivery, FlowCache]] = []
+        while self.waiting and len(self.running) < settings.HUB_MAX_IN_FLIGHT:
+            delivery, flows = self.waiting.popleft()
+            target = flows.flow(delivery.flow_id).target_system
+            if self.per_target[target.pk] >= call_windows.allowed(target):
+                held_back.append((delivery, flows))
+                continue
+            self.keep_leases(starting=target)
+            if inline:
+                self._finished(delivery, flows, delivery_attempt(delivery=delivery, flows=flows))
+                continue
+            self.per_target[target.pk] += 1
+            future, finish = self.calls.start(delivery, flows)
+            self.running[future] = (delivery, flows, finish)
+        self.waiting.extendleft(reversed(held_back))
+
+    def keep_leases(self, starting=None) -> None:
+        """Every lease must outlast the calls under way and about to start: a worker that lost its
+        lease mid-call would see the delivery taken by another while its own request may still
+        create the record. Deliveries waiting their turn keep theirs too."""
+        targets = [flows.flow(d.flow_id).target_system for d, flows, _ in self.running.values()]
+        longest_call = max((call_seconds(t) for t in [*targets, starting] if t is not None), default=0.0)
+        for token, ends in list(self.lease_ends.items()):
+            if time.monotonic() + longest_call + 2.0 > ends:
+                seconds = max(settings.HUB_LEASE_SECONDS, longest_call * 2)
+                leases_renew(token=token, seconds=seconds)
+                self.lease_ends[token] = time.monotonic() + seconds
+
+    def collect(self, wait_seconds: float) -> None:
+        if not self.running:
+            return
+        done, _ = wait(self.running, timeout=wait_seconds, return_when=FIRST_COMPLETED)
+        for future in done:
+            delivery, flows, finish = self.running.pop(future)
+            self.per_target[flows.flow(delivery.flow_id).target_system_id] -= 1
+            self._finished(delivery, flows, finish(future))
+
+    def _finished(self, delivery: Delivery, flows: FlowCache, outcome: Outcome) -> None:
+        outcome.token = delivery.lease_token
+        if outcome.deferred_until is None:
+            target = flows.flow(delivery.flow_id).target_system
+            call_windows.record(target, succeeded=outcome.succeeded, error_class=outcome.error_class)
+        self.outcomes.append(outcome)
+
+    def flush(self) -> None:
+        if not self.outcomes:
+            return
+        outcomes, self.outcomes = self.outcomes, []
+        try:
+            outcomes_record_durably(outcomes, flows=self.flows)
+        except Exception:
+            self.outcomes = outcomes + self.outcomes  # written by the next flush, or lost with the lease
+            raise
+        for outcome in outcomes:
+            self._closed(outcome.token, 1)
+        self.last_flush = time.monotonic()
+
+
+def outcomes_record_durably(outcomes: list[Outcome], *, flows: FlowCache, patience: float = 30.0) -> None:
     """Write outcomes, waiting out a database that went away for a moment: an outcome lost here
     would turn a finished call into an ambiguous one for the next worker."""
     waited, pause = 0.0, 0.25
     while True:
         try:
-            outcomes_record(outcomes, token=token, flows=flows)
+            outcomes_record(outcomes, flows=flows)
             return
         except (OperationalError, InterfaceError):
             if waited >= patience:
@@ -116,31 +278,46 @@ def next_due_in_seconds() -> float | None:
 
 
 def deliveries_drain(
-    *, max_seconds: float | None = None, linger: float | None = None, poll: float = 0.05
+    *, max_seconds: float | None = None, linger: float | None = None, poll: float = 0.05, calls=None
 ) -> int:
-    """Process batches until the queue is dry, then leave, unless this drain becomes the one
-    lingerer: it keeps polling for `linger` seconds after the last work, and stays (polling
-    less often) while a retry or an expired lease is due within the next minute. A stop request
-    ends it between deliveries or sleeps."""
+    """Carry out deliveries until the queue is dry, then leave, unless this drain becomes the one
+    lingerer: it keeps polling for `linger` seconds after the last work, and stays (polling less
+    often) while a retry or an expired lease is due within the next minute. New claims top the
+    run up as calls finish, so a slow call never holds the next ones back. A stop request or the
+    deadline ends it: calls under way finish and are recorded, the rest go back to the queue."""
     drain_started()
     max_seconds = settings.HUB_DRAIN_SECONDS if max_seconds is None else max_seconds
     linger = settings.HUB_DRAIN_LINGER_SECONDS if linger is None else linger
     deadline = time.monotonic() + max_seconds
+    run = DeliveryRun(deadline=deadline, calls=calls)
+    # A claim takes at least a quarter of what the run can hold, so a busy run does not pay a
+    # claim per finished call; an empty claim is not repeated within `poll`.
+    smallest_claim = max(1, min(settings.HUB_CLAIM_BATCH, settings.HUB_MAX_IN_FLIGHT) // 4)
     last_work = time.monotonic()
+    next_claim_at = 0.0
     done = 0
     lingering = False
     outages = 0
     try:
-        while time.monotonic() < deadline and not stop_requested():
+        while not run.stopping():
             try:
                 worker_heartbeat(worker_name())
-                claimed = deliveries_process_batch(deadline=deadline)
+                room = min(run.room(), settings.HUB_CLAIM_BATCH)
+                if work_arrived():
+                    next_claim_at = 0.0
+                if time.monotonic() >= next_claim_at and room >= (smallest_claim if run.busy() else 1):
+                    claimed = run.claim(room)
+                    done += claimed
+                    if claimed:
+                        last_work = time.monotonic()
+                        if claimed >= settings.HUB_CLAIM_BATCH:
+                            ask_for_help()
+                    else:
+                        next_claim_at = time.monotonic() + poll
                 outages = 0
-                done += claimed
-                if claimed:
+                if run.busy():
+                    run.step(min(poll, 0.02))
                     last_work = time.monotonic()
-                    if claimed >= settings.HUB_CLAIM_BATCH and not stop_requested():
-                        ask_for_help()
                     continue
                 if not lingering:
                     lingering = become_lingerer(worker_name())
@@ -150,6 +327,7 @@ def deliveries_drain(
                 idle_for = time.monotonic() - last_work
                 if not _linger(idle_for=idle_for, linger=linger, poll=poll, deadline=deadline):
                     break
+                next_claim_at = 0.0
             except (OperationalError, InterfaceError) as exc:
                 # The database went away (a restart, a failover): drop the broken connection,
                 # wait a little longer each time, and carry on with a fresh one. What this drain
@@ -159,6 +337,7 @@ def deliveries_drain(
                 log.warning("the database is unavailable (%s); draining again in %.1fs", exc, pause)
                 close_old_connections_now()
                 wait_unless_stopped(pause)
+        run.finish()
     finally:
         if lingering:
             stop_lingering()
@@ -168,7 +347,7 @@ def deliveries_drain(
 def _linger(*, idle_for: float, linger: float, poll: float, deadline: float) -> bool:
     """The lingerer's wait before it looks again; False when there is no reason to stay."""
     if idle_for < linger:
-        wait_unless_stopped(poll)
+        wait_for_work(poll)
         return True
     due_in = next_due_in_seconds()
     if due_in is None or due_in > 60:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, models, transaction
 from django.db.models import F
 
 from common import strictjson
@@ -26,6 +26,15 @@ from mappings.conditions import describe_condition
 
 IDEMPOTENCY_CONSTRAINT = "uniq_event_idempotency_key"
 EVENT_FIELDS = ("system", "type", "idempotency_key", "payload")
+# The database is away (restarting, failing over, refusing connections): the request is answered
+# 503 and may be sent again. The web server
+# closes the broken connection when the request ends; the engine when the group fails.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_MESSAGE = (
+    "the database is unavailable for a moment: send the request again after Retry-After seconds "
+    "(an event sent twice is stored once: its idempotency key is checked)"
+)
 
 
 class IngestError(Exception):
@@ -78,6 +87,12 @@ def system_by_slug(slug: str) -> System:
     return system
 
 
+def cached_system(slug: str) -> System | None:
+    """The system for a webhook URL if this process read it within the last two seconds."""
+    cached = _systems.get(slug)
+    return cached[1] if cached and cached[0] > time.monotonic() else None
+
+
 def forget_systems() -> None:
     with _systems_lock:
         _systems.clear()
@@ -100,7 +115,12 @@ def parse_json(body: bytes) -> Any:
 
 def webhook_receive(*, slug: str, body: bytes, headers: Mapping[str, str]) -> IngestResult:
     """A vendor's webhook: check the signature over the raw body, then ingest."""
-    system = system_by_slug(slug)
+    return events_store([webhook_event(system_by_slug(slug), body=body, headers=headers)])[0]
+
+
+def webhook_event(system: System, *, body: bytes, headers: Mapping[str, str]) -> IncomingEvent:
+    """The event a webhook carries, once its signature and body are checked; an IngestError says
+    what is wrong. Queries the database only when the system's signing secret is unreadable."""
     if len(body) > settings.HUB_MAX_WEBHOOK_BYTES:
         raise IngestError(413, f"body is {len(body)} bytes; the limit is {settings.HUB_MAX_WEBHOOK_BYTES}")
     if system.signature_scheme != SignatureScheme.NONE and is_unreadable(system.webhook_secret):
@@ -130,8 +150,7 @@ def webhook_receive(*, slug: str, body: bytes, headers: Mapping[str, str]) -> In
     for name, value, limit in (("event type", event_type, 200), ("idempotency key", key, 300)):
         if len(str(value)) > limit:
             raise IngestError(400, f"{name} is {len(str(value))} characters long; the limit is {limit}")
-    incoming = IncomingEvent(system, str(event_type), str(key), payload, origin=Event.Origin.WEBHOOK)
-    return events_store([incoming])[0]
+    return IncomingEvent(system, str(event_type), str(key), payload, origin=Event.Origin.WEBHOOK)
 
 
 def events_publish(*, body: bytes, systems_allowed: Collection[str] | None = None) -> dict[str, Any]:

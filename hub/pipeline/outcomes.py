@@ -3,7 +3,6 @@
 import logging
 import os
 import socket
-import uuid
 from datetime import timedelta
 
 from django.db import connection, transaction
@@ -29,18 +28,23 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def outcomes_record(outcomes: list[Outcome], *, token: uuid.UUID, flows: FlowCache) -> None:
-    """Write the outcomes of one batch in one transaction with a few bulk statements. A delivery
-    whose lease this worker lost (it took too long and another worker reclaimed it) is left alone."""
+def outcomes_record(outcomes: list[Outcome], *, flows: FlowCache) -> None:
+    """Write outcomes in one transaction with a few bulk statements. Only an outcome whose claim
+    (`outcome.token`) still holds its delivery is written: one whose lease this worker lost (it
+    took too long and another worker claimed the delivery again) is left alone."""
     if not outcomes:
         return
+    ids_by_token: dict = {}
+    for outcome in outcomes:
+        ids_by_token.setdefault(outcome.token, []).append(outcome.delivery.pk)
+    still_ours = Q()
+    for token, ids in ids_by_token.items():
+        still_ours |= Q(pk__in=ids, lease_token=token)
     with transaction.atomic():
         relax_durability()
         owned = set(
             Delivery.objects.select_for_update()
-            .filter(
-                pk__in=[o.delivery.pk for o in outcomes], lease_token=token, status=DeliveryStatus.IN_FLIGHT
-            )
+            .filter(still_ours, status=DeliveryStatus.IN_FLIGHT)
             .values_list("pk", flat=True)
         )
         batch = _BatchWrite(flows=flows, now=clock.now())

@@ -192,6 +192,8 @@ def test_it_does_not_duplicate_when_the_target_acted_but_answered_too_late(flow,
 
 
 def test_it_hands_back_what_it_has_not_tried_when_asked_to_stop_midway(flow, fresh_sandbox):
+    flow.target_system.max_in_flight = 1  # one call at a time, so five are still waiting
+    flow.target_system.save()
     for n in range(6):
         ingest(flow, employee_event(n))
     fault(fresh_sandbox, "inventory", mode="slow", delay=1.0, count=1)
@@ -224,6 +226,7 @@ def test_an_auth_failure_pauses_every_flow_to_that_system_once_and_holds_the_eve
     )
     target = flow.target_system
     target.credentials = {"api_key": "wrong-key-123"}
+    target.max_in_flight = 1  # one call at a time: the refusal comes back before a second starts
     target.save()
     for n in range(1, 6):
         ingest(flow, employee_event(n))
@@ -312,6 +315,8 @@ def test_it_redacts_a_secret_the_target_echoes_back_in_its_error(fresh_sandbox):
 def test_a_drain_past_its_deadline_hands_back_the_rest_before_the_next_call(flow, fresh_sandbox):
     # The task queue kills a drain that overruns; checking the deadline only between batches let
     # it be killed mid-call on a slow target. It is checked before every call.
+    flow.target_system.max_in_flight = 1  # one call at a time, so five are still waiting
+    flow.target_system.save()
     for n in range(6):
         ingest(flow, employee_event(n))
     fault(fresh_sandbox, "inventory", mode="slow", delay=0.5, count=1, methods=["POST"])
@@ -322,3 +327,30 @@ def test_a_drain_past_its_deadline_hands_back_the_rest_before_the_next_call(flow
     assert set(rest.values_list("status", "attempts", "lease_token")) == {(DeliveryStatus.PENDING, 0, None)}
     drain_all()
     assert len(records(fresh_sandbox, "inventory", "accounts")) == 6
+
+
+def test_calls_to_a_target_go_out_at_once_up_to_its_calls_at_once(flow, fresh_sandbox):
+    # A slow target: one call at a time, a batch of 12 would wait for 12 answers in a row.
+    flow.target_system.max_in_flight = 4
+    flow.target_system.save()
+    for n in range(12):
+        ingest(flow, employee_event(n))
+    fault(fresh_sandbox, "inventory", mode="slow", delay=0.3, rate=1.0, methods=["POST"])
+    assert deliveries_process_batch() == 12
+    posts = [r for r in control(fresh_sandbox, "inventory", "GET", "requests") if r["method"] == "POST"]
+    assert most_at_once(posts) == 4  # as many as allowed, and never more
+    assert Delivery.objects.filter(status=DeliveryStatus.SUCCEEDED).count() == 12
+    assert len(records(fresh_sandbox, "inventory", "accounts")) == 12
+
+
+def most_at_once(requests: list[dict]) -> int:
+    """The most requests the target was answering at the same moment, from its request log."""
+    edges = sorted(
+        [(r["received_at"], 1) for r in requests]
+        + [(r["received_at"] + r["duration_ms"] / 1000, -1) for r in requests]
+    )
+    most = current = 0
+    for _, step in edges:
+        current += step
+        most = max(most, current)
+    return most
