@@ -9,14 +9,17 @@ import json
 import os
 import threading
 import time
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from common.paths import get_path
+from connectors import asynchttp
 from connectors.auth import auth_headers, auth_renew, held_secrets
 from connectors.base import (
     CheckResult,
@@ -217,11 +220,7 @@ class HttpConnector(Connector):
         headers: dict[str, str] | None = None,
     ) -> tuple[requests.Response, Exchange]:
         """Send one request with auth; raise ConnectorError for anything but a 2xx."""
-        sent = {"Accept": self.media_type, **(headers or {})}
-        if json is not None:
-            sent["Content-Type"] = self.media_type
-        if self.system.api_version:
-            sent.setdefault("X-Api-Version", self.system.api_version)
+        sent = self._request_headers(json, headers)
         response, exchange = self._send(method, path, sent, json, params)
         if response.status_code == 401 and auth_renew(self.system):
             # The token may have been revoked early: sign in afresh, once.
@@ -230,6 +229,43 @@ class HttpConnector(Connector):
             raise self._failure(method, path, response, exchange)
         return response, exchange
 
+    async def arequest(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[asynchttp.Answer, Exchange]:
+        """`request` on the running event loop (connectors.asynchttp). Redirects are not followed:
+        a 3xx is a failure like any other answer that is not a 2xx."""
+        sent = self._request_headers(json, headers)
+        response, exchange = await self._asend(method, path, sent, json, params)
+        if response.status_code == 401 and auth_renew(self.system):
+            response, exchange = await self._asend(method, path, sent, json, params)
+        if response.status_code >= 300:
+            raise self._failure(method, path, response, exchange)
+        return response, exchange
+
+    def _request_headers(self, body: Any, headers: dict[str, str] | None) -> dict[str, str]:
+        sent = {"Accept": self.media_type, **(headers or {})}
+        if body is not None:
+            sent["Content-Type"] = self.media_type
+        if self.system.api_version:
+            sent.setdefault("X-Api-Version", self.system.api_version)
+        return sent
+
+    def _signed(self, headers: dict[str, str], exchange: Exchange) -> dict[str, str]:
+        """The headers with sign-in added, and their redacted copy on the exchange."""
+        signed = auth_headers(self.system, self.session)
+        # What we sign with is secret in every form, and so is a token obtained just now.
+        self.redactor.add([*signed.values(), *held_secrets(self.system)])
+        sent = {**headers, **signed}
+        secret = ALWAYS_SECRET_HEADERS | {name.lower() for name in signed}
+        exchange.request_headers = self.redactor.headers(sent, secret)
+        return sent
+
     def _send(
         self, method: str, path: str, headers: dict[str, str], body: Any, params: dict | None
     ) -> tuple[requests.Response, Exchange]:
@@ -237,12 +273,7 @@ class HttpConnector(Connector):
         exchange = Exchange(method=method, url=self.redactor.text(url))
         started = time.perf_counter()
         try:
-            signed = auth_headers(self.system, self.session)
-            # What we sign with is secret in every form, and so is a token obtained just now.
-            self.redactor.add([*signed.values(), *held_secrets(self.system)])
-            sent = {**headers, **signed}
-            secret = ALWAYS_SECRET_HEADERS | {name.lower() for name in signed}
-            exchange.request_headers = self.redactor.headers(sent, secret)
+            sent = self._signed(headers, exchange)
             response = self.session.request(
                 method,
                 url,
@@ -258,6 +289,30 @@ class HttpConnector(Connector):
         except requests.RequestException as exc:  # its text may quote a header value
             exchange.duration_ms = (time.perf_counter() - started) * 1000
             raise self.redactor.error(transport_error(method, path, exc, exchange)) from exc
+        self._answered(response, exchange, body, started)
+        return response, exchange
+
+    async def _asend(
+        self, method: str, path: str, headers: dict[str, str], body: Any, params: dict | None
+    ) -> tuple[asynchttp.Answer, Exchange]:
+        url = self.url(path)
+        exchange = Exchange(method=method, url=self.redactor.text(url))
+        started = time.perf_counter()
+        try:
+            sent = self._signed(headers, exchange)
+            response = await asynchttp.send(self.system, method, url, headers=sent, body=body, params=params)
+        except ConnectorError as exc:
+            exc.exchange = exchange
+            self.redactor.error(exc)
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            exchange.duration_ms = (time.perf_counter() - started) * 1000
+            raise self.redactor.error(asynchttp.transport_error(method, path, exc, exchange)) from exc
+        self._answered(response, exchange, body, started)
+        return response, exchange
+
+    def _answered(self, response, exchange: Exchange, body: Any, started: float) -> None:
+        """Fill the exchange with what was sent and the answer, redacted."""
         exchange.duration_ms = (time.perf_counter() - started) * 1000
         if body is not None:
             exchange.request_body = self.redactor.text(json_text(body), BODY_SUMMARY_CHARS)
@@ -268,7 +323,6 @@ class HttpConnector(Connector):
             if k.lower() in KEPT_RESPONSE_HEADERS
         }
         exchange.response_body = self.redactor.text(response.text, BODY_SUMMARY_CHARS)
-        return response, exchange
 
     def _failure(
         self, method: str, path: str, response: requests.Response, exchange: Exchange
@@ -319,9 +373,40 @@ class HttpConnector(Connector):
         """A 2xx to a create is a success even when its answer is empty, not JSON or lacks the id:
         the record exists. The result's target_id is then "" and the caller finds the id by
         lookup; repeating the create would make a second record."""
+        call = self.push_call(operation, resource, record, target_id, idempotency_key, id_path, key)
+        try:
+            response, exchange = self.request(
+                call.method, call.path, json=call.document, headers=call.headers
+            )
+        except ConnectorError as exc:
+            return call.refused(exc)
+        return call.result(self, response, exchange)
+
+    async def apush(
+        self,
+        *,
+        operation: str,
+        resource: str,
+        record: dict[str, Any],
+        target_id: str | None,
+        idempotency_key: str,
+        id_path: str = "id",
+        key: str | None = None,
+    ) -> PushResult:
+        """`push` on the running event loop."""
+        call = self.push_call(operation, resource, record, target_id, idempotency_key, id_path, key)
+        try:
+            response, exchange = await self.arequest(
+                call.method, call.path, json=call.document, headers=call.headers
+            )
+        except ConnectorError as exc:
+            return call.refused(exc)
+        return call.result(self, response, exchange)
+
+    def push_call(self, operation, resource, record, target_id, idempotency_key, id_path, key) -> "PushCall":
         headers = {"Idempotency-Key": idempotency_key}
         if operation == "delete":
-            return self.delete(member_path(resource, target_id), target_id=target_id, headers=headers)
+            return PushCall(operation, "DELETE", member_path(resource, target_id), None, headers, target_id)
         if operation not in ("create", "update"):
             raise ValueError(f"unknown operation {operation!r}")
         if operation == "create" and key:
@@ -330,26 +415,7 @@ class HttpConnector(Connector):
             method, path, document = self.create_request(resource, record)
         else:
             method, path, document = self.update_request(resource, target_id, record)
-        try:
-            response, exchange = self.request(method, path, json=document, headers=headers)
-        except ConnectorError as exc:
-            if operation == "create" and key and exc.status == 409:  # made by an earlier try
-                return PushResult(target_id=key, status=409, body=None, exchange=exc.exchange or Exchange())
-            raise
-        try:
-            body = json_body(response, exchange)
-        except ConnectorError:
-            body = None  # the call succeeded; only its answer is unreadable
-        new_id: Any = target_id
-        if operation == "create":
-            new_id = self.created_id(body, id_path) or _id_from_location(response, resource) or key
-        return PushResult(
-            target_id="" if new_id in (None, "") else str(new_id),
-            status=response.status_code,
-            body=body,
-            exchange=exchange,
-            replayed=response.headers.get("Idempotent-Replayed", "").lower() == "true",
-        )
+        return PushCall(operation, method, path, document, headers, target_id, resource, id_path, key)
 
     def list_records(self, path: str, params: dict[str, Any] | None) -> Page:
         """One page of a list answer: its records, as mappings read them, and the next page."""
@@ -362,23 +428,6 @@ class HttpConnector(Connector):
         matches = [r for r in page.records if isinstance(r, dict) and _same(get_path(r, field), value)]
         ids = [str(get_path(r, id_path)) for r in matches if get_path(r, id_path) not in (None, "")]
         return LookupResult(target_ids=ids, listed=len(page.records))
-
-    def delete(self, path: str, *, target_id: str | None, headers: dict[str, str]) -> PushResult:
-        """DELETE one record; one that is already gone is the effect we wanted."""
-        try:
-            response, exchange = self.request("DELETE", path, headers=headers)
-        except ConnectorError as exc:
-            if exc.status in (404, 410):
-                return PushResult(
-                    target_id=target_id or "",
-                    status=exc.status,
-                    body=None,
-                    exchange=exc.exchange or Exchange(),
-                )
-            raise
-        return PushResult(
-            target_id=target_id or "", status=response.status_code, body=None, exchange=exchange
-        )
 
     def check(self, *, path: str) -> CheckResult:
         started = time.perf_counter()
@@ -408,6 +457,58 @@ class HttpConnector(Connector):
             elapsed,
             f"Connected: {path} answered {response.status_code} in {elapsed:.0f} ms.",
             response.status_code,
+        )
+
+
+@dataclass
+class PushCall:
+    """The request a push makes, and how its answer (or refusal) becomes a PushResult."""
+
+    operation: str
+    method: str
+    path: str
+    document: Any
+    headers: dict[str, str]
+    target_id: str | None
+    resource: str = ""
+    id_path: str = "id"
+    key: str | None = None
+
+    def refused(self, exc: ConnectorError) -> PushResult:
+        """The refusals that are the effect we wanted after all; any other is raised."""
+        if self.operation == "delete" and exc.status in (404, 410):  # already gone
+            return PushResult(
+                target_id=self.target_id or "",
+                status=exc.status,
+                body=None,
+                exchange=exc.exchange or Exchange(),
+            )
+        if self.operation == "create" and self.key and exc.status == 409:  # made by an earlier try
+            return PushResult(target_id=self.key, status=409, body=None, exchange=exc.exchange or Exchange())
+        raise exc
+
+    def result(self, connector: "HttpConnector", response, exchange: Exchange) -> PushResult:
+        if self.operation == "delete":
+            return PushResult(
+                target_id=self.target_id or "", status=response.status_code, body=None, exchange=exchange
+            )
+        try:
+            body = json_body(response, exchange)
+        except ConnectorError:
+            body = None  # the call succeeded; only its answer is unreadable
+        new_id: Any = self.target_id
+        if self.operation == "create":
+            new_id = (
+                connector.created_id(body, self.id_path)
+                or _id_from_location(response, self.resource)
+                or self.key
+            )
+        return PushResult(
+            target_id="" if new_id in (None, "") else str(new_id),
+            status=response.status_code,
+            body=body,
+            exchange=exchange,
+            replayed=response.headers.get("Idempotent-Replayed", "").lower() == "true",
         )
 
 
