@@ -1,5 +1,6 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -7,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -56,6 +58,7 @@ def _clear_caches():
     from connectors import ratelimit
     from hub.pipeline import dispatch
     from hub.pipeline.attempt import breaker
+    from hub.pipeline.concurrency import call_windows
     from hub.pipeline.ingest import forget_systems
     from hub.pipeline.subscriptions import forget_subscriptions
 
@@ -66,6 +69,7 @@ def _clear_caches():
     breaker.open_until.clear()
     breaker.forget()
     ratelimit.forget()
+    call_windows.forget()
     cache.clear()
     yield
 
@@ -123,11 +127,13 @@ def worker_env() -> dict[str, str]:
 class WorkerProcess:
     """A real `manage.py qcluster` on the test database."""
 
+    command: tuple[str, ...] = ("qcluster",)
+
     def __init__(self, workers: int = 2, extra_env: dict | None = None) -> None:
         env = {**worker_env(), "HUB_WORKERS": str(workers), **(extra_env or {})}
         self.log = open(ROOT / "var" / f"worker-{uuid.uuid4().hex[:6]}.log", "w+")
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            [sys.executable, str(ROOT / "manage.py"), *self.command],
             env=env,
             cwd=ROOT,
             stdout=self.log,
@@ -161,6 +167,42 @@ class WorkerProcess:
     def output(self) -> str:
         self.log.flush()
         return Path(self.log.name).read_text()
+
+
+class EngineProcess(WorkerProcess):
+    """A real `manage.py engine` (webhooks in, deliveries out) on the test database and a free port."""
+
+    def __init__(self, extra_env: dict | None = None) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.command = ("engine", "--port", str(self.port))
+        # The tests' own permission to call the database from async code must not hide a mistake here.
+        super().__init__(extra_env={"DJANGO_ALLOW_ASYNC_UNSAFE": "", **(extra_env or {})})
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_for(self.answers, timeout=60, interval=0.1, message=f"the engine on {self.url}")
+
+    def answers(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the engine exited with {self.process.returncode}:\n{self.output()}")
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+@pytest.fixture
+def start_engine():
+    started: list[EngineProcess] = []
+
+    def start(**kwargs) -> EngineProcess:
+        engine = EngineProcess(**kwargs)
+        started.append(engine)
+        return engine
+
+    yield start
+    for engine in started:
+        engine.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import logging
 
-from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework.exceptions import ParseError
@@ -11,18 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from common import strictjson
+from hub.pipeline.ingest import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE
 
 log = logging.getLogger("hub.api")
-
-# The database is away (restarting, failing over, refusing connections): the request is answered
-# 503 and may be sent again. Django closes the broken connection when the request ends, so the
-# next request connects afresh.
-DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
-RETRY_AFTER_SECONDS = 5
-UNAVAILABLE_MESSAGE = (
-    "the database is unavailable for a moment: send the request again after Retry-After seconds "
-    "(an event sent twice is stored once: its idempotency key is checked)"
-)
 
 
 def database_unavailable(exc: Exception) -> JsonResponse:

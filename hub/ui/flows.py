@@ -253,7 +253,7 @@ def schedule_preview(form: TimingFields) -> dict[str, Any]:
 def _webhook_url(system) -> str:
     from django.conf import settings
 
-    return settings.HUB_PUBLIC_URL.rstrip("/") + reverse("hooks-receive", args=[system.slug])
+    return settings.HUB_INGEST_URL.rstrip("/") + reverse("hooks-receive", args=[system.slug])
 
 
 @admins_only

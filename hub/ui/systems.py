@@ -113,7 +113,7 @@ def _form_context(form: SystemForm, system: System | None) -> dict:
             "stored": form.stored("webhook_secret"),
             "unreadable": bool(system) and system.secret_unreadable("webhook_secret"),
         },
-        "hooks_base": settings.HUB_PUBLIC_URL.rstrip("/") + "/hooks/",
+        "hooks_base": settings.HUB_INGEST_URL.rstrip("/") + "/hooks/",
     }
 
 
@@ -178,7 +178,7 @@ def _detail_context(system: System, report=None) -> dict:
     ]
     return {
         "system": system,
-        "webhook_url": settings.HUB_PUBLIC_URL.rstrip("/") + reverse("hooks-receive", args=[system.slug]),
+        "webhook_url": settings.HUB_INGEST_URL.rstrip("/") + reverse("hooks-receive", args=[system.slug]),
         "signature_words": signature_in_words(system),
         "credentials": credentials,
         "sign_in_settings": sign_in_settings,

@@ -75,11 +75,18 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
+            "--ingest-port",
+            type=int,
+            default=0,
+            help="Where the engine takes webhooks (default: --port + 1).",
+        )
+        parser.add_argument(
             "--no-activity", action="store_true", help="Do not generate demo business activity."
         )
         parser.add_argument("--no-sandbox", action="store_true", help="Do not start the sandbox systems.")
 
-    def handle(self, *args, host, port, no_activity, no_sandbox, **options):
+    def handle(self, *args, host, port, ingest_port, no_activity, no_sandbox, **options):
+        ingest_port = ingest_port or port + 1
         call_command("migrate", interactive=False, verbosity=0)  # also makes the roles and schedules
         username, password = ensure_admin_login()
         if not System.objects.exists():
@@ -89,15 +96,23 @@ class Command(BaseCommand):
                 f"{counts['flows']} flows."
             )
         hub_url = f"http://{host}:{port}"
+        ingest_url = f"http://{host}:{ingest_port}"
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         # The demo's systems are the sandbox on 127.0.0.1, so the processes started here may
         # connect to loopback addresses (README "Security": the outbound policy).
-        env = {**env_allowing_loopback(dict(os.environ)), "HUB_PUBLIC_URL": hub_url}
+        env = {
+            **env_allowing_loopback(dict(os.environ)),
+            "HUB_PUBLIC_URL": hub_url,
+            "HUB_INGEST_URL": ingest_url,
+        }
         commands = []
         if not no_sandbox:
             commands.append(
-                ("sandbox", [python, "-m", "connectors.sandbox", "--host", "127.0.0.1", "--hub-url", hub_url])
+                (
+                    "sandbox",
+                    [python, "-m", "connectors.sandbox", "--host", "127.0.0.1", "--hub-url", ingest_url],
+                )
             )
         commands.append(
             (
@@ -120,6 +135,7 @@ class Command(BaseCommand):
                 ],
             )
         )
+        commands.append(("engine", [python, manage, "engine", "--host", host, "--port", str(ingest_port)]))
         commands.append(("workers", [python, manage, "qcluster"]))
         if not no_activity and not no_sandbox:
             commands.append(("activity", [python, manage, "demo_activity", "--wait-for", hub_url]))
@@ -133,6 +149,7 @@ class Command(BaseCommand):
                 f"\nIntegration hub is running at {hub_url}/\n"
                 f"  Sign in as: {username} / {password}\n"
                 f"  API docs:   {hub_url}/api/docs/\n"
+                f"  Webhooks:   {ingest_url}/hooks/<system>/\n"
                 f"  Database:   {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}\n"
                 "Press Ctrl-C to stop everything.\n"
             )
