@@ -265,7 +265,8 @@ HUB_DRAIN_LINGER_SECONDS = float(os.environ.get("HUB_DRAIN_LINGER_SECONDS", "3")
 # answering in 200 ms gets 5 calls a second per call in flight. Per target, a system's own
 # "calls at once" setting, or this default, bounds them; its rate limit paces them.
 HUB_MAX_IN_FLIGHT = env_int("HUB_MAX_IN_FLIGHT", 64, minimum=1)
-HUB_MAX_IN_FLIGHT_PER_TARGET = env_int("HUB_MAX_IN_FLIGHT_PER_TARGET", 32, minimum=1)
+HUB_ENGINE_MAX_IN_FLIGHT = env_int("HUB_ENGINE_MAX_IN_FLIGHT", 512, minimum=1)  # on its event loop
+HUB_MAX_IN_FLIGHT_PER_TARGET = env_int("HUB_MAX_IN_FLIGHT_PER_TARGET", 64, minimum=1)
 
 # Metrics (README "Metrics and machine endpoints"): how long each resolution is kept; 0 keeps
 # rows forever. Minutes become hours and hours become days by the metrics task every minute.

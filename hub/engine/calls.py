@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from django.conf import settings
+
 from connectors import asynchttp, ratelimit
 from connectors.auth import AuthScheme
 from connectors.registry import connector_class
@@ -53,6 +55,9 @@ class LoopCalls:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.threads = ThreadCalls()
+        # A call waiting on the loop costs a coroutine, not a thread: many more may wait at once.
+        # The call threads (HUB_MAX_IN_FLIGHT of them) take the tries that need one.
+        self.max_in_flight = settings.HUB_ENGINE_MAX_IN_FLIGHT
 
     def start(self, delivery: Delivery, flows: FlowCache) -> tuple[Future, Callable[[Future], Outcome]]:
         if not on_the_loop(delivery, flows):

@@ -12,7 +12,7 @@ from aiohttp import web
 from connectors.asynchttp import close_sessions
 from hub.engine.calls import LoopCalls
 from hub.engine.server import engine_app
-from hub.pipeline.dispatch import request_stop, stop_requested, wait_for_work
+from hub.pipeline.dispatch import engine_running, request_stop, stop_requested, wait_for_work
 from hub.pipeline.drain import deliveries_drain
 
 log = logging.getLogger("hub.engine")
@@ -24,11 +24,14 @@ def deliveries_forever(calls: LoopCalls) -> None:
     other processes (the web server's webhooks, polls and replays also wake the task workers)."""
     while not stop_requested():
         try:
-            deliveries_drain(calls=calls)
+            # No help from the task workers: on a small machine they would compete for the CPU,
+            # and the engine's calls wait on its event loop, not on threads.
+            deliveries_drain(calls=calls, in_engine=True)
         except Exception:  # never let one failure end deliveries while the front door stays open
             log.exception("the engine's drain failed; starting again in a second")
             wait_for_work(1.0)
             continue
+        engine_running()
         wait_for_work(1.0)
 
 

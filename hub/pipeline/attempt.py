@@ -67,7 +67,8 @@ class Outcome:
 
 
 class FlowCache:
-    """Flows, their mappings and target fields for one batch: loaded once, used per delivery."""
+    """Flows, their mappings and target fields, loaded once and used per delivery: for one batch,
+    or for the batches a run claims within a couple of seconds (DeliveryRun)."""
 
     def __init__(self) -> None:
         self.flows: dict[int, Flow] = {}
@@ -78,19 +79,28 @@ class FlowCache:
         self.refused_targets: set[int] = set()
 
     def load_links(self, deliveries: list[Delivery]) -> None:
-        """Record links for a whole batch in one query (None: look them up one by one)."""
+        """Record links for a whole batch in one query (until then: looked up one by one). A
+        cache shared by several batches keeps each key as its latest batch read it."""
         keys_by_flow: dict[int, set[str]] = {}
         for delivery in deliveries:
             keys_by_flow.setdefault(delivery.flow_id, set()).add(delivery.record_key)
         condition = Q()
         for flow_id, keys in keys_by_flow.items():
             condition |= Q(flow_id=flow_id, source_id__in=keys)
-        self.links = {
+        found = {
             (flow_id, source_id): target_id
             for flow_id, source_id, target_id in RecordLink.objects.filter(condition).values_list(
                 "flow_id", "source_id", "target_id"
             )
         }
+        links = self.links if self.links is not None else {}
+        # Only this batch's keys change, and none of them is in flight (one record, one delivery
+        # at a time), so a call reading another key never sees it missing.
+        for flow_id, keys in keys_by_flow.items():
+            for key in keys:
+                links.pop((flow_id, key), None)
+        links.update(found)
+        self.links = links
 
     def prepare(self, deliveries: list[Delivery]) -> None:
         """Load everything attempts at these deliveries read (flows, target fields, record links),

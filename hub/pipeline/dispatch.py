@@ -29,10 +29,13 @@ log = logging.getLogger("hub.dispatch")
 KICK_KEY = "hub:drain-kick"
 LINGERER_KEY = "hub:drain-lingerer"
 LINGERER_TTL = 3  # seconds; a killed lingerer is replaced after this
+ENGINE_KEY = "hub:engine"
+ENGINE_TTL = 5  # seconds; workers take over new work this long after the engine stops
 # A process asks at most this often; a skipped ask is covered by the lingerer's polling.
 LOCAL_KICK_INTERVAL = 0.25
 STOP_CHECK_SECONDS = 0.2
 _last_kick = 0.0
+_last_engine_note = 0.0
 
 
 def _enqueue_drain(*, always: bool = False) -> None:
@@ -56,9 +59,22 @@ def kick_workers() -> None:
     if now - _last_kick < min(LOCAL_KICK_INTERVAL, settings.HUB_DRAIN_LINGER_SECONDS / 2):
         return
     _last_kick = now
-    if cache.get(LINGERER_KEY):
-        return
+    if cache.get_many([LINGERER_KEY, ENGINE_KEY]):
+        return  # a lingering drain, or the engine, polls for work already
     _enqueue_drain()
+
+
+def engine_is_running() -> bool:
+    """Whether an engine's drain said it is there within the last few seconds."""
+    return bool(cache.get(ENGINE_KEY))
+
+
+def engine_running() -> None:
+    """The engine's drain says it is there (at most once a second): new work needs no task."""
+    global _last_engine_note
+    if time.monotonic() - _last_engine_note >= 1.0:
+        cache.set(ENGINE_KEY, socket.gethostname(), timeout=ENGINE_TTL)
+        _last_engine_note = time.monotonic()
 
 
 def ask_for_help() -> None:

@@ -22,6 +22,8 @@ from hub.pipeline.dispatch import (
     ask_for_help,
     become_lingerer,
     drain_started,
+    engine_is_running,
+    engine_running,
     still_lingering,
     stop_lingering,
     stop_requested,
@@ -99,10 +101,14 @@ class DeliveryRun:
 
     FLUSH_SECONDS = 1.0
     FLUSH_OUTCOMES = 200
+    # Claims within this long share loaded flows: a flow changed since is seen by the next claims
+    # after (as ingest sees subscriptions), a paused one is not claimed for at all.
+    FLOWS_FRESH_SECONDS = 2.0
 
     def __init__(self, *, deadline: float | None = None, calls=None) -> None:
         self.deadline = deadline
         self.calls = calls or ThreadCalls()  # or the engine's: calls on its event loop
+        self.max_in_flight = getattr(self.calls, "max_in_flight", settings.HUB_MAX_IN_FLIGHT)
         self.waiting: deque[tuple[Delivery, FlowCache]] = deque()
         self.running: dict[Future, tuple[Delivery, FlowCache, Callable[[Future], Outcome]]] = {}
         self.per_target: Counter[int] = Counter()
@@ -110,11 +116,12 @@ class DeliveryRun:
         self.open: Counter = Counter()  # claim token -> its deliveries not yet finished here
         self.outcomes: list[Outcome] = []
         self.flows = FlowCache()
+        self.flows_loaded_at = float("-inf")
         self.last_flush = time.monotonic()
 
     def room(self) -> int:
         """How many more deliveries this run can take on now."""
-        return max(0, settings.HUB_MAX_IN_FLIGHT - len(self.running) - len(self.waiting))
+        return max(0, self.max_in_flight - len(self.running) - len(self.waiting))
 
     def busy(self) -> bool:
         return bool(self.waiting or self.running)
@@ -124,9 +131,10 @@ class DeliveryRun:
         token, batch = deliveries_claim(limit=limit)
         if not batch:
             return 0
-        flows = FlowCache()
+        if time.monotonic() - self.flows_loaded_at > self.FLOWS_FRESH_SECONDS:
+            self.flows, self.flows_loaded_at = FlowCache(), time.monotonic()
+        flows = self.flows
         flows.prepare(batch)
-        self.flows = flows
         self.lease_ends[token] = time.monotonic() + settings.HUB_LEASE_SECONDS
         self.open[token] = len(batch)
         self.waiting.extend((delivery, flows) for delivery in batch)
@@ -179,9 +187,9 @@ class DeliveryRun:
     def start_calls(self) -> None:
         # Calls run on other threads only where those threads' database connections see what
         # this one sees: not inside a transaction (a caller's, or a test's).
-        inline = settings.HUB_MAX_IN_FLIGHT == 1 or connection.in_atomic_block
+        inline = self.max_in_flight == 1 or connection.in_atomic_block
         held_back: list[tuple[Delivery, FlowCache]] = []
-        while self.waiting and len(self.running) < settings.HUB_MAX_IN_FLIGHT:
+        while self.waiting and len(self.running) < self.max_in_flight:
             delivery, flows = self.waiting.popleft()
             target = flows.flow(delivery.flow_id).target_system
             if self.per_target[target.pk] >= call_windows.allowed(target):
@@ -278,13 +286,21 @@ def next_due_in_seconds() -> float | None:
 
 
 def deliveries_drain(
-    *, max_seconds: float | None = None, linger: float | None = None, poll: float = 0.05, calls=None
+    *,
+    max_seconds: float | None = None,
+    linger: float | None = None,
+    poll: float = 0.05,
+    calls=None,
+    in_engine: bool = False,
 ) -> int:
     """Carry out deliveries until the queue is dry, then leave, unless this drain becomes the one
     lingerer: it keeps polling for `linger` seconds after the last work, and stays (polling less
     often) while a retry or an expired lease is due within the next minute. New claims top the
     run up as calls finish, so a slow call never holds the next ones back. A stop request or the
-    deadline ends it: calls under way finish and are recorded, the rest go back to the queue."""
+    deadline ends it: calls under way finish and are recorded, the rest go back to the queue.
+
+    The engine's drain (`in_engine`, with `calls` on its event loop) says it is there each turn and
+    asks no task worker for help; a task worker's drain leaves new work to a running engine."""
     drain_started()
     max_seconds = settings.HUB_DRAIN_SECONDS if max_seconds is None else max_seconds
     linger = settings.HUB_DRAIN_LINGER_SECONDS if linger is None else linger
@@ -292,16 +308,25 @@ def deliveries_drain(
     run = DeliveryRun(deadline=deadline, calls=calls)
     # A claim takes at least a quarter of what the run can hold, so a busy run does not pay a
     # claim per finished call; an empty claim is not repeated within `poll`.
-    smallest_claim = max(1, min(settings.HUB_CLAIM_BATCH, settings.HUB_MAX_IN_FLIGHT) // 4)
+    smallest_claim = max(1, min(settings.HUB_CLAIM_BATCH, run.max_in_flight) // 4)
     last_work = time.monotonic()
     next_claim_at = 0.0
+    engine_checked_at = 0.0
     done = 0
     lingering = False
     outages = 0
     try:
         while not run.stopping():
             try:
+                if not in_engine and time.monotonic() - engine_checked_at >= 1.0:
+                    # A task worker's drain leaves the work to a running engine, whose calls
+                    # cost less, and stays only to finish what it has under way.
+                    engine_checked_at = time.monotonic()
+                    if engine_is_running():
+                        break
                 worker_heartbeat(worker_name())
+                if in_engine:
+                    engine_running()
                 room = min(run.room(), settings.HUB_CLAIM_BATCH)
                 if work_arrived():
                     next_claim_at = 0.0
@@ -310,7 +335,7 @@ def deliveries_drain(
                     done += claimed
                     if claimed:
                         last_work = time.monotonic()
-                        if claimed >= settings.HUB_CLAIM_BATCH:
+                        if claimed >= settings.HUB_CLAIM_BATCH and not in_engine:
                             ask_for_help()
                     else:
                         next_claim_at = time.monotonic() + poll

@@ -27,8 +27,11 @@ def child_env(run: str, workers: int) -> dict[str, str]:
     }
 
 
-def hub_roles(*, base_dir: Path, web_port: int, web_workers: int, env: dict[str, str]) -> list[Role]:
-    """The hub's processes: the web server (gunicorn) and the workers (qcluster)."""
+def hub_roles(
+    *, base_dir: Path, web_port: int, web_workers: int, env: dict[str, str], engine_port: int | None = None
+) -> list[Role]:
+    """The hub's processes: the web server (gunicorn), the workers (qcluster) and, with an
+    `engine_port`, the engine (webhooks in, deliveries out)."""
     web = [
         sys.executable,
         "-m",
@@ -44,7 +47,11 @@ def hub_roles(*, base_dir: Path, web_port: int, web_workers: int, env: dict[str,
         "warning",
     ]
     workers = [sys.executable, str(base_dir / "manage.py"), "qcluster"]
-    return [("web", web, env), ("workers", workers, env)]
+    roles: list[Role] = [("web", web, env), ("workers", workers, env)]
+    if engine_port:
+        engine = [sys.executable, str(base_dir / "manage.py"), "engine", "--port", str(engine_port)]
+        roles.append(("engine", engine, env))
+    return roles
 
 
 def bench_target(*, port: int, latency_ms: float, api_key: str) -> list[str]:

@@ -100,6 +100,13 @@ class Command(BaseCommand):
             default=0.0,
             help="The bench target answers each write after N ms (concurrent writes wait together).",
         )
+        parser.add_argument(
+            "--ingest",
+            choices=("engine", "web"),
+            default="engine",
+            help="Where webhooks go: the engine (manage.py engine, the default) or the web server; "
+            "with 'web' no engine runs and the workers deliver.",
+        )
         parser.add_argument("--workers", type=int, default=2, help="django-q2 worker processes.")
         parser.add_argument("--web-workers", type=int, default=3, help="gunicorn worker processes.")
         parser.add_argument(
@@ -127,6 +134,9 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         run = uuid.uuid4().hex[:8]
         target_port, web_port = free_port(), free_port()
+        # Webhooks go to the engine, the hub's front door for them; batches to the web server's API.
+        engine_port = free_port() if options["ingest"] == "engine" else None
+        ingest_port = engine_port if engine_port and not batch else web_port
         env = roles.child_env(run, options["workers"])
         log_dir = Path(settings.VAR_DIR) / "bench"
         log_dir.mkdir(exist_ok=True)
@@ -144,14 +154,17 @@ class Command(BaseCommand):
                     web_port=web_port,
                     web_workers=options["web_workers"],
                     env=env,
+                    engine_port=engine_port,
                 )
             )
             memory.start()
             wait_http(f"http://127.0.0.1:{web_port}/healthz")
+            if engine_port:
+                wait_http(f"http://127.0.0.1:{engine_port}/healthz")
             # Warm every process up (imports, connections, caches) on events that are not counted.
             warmup = min(400, max(50, events // 10))
             self.stdout.write(f"Warming up with {warmup} events (not counted)...")
-            warm = self.send(f"warm{run}", warmup, senders, batch, source, token, web_port)
+            warm = self.send(f"warm{run}", warmup, senders, batch, source, token, ingest_port)
             if not self.wait_finished(flow, len(warm.acked), options["timeout"], fleet):
                 raise CommandError("the warm-up events were not delivered in time; see var/bench/*.log")
             self.stdout.write(f"Sending {events} events: {self.describe(options)}...")
@@ -166,7 +179,7 @@ class Command(BaseCommand):
             load_before = os.getloadavg()
             cpu.start()
             measured_from = time.monotonic()
-            sent = self.send(run, events, senders, batch, source, token, web_port, rate=options["rate"])
+            sent = self.send(run, events, senders, batch, source, token, ingest_port, rate=options["rate"])
             accepted = f"{len(sent.acked) / sent.seconds:.0f} events/s accepted" if sent.seconds else ""
             self.stdout.write(f"  sent in {sent.seconds:.1f}s ({accepted}); waiting for deliveries...")
             finished = self.wait_finished(flow, len(sent.acked), options["timeout"], fleet)
