@@ -1,6 +1,7 @@
 """Trying one delivery once: map, validate, pace, call the connector, and say what happened."""
 
 import logging
+import threading
 import time
 import traceback
 from concurrent.futures import Future
@@ -77,6 +78,26 @@ class FlowCache:
         # Targets that refused our credentials in this batch: their other deliveries wait for the
         # flows to be resumed instead of each hitting the same 401.
         self.refused_targets: set[int] = set()
+        # A connector reads its typed settings and builds its redactor when made: one per target
+        # and thread (its requests session belongs to the thread that made it).
+        self.connectors: dict[tuple[int, int], Any] = {}
+        self.redactors: dict[int, Redactor] = {}
+
+    def connector(self, system):
+        key = (threading.get_ident(), system.pk)
+        if key not in self.connectors:
+            self.connectors[key] = connector_for(system)
+        return self.connectors[key]
+
+    def redactor(self, system) -> Redactor:
+        """What keeps the target's secrets out of an outcome: its connector's redactor when this
+        thread made one (it also knows the tokens obtained since), else one for the system."""
+        connector = self.connectors.get((threading.get_ident(), system.pk))
+        if connector is not None and hasattr(connector, "redactor"):
+            return connector.redactor
+        if system.pk not in self.redactors:
+            self.redactors[system.pk] = Redactor.for_system(system)
+        return self.redactors[system.pk]
 
     def load_links(self, deliveries: list[Delivery]) -> None:
         """Record links for a whole batch in one query (until then: looked up one by one). A
@@ -223,7 +244,7 @@ class DeliveryTry:
         """Once paced: the connector, and for a create what an earlier try may have left (a
         lookup, when the target model declares one); None when nothing is to be sent."""
         outcome = self.outcome
-        push.connector = connector_for(push.target)
+        push.connector = self.flows.connector(push.target)
         if push.operation != Operation.CREATE:
             return push
         plan = _before_creating(push.flow, self.delivery, push.connector, push.mapped, push.link)
@@ -296,7 +317,7 @@ class DeliveryTry:
             )
         outcome.duration_ms = (time.perf_counter() - self.started) * 1000
         flow = flows.flows.get(delivery.flow_id)
-        redactor = Redactor.for_system(flow.target_system) if flow else Redactor()
+        redactor = flows.redactor(flow.target_system) if flow else Redactor()
         outcome.redact(redactor)
         if unexpected:  # its text may quote what was sent, signed headers included
             log.error("delivery %s failed unexpectedly: %s", delivery.pk, redactor.text(unexpected))

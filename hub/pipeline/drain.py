@@ -99,7 +99,10 @@ class DeliveryRun:
     record is unfinished (Delivery.objects.not_held): the later is claimable once the earlier's
     outcome is written."""
 
-    FLUSH_SECONDS = 1.0
+    # Outcomes are written at least this often while calls go on, and this soon once none does;
+    # a record's next delivery waits for its previous outcome to be written.
+    FLUSH_SECONDS = 0.25
+    FLUSH_IDLE_SECONDS = 0.05
     FLUSH_OUTCOMES = 200
     # Claims within this long share loaded flows: a flow changed since is seen by the next claims
     # after (as ingest sees subscriptions), a paused one is not claimed for at all.
@@ -148,15 +151,22 @@ class DeliveryRun:
         self.start_calls()
         self.keep_leases()
         self.collect(wait_seconds)
-        # Outcomes are written at least every second, so progress is visible and little is
-        # redone if this worker dies: what it did not write is still in flight under its lease,
-        # and the next worker looks before creating again (or, with no lookup, asks an operator).
+        # Outcomes are written often, so progress is visible and little is redone if this worker
+        # dies: what it did not write is still in flight under its lease, and the next worker
+        # looks before creating again (or, with no lookup, asks an operator).
         if self.outcomes and (
             time.monotonic() - self.last_flush > self.FLUSH_SECONDS
             or len(self.outcomes) >= self.FLUSH_OUTCOMES
-            or not self.busy()
         ):
             self.flush()
+
+    def flush_due_in(self) -> float | None:
+        """With no call under way: seconds until the outcomes held should be written (0: now;
+        None: none held). Written together when they come close together: a transaction each
+        cost more than the calls."""
+        if not self.outcomes:
+            return None
+        return max(0.0, self.last_flush + self.FLUSH_IDLE_SECONDS - time.monotonic())
 
     def finish(self) -> None:
         """Start nothing more: hand back what waits, wait for the calls under way, write all."""
@@ -285,6 +295,10 @@ def next_due_in_seconds() -> float | None:
     return max(0.0, (min(moments) - clock.now()).total_seconds())
 
 
+# The least time between two claims of one drain (see deliveries_drain).
+CLAIM_SPACING_SECONDS = 0.02
+
+
 def deliveries_drain(
     *,
     max_seconds: float | None = None,
@@ -310,7 +324,9 @@ def deliveries_drain(
     # claim per finished call; an empty claim is not repeated within `poll`.
     smallest_claim = max(1, min(settings.HUB_CLAIM_BATCH, run.max_in_flight) // 4)
     last_work = time.monotonic()
-    next_claim_at = 0.0
+    last_claim_at = float("-inf")
+    next_poll_at = 0.0
+    claim_wanted = True
     engine_checked_at = 0.0
     done = 0
     lingering = False
@@ -327,22 +343,38 @@ def deliveries_drain(
                 worker_heartbeat(worker_name())
                 if in_engine:
                     engine_running()
+                now = time.monotonic()
+                if work_arrived() or now >= next_poll_at:
+                    claim_wanted = True
                 room = min(run.room(), settings.HUB_CLAIM_BATCH)
-                if work_arrived():
-                    next_claim_at = 0.0
-                if time.monotonic() >= next_claim_at and room >= (smallest_claim if run.busy() else 1):
+                # Claims come at most every CLAIM_SPACING_SECONDS: one claim of the work that
+                # arrived meanwhile costs less than a claim per event.
+                if (
+                    claim_wanted
+                    and now - last_claim_at >= CLAIM_SPACING_SECONDS
+                    and room >= (smallest_claim if run.busy() else 1)
+                ):
                     claimed = run.claim(room)
+                    last_claim_at, claim_wanted = now, claimed >= room  # a full claim: more may wait
                     done += claimed
                     if claimed:
-                        last_work = time.monotonic()
+                        last_work = now
                         if claimed >= settings.HUB_CLAIM_BATCH and not in_engine:
                             ask_for_help()
                     else:
-                        next_claim_at = time.monotonic() + poll
+                        next_poll_at = now + poll
                 outages = 0
                 if run.busy():
                     run.step(min(poll, 0.02))
                     last_work = time.monotonic()
+                    continue
+                flush_in = run.flush_due_in()
+                if flush_in == 0:
+                    run.flush()
+                if claim_wanted or flush_in:
+                    # Work waits for the next claim, or outcomes for their write: soon.
+                    soonest = last_claim_at + CLAIM_SPACING_SECONDS - time.monotonic()
+                    wait_for_work(min(x for x in (max(soonest, 0.001), flush_in or poll, poll)))
                     continue
                 if not lingering:
                     lingering = become_lingerer(worker_name())
@@ -352,7 +384,7 @@ def deliveries_drain(
                 idle_for = time.monotonic() - last_work
                 if not _linger(idle_for=idle_for, linger=linger, poll=poll, deadline=deadline):
                     break
-                next_claim_at = 0.0
+                claim_wanted = True
             except (OperationalError, InterfaceError) as exc:
                 # The database went away (a restart, a failover): drop the broken connection,
                 # wait a little longer each time, and carry on with a fresh one. What this drain
