@@ -46,15 +46,29 @@ def _enqueue_drain(*, always: bool = False) -> None:
         async_task("hub.tasks.deliveries_drain", task_name="drain", q_options={"group": "drain"})
 
 
-# Set when this process stores new work: a drain in the same process (the engine's) wakes at once
-# instead of at its next poll.
+# Set when this process stores new work (or the engine's front door says it did): a drain in this
+# process wakes at once instead of at its next poll.
 _work_arrived = threading.Event()
+_work_listeners: list = []
+
+
+def on_work_stored(listener) -> None:
+    """Also tell `listener()` each time this process stores new work (the engine's front door
+    tells its delivering process)."""
+    _work_listeners.append(listener)
+
+
+def announce_work() -> None:
+    """New work is waiting: wake a drain of this process (another process told us)."""
+    _work_arrived.set()
 
 
 def kick_workers() -> None:
     """New work arrived: make sure some drain will see it soon."""
     global _last_kick
     _work_arrived.set()
+    for listener in _work_listeners:
+        listener()
     now = time.monotonic()
     if now - _last_kick < min(LOCAL_KICK_INTERVAL, settings.HUB_DRAIN_LINGER_SECONDS / 2):
         return
