@@ -84,6 +84,17 @@ _sessions: dict[tuple, aiohttp.ClientSession] = {}
 
 
 def session_for(system) -> aiohttp.ClientSession:
+    """See _session_for; the answer is kept on the system instance while its loop and settings hold."""
+    loop = asyncio.get_running_loop()
+    held = system.__dict__.get("_aio_session")
+    if held is not None and held[0] is loop and held[1] == system.updated_at and not held[2].closed:
+        return held[2]
+    session = _session_for(system)
+    system.__dict__["_aio_session"] = (loop, system.updated_at, session)
+    return session
+
+
+def _session_for(system) -> aiohttp.ClientSession:
     """One keep-alive pool per system on the running loop, rebuilt when its settings change."""
     loop = asyncio.get_running_loop()
     key = (id(loop), system.pk, system.updated_at, tuple(system.outbound_urls()))

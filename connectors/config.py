@@ -9,6 +9,7 @@ template change.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cache
 from typing import Any, get_type_hints
 
 from django.core.exceptions import ValidationError
@@ -105,7 +106,9 @@ class Declared:
     setting: Setting
 
 
+@cache
 def declared(config: type) -> list[Declared]:
+    """A settings class's declared settings (read once per class: connectors load settings per call)."""
     if not is_dataclass(config):
         raise TypeError(f"{config.__name__} must be a dataclass of settings")
     hints = get_type_hints(config)

@@ -20,7 +20,7 @@ from hub.pipeline.attempt import PACE_WAIT_SECONDS, DeliveryTry, FlowCache, Outc
 from hub.pipeline.drain import ThreadCalls
 
 
-def on_the_loop(delivery: Delivery, flows: FlowCache) -> bool:
+def on_the_loop(delivery: Delivery, flows: FlowCache, *, proxied: bool = False) -> bool:
     """Whether this try is one plain call the event loop can make."""
     flow = flows.flow(delivery.flow_id)
     target = flow.target_system
@@ -29,7 +29,7 @@ def on_the_loop(delivery: Delivery, flows: FlowCache) -> bool:
         and target.auth_scheme != AuthScheme.OAUTH2
         and not flow.target_model.lookup_field
         and not delivery.maybe_sent
-        and not asynchttp.proxy_configured()
+        and not proxied
     )
 
 
@@ -58,9 +58,10 @@ class LoopCalls:
         # A call waiting on the loop costs a coroutine, not a thread: many more may wait at once.
         # The call threads (HUB_MAX_IN_FLIGHT of them) take the tries that need one.
         self.max_in_flight = settings.HUB_ENGINE_MAX_IN_FLIGHT
+        self.proxied = asynchttp.proxy_configured()  # read once: the environment is the process's
 
     def start(self, delivery: Delivery, flows: FlowCache) -> tuple[Future, Callable[[Future], Outcome]]:
-        if not on_the_loop(delivery, flows):
+        if not on_the_loop(delivery, flows, proxied=self.proxied):
             return self.threads.start(delivery, flows)
         attempt = DeliveryTry(delivery, flows)
         try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, models, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 
 from common import strictjson
@@ -21,6 +21,7 @@ from hub.models import Delivery, DeliveryStatus, Event, record_of
 from hub.pipeline import clock
 from hub.pipeline.dispatch import kick_workers
 from hub.pipeline.outcomes import flows_pause_for_unreadable_secrets
+from hub.pipeline.rows import insert_rows
 from hub.pipeline.subscriptions import Subscription, subscriptions_for
 from mappings.conditions import describe_condition
 
@@ -324,40 +325,6 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
             Event.objects.filter(pk__in=duplicate_ids).update(duplicates_seen=F("duplicates_seen") + 1)
         tally.save()  # last, so the rows it adds to stay locked only until the commit
     return results
-
-
-# Field types whose values need the database's own preparation; every other column's value is
-# stored as it is (text, numbers, booleans, and foreign keys to integer keys).
-PREPARED_FIELDS = (models.JSONField, models.DateTimeField, models.UUIDField, models.DecimalField)
-
-
-def _needs_preparing(field) -> bool:
-    return isinstance(field.target_field if field.is_relation else field, PREPARED_FIELDS)
-
-
-def insert_rows(model, objects: list) -> None:
-    """INSERT model instances whose primary keys are already set or not needed afterwards: one
-    parameterised statement run for every row (psycopg pipelines them in one round trip). Ingest
-    is the hottest path: bulk_create's query compilation, and a VALUES list whose text changes
-    with the number of rows (the driver parsed it anew each time), were a large share of its CPU.
-    Values that need it go through their field's own database preparation, so JSON, UUIDs and
-    datetimes are stored exactly as the ORM would."""
-    fields = [
-        f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))
-    ]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    prepared = [(f.attname, f.get_db_prep_save if _needs_preparing(f) else None) for f in fields]
-    rows = [
-        [
-            getattr(obj, name) if prep is None else prep(getattr(obj, name), connection)
-            for name, prep in prepared
-        ]
-        for obj in objects
-    ]
-    sql = f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) VALUES ({marks})"
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
 
 
 def _existing_events(items: list[IncomingEvent]) -> dict[tuple[int, str, str], Any]:

@@ -15,6 +15,7 @@ from hub.models import Attempt, Delivery, DeliveryStatus, Flow, FlowState, Opera
 from hub.pipeline import clock
 from hub.pipeline.attempt import UNREADABLE_CREDENTIALS, FlowCache, Outcome
 from hub.pipeline.claim import relax_durability
+from hub.pipeline.rows import insert_rows
 from hub.pipeline.signals import delivery_dead_lettered
 from hub.pipeline.subscriptions import forget_subscriptions
 from hub.services.audit import audit_record
@@ -181,7 +182,8 @@ class _BatchWrite:
 
     def save(self) -> None:
         _save_outcomes(self.changed)
-        Attempt.objects.bulk_create(self.attempts)
+        if self.attempts:
+            insert_rows(Attempt, self.attempts)
         if self.links_to_save:
             RecordLink.objects.bulk_create(
                 self.links_to_save,

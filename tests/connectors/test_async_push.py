@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from connectors import asynchttp
 from connectors.base import ConnectorError
 from connectors.registry import connector_for
 from tests.sandbox_helpers import fault, sandbox_system
@@ -17,7 +18,10 @@ def one_way(system, way: str, **push):
     """What push ("thread") or apush ("loop") gives: a PushResult or the ConnectorError."""
 
     async def on_loop():
-        return await connector_for(system).apush(**push)
+        try:
+            return await connector_for(system).apush(**push)
+        finally:
+            await asynchttp.close_sessions()  # the loop ends here; its pools go with it
 
     try:
         return connector_for(system).push(**push) if way == "thread" else asyncio.run(on_loop())

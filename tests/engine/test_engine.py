@@ -154,7 +154,9 @@ def test_bad_input_is_a_4xx_that_says_why_and_stores_nothing(
     flow = hr_to_inventory_accounts(fresh_sandbox)
     engine = start_engine()
     sent = {"X-Signature": sign(flow.source_system, body), **headers}
-    answer = requests.post(f"{engine.url}/hooks/{flow.source_system.slug}/", data=body, headers=sent, timeout=30)
+    answer = requests.post(
+        f"{engine.url}/hooks/{flow.source_system.slug}/", data=body, headers=sent, timeout=30
+    )
     assert answer.status_code == status
     assert says.lower() in answer.json()["error"].lower()
     assert not Event.objects.exists()

@@ -27,7 +27,12 @@ def test_failures_that_more_calls_would_worsen_halve_it_and_others_leave_it():
     assert windows.allowed(system) == 8
     windows.record(system, succeeded=False, error_class=ErrorClass.REJECTED)  # a 4xx says nothing of load
     assert windows.allowed(system) == 8
-    for error_class in (ErrorClass.TIMEOUT, ErrorClass.RATE_LIMITED, ErrorClass.UNREACHABLE, ErrorClass.TIMEOUT):
+    for error_class in (
+        ErrorClass.TIMEOUT,
+        ErrorClass.RATE_LIMITED,
+        ErrorClass.UNREACHABLE,
+        ErrorClass.TIMEOUT,
+    ):
         windows.record(system, succeeded=False, error_class=error_class)
     assert windows.allowed(system) == 1  # never below one
 

@@ -17,7 +17,7 @@ from hub.models import Attempt, Delivery, DeliveryStatus, Event, FlowState
 from hub.pipeline import clock
 from hub.pipeline.attempt import breaker
 from hub.pipeline.claim import deliveries_claim
-from hub.pipeline.ingest import insert_rows
+from hub.pipeline.rows import insert_rows
 from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,7 +12,8 @@ from django.db import IntegrityError, transaction
 from connectors.models import SignatureEncoding, SignatureScheme
 from connectors.signatures import sign
 from hub.models import Delivery, DeliveryStatus, Event
-from hub.pipeline.ingest import _is_repeated_key, insert_rows
+from hub.pipeline.ingest import _is_repeated_key
+from hub.pipeline.rows import insert_rows
 from tests.factories import SystemFactory, api_token_for, flow_with_mapping, model_with_fields
 
 pytestmark = pytest.mark.django_db

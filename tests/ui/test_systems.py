@@ -390,7 +390,7 @@ def test_a_setting_the_browser_did_not_send_keeps_its_stored_value(admin_client,
 
 
 def test_it_shows_the_webhook_url_to_paste_and_the_signature_in_words(admin_client, crm, settings):
-    settings.HUB_PUBLIC_URL = "https://hub.example.com"
+    settings.HUB_INGEST_URL = "https://hub.example.com"  # where senders reach the webhook front door
     crm.signature_scheme = SignatureScheme.TIMESTAMPED
     crm.signature_header = "Payments-Signature"
     crm.save()

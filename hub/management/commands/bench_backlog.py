@@ -28,7 +28,7 @@ from hub.models import Attempt, Delivery, Event, Flow, FlowState, Operation, Rec
 from hub.pipeline import clock
 from hub.pipeline.claim import deliveries_claim
 from hub.pipeline.dispatch import kick_workers
-from hub.pipeline.ingest import insert_rows
+from hub.pipeline.rows import insert_rows
 from hub.services.mappings import mapping_version_save
 from mappings.models import DataModel, Field, Mapping
 
