@@ -185,11 +185,10 @@ class _BatchWrite:
         if self.attempts:
             insert_rows(Attempt, self.attempts)
         if self.links_to_save:
-            RecordLink.objects.bulk_create(
+            insert_rows(
+                RecordLink,
                 self.links_to_save,
-                update_conflicts=True,
-                unique_fields=["flow", "source_id"],
-                update_fields=["target_id", "updated_at"],
+                on_conflict=(["flow", "source_id"], ["target_id", "updated_at"]),
             )
         for flow_id, source_id in self.links_to_drop:
             RecordLink.objects.filter(flow_id=flow_id, source_id=source_id).delete()
