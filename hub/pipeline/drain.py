@@ -2,10 +2,11 @@
 
 import logging
 import os
+import queue
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -115,6 +116,8 @@ class DeliveryRun:
         self.waiting: deque[tuple[Delivery, FlowCache]] = deque()
         self.running: dict[Future, tuple[Delivery, FlowCache, Callable[[Future], Outcome]]] = {}
         self.per_target: Counter[int] = Counter()
+        self.ended: queue.SimpleQueue[Future] = queue.SimpleQueue()  # calls that ended, in order
+        self.longest_call = 0.0
         self.lease_ends: dict = {}  # claim token -> when its lease runs out (monotonic)
         self.open: Counter = Counter()  # claim token -> its deliveries not yet finished here
         self.outcomes: list[Outcome] = []
@@ -212,25 +215,37 @@ class DeliveryRun:
             self.per_target[target.pk] += 1
             future, finish = self.calls.start(delivery, flows)
             self.running[future] = (delivery, flows, finish)
+            future.add_done_callback(self.ended.put)
         self.waiting.extendleft(reversed(held_back))
 
     def keep_leases(self, starting=None) -> None:
         """Every lease must outlast the calls under way and about to start: a worker that lost its
         lease mid-call would see the delivery taken by another while its own request may still
-        create the record. Deliveries waiting their turn keep theirs too."""
-        targets = [flows.flow(d.flow_id).target_system for d, flows, _ in self.running.values()]
-        longest_call = max((call_seconds(t) for t in [*targets, starting] if t is not None), default=0.0)
+        create the record. Deliveries waiting their turn keep theirs too. The longest call is
+        that of the slowest target this run has called (it only grows, which errs on the safe side)."""
+        if starting is not None:
+            self.longest_call = max(self.longest_call, call_seconds(starting))
         for token, ends in list(self.lease_ends.items()):
-            if time.monotonic() + longest_call + 2.0 > ends:
-                seconds = max(settings.HUB_LEASE_SECONDS, longest_call * 2)
+            if time.monotonic() + self.longest_call + 2.0 > ends:
+                seconds = max(settings.HUB_LEASE_SECONDS, self.longest_call * 2)
                 leases_renew(token=token, seconds=seconds)
                 self.lease_ends[token] = time.monotonic() + seconds
 
     def collect(self, wait_seconds: float) -> None:
+        """Take in the calls that ended, waiting up to `wait_seconds` for the first. Calls report
+        to a queue as they end, so taking one in costs the same with 5 or 500 under way."""
         if not self.running:
             return
-        done, _ = wait(self.running, timeout=wait_seconds, return_when=FIRST_COMPLETED)
-        for future in done:
+        try:
+            ended = [self.ended.get(timeout=wait_seconds)]
+        except queue.Empty:
+            return
+        while True:
+            try:
+                ended.append(self.ended.get_nowait())
+            except queue.Empty:
+                break
+        for future in ended:
             delivery, flows, finish = self.running.pop(future)
             self.per_target[flows.flow(delivery.flow_id).target_system_id] -= 1
             self._finished(delivery, flows, finish(future))
