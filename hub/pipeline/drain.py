@@ -118,6 +118,7 @@ class DeliveryRun:
         self.per_target: Counter[int] = Counter()
         self.ended: queue.SimpleQueue[Future] = queue.SimpleQueue()  # calls that ended, in order
         self.longest_call = 0.0
+        self.abandoned_checked_at = float("-inf")  # deliveries whose worker died: looked for once a second
         self.lease_ends: dict = {}  # claim token -> when its lease runs out (monotonic)
         self.open: Counter = Counter()  # claim token -> its deliveries not yet finished here
         self.outcomes: list[Outcome] = []
@@ -134,7 +135,10 @@ class DeliveryRun:
 
     def claim(self, limit: int) -> int:
         """Lease up to `limit` more deliveries to this run; returns how many it got."""
-        token, batch = deliveries_claim(limit=limit)
+        abandoned_due = time.monotonic() - self.abandoned_checked_at >= 1.0
+        token, batch = deliveries_claim(limit=limit, look_for_abandoned=abandoned_due)
+        if abandoned_due:
+            self.abandoned_checked_at = time.monotonic()
         if not batch:
             return 0
         if time.monotonic() - self.flows_loaded_at > self.FLOWS_FRESH_SECONDS:
@@ -310,8 +314,11 @@ def next_due_in_seconds() -> float | None:
     return max(0.0, (min(moments) - clock.now()).total_seconds())
 
 
-# The least time between two claims of one drain (see deliveries_drain).
+# The least time between two claims of one drain while calls are under way, and while none is
+# (see deliveries_drain): under load a claim takes what arrived meanwhile; at a steady trickle an
+# event waits at most a few milliseconds for its claim.
 CLAIM_SPACING_SECONDS = 0.02
+IDLE_CLAIM_SPACING_SECONDS = 0.01
 
 
 def deliveries_drain(
@@ -364,9 +371,10 @@ def deliveries_drain(
                 room = min(run.room(), settings.HUB_CLAIM_BATCH)
                 # Claims come at most every CLAIM_SPACING_SECONDS: one claim of the work that
                 # arrived meanwhile costs less than a claim per event.
+                spacing = CLAIM_SPACING_SECONDS if run.busy() else IDLE_CLAIM_SPACING_SECONDS
                 if (
                     claim_wanted
-                    and now - last_claim_at >= CLAIM_SPACING_SECONDS
+                    and now - last_claim_at >= spacing
                     and room >= (smallest_claim if run.busy() else 1)
                 ):
                     claimed = run.claim(room)
@@ -388,7 +396,7 @@ def deliveries_drain(
                     run.flush()
                 if claim_wanted or flush_in:
                     # Work waits for the next claim, or outcomes for their write: soon.
-                    soonest = last_claim_at + CLAIM_SPACING_SECONDS - time.monotonic()
+                    soonest = last_claim_at + IDLE_CLAIM_SPACING_SECONDS - time.monotonic()
                     wait_for_work(min(x for x in (max(soonest, 0.001), flush_in or poll, poll)))
                     continue
                 if not lingering:
@@ -424,5 +432,5 @@ def _linger(*, idle_for: float, linger: float, poll: float, deadline: float) -> 
     due_in = next_due_in_seconds()
     if due_in is None or due_in > 60:
         return False
-    wait_unless_stopped(min(max(due_in, poll), 0.25, deadline - time.monotonic()))
+    wait_for_work(min(max(due_in, poll), 0.25, deadline - time.monotonic()))
     return True
