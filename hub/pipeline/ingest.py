@@ -255,8 +255,9 @@ def _published_event_problem(raw: Any, systems: dict[str, System]) -> str:
 def events_store(items: list[IncomingEvent]) -> list[IngestResult]:
     """Store events and their deliveries in one transaction; repeats of a stored key are duplicates."""
     try:
-        # A lone event skips the look-up of known keys: the unique constraint catches a repeat.
-        results = _store(items, look_up_known=len(items) > 1)
+        # No look-up of known keys first: the unique constraint catches a repeat (rare), and then
+        # the whole group is stored again with the look-up.
+        results = _store(items, look_up_known=False)
     except IntegrityError as exc:
         if not _is_repeated_key(exc):
             raise
