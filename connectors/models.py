@@ -129,8 +129,8 @@ class System(models.Model):
         null=True,
         blank=True,
         validators=[at_least(1), at_most(1000)],
-        help_text="The most calls the hub keeps waiting on this system at the same time, per worker. "
-        "Leave empty for the hub's default (HUB_MAX_IN_FLIGHT_PER_TARGET).",
+        help_text="The most calls the hub keeps waiting on this system at the same time. Leave empty for "
+        "the hub's default (the system's page shows it).",
     )
     connect_timeout = models.FloatField(
         "connect timeout (seconds)", default=3.0, validators=[at_least(0.1), at_most(60)]

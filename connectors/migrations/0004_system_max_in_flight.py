@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
             name="max_in_flight",
             field=models.PositiveSmallIntegerField(
                 blank=True,
-                help_text="The most calls the hub keeps waiting on this system at the same time, per worker. Leave empty for the hub's default (HUB_MAX_IN_FLIGHT_PER_TARGET).",
+                help_text="The most calls the hub keeps waiting on this system at the same time. Leave empty for the hub's default (the system's page shows it).",
                 null=True,
                 validators=[
                     django.core.validators.MinValueValidator(1, "Use at least %(limit_value)s."),
