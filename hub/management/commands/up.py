@@ -105,6 +105,8 @@ class Command(BaseCommand):
             **env_allowing_loopback(dict(os.environ)),
             "HUB_PUBLIC_URL": hub_url,
             "HUB_INGEST_URL": ingest_url,
+            # The engine delivers; the task workers run schedules, polls and bulk jobs: one will do.
+            "HUB_WORKERS": os.environ.get("HUB_WORKERS", "1"),
         }
         commands = []
         if not no_sandbox:
@@ -125,7 +127,7 @@ class Command(BaseCommand):
                     "--bind",
                     f"{host}:{port}",
                     "--workers",
-                    "2",
+                    os.environ.get("HUB_WEB_WORKERS", "1"),
                     "--worker-class",
                     "gthread",
                     "--threads",
