@@ -61,6 +61,13 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise CommandError(f"{url} did not come up within {timeout:.0f}s")
 
 
+def default_processes(ingest: str) -> tuple[int, int]:
+    """(task workers, web workers): with the engine, what `manage.py up` runs by default, so the
+    memory measured is the hub's as installed; with web ingest, enough for the web to take
+    webhooks and the workers to deliver them."""
+    return (1, 1) if ingest == "engine" else (2, 3)
+
+
 class Command(BaseCommand):
     help = (
         "Benchmark ingest -> mapping -> delivery end to end on loopback; prints events/s, latency, "
@@ -107,8 +114,16 @@ class Command(BaseCommand):
             help="Where webhooks go: the engine (manage.py engine, the default) or the web server; "
             "with 'web' no engine runs and the workers deliver.",
         )
-        parser.add_argument("--workers", type=int, default=2, help="django-q2 worker processes.")
-        parser.add_argument("--web-workers", type=int, default=3, help="gunicorn worker processes.")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            help="django-q2 worker processes (default: 1 with the engine, as `manage.py up` runs; 2 with --ingest web).",
+        )
+        parser.add_argument(
+            "--web-workers",
+            type=int,
+            help="gunicorn worker processes (default: 1 with the engine, as `manage.py up` runs; 3 with --ingest web).",
+        )
         parser.add_argument(
             "--timeout", type=float, default=300, help="Give up waiting after this many seconds."
         )
@@ -128,6 +143,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        workers, web_workers = default_processes(options["ingest"])
+        options["workers"] = options["workers"] or workers
+        options["web_workers"] = options["web_workers"] or web_workers
         self.check_options(options)
         self.faults = fault_shares(options["faults"]) if options["faulty"] else None
         events, batch, senders = options["events"], options["batch"], options["senders"]
@@ -249,7 +267,7 @@ class Command(BaseCommand):
             parts.append(f"rate {options['rate']:g}/s")
         if options["drain"]:
             parts.append(f"drain {options['drain']}")
-        if (options["workers"], options["web_workers"]) != (2, 3):
+        if (options["workers"], options["web_workers"]) != default_processes(options["ingest"]):
             parts.append(f"{options['workers']} workers, {options['web_workers']} web workers")
         return ", ".join(parts)
 
