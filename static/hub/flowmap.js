@@ -53,6 +53,11 @@
       }
     });
     if (line) lines.push(line);
+    // A short last word ("00") joins the line before rather than standing alone.
+    const last = lines.length - 1;
+    if (last > 0 && textWidth(`${lines[last - 1]} ${lines[last]}`, size) <= max * 1.2) {
+      lines.splice(last - 1, 2, `${lines[last - 1]} ${lines[last]}`);
+    }
     return lines;
   }
 

