@@ -113,3 +113,27 @@ def test_the_legend_is_on_the_page_and_in_the_downloaded_image(crowded_map):
     assert download.value.suggested_filename == "data-flow-map.png"
     width, height = png_size(open(download.value.path(), "rb").read())
     assert width >= map_only[0] and height > map_only[1] + 100  # a title above, the legend below
+
+
+def test_pointing_at_a_flow_label_explains_it_and_clicking_opens_the_flow(crowded_map, live_server):
+    page, flows = crowded_map
+    failing = next(f for f in flows if f.name.endswith(" 00"))
+    where = page.evaluate(
+        """(id) => {
+          const node = window.hubFlowMap.getElementById(id);
+          const map = document.getElementById("flowmap");
+          const top = map.getBoundingClientRect().top + window.scrollY;
+          window.scrollTo(0, top + node.renderedPosition().y - window.innerHeight / 2);
+          const box = map.getBoundingClientRect();
+          const at = node.renderedPosition();
+          return { x: box.left + at.x, y: box.top + at.y };
+        }""",
+        f"flow-{failing.pk}",
+    )
+    page.mouse.move(where["x"], where["y"])
+    info = page.locator("#map-info")
+    expect(info).to_contain_text(failing.name)
+    expect(info).to_contain_text("Failing")
+    expect(info).to_contain_text("Every 15 minutes")
+    page.mouse.click(where["x"], where["y"])
+    page.wait_for_url(f"{live_server.url}/flows/{failing.pk}/")
