@@ -49,3 +49,11 @@ def test_the_checks_catch_a_link_that_leads_nowhere():
     assert relative_links(text) == ["../shared/DESIGN.md", "static/screenshots/flow-map.png"]
     assert not (ROOT / "../shared/DESIGN.md").resolve().is_relative_to(ROOT)
     assert heading_anchor("Metrics and machine endpoints") == "metrics-and-machine-endpoints"
+
+
+def test_every_promise_it_cites_by_number_is_written_in_it():
+    section = README.split("## What it promises", 1)[1].split("\n#", 1)[0]
+    listed = {int(n) for n in re.findall(r"^(\d+)\. \*\*", section, flags=re.MULTILINE)}
+    cited_groups = re.findall(r"promises?\]?(?:\([^)]*\))? ((?:\d+(?:, | and )?)+)", README)
+    cited = {int(n) for group in cited_groups for n in re.findall(r"\d+", group)}
+    assert listed == set(range(1, 10)) and cited and cited <= listed
