@@ -98,21 +98,24 @@
     return found;
   }
 
-  function legData(e, leg) {
+  // How a leg looks; its ends are fixed when it is made (cytoscape moves no edge through data()).
+  function legLook(e) {
     const style = STYLES[e.health] || STYLES.idle;
-    const [from, to] = leg === "out" ? [e.source, e.id] : [e.id, e.target];
-    const reversed = backward.has(e.id);
     return {
-      id: `${e.id}-${leg}`,
-      flow: e.id,
-      source: reversed ? to : from,
-      target: reversed ? from : to,
-      url: e.url,
       color: style.color,
       line: style.line,
       dash: style.dash.length ? style.dash : [1, 0],
       width: style.width,
     };
+  }
+
+  function legData(e, leg) {
+    const [from, to] = leg === "out" ? [e.source, e.id] : [e.id, e.target];
+    const reversed = backward.has(e.id);
+    return Object.assign(
+      { id: `${e.id}-${leg}`, flow: e.id, source: reversed ? to : from, target: reversed ? from : to, url: e.url },
+      legLook(e),
+    );
   }
 
   function elements(d) {
@@ -342,7 +345,7 @@
       next.edges.forEach((e) => {
         const flow = cy.getElementById(e.id);
         flow.data(Object.assign({}, e, flowLabel(e)));
-        ["out", "in"].forEach((leg) => cy.getElementById(`${e.id}-${leg}`).data(legData(e, leg)));
+        flow.connectedEdges().data(legLook(e));
         HEALTH.forEach((state) => flow.union(flow.connectedEdges()).toggleClass(state, state === e.health));
       });
     }

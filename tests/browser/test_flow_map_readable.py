@@ -7,6 +7,7 @@ import struct
 import pytest
 from playwright.sync_api import expect
 
+from hub.models import Flow, FlowState
 from tests.factories import flows_for_map
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -137,3 +138,19 @@ def test_pointing_at_a_flow_label_explains_it_and_clicking_opens_the_flow(crowde
     expect(info).to_contain_text("Every 15 minutes")
     page.mouse.click(where["x"], where["y"])
     page.wait_for_url(f"{live_server.url}/flows/{failing.pk}/")
+
+
+def test_a_change_of_health_restyles_the_flow_without_a_reload(crowded_map, live_server):
+    page, flows = crowded_map
+    working = next(f for f in flows if f.name.endswith(" 03"))
+    page.clock.install()
+    page.goto(f"{live_server.url}/flows/map/")
+    page.wait_for_function("() => window.hubFlowMap && window.hubFlowMap.nodes('.flow').length === 40")
+    look = f"() => {{ const n = window.hubFlowMap.getElementById('flow-{working.pk}'); return [n.classes(), n.data('text')[0], n.connectedEdges()[0].data('line')]; }}"
+    classes, icon, _ = page.evaluate(look)
+    assert "ok" in classes and icon == "✓"
+    Flow.objects.filter(pk=working.pk).update(state=FlowState.PAUSED)
+    page.clock.fast_forward("00:16")
+    expect(page.locator(f'tr[data-edge="flow-{working.pk}"] .badge')).to_have_text("Paused")
+    classes, icon, line = page.evaluate(look)
+    assert "paused" in classes and "ok" not in classes and icon == "‖" and line == "dashed"
