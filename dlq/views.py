@@ -42,7 +42,7 @@ from hub.access import readers_ops_writes
 from hub.models import Attempt, Delivery, Flow, FlowState
 from hub.roles import ADMIN, OPERATORS, has_role
 from hub.services.errors import ConfigError
-from hub.templatetags.hub_format import error_text, pretty_json
+from hub.templatetags.hub_format import error_text, readable
 
 
 def _plural(n: int) -> str:
@@ -231,7 +231,7 @@ def _may_resume(user, flow: Flow) -> bool:
 
 def _detail(request: HttpRequest, letter: DeadLetter, *, status: int = 200, **forms: Any) -> HttpResponse:
     record = _source_record(letter)
-    record_text = pretty_json(record) if record is not None else "(the source record could not be read)"
+    record_text = readable(record) if record is not None else "(the source record could not be read)"
     initial_record = (
         json.dumps(record, indent=2, ensure_ascii=False, default=str) if record is not None else ""
     )
@@ -241,7 +241,6 @@ def _detail(request: HttpRequest, letter: DeadLetter, *, status: int = 200, **fo
         "letter": letter, "flow": flow, "delivery": letter.delivery,
         "error_text": error_text(letter.error_class), "record_text": record_text,
         "attempts": list(letter.delivery.attempt_log.all()),
-        "last_response_text": pretty_json(letter.last_response),
         "replay_form": forms.get("replay_form") or ReplayForm(),
         "fix_form": forms.get("fix_form") or FixReplayForm(initial={"record": initial_record}),
         "fix_fields_form": fix_fields, "fix_rows": fix_fields.rows(),

@@ -5,11 +5,10 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 
-from hub.roles import ADMIN, OPERATORS, READERS, has_role, role_needed_message, roles_of
+from hub.roles import ADMIN, OPERATORS, READERS, RoleRefused, has_role, roles_of
 
 
 def role_required(*roles: str, write_roles: tuple[str, ...] | None = None) -> Callable:
@@ -35,7 +34,7 @@ def role_required(*roles: str, write_roles: tuple[str, ...] | None = None) -> Ca
             if write_roles is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
                 allowed, what = write_roles, "This change"
             if not has_role(request.user, allowed):
-                raise PermissionDenied(role_needed_message(request.user, allowed, what=what))
+                raise RoleRefused(request.user, allowed, what=what)
             return view(request, *args, **kwargs)
 
         return wrapper

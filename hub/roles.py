@@ -4,6 +4,7 @@ only publishes events. Superusers count as admins."""
 from collections.abc import Iterable
 
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 ADMIN, OPS, AUDITOR, PUBLISHER = "admin", "ops", "auditor", "publisher"
@@ -54,6 +55,16 @@ def role_needed_message(user, allowed: Iterable[str], *, what: str = "This page"
     held = [ROLE_HOLDERS[role] for role in ROLES if role in roles_of(user)]
     who = f"You are signed in as {_either(held)}." if held else "Your account has no role yet; ask an admin."
     return f"{what} needs the {_either(needed)} role. {who}"
+
+
+class RoleRefused(PermissionDenied):
+    """A page refused for want of a role: says so in plain words and keeps which roles would have
+    been let in and which the user has, so the 403 page can point at them."""
+
+    def __init__(self, user, allowed: Iterable[str], *, what: str = "This page") -> None:
+        self.needed = [role for role in ROLES if role in set(allowed)]
+        self.held = [role for role in ROLES if role in roles_of(user)]
+        super().__init__(role_needed_message(user, allowed, what=what))
 
 
 def grant_role(user, role: str) -> None:

@@ -1,7 +1,9 @@
 """The project's URLs: the one place, with settings, that names every app."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from dlq.api import router as dead_letter_router
 
@@ -16,4 +18,6 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("", include("hub.ui.urls")),
     path("dead-letters/", include("dlq.urls")),
+    # Browsers ask for /favicon.ico whatever the page links; send them to the SVG.
+    path("favicon.ico", RedirectView.as_view(url=static("hub/favicon.svg"), permanent=True), name="favicon"),
 ]

@@ -130,3 +130,48 @@ def api_token_for(user, systems=None) -> str:
         user=user, systems=list(System.objects.all()) if systems is None else systems, actor=None
     )
     return key
+
+
+MAP_KINDS = ["crm", "accounting", "inventory", "hr", "ecommerce", "payments", "inventory", "other"]
+MAP_FLOW_NAMES = [
+    "Won deals become invoices", "New hires get accounts", "Paid orders reduce stock",
+    "Refunds reach the ledger", "Customers copied to billing", "Leavers lose access",
+    "Stock levels for the shop", "Card charges to accounting",
+]  # fmt: skip
+
+
+def flows_for_map(systems: int = 10, flows: int = 40, prefix: str = "") -> list[Flow]:
+    """`systems` systems and `flows` flows between them with names as long as real ones: parallel
+    and two-way flows, real-time and scheduled, and every health (working, failing, paused,
+    draft, no traffic yet)."""
+    from django.utils import timezone
+
+    from hub.models import Delivery, DeliveryStatus, Event, Trigger
+
+    nodes = [
+        SystemFactory(name=f"{prefix}System {n}", slug=f"{prefix}sys-{n}", kind=MAP_KINDS[n % len(MAP_KINDS)])
+        for n in range(systems)
+    ]
+    models = [model_with_fields(s, "Record", "/records", "email!") for s in nodes]
+    made = []
+    for n in range(flows):
+        source, target = n % systems, (n * 3 + 1) % systems
+        state = FlowState.PAUSED if n % 9 == 4 else FlowState.DRAFT if n % 11 == 6 else FlowState.ACTIVE
+        scheduled = n % 5 == 0
+        flow = flow_with_mapping(
+            source_model=models[source], target_model=models[target], rules=[{"target": "email", "source": "email"}],
+            name=f"{prefix}{MAP_FLOW_NAMES[n % len(MAP_FLOW_NAMES)]} {n:02d}",
+            event_type="*" if scheduled else f"record.e{n % 4}", state=state,
+            trigger=Trigger.SCHEDULED if scheduled else Trigger.REALTIME,
+            schedule_minutes=15 if scheduled else None,
+        )  # fmt: skip
+        if state == FlowState.ACTIVE and n % 3 == 0:
+            event = Event.objects.create(
+                system=nodes[source], event_type="x", idempotency_key=f"{prefix}k{n}", payload={}
+            )
+            status = DeliveryStatus.RETRYING if n % 6 == 0 else DeliveryStatus.SUCCEEDED
+            Delivery.objects.create(
+                event=event, flow=flow, record_key="r", status=status, finished_at=timezone.now()
+            )
+        made.append(flow)
+    return made

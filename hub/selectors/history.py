@@ -10,7 +10,7 @@ by the trigram GIN index of migration 0004; SQLite scans the payload text.
 import base64
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import batched
 from typing import Any
@@ -134,27 +134,6 @@ def history_page(filters: HistoryFilters, *, after: str = "", size: int = PAGE_S
 # --------------------------------------------------------------------------------------------------
 # One event, all of it
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Exchange:
-    """An attempt's request or response summary, readable: headers apart, the body parsed when it
-    is JSON (so it is shown indented, not as an escaped string inside JSON)."""
-
-    head: dict[str, Any] = field(default_factory=dict)
-    body: Any = None
-    body_is_json: bool = False
-
-    @classmethod
-    def of(cls, summary: dict | None) -> "Exchange":
-        summary = dict(summary or {})
-        body = summary.pop("body", None)
-        if isinstance(body, str) and body.strip()[:1] in ("{", "["):
-            try:
-                return cls(head=summary, body=json.loads(body), body_is_json=True)
-            except ValueError:
-                pass
-        return cls(head=summary, body=body, body_is_json=not isinstance(body, str))
 
 
 def event_history(pk: UUID) -> Event | None:

@@ -3,7 +3,22 @@ page or, for an HTMX request, a short notice the page shows without losing its p
 
 from django.shortcuts import render
 
+from hub.roles import ROLE_LABELS, ROLES
+
 DEFAULT_MESSAGE = "Your role does not allow this."
+
+
+def role_rows(*, needed: list[str], held: list[str]) -> list[dict]:
+    """Every role with what it may do, marked where this page needs it and where the user has it."""
+    return [
+        {
+            "label": ROLE_LABELS[role],
+            "does": ROLES[role].split(": ", 1)[1].capitalize(),
+            "needed": role in needed,
+            "held": role in held,
+        }
+        for role in ROLES
+    ]
 
 
 def permission_denied(request, exception=None):
@@ -14,4 +29,6 @@ def permission_denied(request, exception=None):
         response["HX-Retarget"] = "#toasts"
         response["HX-Reswap"] = "beforeend"
         return response
-    return render(request, "403.html", {"message": message}, status=403)
+    needed, held = getattr(exception, "needed", []), getattr(exception, "held", [])
+    context = {"message": message, "roles": role_rows(needed=needed, held=held), "needed": needed}
+    return render(request, "403.html", context, status=403)

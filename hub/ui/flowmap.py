@@ -1,7 +1,8 @@
-"""The data-flow map: every system as a node, every flow as a directed edge coloured by health.
+"""The data-flow map: every system as a node, every flow as a labelled arrow between two systems,
+styled by health (colour, line style and an icon, so no state is told by colour alone).
 
 The page draws the picture in the browser (static/hub/flowmap.js, cytoscape + dagre) from the
-JSON below, and asks for it again every 15 seconds so the colours follow the flows' health.
+JSON below, and asks for it again every 15 seconds so the styles follow the flows' health.
 """
 
 from typing import Any
@@ -19,14 +20,25 @@ from hub.services.flows import schedule_short
 from hub.ui.flows import consistency
 
 REFRESH_SECONDS = 15
+# Beside each flow's name on the map and in its legend (the page's and the downloaded image's).
+HEALTH_ICONS = {"ok": "✓", "failing": "✕", "paused": "‖", "silent": "⚠", "draft": "✎", "idle": "○"}
+
+
+def flow_frequency(flow: Flow) -> str:
+    """'real-time', 'every 15 min', 'weekdays 02:00'."""
+    return schedule_short(trigger=flow.trigger, minutes=flow.schedule_minutes, cron=flow.schedule_cron)
 
 
 def edge_label(flow: Flow) -> str:
-    """'deal.won · real-time', 'every 15 min', 'employee.hired · weekdays 02:00'."""
-    frequency = schedule_short(trigger=flow.trigger, minutes=flow.schedule_minutes, cron=flow.schedule_cron)
+    """What the map writes on a flow's arrow: 'Won deals reduce stock · real-time'."""
+    return f"{flow.name} · {flow_frequency(flow)}"
+
+
+def event_words(flow: Flow) -> str:
+    """'deal.won', 'any event', or 'a poll' for a scheduled flow that takes every record."""
     if flow.event_type in ("", "*"):
-        return frequency if flow.trigger == Trigger.SCHEDULED else f"any event · {frequency}"
-    return f"{flow.event_type} · {frequency}"
+        return "a poll" if flow.trigger == Trigger.SCHEDULED else "any event"
+    return flow.event_type
 
 
 def map_data() -> dict[str, Any]:
@@ -55,11 +67,13 @@ def map_data() -> dict[str, Any]:
             "target": f"system-{flow.target_system_id}",
             "name": flow.name,
             "label": edge_label(flow),
-            "event": flow.event_type,
+            "frequency": flow_frequency(flow),
+            "event": event_words(flow),
             "consistency": consistency(flow),
             "what": f"{flow.source_model.name} → {flow.get_operation_display().lower()} {flow.target_model.name}",
             "health": row.state,
             "health_label": row.label,
+            "icon": HEALTH_ICONS[row.state],
             "reason": row.reason,
             "succeeded": row.succeeded,
             "failed": row.failed,
@@ -71,7 +85,10 @@ def map_data() -> dict[str, Any]:
         "refresh_seconds": REFRESH_SECONDS,
         "nodes": nodes,
         "edges": edges,
-        "legend": [{"state": state, "label": label} for state, label in HEALTH_LABELS.items()],
+        "legend": [
+            {"state": state, "label": label, "icon": HEALTH_ICONS[state]}
+            for state, label in HEALTH_LABELS.items()
+        ],
     }
 
 

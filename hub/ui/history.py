@@ -14,7 +14,6 @@ from hub.models import DeliveryStatus
 from hub.selectors.exports import FORMATS, export_chunks
 from hub.selectors.history import (
     EXPORT_COLUMNS,
-    Exchange,
     event_history,
     history_export_rows,
     history_page,
@@ -94,10 +93,7 @@ def history_event(request: HttpRequest, pk: UUID) -> HttpResponse:
         raise Http404("No such event.")
     deliveries = list(event.deliveries.all())
     for delivery in deliveries:
-        delivery.tries = [
-            (attempt, Exchange.of(attempt.request), Exchange.of(attempt.response))
-            for attempt in delivery.attempt_log.all()
-        ]
+        delivery.tries = list(delivery.attempt_log.all())
         delivery.letters = list(delivery.dead_letters.all())
         delivery.filtered_out = delivery.status == DeliveryStatus.SKIPPED
     context = {"event": event, "deliveries": deliveries}

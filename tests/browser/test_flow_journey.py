@@ -89,9 +89,9 @@ def test_it_creates_a_real_time_flow_sees_it_on_the_map_and_watches_an_event_arr
     enable_on_detail_page(page, live_server, flow)
 
     page.goto(f"{live_server.url}/flows/map/")
-    page.wait_for_function("() => window.hubFlowMap && window.hubFlowMap.edges().length === 1")
-    label = page.evaluate("() => window.hubFlowMap.edges()[0].data('label')")
-    assert label == "employee.hired · real-time"
+    page.wait_for_function("() => window.hubFlowMap && window.hubFlowMap.nodes('.flow').length === 1")
+    label = page.evaluate("() => window.hubFlowMap.nodes('.flow')[0].data('label')")
+    assert label == "New hires get inventory accounts · real-time"
     with page.expect_download() as download:
         page.get_by_role("button", name="Download image").click()
     assert download.value.suggested_filename == "data-flow-map.png"
@@ -154,7 +154,7 @@ def test_it_lets_an_auditor_look_but_not_change(
         expect(page.get_by_role("button", name=button, exact=True)).to_have_count(0)
     expect(page.get_by_role("link", name="Edit")).to_have_count(0)
     page.goto(f"{live_server.url}/flows/map/")
-    page.wait_for_function("() => window.hubFlowMap && window.hubFlowMap.edges().length === 1")
+    page.wait_for_function("() => window.hubFlowMap && window.hubFlowMap.nodes('.flow').length === 1")
     status = page.evaluate("""async (url) => {
         const csrf = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] || "";
         const response = await fetch(url, {method: "POST", headers: {"X-CSRFToken": csrf}});

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from io import StringIO
@@ -545,6 +546,25 @@ def test_a_refused_page_says_which_role_it_needs(personas):
     assert response.status_code == 403
     assert "This page needs the Admin role. You are signed in as an Auditor." in page
     assert "Sign out" in page and "ask an admin to change your role" in page
+
+
+def test_a_refused_page_marks_the_roles_that_open_it_and_the_users_own(personas):
+    auditor = Client()
+    auditor.force_login(personas["auditor"])
+    page = auditor.get(reverse("hub-users")).content.decode()
+    rows = {
+        name: mark for mark, name in re.findall(r'<tr( class="needed")?>\s*<th scope="row">(\w+)</th>', page)
+    }
+    assert rows == {"Admin": ' class="needed"', "Ops": "", "Auditor": "", "Publisher": ""}
+    admin_row = page.split('<th scope="row">Admin</th>', 1)[1].split("</tr>", 1)[0]
+    auditor_row = page.split('<th scope="row">Auditor</th>', 1)[1].split("</tr>", 1)[0]
+    assert "needed here" in admin_row and "your role" not in admin_row
+    assert "your role" in auditor_row and "needed here" not in auditor_row
+    assert "Configures systems, models, mappings and flows" in admin_row
+    outsider = Client()
+    outsider.force_login(personas["outsider"])
+    page = outsider.get(reverse("home")).content.decode()
+    assert page.count("needed here") == 3 and "your role</span>" not in page  # any reader role opens it
 
 
 def test_a_refused_change_names_the_roles_that_may_make_it(personas):

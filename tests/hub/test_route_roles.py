@@ -67,6 +67,7 @@ PUBLIC = {
     "readyz": "load-balancer probe: names missing dependencies, details only to admins",
     "metrics": "Prometheus: from loopback, with its bearer token, or a reader's session (metrics_allowed)",
     "hooks-receive": "vendors' webhooks, authenticated by their signature (hub.pipeline.ingest)",
+    "favicon": "the hub's icon, which browsers ask for before anyone signs in",
 }
 # Any signed-in account may read the API's description: it holds no data, and a publisher needs
 # the contract it publishes against. The only reads a publisher is not refused.
@@ -540,6 +541,7 @@ def test_public_routes(world, tally):
     assert anonymous.get(reverse("metrics"), headers={"X-Forwarded-For": "10.0.0.7"}).status_code == 401
     assert anonymous.get(reverse("login")).status_code == 200
     assert anonymous.get("/static/hub/toasts.js").status_code == 200
+    assert anonymous.get(reverse("favicon")).status_code == 301
     assert anonymous.post(reverse("login"), {}).status_code == 200  # the form again, with its errors
     hook = reverse("hooks-receive", kwargs={"slug": world["system"].slug})
     assert anonymous.get(hook).status_code == 405
@@ -551,7 +553,7 @@ def test_public_routes(world, tally):
             200 if persona == "auditor" else 401
         ), persona
     assert row_counts() == before
-    tally.requests += 14
+    tally.requests += 15
 
 
 def test_signing_out_ends_only_the_callers_session(world):

@@ -9,41 +9,10 @@ from django.utils import timezone
 
 from hub.models import Delivery, DeliveryStatus, Event, FlowState, Trigger
 from hub.ui.flowmap import edge_label
-from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
+from tests.factories import SystemFactory, flow_with_mapping, flows_for_map, model_with_fields
 
 pytestmark = pytest.mark.django_db
 RULES = [{"target": "email", "source": "email"}]
-KINDS = ["crm", "accounting", "inventory", "hr", "ecommerce", "payments", "inventory", "other"]
-
-
-def map_fixture(systems: int = 8, flows: int = 30, prefix: str = "") -> list:
-    """`systems` systems and `flows` flows between them, with parallel and two-way flows and every health."""
-    nodes = [
-        SystemFactory(name=f"{prefix}System {n}", slug=f"{prefix}sys-{n}", kind=KINDS[n % len(KINDS)])
-        for n in range(systems)
-    ]
-    models = [model_with_fields(s, "Record", "/records", "email!") for s in nodes]
-    made = []
-    for n in range(flows):
-        source, target = n % systems, (n * 3 + 1) % systems
-        state = FlowState.PAUSED if n % 9 == 4 else FlowState.DRAFT if n % 11 == 6 else FlowState.ACTIVE
-        scheduled = n % 5 == 0
-        flow = flow_with_mapping(
-            source_model=models[source], target_model=models[target], rules=RULES, name=f"{prefix}Flow {n:02d}",
-            event_type="*" if scheduled else f"record.e{n % 4}", state=state,
-            trigger=Trigger.SCHEDULED if scheduled else Trigger.REALTIME,
-            schedule_minutes=15 if scheduled else None,
-        )  # fmt: skip
-        if state == FlowState.ACTIVE and n % 3 == 0:
-            event = Event.objects.create(
-                system=nodes[source], event_type="x", idempotency_key=f"{prefix}k{n}", payload={}
-            )
-            status = DeliveryStatus.RETRYING if n % 6 == 0 else DeliveryStatus.SUCCEEDED
-            Delivery.objects.create(
-                event=event, flow=flow, record_key="r", status=status, finished_at=timezone.now()
-            )
-        made.append(flow)
-    return made
 
 
 @pytest.fixture
@@ -83,10 +52,12 @@ def test_it_describes_systems_and_flows_with_health_in_the_json(client, personas
     assert nodes[f"system-{inventory.pk}"]["kind"] == "Inventory"
     edges = {e["name"]: e for e in data["edges"]}
     assert edges["Won deals reduce stock"] | {
-        "source": f"system-{crm.pk}", "target": f"system-{inventory.pk}", "label": "deal.won · real-time",
-        "health": "ok", "url": reverse("flows-detail", args=[won.pk]), "succeeded": 1,
+        "source": f"system-{crm.pk}", "target": f"system-{inventory.pk}",
+        "label": "Won deals reduce stock · real-time", "frequency": "real-time", "event": "deal.won",
+        "health": "ok", "icon": "✓", "url": reverse("flows-detail", args=[won.pk]), "succeeded": 1,
     } == edges["Won deals reduce stock"]  # fmt: skip
-    assert edges["Sweep"]["label"] == "every 15 min" and edges["Sweep"]["health"] == "paused"
+    assert edges["Sweep"]["label"] == "Sweep · every 15 min" and edges["Sweep"]["health"] == "paused"
+    assert edges["Sweep"]["event"] == "a poll" and edges["Sweep"]["icon"] == "‖"
     assert {item["state"] for item in data["legend"]} == {
         "ok",
         "failing",
@@ -105,25 +76,37 @@ def test_it_links_nodes_to_the_system_pages(client, personas, pipeline):
     assert node["url"] == reverse("connectors-detail", args=[crm.pk])
 
 
-def test_it_labels_edges_with_event_frequency_and_consistency(pipeline):
+def test_it_labels_edges_with_the_flow_name_and_its_consistency(pipeline):
     _, _, won, sweep = pipeline
-    assert edge_label(won) == "deal.won · real-time"
-    assert edge_label(sweep) == "every 15 min"
-    sweep.event_type, sweep.schedule_minutes, sweep.schedule_cron = "deal.won", None, "0 2 * * 1-5"
-    assert edge_label(sweep) == "deal.won · weekdays 02:00"
-    won.event_type = "*"
-    assert edge_label(won) == "any event · real-time"
+    assert edge_label(won) == "Won deals reduce stock · real-time"
+    assert edge_label(sweep) == "Sweep · every 15 min"
+    sweep.schedule_minutes, sweep.schedule_cron = None, "0 2 * * 1-5"
+    assert edge_label(sweep) == "Sweep · weekdays 02:00"
+
+
+def test_every_health_has_its_own_icon_in_the_legend(client, personas, pipeline):
+    client.force_login(personas["auditor"])
+    legend = client.get(reverse("flows-map-data")).json()["legend"]
+    icons = {item["state"]: item["icon"] for item in legend}
+    assert len(set(icons.values())) == len(icons) == 6
+    assert icons["draft"] != icons["idle"]
+    page = client.get(reverse("flows-map")).content.decode()
+    for item in legend:
+        assert (
+            f'<span class="swatch {item["state"]}" data-state="{item["state"]}"><span class="swatch-icon" '
+            f'aria-hidden="true">{item["icon"]}</span>{item["label"]}</span>'
+        ) in page
 
 
 def test_it_draws_eight_systems_and_thirty_flows_in_a_fixed_number_of_queries(
     client, personas, django_assert_max_num_queries
 ):
     client.force_login(personas["ops"])
-    map_fixture(systems=2, flows=3, prefix="small-")
+    flows_for_map(systems=2, flows=3, prefix="small-")
     client.get(reverse("flows-map-data"))
     with django_assert_max_num_queries(10) as few:
         client.get(reverse("flows-map-data"))
-    flows = map_fixture(systems=8, flows=30)
+    flows = flows_for_map(systems=8, flows=30)
     with django_assert_max_num_queries(len(few.captured_queries)):
         data = client.get(reverse("flows-map-data")).json()
     with django_assert_max_num_queries(len(few.captured_queries) + 1):
