@@ -45,13 +45,14 @@ from hub.ui.forms.flows import (
     FlowEditForm,
     NameStepForm,
     RetryFields,
+    SourceModelForm,
     SourceStepForm,
     SpecImportForm,
     TargetStepForm,
     TimingFields,
     TimingStepForm,
     filter_parse,
-    unknown_filter_fields,
+    filter_problems,
 )
 from mappings.conditions import describe_condition
 from mappings.models import DataModel
@@ -132,7 +133,7 @@ def _step_form(number: int, state: dict, data: Any = None) -> Any:
     form_class = STEPS[number - 1][1]
     stored = state.get(str(number))
     kwargs: dict[str, Any] = {}
-    if issubclass(form_class, TimingFields):
+    if issubclass(form_class, SourceModelForm):
         kwargs["source_model"] = _source_model(state)
     if data is not None:
         return form_class(data, **kwargs)
@@ -188,7 +189,7 @@ def _filter_echo(text: str, model: DataModel | None) -> dict[str, Any]:
         "text": text.strip(),
         "error": error,
         "described": describe_condition(cond) if cond else "",
-        "unknown": unknown_filter_fields(cond, model),
+        "problems": filter_problems(cond, model),
         "model": model,
     }
 

@@ -257,7 +257,38 @@ def test_it_reads_the_filter_back_in_plain_words_as_the_admin_types(client, pers
     url = reverse("flows-add") + "?partial=filter-echo&filter_text=department+%3D+Operations+and+titel+exists"
     page = client.get(url, headers=HTMX).content.decode()
     assert "department is &quot;Operations&quot; and titel exists" in page
-    assert "Employee has no field named <code>titel</code>" in page
+    assert (
+        'role="alert">There is no field &quot;titel&quot;, so no record would pass. '
+        "Check the spelling against the fields listed below." in page
+    )
+
+
+def test_it_flags_a_typo_with_the_closest_field_and_an_impossible_comparison_as_the_admin_types(
+    client, personas, employee, account
+):
+    as_user(client, personas, "admin")
+    walk_to(client, 3, employee, account)
+    url = reverse("flows-add") + "?partial=filter-echo&filter_text=emial+exists+and+updated_at+%3E+soon"
+    page = client.get(url, headers=HTMX).content.decode()
+    assert "There is no field &quot;emial&quot;, so no record would pass. Did you mean email?" in page
+    assert "updated_at is a date and time (ISO 8601), so it is never greater than &quot;soon&quot;." in page
+
+
+def test_it_refuses_a_filter_with_an_unknown_field_in_the_wizard_and_on_the_edit_page(
+    client, personas, employee, account, flow
+):
+    as_user(client, personas, "admin")
+    walk_to(client, 3, employee, account)
+    response = wizard(client, 4, filter_text="departmnt = Operations")
+    assert response.status_code == 200  # the step again, not the next one
+    assert "Did you mean department?" in response.content.decode()
+    assert wizard(client, 4, filter_text="department = Operations").status_code == 302
+
+    response = client.post(reverse("flows-edit", args=[flow.pk]), edit_data(filter_text="departmnt = Sales"))
+    assert response.status_code == 200
+    assert "Did you mean department?" in response.content.decode()
+    flow.refresh_from_db()
+    assert flow.filter is None
 
 
 def test_it_refreshes_the_model_list_and_event_suggestions_when_a_system_is_picked(
