@@ -82,6 +82,10 @@ def test_it_shows_the_detail_without_secrets(letter, personas):
     assert "Ann" in page and "Lee1" in page  # the source record
     assert "inv-demo-key" not in page
     assert "Fix and replay" not in page  # no actions for auditors
+    # The plain sentence with the next step, never the raw class name beside it, nor ".:".
+    assert "Correct the rule in the field mapper, or correct the record, then replay it." in page
+    assert "mapping_error" not in page.replace('value="mapping_error"', "")
+    assert "record.:" not in page
 
 
 def test_it_shows_every_attempt_with_its_summary(fresh_sandbox, personas):
