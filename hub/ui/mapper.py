@@ -62,6 +62,7 @@ def _fields_json(model: DataModel) -> list[dict]:
             "type_label": TYPE_LABELS.get(field.type, field.type),
             "required": field.required,
             "description": field.description,
+            "unit": field.unit,
         }
         for field in model.fields.all()
     ]

@@ -226,6 +226,9 @@
     return h("span", { class: "path" }, cut > 0 ? h("span", { class: "parent" }, path.slice(0, cut + 1)) : null, path.slice(cut + 1));
   }
 
+  /** "amount — in cents": what a value counts, where the data model says so. */
+  const unitLabel = (field) => (field.unit ? h("span", { class: "field-unit" }, `— ${field.unit}`) : null);
+
   const slug = (text) => text.replace(/[^A-Za-z0-9_-]+/g, "_");
 
   function announce(message) {
@@ -254,7 +257,7 @@
           "aria-pressed": CAN_EDIT ? String(state.selected === field.path) : null,
           title: field.description || null,
         },
-        h("span", { class: "field-name" }, pathLabel(field.path), h("span", { class: "type" }, field.type_label)),
+        h("span", { class: "field-name" }, pathLabel(field.path), h("span", { class: "type" }, field.type_label), unitLabel(field)),
         h("span", { class: "sample-value" })
       );
       sourceEls.set(field.path, node);
@@ -327,7 +330,7 @@
         title: field.description || null,
       },
       h("span", { class: "req-marker", "aria-hidden": "true", title: field.required ? "Required" : null }),
-      h("span", { class: "field-name" }, pathLabel(field.path), h("span", { class: "type" }, field.type_label)),
+      h("span", { class: "field-name" }, pathLabel(field.path), h("span", { class: "type" }, field.type_label), unitLabel(field)),
       field.required ? h("span", { class: "req-word" }, "required") : null
     );
     const head = h(
