@@ -348,7 +348,7 @@ def _step_context(step: int, form: Any, done: list, source_model: DataModel | No
         return {"preview": schedule_preview(form), **webhook}
     if step == 4 and source_model is not None:
         return {
-            "source_fields": [f.path for f in source_model.fields.all()],
+            "source_fields": list(source_model.fields.all()),
             "echo": _filter_echo(form["filter_text"].value() or "", source_model),
         }
     if step == 5 and len(done) >= 4:
@@ -505,7 +505,7 @@ def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "preview": schedule_preview(form), **_webhook_context(flow.source_system),
         "retry": _retry_preview(form, flow),
         "structured_filter": describe_condition(flow.filter) if text_form is None else "",
-        "source_fields": [f.path for f in flow.source_model.fields.all()],
+        "source_fields": list(flow.source_model.fields.all()),
         "echo": _filter_echo(form["filter_text"].value() or "", flow.source_model),
     })  # fmt: skip
 

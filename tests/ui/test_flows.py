@@ -274,6 +274,14 @@ def test_it_flags_a_typo_with_the_closest_field_and_an_impossible_comparison_as_
     assert "updated_at is a date and time (ISO 8601), so it is never greater than &quot;soon&quot;." in page
 
 
+def test_the_filter_step_lists_the_source_fields_with_their_units(client, personas, employee, account):
+    employee.fields.filter(path="updated_at").update(unit="UTC")
+    as_user(client, personas, "admin")
+    walk_to(client, 3, employee, account)
+    page = client.get(f"{reverse('flows-add')}?step=4").content.decode()
+    assert '<code>updated_at</code> <span class="field-unit">(UTC)</span>' in page
+
+
 def test_it_refuses_a_filter_with_an_unknown_field_in_the_wizard_and_on_the_edit_page(
     client, personas, employee, account, flow
 ):
