@@ -279,7 +279,7 @@ def test_the_filter_step_lists_the_source_fields_with_their_units(client, person
     as_user(client, personas, "admin")
     walk_to(client, 3, employee, account)
     page = client.get(f"{reverse('flows-add')}?step=4").content.decode()
-    assert '<code>updated_at</code> <span class="field-unit">(UTC)</span>' in page
+    assert '<code>updated_at</code> <span class="field-unit">— UTC</span>' in page
 
 
 def test_it_refuses_a_filter_with_an_unknown_field_in_the_wizard_and_on_the_edit_page(
