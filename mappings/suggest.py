@@ -17,6 +17,7 @@ _SEPARATOR = re.compile(r"[^A-Za-z0-9]+")
 
 NAME_WORDS = {"name", "fullname", "displayname", "contactname", "customername", "personname"}
 ID_ENDINGS = {"id", "ref", "reference"}
+UNIT_WORDS = {"minor", "cents", "cent", "pence", "penny"}
 ID_TARGET_WORDS = {"external", "source", "origin", "foreign", "remote"}
 
 
@@ -28,9 +29,16 @@ class Suggestion:
     rule: dict[str, Any]
     why: str
     same_named: bool
+    source_label: str = ""  # the source side in words, when it is more than one field
 
     def as_json(self) -> dict[str, Any]:
-        return {"target": self.target, "rule": self.rule, "why": self.why, "same_named": self.same_named}
+        return {
+            "target": self.target,
+            "rule": self.rule,
+            "why": self.why,
+            "same_named": self.same_named,
+            "source_label": self.source_label or self.rule.get("source", ""),
+        }
 
 
 def words_of(path: str) -> tuple[str, ...]:
@@ -105,7 +113,9 @@ def _joined_name(target: str, sources: list[FieldSpec]) -> Suggestion | None:
         "source": first.path,
         "transforms": [{"name": "concat", "options": {"paths": [last.path], "separator": " "}}],
     }
-    return Suggestion(target, rule, f"{first.path} and {last.path} joined with a space", False)
+    return Suggestion(
+        target, rule, "the first and last name, joined with a space", False, f"{first.path} + {last.path}"
+    )
 
 
 def _is_id_like(words: tuple[str, ...], owner_words: set[str]) -> bool:
@@ -123,7 +133,6 @@ def _likely(
     joined = "".join(words)
     if target.type in CONTAINERS:
         return None
-    found: FieldSpec | None = None
     if "email" in words or joined.endswith("email"):
         found = _find(sources, lambda w: "email" in w or "".join(w).endswith("email"))
         why = "both are an email address"
@@ -135,9 +144,28 @@ def _likely(
     elif _is_id_like(words, owner_words):
         found = next((spec for spec in sources if spec.path == id_path), None)
         why = f"{id_path} identifies the source record, so the target keeps where it came from"
+    else:
+        found = _same_money(target, sources)
+        why = f"the same amount, both {target.unit}"
     if found is None:
         return None
     return Suggestion(target.path, {"target": target.path, "source": found.path}, why, False)
+
+
+def _same_money(target: FieldSpec, sources: list[FieldSpec]) -> FieldSpec | None:
+    """The source field named like the target but for a unit word, in the same unit: an "amount"
+    in cents for an "amount_minor" in cents."""
+    bare = tuple(word for word in words_of(target.path) if word not in UNIT_WORDS)
+    if not target.unit or not bare:
+        return None
+    return _best(
+        [
+            spec
+            for spec in sources
+            if spec.unit == target.unit
+            and tuple(word for word in words_of(spec.path) if word not in UNIT_WORDS) == bare
+        ]
+    )
 
 
 def mapping_suggestions(

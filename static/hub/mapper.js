@@ -650,16 +650,15 @@
     el.matchButton.hidden = !sameNamed;
     el.matchButton.textContent = `Match same-named fields (${sameNamed})`;
     el.suggestionList.replaceChildren(
-      ...open.map((s) => {
-        const description = describeRule(fromEngineRule(s.rule));
-        return h(
+      ...open.map((s) =>
+        h(
           "li",
           { class: "suggestion" },
-          h("span", { class: "suggestion-pair" }, h("strong", {}, s.target), " ← ", description),
+          h("span", { class: "suggestion-pair" }, h("strong", {}, s.target), " ← ", s.source_label),
           h("span", { class: "help" }, s.why),
-          h("button", { type: "button", class: "small", dataset: { accept: s.target }, "aria-label": `Use ${description} for ${s.target}` }, "Use")
-        );
-      })
+          h("button", { type: "button", class: "small", dataset: { accept: s.target }, "aria-label": `Use ${s.source_label} for ${s.target}` }, "Use")
+        )
+      )
     );
   }
 
@@ -671,7 +670,7 @@
     changed({ all: true });
     announce(
       suggestions.length === 1
-        ? `Connected ${describeRule(fromEngineRule(suggestions[0].rule))} to ${suggestions[0].target}.`
+        ? `Connected ${suggestions[0].source_label} to ${suggestions[0].target}.`
         : `Connected ${suggestions.length} fields: ${suggestions.map((s) => s.target).join(", ")}.`
     );
   }
@@ -1074,10 +1073,9 @@
       failing ? `${failing} rule${failing === 1 ? " has a problem" : "s have problems"}: see the red notes beside ${failing === 1 ? "it" : "them"}.` : null,
       missing.length ? `The target would refuse this record: ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} required but not mapped yet.` : null,
     ].filter(Boolean);
-    el.problems.replaceChildren(
-      ...problems.map((text) => h("p", { class: "field-error" }, text)),
-      preview && !problems.length ? h("p", { class: "ok-line" }, "Every rule ran without a problem, and every required field is filled.") : null
-    );
+    const verdict = problems.map((text) => h("p", { class: "field-error" }, text));
+    if (preview && !problems.length) verdict.push(h("p", { class: "ok-line" }, "Every rule ran without a problem, and every required field is filled."));
+    el.problems.replaceChildren(...verdict);
     renderSourceValues();
     updateAllRows();
     scheduleDraw();

@@ -156,11 +156,8 @@ def test_it_matches_same_named_fields_and_takes_a_suggested_pair_in_one_click(si
     expect(page.get_by_role("button", name=re.compile("Match same-named fields"))).to_be_hidden()
 
     suggestions = page.locator("#suggestion-list")
-    expect(suggestions).to_contain_text("full_name ← firstName › Combine with other fields")
-    page.get_by_role(
-        "button",
-        name="Use firstName › Combine with other fields (fields: lastName; separator:  ) for full_name",
-    ).click()
+    expect(suggestions).to_contain_text("full_name ← firstName + lastName")
+    page.get_by_role("button", name="Use firstName + lastName for full_name").click()
     expect(page.locator("#preview-output")).to_contain_text('"full_name": "Ann Lee"')
     page.get_by_role("button", name="Use id for external_id").click()
     expect(page.locator("#preview-output")).to_contain_text('"external_id": "c_7"')

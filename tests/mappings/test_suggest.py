@@ -66,6 +66,8 @@ def test_it_suggests_a_full_name_or_first_and_last_joined():
         "source": "firstName",
         "transforms": [{"name": "concat", "options": {"paths": ["lastName"], "separator": " "}}],
     }
+    [offered] = mapping_suggestions(sources=fields("firstName", "lastName"), targets=fields("name"))
+    assert offered.as_json()["source_label"] == "firstName + lastName"
     # A first name alone is not a name to fill from a full name.
     assert rules_by_target(fields("full_name"), fields("first_name")) == {}
 
@@ -90,3 +92,15 @@ def test_it_leaves_the_target_own_id_to_the_target():
     found = rules_by_target(fields("id", "email"), fields("id", "email"), target_id_path="id")
     assert list(found) == ["email"]
     assert "number" not in rules_by_target(fields("number"), fields("number"), target_id_path="number")
+
+
+def test_it_suggests_the_same_amount_in_the_same_unit_under_a_name_that_spells_the_unit_out():
+    cents = "in cents (minor units)"
+    sources = [FieldSpec("amount", "integer", unit=cents), FieldSpec("fee", "number")]
+    targets = [
+        FieldSpec("amount_minor", "integer", unit=cents),
+        FieldSpec("fee_minor", "integer", unit=cents),
+    ]
+    [found] = mapping_suggestions(sources=sources, targets=targets)
+    assert (found.target, found.rule["source"], found.same_named) == ("amount_minor", "amount", False)
+    assert found.why == "the same amount, both in cents (minor units)"
