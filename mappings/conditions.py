@@ -271,6 +271,13 @@ def check_condition_fields(cond: Any, fields: list[FieldSpec]) -> list[FilterPro
     return list(dict.fromkeys(problems))
 
 
+def condition_units(cond: Any, fields: list[FieldSpec]) -> list[str]:
+    """What the values a condition compares count, where the model says: "amount is in cents (minor units)"."""
+    units = {spec.path: spec.unit for spec in fields if spec.unit}
+    paths = dict.fromkeys(c.get("path") for c in _comparisons(cond) if c.get("op") not in WITHOUT_VALUE)
+    return [f"{path} is {units[path]}" for path in paths if path in units]
+
+
 def _comparisons(cond: Any) -> Iterator[dict]:
     if not isinstance(cond, dict):
         return

@@ -53,6 +53,7 @@ from hub.ui.forms.flows import (
     TimingStepForm,
     filter_parse,
     filter_problems,
+    filter_units,
 )
 from mappings.conditions import describe_condition
 from mappings.models import DataModel
@@ -190,6 +191,7 @@ def _filter_echo(text: str, model: DataModel | None) -> dict[str, Any]:
         "error": error,
         "described": describe_condition(cond) if cond else "",
         "problems": filter_problems(cond, model),
+        "units": filter_units(cond, model),
         "model": model,
     }
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mappings.conditions import check_condition_fields, parse_condition_text
+from mappings.conditions import check_condition_fields, condition_units, parse_condition_text
 from mappings.schema import FieldSpec
 
 DEAL = [
@@ -93,3 +93,10 @@ def test_impossible_comparisons_are_explained_and_are_not_unknown_fields(text, m
         assert found[0][2] is True
         return
     assert found == [(text.split()[0], message, False)]
+
+
+def test_it_says_what_compared_values_count_where_the_model_knows():
+    fields = [FieldSpec("amount", "integer", unit="in cents (minor units)"), FieldSpec("paid", "boolean")]
+    cond = parse_condition_text("amount > 10000 and amount < 50000 and paid = true")
+    assert condition_units(cond, fields) == ["amount is in cents (minor units)"]
+    assert condition_units(parse_condition_text("amount exists"), fields) == []

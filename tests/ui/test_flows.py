@@ -280,6 +280,9 @@ def test_the_filter_step_lists_the_source_fields_with_their_units(client, person
     walk_to(client, 3, employee, account)
     page = client.get(f"{reverse('flows-add')}?step=4").content.decode()
     assert '<code>updated_at</code> <span class="field-unit">— UTC</span>' in page
+    url = reverse("flows-add") + "?partial=filter-echo&filter_text=updated_at+%3E+2026-01-01T00:00:00Z"
+    echo = client.get(url, headers=HTMX).content.decode()
+    assert "the others are skipped. Note: updated_at is UTC." in echo
 
 
 def test_it_refuses_a_filter_with_an_unknown_field_in_the_wizard_and_on_the_edit_page(

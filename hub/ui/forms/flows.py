@@ -31,6 +31,7 @@ from mappings.conditions import (
     ConditionError,
     FilterProblem,
     check_condition_fields,
+    condition_units,
     parse_condition_text,
     validate_condition,
 )
@@ -271,6 +272,11 @@ def filter_parse(text: str) -> tuple[dict | None, str]:
     if problems:
         return None, "; ".join(problems).capitalize() + "."
     return (cond or None), ""
+
+
+def filter_units(cond: Any, model: DataModel | None) -> list[str]:
+    """What the compared values count, where the source model says (money in cents...)."""
+    return condition_units(cond, model.field_specs()) if cond and model is not None else []
 
 
 def filter_problems(cond: Any, model: DataModel | None) -> list[FilterProblem]:
