@@ -247,6 +247,9 @@ def test_it_groups_open_letters_by_cause_with_a_link_to_each(flow, personas):
     assert "What went wrong, by cause" in page
     cause = DeadLetter.objects.first()
     assert '<strong class="count">3</strong>' in page and "Inventory" in page
+    assert (
+        "Correct the rule in the field mapper, or correct the record, then replay it." in page
+    )  # the next step
     link = f"error_class=mapping_error&amp;system={flow.target_system_id}&amp;pattern="
     assert link in page
     shown = client_for(personas["auditor"]).get(

@@ -486,6 +486,10 @@ def test_it_shows_deliveries_with_their_attempts(client, personas, flow):
         "The system rejected the record (4xx). email is invalid" in page
     )  # the plain sentence, not "rejected:"
     assert "rejected: email" not in page
+    assert (
+        "What to do:</strong> Read the system&#x27;s answer, then correct the record (or the mapping) and replay it."
+        in page
+    )
     assert "Attempt 1" in page and "&quot;status&quot;: 422" in page and "***" in page
 
 
