@@ -38,6 +38,11 @@ class ErrorClass(StrEnum):
     def description(self) -> str:
         return ERROR_DESCRIPTIONS[self]
 
+    @property
+    def next_step(self) -> str:
+        """What a person does about it, in plain words."""
+        return ERROR_NEXT_STEPS[self]
+
 
 RETRYABLE = frozenset(
     {
@@ -66,6 +71,42 @@ ERROR_DESCRIPTIONS = {
     ErrorClass.SCHEMA_DRIFT: "The record no longer matches its data model.",
     ErrorClass.UNKNOWN: "An unexpected error.",
 }
+
+ERROR_NEXT_STEPS = {
+    ErrorClass.UNREACHABLE: "Check that the system is running and that its address is right (Test connection on "
+    "its page); the hub tries again by itself.",
+    ErrorClass.TIMEOUT: "The hub tries again by itself; if it keeps happening, give the system longer to answer "
+    "on its page.",
+    ErrorClass.SERVER_ERROR: "The fault is in the system itself; the hub tries again by itself. Once the system "
+    "works again, replay what is left.",
+    ErrorClass.RATE_LIMITED: "The hub slows down and tries again by itself; if it keeps happening, lower "
+    "'Calls at once' on the system's page.",
+    ErrorClass.AUTH_FAILURE: "Enter the system's current credentials on its page, then resume its flows.",
+    ErrorClass.OUTBOUND_REFUSED: "Ask whoever runs the hub to allow this system's address, then resume its flows.",
+    ErrorClass.REJECTED: "Read the system's answer, then correct the record (or the mapping) and replay it.",
+    ErrorClass.MALFORMED_RESPONSE: "Check that the system's address points at its API rather than a web page, "
+    "then replay.",
+    ErrorClass.OUTCOME_UNKNOWN: "Look in the target for the record, then say that it arrived or send it again.",
+    ErrorClass.MAPPING_ERROR: "Correct the rule in the field mapper, or correct the record, then replay it.",
+    ErrorClass.SCHEMA_DRIFT: "Update the data model to the record's new shape, then replay.",
+    ErrorClass.UNKNOWN: "Replay it; if it fails again, give the details below to whoever runs the hub.",
+}
+
+
+def failure_reason(lead: str, detail: str) -> str:
+    """One message from why the hub stopped and what the system or mapping said: "The mapping
+    could not produce a valid record: the mapped record does not fit …", never ".:" nor the same
+    words twice."""
+    lead, detail = lead.strip().rstrip(".:; ").strip(), detail.strip().lstrip(":; ").strip()
+    if lead and detail.lower().startswith(lead.lower()):
+        lead = ""
+    if not detail:
+        text = f"{lead}." if lead else ""
+    elif not lead:
+        text = detail
+    else:
+        text = f"{lead}: {detail}"
+    return text[:1].upper() + text[1:]
 
 
 class ConnectorError(Exception):

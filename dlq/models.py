@@ -43,7 +43,10 @@ def without_description(reason: str, error_class: str) -> str:
         description = ErrorClass(error_class).description
     except ValueError:
         return reason
-    return reason.removeprefix(description).removeprefix(":").strip() or reason
+    for lead in (description, description.rstrip(".")):  # "….: detail" as stored before, "…: detail" now
+        if reason.startswith(lead):
+            return reason.removeprefix(lead).removeprefix(":").strip() or reason
+    return reason
 
 
 def reason_pattern(reason: str, error_class: str = "") -> str:

@@ -7,7 +7,7 @@ from connectors.sandbox import DEFAULT_PORTS, DEMO_CREDENTIALS, DEMO_WEBHOOK_SEC
 from hub.models import Flow, FlowState, Operation, Trigger
 from hub.services.mappings import mapping_version_save
 from mappings.models import DataModel, Field, Mapping
-from mappings.schema import infer_fields
+from mappings.schema import guess_unit, infer_fields
 
 SYSTEMS = {
     "crm": dict(
@@ -339,6 +339,7 @@ def _model(system: System, name: str, resource: str, sample: dict) -> DataModel:
                 position=index,
                 description=spec.description,
                 required=(spec.path in required) if required is not None else False,
+                unit=guess_unit(spec.path, spec.type, list(sample)),
             )
             for index, spec in enumerate(infer_fields(sample))
         )

@@ -6,14 +6,17 @@ On a "[]" path a comparison holds when any element matches; the negative operato
 not_exists) are the exact opposite, so they hold when no element matches.
 """
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from common.limits import LIMITS
 from common.paths import PathError, compile_path
+from mappings.schema import TYPE_WORDS, FieldSpec, is_date_text, is_datetime_text
 
 OPERATOR_WORDS = {
     "eq": "is",
@@ -223,6 +226,145 @@ _TESTS: dict[str, Callable[[Any, Any], bool]] = {
     "contains": _contains,
     "exists": lambda left, _: left is not None,
 }
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking against the source's data model
+# --------------------------------------------------------------------------------------------------
+
+ORDERING = ("gt", "gte", "lt", "lte")
+_POSITION = re.compile(r"\[[0-9-]+\]")
+
+
+@dataclass(frozen=True)
+class FilterProblem:
+    """A comparison that names a field the data model lacks, or can never hold for its type."""
+
+    path: str
+    message: str
+    unknown_field: bool = False
+
+
+def check_condition_fields(cond: Any, fields: list[FieldSpec]) -> list[FilterProblem]:
+    """What is wrong with a (valid) condition against a data model's fields: unknown fields, with
+    the closest known name, and comparisons a value of the field's type can never pass.
+
+    A model without fields declares nothing, so nothing is checked; a field below an object whose
+    fields are not listed is not known to be wrong.
+    """
+    by_path = {spec.path: spec for spec in fields}
+    if not by_path:
+        return []
+    problems: list[FilterProblem] = []
+    for comparison in _comparisons(cond):
+        path = comparison.get("path")
+        if not isinstance(path, str):
+            continue
+        spec = by_path.get(_POSITION.sub("[]", path))
+        if spec is None:
+            if not _below_opaque(path, by_path):
+                problems.append(_unknown_field(path, by_path))
+            continue
+        message = _type_problem(path, spec.type, comparison.get("op"), comparison.get("value"))
+        if message:
+            problems.append(FilterProblem(path, message))
+    return list(dict.fromkeys(problems))
+
+
+def condition_units(cond: Any, fields: list[FieldSpec]) -> list[str]:
+    """What the values a condition compares count, where the model says: "amount is in cents (minor units)"."""
+    units = {spec.path: spec.unit for spec in fields if spec.unit}
+    paths = dict.fromkeys(c.get("path") for c in _comparisons(cond) if c.get("op") not in WITHOUT_VALUE)
+    return [f"{path} is {units[path]}" for path in paths if path in units]
+
+
+def _comparisons(cond: Any) -> Iterator[dict]:
+    if not isinstance(cond, dict):
+        return
+    for key in ("all", "any"):
+        for inner in cond.get(key) or ():
+            yield from _comparisons(inner)
+    if "not" in cond:
+        yield from _comparisons(cond["not"])
+    if "path" in cond:
+        yield cond
+
+
+def _below_opaque(path: str, by_path: dict[str, FieldSpec]) -> bool:
+    """Inside an object or list the model keeps whole (it lists none of its fields)."""
+    normal = _POSITION.sub("[]", path)
+    for container, spec in by_path.items():
+        inside = normal.startswith(f"{container}.") or normal.startswith(f"{container}[]")
+        if inside and spec.type in ("object", "array"):
+            if not any(other.startswith((f"{container}.", f"{container}[]")) for other in by_path):
+                return True
+    return False
+
+
+def _unknown_field(path: str, by_path: dict[str, FieldSpec]) -> FilterProblem:
+    close = difflib.get_close_matches(path, list(by_path), n=1, cutoff=0.6)
+    if not close:  # "email" for "customer.email": the same last part
+        leaf = path.rsplit(".", 1)[-1].lower()
+        close = [known for known in by_path if known.rsplit(".", 1)[-1].lower() == leaf][:1]
+    hint = f" Did you mean {close[0]}?" if close else " Check the spelling against the fields listed below."
+    return FilterProblem(
+        path, f'There is no field "{path}", so no record would pass.{hint}', unknown_field=True
+    )
+
+
+NEVER_WORDS = {"eq": "equal to", "in": "one of", "gt": "greater than", "gte": "at least", "lt": "less than",
+               "lte": "at most"}  # fmt: skip
+ALWAYS_WORDS = {"ne": "different from", "not_in": "not one of"}
+
+
+def _type_problem(path: str, kind: str, op: Any, value: Any) -> str:
+    """Why `path op value` never (or always) holds for a value of type `kind`; empty if it can go either way."""
+    values = value if isinstance(value, list) else [value]
+    wrong = next((item for item in values if item is not None and not _fits(item, kind)), None)
+    if wrong is not None and op in NEVER_WORDS:
+        return (
+            f"{path} is {TYPE_WORDS[kind]}, so it is never {NEVER_WORDS[op]} {_describe_value(wrong)}."
+            f"{_example(path, kind)}"
+        )
+    if wrong is not None and op in ALWAYS_WORDS:
+        return (
+            f"{path} is {TYPE_WORDS[kind]}, so it is always {ALWAYS_WORDS[op]} {_describe_value(wrong)} "
+            f"and every record passes.{_example(path, kind)}"
+        )
+    if op in ORDERING and kind in ("object", "array"):
+        return f"{path} is {TYPE_WORDS[kind]}: it has no order, so it is never {NEVER_WORDS[op]} anything."
+    if op in ORDERING and kind == "string" and isinstance(value, int | float) and not isinstance(value, bool):
+        return (
+            f"{path} is text, so it is compared with {value} letter by letter, not as a number "
+            '("9" comes after "10"). Did you mean a number field?'
+        )
+    if op == "contains" and kind in ("integer", "number", "boolean"):
+        return f'{path} is {TYPE_WORDS[kind]}: "contains" looks inside text and lists. Use = instead.'
+    return ""
+
+
+def _fits(value: Any, kind: str) -> bool:
+    """Whether `value` (as typed in a filter) can equal or be ordered against a field of `kind`."""
+    if kind in ("integer", "number"):
+        return _as_number(value) is not None
+    if kind == "boolean":
+        return isinstance(value, bool) or _as_text(value).lower() in ("true", "false")
+    if kind == "date":
+        return is_date_text(value)
+    if kind == "datetime":
+        return is_datetime_text(value)
+    return True
+
+
+def _example(path: str, kind: str) -> str:
+    examples = {
+        "integer": f"{path} > 100",
+        "number": f"{path} > 100",
+        "boolean": f"{path} = true",
+        "date": f"{path} >= 2026-01-31",
+        "datetime": f"{path} >= 2026-01-31T00:00:00Z",
+    }
+    return f" Compare it like this: {examples[kind]}." if kind in examples else ""
 
 
 # --------------------------------------------------------------------------------------------------

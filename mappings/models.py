@@ -54,7 +54,7 @@ class DataModel(models.Model):
 
     def field_specs(self) -> list[FieldSpec]:
         return [
-            FieldSpec(path=f.path, type=f.type, required=f.required, description=f.description)
+            FieldSpec(path=f.path, type=f.type, required=f.required, description=f.description, unit=f.unit)
             for f in self.fields.all()
         ]
 
@@ -65,6 +65,11 @@ class Field(models.Model):
     type = models.CharField(max_length=20, choices=[(t, t) for t in FIELD_TYPES], default="string")
     required = models.BooleanField(default=False)
     description = models.CharField(max_length=300, blank=True)
+    unit = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="What a value counts or how it is written, e.g. in cents (minor units), or kg.",
+    )
     position = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -46,6 +46,7 @@ class FieldSpec:
     type: str
     required: bool = False
     description: str = ""
+    unit: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,51 @@ def is_datetime_text(value: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --------------------------------------------------------------------------------------------------
+# Units
+# --------------------------------------------------------------------------------------------------
+
+MINOR_UNITS = "in cents (minor units)"
+_MINOR_WORDS = {"minor", "cents", "cent", "pence", "penny"}
+_MONEY_WORDS = {
+    "amount",
+    "total",
+    "subtotal",
+    "price",
+    "fee",
+    "tax",
+    "balance",
+    "net",
+    "gross",
+    "paid",
+    "due",
+}
+
+
+def guess_unit(path: str, kind: str, paths: list[str] | tuple[str, ...] = ()) -> str:
+    """The unit a field's name and type give away; "" when nothing does.
+
+    Money as a whole number is in minor units: "total_minor", "amount_cents", or an integer
+    "amount" beside a "currency" field (how payment APIs send 12.50 EUR: 1250).
+    """
+    if kind != "integer":
+        return ""
+    words = set(
+        re.split(r"[^a-z0-9]+", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", path.rsplit(".", 1)[-1]).lower())
+    )
+    if words & _MINOR_WORDS:
+        return MINOR_UNITS
+    parent = path.rsplit(".", 1)[0] if "." in path else ""
+    siblings = {
+        other.rsplit(".", 1)[-1].lower()
+        for other in paths
+        if (other.rsplit(".", 1)[0] if "." in other else "") == parent
+    }
+    if words & _MONEY_WORDS and siblings & {"currency", "currency_code"}:
+        return MINOR_UNITS
+    return ""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.db.models import Q
 
-from connectors.base import ErrorClass
+from connectors.base import ErrorClass, failure_reason
 from connectors.models import System
 from hub.metrics.recording import DeliveryTally
 from hub.models import Attempt, Delivery, DeliveryStatus, Flow, FlowState, Operation, RecordLink
@@ -197,7 +197,7 @@ class _BatchWrite:
                 sender=Delivery,
                 delivery=outcome.delivery,
                 error_class=error_class,
-                reason=f"{reason}: {outcome.message}",
+                reason=failure_reason(reason, outcome.message),
                 last_response=outcome.response,
             )
             log.warning(

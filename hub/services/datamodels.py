@@ -13,7 +13,7 @@ from hub.models import Flow
 from hub.services.audit import audit_record
 from hub.services.errors import ConfigError, values_check
 from mappings.models import DataModel, Field, Mapping
-from mappings.schema import FIELD_TYPES, FieldSpec, infer_fields
+from mappings.schema import FIELD_TYPES, FieldSpec, guess_unit, infer_fields
 
 # How the hub finds a record it may already have created: the field holding our external id, the
 # query parameter that searches by it, and whether the system creates or replaces by that key.
@@ -26,6 +26,7 @@ UNSUITABLE_TYPES = {"object": "a group of fields", "array": "a list"}
 PATH_MAX = Field._meta.get_field("path").max_length
 LOOKUP_PARAM_MAX = DataModel._meta.get_field("lookup_param").max_length
 DESCRIPTION_MAX = Field._meta.get_field("description").max_length
+UNIT_MAX = Field._meta.get_field("unit").max_length
 
 
 def field_problems(fields: list[FieldSpec]) -> list[str]:
@@ -205,6 +206,7 @@ def data_model_create(
         create_by_key=bool(create_by_key),
     )
     values_check(model, exclude=("system",))
+    paths = [spec.path for spec in fields]
     with transaction.atomic():
         model.save()
         Field.objects.bulk_create(
@@ -214,6 +216,7 @@ def data_model_create(
                 type=spec.type,
                 required=spec.required,
                 description=spec.description[:DESCRIPTION_MAX],
+                unit=spec.unit or guess_unit(spec.path, spec.type, paths),
                 position=position,
             )
             for position, spec in enumerate(fields)
@@ -287,9 +290,14 @@ def data_model_sample_set(
         if add_new_fields:
             known = set(model.fields.values_list("path", flat=True))
             position = (model.fields.aggregate(last=Max("position"))["last"] or 0) + 1
-            for spec in infer_fields(sample):
+            specs = infer_fields(sample)
+            paths = [spec.path for spec in specs]
+            for spec in specs:
                 if spec.path not in known:
-                    added.append(Field(model=model, path=spec.path, type=spec.type, position=position))
+                    unit = guess_unit(spec.path, spec.type, paths)
+                    added.append(
+                        Field(model=model, path=spec.path, type=spec.type, unit=unit, position=position)
+                    )
                     position += 1
             Field.objects.bulk_create(added)
         model.sample = sample
@@ -335,7 +343,14 @@ def data_model_delete(*, model: DataModel, actor) -> None:
 
 
 def field_add(
-    *, model: DataModel, path: str, type: str, actor, required: bool = False, description: str = ""
+    *,
+    model: DataModel,
+    path: str,
+    type: str,
+    actor,
+    required: bool = False,
+    description: str = "",
+    unit: str = "",
 ) -> Field:
     path = path.strip()
     spec = FieldSpec(path=path, type=type, required=required, description=description)
@@ -352,6 +367,7 @@ def field_add(
             type=type,
             required=required,
             description=description[:DESCRIPTION_MAX],
+            unit=unit.strip()[:UNIT_MAX],
             position=position,
         )
         audit_record(actor=actor, verb="add_field", target=model, diff={"field": _field_summary(spec)})
@@ -365,8 +381,9 @@ def field_update(
     type: str | None = None,
     required: bool | None = None,
     description: str | None = None,
+    unit: str | None = None,
 ) -> Field:
-    """Change a field's type, required flag or description (its path stays: mappings refer to it)."""
+    """Change a field's type, required flag, description or unit (its path stays: mappings refer to it)."""
     if type is not None and type not in FIELD_TYPES:
         raise ConfigError(f'unknown type "{type}" (use one of {", ".join(FIELD_TYPES)})')
     if type in UNSUITABLE_TYPES and field.path == field.model.lookup_field:
@@ -376,7 +393,9 @@ def field_update(
         )
     if description is not None:
         description = description[:DESCRIPTION_MAX]
-    wanted = {"type": type, "required": required, "description": description}
+    if unit is not None:
+        unit = unit.strip()[:UNIT_MAX]
+    wanted = {"type": type, "required": required, "description": description, "unit": unit}
     diff = {
         key: [getattr(field, key), value]
         for key, value in wanted.items()

@@ -88,7 +88,7 @@ LOOKUP_SHAPE = {"lookup_field": TEXT, "lookup_param": TEXT, "create_by_key": FLA
 MODEL_SHAPE = {
     "system": TEXT, "name": TEXT, **dict.fromkeys(MODEL_SETTINGS, TEXT), **LOOKUP_SHAPE, "fields": LIST,
 }  # fmt: skip
-FIELD_SHAPE = {"path": TEXT, "type": TEXT, "required": FLAG, "description": TEXT}
+FIELD_SHAPE = {"path": TEXT, "type": TEXT, "required": FLAG, "description": TEXT, "unit": TEXT}
 FLOW_SHAPE = {
     "name": TEXT, "description": TEXT, "source_system": TEXT, "source_model": TEXT, "event_type": TEXT,
     "target_system": TEXT, "target_model": TEXT, "operation": TEXT, "trigger": TEXT, "schedule_minutes": WHOLE,
@@ -224,6 +224,8 @@ def _field_entry(f: Field) -> dict[str, Any]:
     entry = {"path": f.path, "type": f.type, "required": f.required}
     if f.description:
         entry["description"] = f.description
+    if f.unit:
+        entry["unit"] = f.unit
     return entry
 
 
@@ -574,7 +576,12 @@ class _Importer:
             if path not in wanted:
                 field_remove(field=stored_field, actor=self.actor)
         for spec in specs:
-            given = {"type": spec.type, "required": spec.required, "description": spec.description}
+            given = {
+                "type": spec.type,
+                "required": spec.required,
+                "description": spec.description,
+                "unit": spec.unit,
+            }
             if spec.path in stored:
                 field_update(field=stored[spec.path], actor=self.actor, **given)
             else:
@@ -654,6 +661,7 @@ def _field_spec(spec: dict) -> FieldSpec:
         type=spec.get("type") or "string",
         required=bool(spec.get("required")),
         description=spec.get("description") or "",
+        unit=spec.get("unit") or "",
     )
 
 

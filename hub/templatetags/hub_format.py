@@ -62,3 +62,12 @@ def error_text(error_class: str) -> str:
         return ErrorClass(error_class).description
     except ValueError:
         return error_class or ErrorClass.UNKNOWN.description
+
+
+@register.filter
+def error_next_step(error_class: str) -> str:
+    """What a person does about a failure class; an unknown stored value as an unexpected error."""
+    try:
+        return ErrorClass(error_class).next_step
+    except ValueError:
+        return ErrorClass.UNKNOWN.next_step

@@ -341,6 +341,7 @@ def field_update_view(request: HttpRequest, pk: int) -> HttpResponse:
             type=kind,
             required=request.POST.get("required") in ("on", "true", "1"),
             description=form_text(request.POST.get("description", field.description), limit=300),
+            unit=form_text(request.POST.get("unit", field.unit), limit=60),
         )
     except ConfigError as exc:
         error = sentence(exc)

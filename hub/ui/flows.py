@@ -45,13 +45,15 @@ from hub.ui.forms.flows import (
     FlowEditForm,
     NameStepForm,
     RetryFields,
+    SourceModelForm,
     SourceStepForm,
     SpecImportForm,
     TargetStepForm,
     TimingFields,
     TimingStepForm,
     filter_parse,
-    unknown_filter_fields,
+    filter_problems,
+    filter_units,
 )
 from mappings.conditions import describe_condition
 from mappings.models import DataModel
@@ -132,7 +134,7 @@ def _step_form(number: int, state: dict, data: Any = None) -> Any:
     form_class = STEPS[number - 1][1]
     stored = state.get(str(number))
     kwargs: dict[str, Any] = {}
-    if issubclass(form_class, TimingFields):
+    if issubclass(form_class, SourceModelForm):
         kwargs["source_model"] = _source_model(state)
     if data is not None:
         return form_class(data, **kwargs)
@@ -188,7 +190,8 @@ def _filter_echo(text: str, model: DataModel | None) -> dict[str, Any]:
         "text": text.strip(),
         "error": error,
         "described": describe_condition(cond) if cond else "",
-        "unknown": unknown_filter_fields(cond, model),
+        "problems": filter_problems(cond, model),
+        "units": filter_units(cond, model),
         "model": model,
     }
 
@@ -347,7 +350,7 @@ def _step_context(step: int, form: Any, done: list, source_model: DataModel | No
         return {"preview": schedule_preview(form), **webhook}
     if step == 4 and source_model is not None:
         return {
-            "source_fields": [f.path for f in source_model.fields.all()],
+            "source_fields": list(source_model.fields.all()),
             "echo": _filter_echo(form["filter_text"].value() or "", source_model),
         }
     if step == 5 and len(done) >= 4:
@@ -504,7 +507,7 @@ def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
         "preview": schedule_preview(form), **_webhook_context(flow.source_system),
         "retry": _retry_preview(form, flow),
         "structured_filter": describe_condition(flow.filter) if text_form is None else "",
-        "source_fields": [f.path for f in flow.source_model.fields.all()],
+        "source_fields": list(flow.source_model.fields.all()),
         "echo": _filter_echo(form["filter_text"].value() or "", flow.source_model),
     })  # fmt: skip
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -29,6 +30,7 @@ from hub.services.mappings import MappingVersionConflict, mapping_version_restor
 from hub.ui.forms.datamodels import TYPE_LABELS
 from mappings.engine import RuleError, describe_rule, diff_rules, preview_mapping, validate_rules
 from mappings.models import DataModel, Mapping, MappingVersion
+from mappings.suggest import mapping_suggestions
 from mappings.transforms import catalogue
 
 RECENT_EVENTS = 20
@@ -60,15 +62,28 @@ def _fields_json(model: DataModel) -> list[dict]:
             "type_label": TYPE_LABELS.get(field.type, field.type),
             "required": field.required,
             "description": field.description,
+            "unit": field.unit,
         }
         for field in model.fields.all()
     ]
+
+
+def _suggestions_json(source: DataModel, target: DataModel) -> list[dict]:
+    suggestions = mapping_suggestions(
+        sources=source.field_specs(),
+        targets=target.field_specs(),
+        source_id_path=source.id_path,
+        target_id_path=target.id_path,
+        source_names=(source.name, source.system.name),
+    )
+    return [suggestion.as_json() for suggestion in suggestions]
 
 
 @readers
 def mapper(request: HttpRequest, pk: int) -> HttpResponse:
     mapping = _mapping_or_404(pk)
     source, target = mapping.source_model, mapping.target_model
+    prefetch_related_objects([source, target], "fields")  # read for the columns and the suggestions
     events = Event.objects.for_system(source.system).only("id", "event_type", "received_at")[:RECENT_EVENTS]
     version = mapping.current_version
     can_edit = has_role(request.user, [ADMIN])
@@ -82,6 +97,7 @@ def mapper(request: HttpRequest, pk: int) -> HttpResponse:
         },
         "target": {"name": str(target), "fields": _fields_json(target)},
         "transforms": catalogue(),
+        "suggestions": _suggestions_json(source, target) if can_edit else [],
         "events": [
             {
                 "id": str(event.pk),

@@ -17,6 +17,7 @@ from connectors import ratelimit
 from connectors.auth import auth_settings
 from connectors.breaker import COOLDOWN_SECONDS, FAILURE_RATE, MIN_CALLS, WINDOW_SECONDS, circuit_status
 from connectors.config import declared
+from connectors.kinds import KIND_DEFAULTS, kind_defaults
 from connectors.models import SignatureEncoding, SignatureScheme, System
 from hub.access import admins_only, operators_only, readers
 from hub.models import Flow
@@ -30,7 +31,7 @@ from hub.services.systems import (
     system_update,
 )
 from hub.ui.feedback import change_made
-from hub.ui.forms.systems import CredentialsForm, SystemForm
+from hub.ui.forms.systems import ADVANCED_WEBHOOK, ADVANCED_WHERE, CredentialsForm, SystemForm
 from mappings.models import DataModel
 
 
@@ -114,6 +115,12 @@ def _form_context(form: SystemForm, system: System | None) -> dict:
             "unreadable": bool(system) and system.secret_unreadable("webhook_secret"),
         },
         "hooks_base": settings.HUB_INGEST_URL.rstrip("/") + "/hooks/",
+        "where_advanced": ADVANCED_WHERE,
+        "where_advanced_open": form.advanced_open(ADVANCED_WHERE),
+        "webhook_advanced": ADVANCED_WEBHOOK,
+        "webhook_advanced_open": form.advanced_open(ADVANCED_WEBHOOK),
+        # A new system starts from what most systems of its kind expect; an existing one keeps its own.
+        "kind_defaults": None if system else {str(kind): kind_defaults(kind) for kind in KIND_DEFAULTS},
     }
 
 

@@ -41,6 +41,9 @@
     saveStatus: $("save-status"),
     dirtyFlag: $("dirty-flag"),
     versionBadge: $("version-badge"),
+    suggestions: $("mapper-suggestions"),
+    suggestionList: $("suggestion-list"),
+    matchButton: $("match-same-named"),
   };
 
   const state = {
@@ -223,6 +226,9 @@
     return h("span", { class: "path" }, cut > 0 ? h("span", { class: "parent" }, path.slice(0, cut + 1)) : null, path.slice(cut + 1));
   }
 
+  /** "amount — in cents": what a value counts, where the data model says so. */
+  const unitLabel = (field) => (field.unit ? h("span", { class: "field-unit" }, `— ${field.unit}`) : null);
+
   const slug = (text) => text.replace(/[^A-Za-z0-9_-]+/g, "_");
 
   function announce(message) {
@@ -251,7 +257,7 @@
           "aria-pressed": CAN_EDIT ? String(state.selected === field.path) : null,
           title: field.description || null,
         },
-        h("span", { class: "field-name" }, pathLabel(field.path), h("span", { class: "type" }, field.type_label)),
+        h("span", { class: "field-name" }, pathLabel(field.path), h("span", { class: "type" }, field.type_label), unitLabel(field)),
         h("span", { class: "sample-value" })
       );
       sourceEls.set(field.path, node);
@@ -324,7 +330,7 @@
         title: field.description || null,
       },
       h("span", { class: "req-marker", "aria-hidden": "true", title: field.required ? "Required" : null }),
-      h("span", { class: "field-name" }, pathLabel(field.path), h("span", { class: "type" }, field.type_label)),
+      h("span", { class: "field-name" }, pathLabel(field.path), h("span", { class: "type" }, field.type_label), unitLabel(field)),
       field.required ? h("span", { class: "req-word" }, "required") : null
     );
     const head = h(
@@ -614,13 +620,66 @@
     return [...REQUIRED].filter((path) => isNeeded(path, targets) && !covered(path));
   }
 
+  function requiredWords(missing) {
+    return missing.length === 1
+      ? `1 required field is not mapped yet: ${missing[0]}`
+      : `${missing.length} required fields are not mapped yet: ${missing.join(", ")}`;
+  }
+
   function renderRequired() {
     const missing = missingRequired();
     el.required.hidden = missing.length === 0;
-    el.required.textContent =
-      missing.length === 1
-        ? `1 required field is not mapped yet: ${missing[0]}`
-        : `${missing.length} required fields are not mapped yet: ${missing.join(", ")}`;
+    el.required.textContent = requiredWords(missing);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Suggested pairs (worked out by the hub: mappings/suggest.py), offered while their target is unmapped
+  // ---------------------------------------------------------------------------------------------
+
+  function isUnmapped(target) {
+    return !engineRules().targets.some((t) => t === target || under(target, t) || under(t, target));
+  }
+
+  const openSuggestions = () => config.suggestions.filter((s) => isUnmapped(s.target));
+
+  function renderSuggestions() {
+    if (!el.suggestions) return;
+    const open = openSuggestions();
+    const sameNamed = open.filter((s) => s.same_named).length;
+    el.suggestions.hidden = !open.length;
+    el.matchButton.hidden = !sameNamed;
+    el.matchButton.textContent = `Match same-named fields (${sameNamed})`;
+    el.suggestionList.replaceChildren(
+      ...open.map((s) =>
+        h(
+          "li",
+          { class: "suggestion" },
+          h("span", { class: "suggestion-pair" }, h("strong", {}, s.target), " ← ", s.source_label),
+          h("span", { class: "help" }, s.why),
+          h("button", { type: "button", class: "small", dataset: { accept: s.target }, "aria-label": `Use ${s.source_label} for ${s.target}` }, "Use")
+        )
+      )
+    );
+  }
+
+  function acceptSuggestions(suggestions) {
+    for (const suggestion of suggestions) {
+      removeRule(suggestion.target);
+      state.rules.push(fromEngineRule(suggestion.rule));
+    }
+    changed({ all: true });
+    announce(
+      suggestions.length === 1
+        ? `Connected ${suggestions[0].source_label} to ${suggestions[0].target}.`
+        : `Connected ${suggestions.length} fields: ${suggestions.map((s) => s.target).join(", ")}.`
+    );
+  }
+
+  function onSuggestionClick(event) {
+    const button = event.target.closest("button[data-accept]");
+    if (!button) return;
+    const suggestion = openSuggestions().find((s) => s.target === button.dataset.accept);
+    if (suggestion) acceptSuggestions([suggestion]);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -697,6 +756,7 @@
     else for (const target of rows) refreshRow(target);
     updateAllRows();
     renderRequired();
+    renderSuggestions();
     updateSaveState();
     scheduleDraw();
     schedulePreview();
@@ -1001,19 +1061,21 @@
     renderPreview();
   }
 
+  /** One verdict on the previewed record: what stops it from reaching the target, or that nothing does. */
   function renderPreview() {
     const preview = state.preview;
     if (preview) el.output.textContent = JSON.stringify(preview.output, null, 2);
     const general = preview ? (preview.errors || []).filter((e) => e.index < 0) : [];
     const failing = preview ? (preview.errors || []).filter((e) => e.index >= 0).length : 0;
-    el.problems.replaceChildren(
-      ...general.map((e) => h("p", { class: "field-error" }, e.message)),
-      failing
-        ? h("p", { class: "field-error" }, `${failing} rule${failing === 1 ? " has a problem" : "s have problems"}: see the red notes beside ${failing === 1 ? "it" : "them"}.`)
-        : preview
-          ? h("p", { class: "ok-line" }, "Every rule ran without a problem.")
-          : null
-    );
+    const missing = preview ? missingRequired() : [];
+    const problems = [
+      ...general.map((e) => e.message),
+      failing ? `${failing} rule${failing === 1 ? " has a problem" : "s have problems"}: see the red notes beside ${failing === 1 ? "it" : "them"}.` : null,
+      missing.length ? `The target would refuse this record: ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} required but not mapped yet.` : null,
+    ].filter(Boolean);
+    const verdict = problems.map((text) => h("p", { class: "field-error" }, text));
+    if (preview && !problems.length) verdict.push(h("p", { class: "ok-line" }, "Every rule ran without a problem, and every required field is filled."));
+    el.problems.replaceChildren(...verdict);
     renderSourceValues();
     updateAllRows();
     scheduleDraw();
@@ -1101,6 +1163,7 @@
     renderSources();
     renderTargets();
     renderRequired();
+    renderSuggestions();
     renderRecordChoices();
     updateSaveState();
     scheduleDraw();
@@ -1113,6 +1176,8 @@
       el.targets.addEventListener("input", onTargetInput);
       el.targets.addEventListener("change", onTargetChange);
       el.saveButton.addEventListener("click", save);
+      el.suggestionList.addEventListener("click", onSuggestionClick);
+      el.matchButton.addEventListener("click", () => acceptSuggestions(openSuggestions().filter((s) => s.same_named)));
       document.addEventListener("keydown", (event) => {
         if (event.key === "Escape" && state.selected) onSourceClick({ target: sourceEls.get(state.selected) });
       });

@@ -14,6 +14,18 @@
     });
   }
 
+  // A new system: picking its kind fills in what most systems of that kind expect (connectors/kinds.py).
+  function applyKindDefaults(root, kind) {
+    var form = root.querySelector("[data-kind-defaults]");
+    var table = form && document.getElementById(form.dataset.kindDefaults);
+    if (!table) return;
+    var values = JSON.parse(table.textContent)[kind] || {};
+    Object.keys(values).forEach(function (name) {
+      var input = form.elements[name];
+      if (input) input.value = values[name];
+    });
+  }
+
   function slugify(text) {
     return text.toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
       .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 54);
@@ -51,6 +63,7 @@
   }
 
   document.addEventListener("change", function (event) {
+    if (event.target.id === "id_kind") applyKindDefaults(document, event.target.value);
     if (event.target.matches("select")) syncVisibility(document);
   });
   document.addEventListener("input", function (event) {

@@ -127,3 +127,45 @@ def test_it_tells_the_second_of_two_editors_that_someone_saved_meanwhile(sign_in
         "Open the history to see their change, then reload this page."
     )
     assert list(mapping.versions.values_list("number", flat=True).order_by("number")) == [1, 2]
+
+
+def test_it_matches_same_named_fields_and_takes_a_suggested_pair_in_one_click(sign_in, personas, live_server):
+    crm, books = crm_and_books()
+    sample = {"id": "c_7", "firstName": "Ann", "lastName": "Lee", "contact": {"email": "ann@example.com"},
+              "currency": "EUR"}  # fmt: skip
+    person = model_with_fields(crm, "Contact", "/contacts", "id! firstName lastName contact.email currency",
+                               sample=sample)  # fmt: skip
+    customer = model_with_fields(books, "Customer", "/customers", "email! currency! full_name external_id")
+    mapping = flow_with_mapping(source_model=person, target_model=customer, rules=[],
+                                actor=personas["admin"]).mapping  # fmt: skip
+    page = sign_in(personas["admin"])
+    page.goto(f"{live_server.url}/models/mappings/{mapping.pk}/")
+    verdict = page.locator("#preview-problems")
+    expect(verdict).to_contain_text(
+        "The target would refuse this record: email, currency are required but not mapped yet."
+    )
+    expect(verdict).not_to_contain_text("Every rule ran")
+
+    page.get_by_role("button", name="Match same-named fields (2)").click()
+    for source_path, target_path in (("contact.email", "email"), ("currency", "currency")):
+        expect(
+            page.locator(f'#mapper-lines path[data-source="{source_path}"][data-target="{target_path}"]')
+        ).to_have_count(1)
+    expect(page.locator("#required-summary")).to_be_hidden()
+    expect(verdict).to_have_text("Every rule ran without a problem, and every required field is filled.")
+    expect(page.get_by_role("button", name=re.compile("Match same-named fields"))).to_be_hidden()
+
+    suggestions = page.locator("#suggestion-list")
+    expect(suggestions).to_contain_text("full_name ← firstName + lastName")
+    page.get_by_role("button", name="Use firstName + lastName for full_name").click()
+    expect(page.locator("#preview-output")).to_contain_text('"full_name": "Ann Lee"')
+    page.get_by_role("button", name="Use id for external_id").click()
+    expect(page.locator("#preview-output")).to_contain_text('"external_id": "c_7"')
+    expect(page.locator("#mapper-suggestions")).to_be_hidden()
+
+    page.get_by_role("button", name="Save as version 2").click()
+    expect(page.locator("#save-status")).to_contain_text("Saved as version 2.")
+    mapping.refresh_from_db()
+    assert {rule["target"]: rule.get("source") for rule in mapping.rules} == {
+        "email": "contact.email", "currency": "currency", "full_name": "firstName", "external_id": "id",
+    }  # fmt: skip

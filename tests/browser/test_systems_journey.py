@@ -16,6 +16,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def register(page, sandbox, kind: str, *, name: str, test_path: str) -> None:
     """Registers the sandbox system of that kind, signing in with its demo API key."""
     page.get_by_label("Kind of system").select_option(kind)
+    # The kind pre-fills what such systems usually expect.
+    expect(page.get_by_label("Sign-in method")).to_have_value("api_key")
+    expect(page.get_by_label("Does the system sign its webhooks?")).to_have_value("hmac_sha256")
     page.get_by_label("Name", exact=True).fill(name)
     page.get_by_label("API base URL").fill(sandbox.url(kind))
     page.get_by_label("Path to test the connection").fill(test_path)
@@ -76,6 +79,14 @@ def test_it_registers_a_jsonapi_system_showing_only_the_settings_of_that_kind(si
         page = sign_in(personas["admin"])
         page.get_by_role("link", name="Systems").click()
         page.get_by_role("link", name="Register a system").click()
+        page.get_by_label("Kind of system").select_option("payments")
+        expect(page.get_by_label("Sign-in method")).to_have_value("basic")
+        signed = page.get_by_label("Does the system sign its webhooks?")
+        expect(signed).to_have_value("timestamped_hmac_sha256")
+        # The signature's details wait under "Advanced", filled in for the kind.
+        expect(page.get_by_label("Header that carries the signature")).to_be_hidden()
+        page.get_by_text("Advanced: how webhooks are signed and read").click()
+        expect(page.get_by_label("Header that carries the signature")).to_have_value("Payments-Signature")
         page.get_by_label("Name", exact=True).fill("People")
         page.get_by_label("API base URL").fill(server.url)
         expect(page.get_by_label("Update records with")).to_be_visible()
@@ -86,7 +97,7 @@ def test_it_registers_a_jsonapi_system_showing_only_the_settings_of_that_kind(si
         page.get_by_label("Path to test the connection").fill("/people")
         page.get_by_label("Sign-in method").select_option("bearer")
         page.get_by_label("Bearer token").fill(TOKEN)
-        page.get_by_label("Webhook signature").select_option("none")
+        signed.select_option("none")
         page.get_by_role("button", name="Register system").click()
         expect(page.get_by_role("heading", level=1)).to_contain_text("People")
         page.get_by_role("button", name="Test connection").click()

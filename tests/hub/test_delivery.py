@@ -86,7 +86,7 @@ def test_it_dead_letters_after_the_attempt_limit_when_the_target_fails_forever(f
     assert delivery.status == DeliveryStatus.DEAD and delivery.attempts == flow.max_attempts
     letter = DeadLetter.objects.get(delivery=delivery)
     assert letter.error_class == "server_error"
-    assert "gave up after 4 attempts" in letter.reason
+    assert letter.reason == "Gave up after 4 attempts: POST /accounts answered 500: internal server error"
     assert letter.last_response["status"] == 500
     assert Attempt.objects.filter(delivery=delivery, error_class="server_error").count() == 4
     assert records(fresh_sandbox, "inventory", "accounts") == []
@@ -257,7 +257,10 @@ def test_it_dead_letters_a_record_the_mapping_cannot_fill_without_calling_the_ta
     drain_all()
     letter = DeadLetter.objects.get()
     assert letter.error_class == "mapping_error"
-    assert "email" in letter.reason
+    # One message, punctuated once: not "…a valid record.: the mapped record…".
+    assert letter.reason.startswith("The mapping could not produce a valid record: ")
+    assert ".:" not in letter.reason and "email" in letter.reason
+    assert letter.message == letter.reason.removeprefix("The mapping could not produce a valid record: ")
     assert records(fresh_sandbox, "inventory", "accounts") == []
 
 

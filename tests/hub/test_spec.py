@@ -19,7 +19,7 @@ from hub.services.errors import ConfigError
 from hub.services.flows import flow_create, flow_enable
 from hub.services.mappings import mapping_version_save
 from hub.services.specification import spec_export, spec_import
-from mappings.models import DataModel, Mapping
+from mappings.models import DataModel, Field, Mapping
 from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
 
 pytestmark = pytest.mark.django_db
@@ -612,3 +612,15 @@ def test_an_import_moves_the_lookup_to_a_field_it_adds_and_drops_the_old_one(per
     assert "lookup_field 'reference' → 'external_ref'" in change
     flow_change = next(c for c in report.changes if c.startswith("update flow 'Won deals reduce stock'"))
     assert "retry_on" in flow_change
+
+
+def test_it_round_trips_a_field_unit():
+    configuration(secrets=False)
+    Field.objects.filter(path="amount").update(unit="in euros")
+    before = spec_export(now=NOW)
+    assert "unit: in euros" in before
+    wipe()
+    report = spec_import(text=before, actor=None)
+    assert report.ok and report.applied, report.errors
+    assert Field.objects.get(path="amount").unit == "in euros"
+    assert spec_export(now=NOW) == before

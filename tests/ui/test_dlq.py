@@ -82,6 +82,10 @@ def test_it_shows_the_detail_without_secrets(letter, personas):
     assert "Ann" in page and "Lee1" in page  # the source record
     assert "inv-demo-key" not in page
     assert "Fix and replay" not in page  # no actions for auditors
+    # The plain sentence with the next step, never the raw class name beside it, nor ".:".
+    assert "Correct the rule in the field mapper, or correct the record, then replay it." in page
+    assert "mapping_error" not in page.replace('value="mapping_error"', "")
+    assert "record.:" not in page
 
 
 def test_it_shows_every_attempt_with_its_summary(fresh_sandbox, personas):
@@ -243,6 +247,9 @@ def test_it_groups_open_letters_by_cause_with_a_link_to_each(flow, personas):
     assert "What went wrong, by cause" in page
     cause = DeadLetter.objects.first()
     assert '<strong class="count">3</strong>' in page and "Inventory" in page
+    assert (
+        "Correct the rule in the field mapper, or correct the record, then replay it." in page
+    )  # the next step
     link = f"error_class=mapping_error&amp;system={flow.target_system_id}&amp;pattern="
     assert link in page
     shown = client_for(personas["auditor"]).get(

@@ -257,7 +257,49 @@ def test_it_reads_the_filter_back_in_plain_words_as_the_admin_types(client, pers
     url = reverse("flows-add") + "?partial=filter-echo&filter_text=department+%3D+Operations+and+titel+exists"
     page = client.get(url, headers=HTMX).content.decode()
     assert "department is &quot;Operations&quot; and titel exists" in page
-    assert "Employee has no field named <code>titel</code>" in page
+    assert (
+        'role="alert">There is no field &quot;titel&quot;, so no record would pass. '
+        "Check the spelling against the fields listed below." in page
+    )
+
+
+def test_it_flags_a_typo_with_the_closest_field_and_an_impossible_comparison_as_the_admin_types(
+    client, personas, employee, account
+):
+    as_user(client, personas, "admin")
+    walk_to(client, 3, employee, account)
+    url = reverse("flows-add") + "?partial=filter-echo&filter_text=emial+exists+and+updated_at+%3E+soon"
+    page = client.get(url, headers=HTMX).content.decode()
+    assert "There is no field &quot;emial&quot;, so no record would pass. Did you mean email?" in page
+    assert "updated_at is a date and time (ISO 8601), so it is never greater than &quot;soon&quot;." in page
+
+
+def test_the_filter_step_lists_the_source_fields_with_their_units(client, personas, employee, account):
+    employee.fields.filter(path="updated_at").update(unit="UTC")
+    as_user(client, personas, "admin")
+    walk_to(client, 3, employee, account)
+    page = client.get(f"{reverse('flows-add')}?step=4").content.decode()
+    assert '<code>updated_at</code> <span class="field-unit">— UTC</span>' in page
+    url = reverse("flows-add") + "?partial=filter-echo&filter_text=updated_at+%3E+2026-01-01T00:00:00Z"
+    echo = client.get(url, headers=HTMX).content.decode()
+    assert "the others are skipped. Note: updated_at is UTC." in echo
+
+
+def test_it_refuses_a_filter_with_an_unknown_field_in_the_wizard_and_on_the_edit_page(
+    client, personas, employee, account, flow
+):
+    as_user(client, personas, "admin")
+    walk_to(client, 3, employee, account)
+    response = wizard(client, 4, filter_text="departmnt = Operations")
+    assert response.status_code == 200  # the step again, not the next one
+    assert "Did you mean department?" in response.content.decode()
+    assert wizard(client, 4, filter_text="department = Operations").status_code == 302
+
+    response = client.post(reverse("flows-edit", args=[flow.pk]), edit_data(filter_text="departmnt = Sales"))
+    assert response.status_code == 200
+    assert "Did you mean department?" in response.content.decode()
+    flow.refresh_from_db()
+    assert flow.filter is None
 
 
 def test_it_refreshes_the_model_list_and_event_suggestions_when_a_system_is_picked(
@@ -439,7 +481,15 @@ def test_it_shows_deliveries_with_their_attempts(client, personas, flow):
                            error_class="rejected", request={"method": "POST", "headers": {"X-Api-Key": "***"}},
                            response={"status": 422, "body": "email is invalid"})  # fmt: skip
     page = as_user(client, personas, "auditor").get(reverse("flows-detail", args=[flow.pk])).content.decode()
-    assert "Dead-lettered" in page and "emp_7" in page and "rejected: email is invalid" in page
+    assert "Dead-lettered" in page and "emp_7" in page
+    assert (
+        "The system rejected the record (4xx). email is invalid" in page
+    )  # the plain sentence, not "rejected:"
+    assert "rejected: email" not in page
+    assert (
+        "What to do:</strong> Read the system&#x27;s answer, then correct the record (or the mapping) and replay it."
+        in page
+    )
     assert "Attempt 1" in page and "HTTP 422" in page and "***" in page
 
 

@@ -396,3 +396,18 @@ def test_it_restores_an_old_version_as_a_new_one(client, personas, mapping):
     htmx = c.post(reverse("mappings-restore", args=[mapping.pk, 2]), HTTP_HX_REQUEST="true")
     assert htmx["HX-Redirect"] == reverse("mappings-history", args=[mapping.pk])
     assert c.post(reverse("mappings-restore", args=[mapping.pk, 99])).status_code == 404
+
+
+def test_it_offers_same_named_fields_and_likely_pairs_to_admins_only(client, personas, mapping):
+    config = page_config(
+        as_user(client, personas["admin"]).get(reverse("mappings-mapper", args=[mapping.pk]))
+    )
+    offered = {s["target"]: s for s in config["suggestions"]}
+    assert offered["currency"]["rule"] == {"target": "currency", "source": "currency"}
+    assert offered["currency"]["same_named"] is True
+    assert offered["email"]["rule"] == {"target": "email", "source": "customer.email"}
+    assert offered["email"]["same_named"] is True
+    assert "number" not in offered and "total_minor" not in offered
+
+    client.force_login(personas["ops"])
+    assert page_config(client.get(reverse("mappings-mapper", args=[mapping.pk])))["suggestions"] == []

@@ -464,3 +464,26 @@ def test_it_refuses_a_sample_with_a_nul_character_with_a_form_error():
     with pytest.raises(django_forms.ValidationError) as caught:
         parse_json_object('{"name": "a\\u0000b"}')
     assert "NUL character" in str(caught.value)
+
+
+def test_it_shows_and_edits_a_field_unit_and_guesses_cents_for_whole_number_money(client, personas):
+    from hub.services.datamodels import data_model_create
+    from mappings.schema import infer_fields
+
+    payments = SystemFactory(name="Payments", slug="payments")
+    sample = {"id": "ch_1", "amount": 125050, "currency": "eur", "fee": 1.5}
+    charge = data_model_create(system=payments, name="Charge", resource_path="/charges", id_path="id",
+                               cursor_field="", fields=infer_fields(sample), sample=sample,
+                               actor=personas["admin"])  # fmt: skip
+    units = dict(charge.fields.values_list("path", "unit"))
+    assert units == {"id": "", "amount": "in cents (minor units)", "currency": "", "fee": ""}
+
+    client.force_login(personas["admin"])
+    page = client.get(reverse("mappings-model-detail", args=[charge.pk])).content.decode()
+    assert '<code class="path">amount</code> <span class="field-unit">in cents (minor units)</span>' in page
+    fee = charge.fields.get(path="fee")
+    response = client.post(reverse("mappings-field-update", args=[fee.pk]), {"type": "number", "unit": "in euros"},
+                           headers={"HX-Request": "true"})  # fmt: skip
+    assert response.status_code == 200 and 'value="in euros"' in response.content.decode()
+    fee.refresh_from_db()
+    assert fee.unit == "in euros"

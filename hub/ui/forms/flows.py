@@ -27,7 +27,14 @@ from hub.services.flows import (
     cron_problem,
     duration_words,
 )
-from mappings.conditions import ConditionError, parse_condition_text, validate_condition
+from mappings.conditions import (
+    ConditionError,
+    FilterProblem,
+    check_condition_fields,
+    condition_units,
+    parse_condition_text,
+    validate_condition,
+)
 from mappings.models import DataModel
 
 OPERATION_CHOICES = [
@@ -62,6 +69,14 @@ class PlainForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+
+
+class SourceModelForm(PlainForm):
+    """A form whose fields are checked against the flow's source data model (when it is known)."""
+
+    def __init__(self, *args: Any, source_model: DataModel | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.source_model = source_model
 
 
 def schedule_initial(minutes: int | None, cron: str) -> dict[str, str]:
@@ -163,7 +178,7 @@ class TargetStepForm(_SystemModelForm):
     )
 
 
-class TimingFields(PlainForm):
+class TimingFields(SourceModelForm):
     """Real-time or scheduled; the schedule in plain words; the cursor field for scheduled flows."""
 
     trigger = forms.ChoiceField(
@@ -193,9 +208,9 @@ class TimingFields(PlainForm):
         help_text="The hub remembers the highest value it has seen and next time asks only for newer records.",
     )
 
-    def __init__(self, *args: Any, source_model: DataModel | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.source_model = source_model
+        source_model = self.source_model
         choices = []
         if source_model is not None:
             paths = [(f.path, f.type) for f in source_model.fields.all() if "[]" not in f.path]
@@ -259,32 +274,19 @@ def filter_parse(text: str) -> tuple[dict | None, str]:
     return (cond or None), ""
 
 
-def unknown_filter_fields(cond: Any, model: DataModel | None) -> list[str]:
-    """Fields the filter names that the source model does not list (maybe a typo)."""
+def filter_units(cond: Any, model: DataModel | None) -> list[str]:
+    """What the compared values count, where the source model says (money in cents...)."""
+    return condition_units(cond, model.field_specs()) if cond and model is not None else []
+
+
+def filter_problems(cond: Any, model: DataModel | None) -> list[FilterProblem]:
+    """Fields the filter names that the source model lacks, and comparisons that can never hold."""
     if not cond or model is None:
         return []
-    known = {f.path for f in model.fields.all()}
-    if not known:
-        return []
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if not isinstance(node, dict):
-            return
-        for key in ("all", "any"):
-            for inner in node.get(key) or ():
-                walk(inner)
-        if "not" in node:
-            walk(node["not"])
-        path = node.get("path")
-        if isinstance(path, str) and path not in known and path not in found:
-            found.append(path)
-
-    walk(cond)
-    return found
+    return check_condition_fields(cond, model.field_specs())
 
 
-class FilterFields(PlainForm):
+class FilterFields(SourceModelForm):
     filter_text = forms.CharField(
         label="Only records where… (optional)",
         required=False,
@@ -301,6 +303,11 @@ class FilterFields(PlainForm):
         cond, error = filter_parse(text)
         if error:
             raise forms.ValidationError(error)
+        unknown = [
+            problem.message for problem in filter_problems(cond, self.source_model) if problem.unknown_field
+        ]
+        if unknown:
+            raise forms.ValidationError(unknown)
         self.cleaned_data["filter"] = cond
         return text.strip()
 

@@ -22,11 +22,59 @@ from django.db import models
 
 from connectors.auth import AUTH_SCHEMES, secret_characters
 from connectors.config import Declared, config_load, config_problems, declared
-from connectors.models import SYSTEM_FIELDS, SignatureScheme, System
+from connectors.models import SYSTEM_FIELDS, SignatureEncoding, SignatureScheme, System
 from connectors.registry import connector_choices, connector_configs
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 KEEP_PLACEHOLDER = "Leave empty to keep the stored value"
+
+# The webhook inputs in the words of someone reading the vendor's settings page, not its API manual.
+PLAIN_WORDS: dict[str, dict[str, Any]] = {
+    "signature_scheme": {
+        "label": "Does the system sign its webhooks?",
+        "choices": [
+            (SignatureScheme.NONE, "No, they are not signed"),
+            (SignatureScheme.HMAC_SHA256, "Yes, with a signing secret (most systems)"),
+            (
+                SignatureScheme.TIMESTAMPED,
+                "Yes, with a signing secret and the time of sending (payment providers)",
+            ),
+        ],
+        "help": "Signed webhooks prove they really come from the system. Its webhook settings show a "
+        "“signing secret” or “webhook secret” when it signs them.",
+    },
+    "signature_header": {
+        "label": "Header that carries the signature",
+        "help": "Named in the system's webhook documentation, e.g. X-Signature.",
+    },
+    "signature_encoding": {
+        "label": "How the signature is written",
+        "choices": [
+            (SignatureEncoding.HEX, "Letters a-f and digits (hexadecimal)"),
+            (SignatureEncoding.BASE64, "Letters, digits, + and / (Base64)"),
+        ],
+    },
+    "signature_prefix": {"label": "Text before the signature"},
+    "event_type_path": {
+        "help": "The field of the webhook that names what happened, e.g. type; or a header, "
+        "written header: and its name (header:X-Event-Type)."
+    },
+    "idempotency_key_path": {
+        "help": "The field that is different for every webhook, e.g. id: a webhook sent twice is "
+        "carried once."
+    },
+}
+# Rarely changed: under "Advanced", opened by itself when one of them has an error.
+ADVANCED_WHERE = ("api_version", "connect_timeout", "read_timeout", "rate_limit_per_second", "max_in_flight")
+ADVANCED_WEBHOOK = (
+    "signature_header",
+    "signature_encoding",
+    "signature_prefix",
+    "signature_tolerance_seconds",
+    "event_type_path",
+    "idempotency_key_path",
+    "record_path",
+)
 
 
 @dataclass(frozen=True)
@@ -146,6 +194,12 @@ class SystemForm(forms.ModelForm):
                 "slug"
             ].help_text += " Changing it changes the webhook URL: update it at the vendor too."
         self.fields["signature_header"].required = False  # only needed when webhooks are signed
+        for name, words in PLAIN_WORDS.items():
+            field = self.fields[name]
+            field.label = words.get("label", field.label)
+            field.help_text = words.get("help", field.help_text)
+            if "choices" in words:
+                field.choices = words["choices"]
         self.declared: dict[str, DeclaredInput] = {}
         for choice in CHOICES:
             self._add_declared(choice)
@@ -288,6 +342,10 @@ class SystemForm(forms.ModelForm):
             "more_owners": " ".join(sorted({o for row in more for o in row["owners"].split()})),
             "more_open": any(row["field"].errors for row in more),
         }
+
+    def advanced_open(self, names: tuple[str, ...]) -> bool:
+        """An "Advanced" part opens by itself when one of its inputs has an error to show."""
+        return any(name in self.errors for name in names)
 
     def secret_inputs(self) -> list[dict[str, Any]]:
         return [
