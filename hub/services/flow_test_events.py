@@ -70,8 +70,8 @@ def _made_up(path: str, kind: str) -> Any:
 
 
 def _fill(record: dict, path: str, kind: str) -> None:
-    if get_path(record, path) not in (None, []):
-        return
+    if "[]" not in path and get_path(record, path) not in (None, []):
+        return  # an object's field already filled through its parent
     # A list of objects gets one item, so its item fields ("lines[].sku") have somewhere to go.
     value = [{}] if kind == "array" else _made_up(path, kind)
     try:
