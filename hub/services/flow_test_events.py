@@ -3,7 +3,6 @@ same ingest function as a webhook and carried out by the real pipeline like any 
 marked as a test (its origin), so the sync history tells it from the vendor's own events."""
 
 import copy
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -137,12 +136,3 @@ def flow_test_event_send(*, flow: Flow, actor) -> SentTestEvent:
         )
     delivery = Delivery.objects.select_related("flow").get(event=event, flow=flow)
     return SentTestEvent(event=event, delivery=delivery, record=record)
-
-
-def flow_test_event_wait(sent: SentTestEvent, *, seconds: float) -> SentTestEvent:
-    """Give a running flow's worker a moment to deliver, so the page can say how it went."""
-    deadline = time.monotonic() + seconds
-    while not sent.delivery.is_finished() and not sent.held and time.monotonic() < deadline:
-        time.sleep(0.2)
-        sent.delivery.refresh_from_db()
-    return sent
