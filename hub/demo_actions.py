@@ -122,7 +122,13 @@ def _call(session: requests.Session, method: str, url: str, slug: str, **kwargs)
         ) from None
     if not response.ok:
         raise DemoActionError(f"{method} {url} was answered {response.status_code}: {response.text[:300]}")
-    return response.json() if response.content else {}
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise DemoActionError(f"{method} {url} did not answer with a JSON object")
+    return answer
 
 
 def is_loopback(url: str) -> bool:
@@ -171,7 +177,7 @@ def sandbox_status(system: System, session: requests.Session | None = None) -> S
         state = answer.json() if answer.ok else {}
     except (requests.RequestException, ValueError):
         state = {}
-    if state.get("system") != system.slug:
+    if not isinstance(state, dict) or state.get("system") != system.slug:
         status.problem = f"nothing answers as the {system.slug} sandbox at {system.base_url}"
         return status
     status.running = True
@@ -257,11 +263,15 @@ def system_break(session: requests.Session, base_url: str, rng: random.Random) -
             timeout=CALL_TIMEOUT,
         )
         answer.raise_for_status()
+        until = answer.json().get("until")
     except requests.RequestException as exc:
         raise DemoActionError(
             f"{base_url} did not take the fault ({type(exc).__name__}); is the sandbox running?"
         ) from None
-    heals_at = timezone.localtime(datetime.fromtimestamp(answer.json()["until"], UTC)).strftime("%H:%M:%S")
+    if not until:  # a sandbox from before faults healed by themselves: it would stay broken
+        session.delete(f"{base_url}/_control/faults", timeout=CALL_TIMEOUT)
+        raise DemoActionError("this sandbox cannot heal by itself; restart it with the hub's current version")
+    heals_at = timezone.localtime(datetime.fromtimestamp(until, UTC)).strftime("%H:%M:%S")
     return ActionOutcome(
         headline=f"Broken until {heals_at}: every call is answered “503 Service unavailable” for {BREAK_SECONDS} seconds.",
         details=[

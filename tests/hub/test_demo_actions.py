@@ -17,7 +17,7 @@ from hub.demo_actions import (
     sandbox_status,
 )
 from hub.models import Delivery, Event
-from tests.sandbox_helpers import demo_on_sandbox, drain_all, records
+from tests.sandbox_helpers import demo_on_sandbox, drain_all, fault, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,3 +128,12 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_a_refusal_from_the_sandbox_is_said_with_its_answer(demo):
+    fault(demo, "crm", mode="401", count=1)
+    with pytest.raises(
+        DemoActionError, match=r"POST http://.+/deals was answered 401: .*invalid credentials"
+    ):
+        demo_action_run(system=system("crm"), action_name="win-deal")
+    assert records(demo, "crm", "deals") == []
