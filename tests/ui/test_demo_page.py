@@ -139,6 +139,8 @@ def test_send_a_test_event_is_for_admins_and_answers_in_place(client, personas, 
     assert AuditEntry.objects.filter(verb="send_test_event", actor=personas["admin"]).count() == 1
     history = client.get(reverse("hub-history-event", args=[event.pk])).content.decode()
     assert "Test event (sent from the flow&#x27;s page)" in history
+    listed = client.get(reverse("hub-history")).content.decode()
+    assert listed.count(">test event</span>") == 1
 
 
 def test_a_test_event_on_a_draft_says_it_waits_for_the_flow_to_be_enabled(client, personas, fresh_sandbox):
