@@ -108,6 +108,7 @@ class Event(models.Model):
         API = "api", "Publish API"
         POLL = "poll", "Scheduled poll"
         REPLAY = "replay", "Replay"
+        TEST = "test", "Test event (sent from the flow's page)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     system = models.ForeignKey(System, on_delete=models.PROTECT, related_name="events", db_index=False)

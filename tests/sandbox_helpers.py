@@ -160,3 +160,17 @@ def drain_all(timeout: float = 30.0) -> None:
             time.sleep(0.05)  # nothing will come due by itself: wait for something to arrive
         else:
             clock.advance(due_in + 0.001)
+
+
+def demo_on_sandbox(sandbox, hub_url: str | None = None, *, duplicate_rate: float = 0.0) -> None:
+    """The demo seeded against this sandbox; with hub_url, every sandbox system sends its signed
+    webhooks there (the live server), as `manage.py up` has them do."""
+    from hub.demo import demo_seed
+
+    demo_seed(urls={slug: sandbox.url(slug) for slug in DEMO_CREDENTIALS})
+    if hub_url is None:
+        return
+    for slug, secret in DEMO_WEBHOOK_SECRETS.items():
+        control(sandbox, slug, "PUT", "webhook", json={
+            "url": f"{hub_url}/hooks/{slug}/", "secret": secret, "duplicate_rate": duplicate_rate, "enabled": True,
+        })  # fmt: skip

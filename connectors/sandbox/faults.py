@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,8 @@ class FaultError(ValueError):
 
 @dataclass
 class Fault:
-    """One active fault. ``count`` (next N matching requests) wins over ``rate`` (probability)."""
+    """One active fault. ``count`` (next N matching requests) wins over ``rate`` (probability).
+    ``until`` (a time.time() value) ends it by itself: a system broken "for a minute" heals."""
 
     mode: str
     count: int | None = None
@@ -30,6 +32,7 @@ class Fault:
     resources: frozenset[str] | None = None
     delay: float = 5.0
     retry_after: int = 1
+    until: float | None = None
     applied: int = 0
     id: int = field(default_factory=lambda: next(_fault_ids))
 
@@ -52,6 +55,11 @@ class Fault:
         retry_after = data.get("retry_after", 1)
         if not isinstance(retry_after, int) or retry_after < 0:
             raise FaultError("retry_after must be a non-negative integer")
+        seconds = data.get("seconds")
+        if seconds is not None and (
+            not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 < seconds <= 86400
+        ):
+            raise FaultError("seconds must be a number between 0 and 86400")
         return cls(
             mode=mode,
             count=count,
@@ -60,6 +68,7 @@ class Fault:
             resources=_plain_set(data.get("resources"), "resources"),
             delay=float(delay),
             retry_after=retry_after,
+            until=None if seconds is None else time.time() + seconds,
         )
 
     def matches(self, method: str, resource: str) -> bool:
@@ -80,6 +89,9 @@ class Fault:
     def exhausted(self) -> bool:
         return self.count is not None and self.count <= 0
 
+    def expired(self, now: float) -> bool:
+        return self.until is not None and now >= self.until
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -90,6 +102,7 @@ class Fault:
             "resources": sorted(self.resources) if self.resources is not None else None,
             "delay": self.delay,
             "retry_after": self.retry_after,
+            "until": self.until,
             "applied": self.applied,
         }
 

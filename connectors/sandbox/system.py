@@ -260,6 +260,7 @@ class SandboxSystem:
 
     def state(self) -> dict[str, Any]:
         with self.lock:
+            self._drop_expired_faults_locked()
             state = {
                 "system": self.name,
                 "counts": {name: len(store) for name, store in self.stores.items()},
@@ -361,6 +362,7 @@ class SandboxSystem:
         return response, (fault.mode if fault else None)
 
     def _pick_fault(self, method: str, resource: str) -> Fault | None:
+        self._drop_expired_faults_locked()
         for fault in self.faults:
             if fault.matches(method, resource) and fault.roll(self._rng):
                 fault.applied += 1
@@ -369,6 +371,10 @@ class SandboxSystem:
                     self.faults.remove(fault)
                 return fault
         return None
+
+    def _drop_expired_faults_locked(self) -> None:
+        now = time.time()
+        self.faults[:] = [fault for fault in self.faults if not fault.expired(now)]
 
     def _dispatch(
         self,
@@ -711,6 +717,7 @@ def _control_state(system: SandboxSystem, data: dict[str, Any], query: dict[str,
 
 def _control_list_faults(system: SandboxSystem, data: dict[str, Any], query: dict[str, str]) -> Response:
     with system.lock:
+        system._drop_expired_faults_locked()
         return json_response(200, {"faults": [fault.to_dict() for fault in system.faults]})
 
 

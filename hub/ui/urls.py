@@ -1,7 +1,20 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from hub.ui import audit, datamodels, flowmap, flows, history, home, mapper, metrics, systems, users
+from hub.ui import (
+    audit,
+    datamodels,
+    demo,
+    flow_test_events,
+    flowmap,
+    flows,
+    history,
+    home,
+    mapper,
+    metrics,
+    systems,
+    users,
+)
 
 urlpatterns = [
     path(
@@ -54,10 +67,14 @@ urlpatterns = [
     path("flows/<int:pk>/poll/", flows.flow_poll_view, name="flows-poll"),
     path("flows/<int:pk>/metrics.json", metrics.flow_metrics, name="flows-metrics"),
     path("flows/<int:pk>/delete/", flows.flow_delete_view, name="flows-delete"),
+    path("flows/<int:pk>/test-event/", flow_test_events.flow_test_event_view, name="flows-test-event"),
     path("history/", history.history, name="hub-history"),
     path("history/export/", history.history_export, name="hub-history-export"),
     path("history/events/<uuid:pk>/", history.history_event, name="hub-history-event"),
     path("audit/", audit.audit_log, name="hub-audit"),
     path("audit/export/", audit.audit_export, name="hub-audit-export"),
     path("alerts/", include("hub.alerts.urls")),
+    path("demo/", demo.demo_systems_page, name="hub-demo"),
+    path("demo/<slug:slug>/credentials/", demo.demo_credentials, name="hub-demo-credentials"),
+    path("demo/<slug:slug>/act/", demo.demo_act, name="hub-demo-act"),
 ]

@@ -383,6 +383,29 @@ def test_status_faults(box: Sandbox, mode: str, status: int) -> None:
     assert requests.get(f"{box.url('inventory')}/products", headers=INVENTORY_AUTH, timeout=TIMEOUT).ok
 
 
+def test_a_timed_fault_answers_every_request_until_its_time_is_up_then_heals(box: Sandbox) -> None:
+    base = box.url("inventory")
+    added = requests.post(
+        f"{base}/_control/faults", json={"mode": "503", "seconds": 0.5}, timeout=TIMEOUT
+    ).json()
+    assert added["until"] == pytest.approx(time.time() + 0.5, abs=0.3)
+    answers = [requests.get(f"{base}/products", headers=INVENTORY_AUTH, timeout=TIMEOUT) for _ in range(3)]
+    assert [a.status_code for a in answers] == [503, 503, 503]
+    assert requests.get(f"{base}/_control/state", timeout=TIMEOUT).json()["faults"][0]["mode"] == "503"
+    time.sleep(0.6)
+    assert requests.get(f"{base}/products", headers=INVENTORY_AUTH, timeout=TIMEOUT).status_code == 200
+    assert requests.get(f"{base}/_control/state", timeout=TIMEOUT).json()["faults"] == []
+
+
+@pytest.mark.parametrize("seconds", [0, -1, "60", True, 86401])
+def test_a_timed_fault_needs_a_sensible_number_of_seconds(box: Sandbox, seconds) -> None:
+    refused = requests.post(
+        f"{box.url('crm')}/_control/faults", json={"mode": "503", "seconds": seconds}, timeout=TIMEOUT
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "seconds must be a number between 0 and 86400"
+
+
 def test_fault_method_filter(box: Sandbox) -> None:
     base = box.url("crm")
     requests.post(

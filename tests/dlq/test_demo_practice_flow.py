@@ -1,15 +1,23 @@
 """The demo has one flow that fails now and then, so ops can practise on real dead letters: a won
-deal typed with a lowercase SKU is refused by inventory; the same deal with the SKU fixed goes."""
+deal typed with a lowercase SKU is refused by inventory; the same deal with the SKU fixed goes.
+A few deals of the demo activity are enough for the inbox and the alerts to show something."""
+
+import random
+import re
 
 import pytest
 
 from connectors.models import System
 from dlq.models import DeadLetter
 from dlq.services import dead_letter_replay
+from hub.alerts.evaluation import alerts_evaluate
+from hub.alerts.models import Alert, AlertRule
 from hub.demo import demo_seed
-from hub.models import Delivery, DeliveryStatus
+from hub.demo_actions import demo_action_run
+from hub.models import AuditEntry, Delivery, DeliveryStatus, Flow
 from hub.pipeline.ingest import IncomingEvent, events_store
-from tests.sandbox_helpers import drain_all, records
+from mappings.models import DataModel, Field, Mapping, MappingVersion
+from tests.sandbox_helpers import demo_on_sandbox, drain_all, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PRACTICE = "Won deals checked against stock"
@@ -43,3 +51,29 @@ def test_the_practice_flow_fails_for_a_lowercase_sku_and_goes_once_fixed(fresh_s
     checks = [a for a in records(fresh_sandbox, "inventory", "adjustments") if a["reason"] == "stock check"]
     assert sorted(a["reference"] for a in checks) == ["check-deal_1", "check-deal_2"]
     assert all(line["quantity"] == 0 for a in checks for line in a["lines"])  # a check moves no stock
+
+
+def test_a_few_won_deals_of_demo_activity_fill_the_inbox_and_fire_the_alert(fresh_sandbox, live_server):
+    demo_on_sandbox(fresh_sandbox, live_server.url)
+    rng, crm = random.Random(11), System.objects.get(slug="crm")
+    for _ in range(10):  # the demo activity's own action; about half the deals carry a lowercase SKU
+        outcome = demo_action_run(system=crm, action_name="win-deal", rng=rng)
+        assert outcome.event is not None
+        if any(line["sku"].islower() for line in outcome.event.record()["lines"]):
+            break
+    drain_all()
+    letter = DeadLetter.objects.get(flow__name=PRACTICE)
+    assert letter.error_class == "rejected" and re.search(r"unknown sku sku-[a-z]+", letter.reason)
+    assert letter.record_key == outcome.record_id
+
+    alerts_evaluate()
+    alert = Alert.objects.get(rule__flow__name=PRACTICE, resolved_at__isnull=True)
+    assert alert.rule.kind == "dead_letters"
+
+
+def test_seeding_the_demo_twice_changes_nothing(fresh_sandbox):
+    demo_on_sandbox(fresh_sandbox)
+    tables = (System, DataModel, Field, Mapping, MappingVersion, Flow, AlertRule, AuditEntry)
+    before = {model.__name__: model.objects.count() for model in tables}
+    demo_on_sandbox(fresh_sandbox)
+    assert {model.__name__: model.objects.count() for model in tables} == before

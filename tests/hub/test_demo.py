@@ -5,34 +5,17 @@ import pytest
 import requests
 
 from connectors.sandbox import DEMO_CREDENTIALS
-from hub.demo import demo_seed
 from hub.models import Delivery, DeliveryStatus, Flow
 from hub.pipeline.polling import flow_poll
 from tests.conftest import wait_for
-from tests.sandbox_helpers import control, drain_all, records
+from tests.sandbox_helpers import demo_on_sandbox, drain_all, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def demo(fresh_sandbox, live_server):
-    demo_seed(
-        urls={slug: fresh_sandbox.url(slug) for slug in ("crm", "accounting", "inventory", "hr", "payments")}
-    )
-    for slug in ("crm", "hr", "payments"):
-        secret = {"crm": "whsec-crm-demo", "hr": "whsec-hr-demo", "payments": "whsec-pay-demo"}[slug]
-        control(
-            fresh_sandbox,
-            slug,
-            "PUT",
-            "webhook",
-            json={
-                "url": f"{live_server.url}/hooks/{slug}/",
-                "secret": secret,
-                "duplicate_rate": 0.5,
-                "enabled": True,
-            },
-        )
+    demo_on_sandbox(fresh_sandbox, live_server.url, duplicate_rate=0.5)
     return fresh_sandbox
 
 

@@ -115,6 +115,8 @@ def objects_for(name: str, world: dict, personas: dict) -> dict:
         return {"pk": world["letter"].delivery.event_id}
     if name.startswith("dlq"):
         return {"pk": world["letter"].pk}
+    if name.startswith("hub-demo"):
+        return {"slug": world["system"].slug}
     return {"pk": 1, "kind": "webhook"}
 
 

@@ -94,6 +94,10 @@ ADMIN_ONLY_PAGES = {
     "hub-users", "hub-users-add", "hub-users-password", "connectors-add", "connectors-edit",
     "connectors-credentials", "mappings-model-add", "flows-add", "flows-edit", "flows-spec-import",
     "alerts-rule-add", "alerts-rule-edit", "alerts-channel-add", "alerts-channel-edit",
+    # Not for auditors either: the demo's systems are for trying things out (ops look, admins act).
+    "hub-demo", "hub-demo-credentials",
+    # GET says how a test event an admin sent is doing (the button's answer asks again).
+    "flows-test-event",
 }  # fmt: skip
 
 # Exempt from CSRF by design, with why; every other route refuses a session POST without a token.

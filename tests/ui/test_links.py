@@ -21,12 +21,12 @@ pytestmark = pytest.mark.django_db
 
 NAV = [
     "Overview", "Flows", "Data-flow map", "Systems", "Data models", "Dead letters", "Alerts", "Sync history",
-    "Audit log", "Users",
+    "Audit log", "Users", "Demo systems",
 ]  # fmt: skip
 NAV_BY_ROLE = {
     "admin": NAV,
     "ops": [label for label in NAV if label != "Users"],
-    "auditor": [label for label in NAV if label != "Users"],
+    "auditor": [label for label in NAV if label not in ("Users", "Demo systems")],
 }
 
 
