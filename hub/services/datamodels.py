@@ -8,6 +8,9 @@ from django.db import transaction
 from django.db.models import Max, Q
 
 from common.paths import PathError, compile_path
+from common.urlpaths import relative_path_problem
+from connectors.base import ConnectorError, ErrorClass
+from connectors.netpolicy import refusal, refusal_in_words
 from connectors.registry import connector_for
 from hub.models import Flow
 from hub.services.audit import audit_record
@@ -301,6 +304,67 @@ def data_model_sample_set(
             diff={"added_fields": [field.path for field in added]},
         )
     return added
+
+
+def sample_fetch(*, system, resource: str) -> dict:
+    """One record of `resource`, listed from `system` through its connector with its stored
+    credentials; ConfigError says what went wrong and what to check."""
+    resource = resource.strip()
+    if problem := relative_path_problem(resource):
+        raise ConfigError(problem)
+    if not resource:
+        raise ConfigError("write where the records live in the system's API, e.g. /contacts")
+    resource = "/" + resource.lstrip("/")
+    try:
+        record = connector_for(system).sample(resource=resource)
+    except ConnectorError as exc:
+        raise ConfigError(sample_problem(exc, system, resource)) from None
+    except ValueError as exc:  # a connector kind or settings the hub cannot use
+        raise ConfigError(f"{system.name}'s connector settings cannot be used: {exc}") from None
+    if record is None:
+        raise ConfigError(
+            f"{system.name} has no records at {resource} yet, so there is nothing to read the fields "
+            f"from. Create one in {system.name} first, or paste a sample record instead"
+        )
+    return record
+
+
+def sample_problem(exc: ConnectorError, system, resource: str) -> str:
+    """What went wrong when listing a sample record, and what the admin can check."""
+    name, kind = system.name, exc.error_class
+    if kind == ErrorClass.AUTH_FAILURE:
+        return (
+            f"{name} refused the hub's credentials (it answered {exc.status}) when asked for {resource}. "
+            f"Check the credentials on {name}'s page (Edit), then try again"
+        )
+    if kind == ErrorClass.REJECTED and exc.status in (404, 410):
+        return (
+            f"{name} has nothing at {resource} (it answered {exc.status}). Check the path in {name}'s "
+            "API documentation, e.g. /contacts, and that it is written without the system's address"
+        )
+    if kind == ErrorClass.MALFORMED_RESPONSE:
+        return (
+            f"{name}'s answer for {resource} is not a list of records in JSON ({exc.message}). Check the "
+            f"path, and on {name}'s page where a list answer keeps its records"
+        )
+    if kind == ErrorClass.TIMEOUT:
+        return (
+            f"{name} did not answer within {system.read_timeout:g} seconds. Check that it is running at "
+            f"{system.base_url}, or allow it more time (read timeout) on {name}'s page"
+        )
+    if kind == ErrorClass.UNREACHABLE:
+        return (
+            f"The hub could not connect to {name} at {system.base_url}. Check the address on {name}'s "
+            "page and that the system is running"
+        )
+    if kind == ErrorClass.OUTBOUND_REFUSED:
+        words = refusal(exc)
+        return f"The hub may not connect to {name}: {refusal_in_words(words) if words else exc.message}"
+    if kind == ErrorClass.RATE_LIMITED:
+        return f"{name} asked the hub to slow down (429). Try again in a minute"
+    if kind == ErrorClass.SERVER_ERROR:
+        return f"{name} answered with a server error ({exc.status}) for {resource}. Try again later"
+    return f"{name} did not give a record for {resource}: {exc.message}"
 
 
 def data_model_users(model: DataModel) -> tuple[list[Flow], list[Mapping]]:
