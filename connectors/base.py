@@ -221,6 +221,11 @@ class Connector:
             )
         return record
 
+    def document(self, *, path: str) -> str:
+        """The text the system publishes at `path` (its API description), fetched with the stored
+        credentials."""
+        raise NotImplementedError(f"{type(self).__name__} cannot fetch documents")
+
 
 @dataclass
 class CheckResult:

@@ -329,6 +329,45 @@ def sample_fetch(*, system, resource: str) -> dict:
     return record
 
 
+# Where APIs commonly publish their OpenAPI (or Swagger) description, tried in this order.
+API_DESCRIPTION_PATHS = ("/openapi.json", "/openapi.yaml", "/swagger.json", "/v3/api-docs", "/api-docs")
+
+
+def api_description_fetch(*, system, path: str = "") -> tuple[str, str]:
+    """The OpenAPI document `system` publishes at `path`, or at the first of the usual places
+    that has one, fetched with its stored credentials: (text, where it was found)."""
+    path = path.strip()
+    if problem := relative_path_problem(path):
+        raise ConfigError(problem)
+    connector = connector_for(system)
+    tried = ["/" + path.lstrip("/")] if path else list(API_DESCRIPTION_PATHS)
+    for where in tried:
+        try:
+            text = connector.document(path=where)
+        except NotImplementedError:
+            raise ConfigError(f"{system.name}'s kind of API cannot be asked for its description") from None
+        except ConnectorError as exc:
+            if path or exc.error_class not in (ErrorClass.REJECTED, ErrorClass.AUTH_FAILURE):
+                raise ConfigError(sample_problem(exc, system, where)) from None
+            continue  # not published there: try the next usual place
+        if _looks_like_api_description(text):
+            return text, where
+        if path:
+            raise ConfigError(
+                f"what {system.name} publishes at {where} is not an OpenAPI document (it has no "
+                '"openapi" or "swagger" version); check the path in its API documentation'
+            )
+    raise ConfigError(
+        f"{system.name} publishes no API description at {', '.join(tried)}. Type where it is, or ask "
+        "the vendor for the document and upload it"
+    )
+
+
+def _looks_like_api_description(text: str) -> bool:
+    head = text[:2000]
+    return any(marker in head for marker in ('"openapi"', '"swagger"', "openapi:", "swagger:"))
+
+
 def sample_problem(exc: ConnectorError, system, resource: str) -> str:
     """What went wrong when listing a sample record, and what the admin can check."""
     name, kind = system.name, exc.error_class

@@ -182,3 +182,89 @@ def test_only_admins_fetch_records(client, personas, answers, persona):
     )
     model.refresh_from_db()
     assert model.sample is None
+
+
+# --- from the system's API description ----------------------------------------------------------------
+
+SWAGGER = {
+    "swagger": "2.0",
+    "definitions": {
+        "Contact": {
+            "type": "object",
+            "required": ["id", "email"],
+            "properties": {"id": {"type": "string", "readOnly": True}, "email": {"type": "string"}},
+        }
+    },
+}
+
+
+class _Describes(_Answers):
+    """A system that publishes its Swagger document at /swagger.json, and a YAML one at /docs/api."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/swagger.json":
+            return self._send(200, json.dumps(SWAGGER))
+        if path == "/docs/api":
+            return self._send(
+                200,
+                "openapi: 3.0.0\ncomponents:\n  schemas:\n    Deal:\n      properties:\n        title: {type: string}\n",
+            )
+        if path == "/readme":
+            return self._send(200, "# Our API\nSee the docs.")
+        return self._send(404, '{"error": "not found"}')
+
+    def _send(self, status: int, text: str) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def describes():
+    with LoopbackServer(_Describes) as server:
+        yield server
+
+
+def read_description(client, system: System, path: str = ""):
+    data = {"action": "read", "system": system.pk, "source": "openapi", "openapi_path": path}
+    return client.post(
+        reverse("mappings-model-add"), data | {"fields-TOTAL_FORMS": "0", "fields-INITIAL_FORMS": "0"}
+    )
+
+
+def test_it_finds_the_api_description_the_system_publishes_at_a_usual_place(admin, describes):
+    system = SystemFactory(base_url=describes.url)
+    page = read_description(admin, system)
+    assert "field-error" not in page.text
+    assert 'value="email"' in page.text and 'aria-label="email is required" checked' in page.text
+    assert 'aria-label="id is required" checked' not in page.text  # readOnly: the system sets it
+    assert 'value="/swagger.json"' in page.text  # where it was found, shown in the path box
+
+
+def test_it_fetches_the_api_description_from_the_path_typed(admin, describes):
+    system = SystemFactory(base_url=describes.url)
+    page = read_description(admin, system, "/docs/api")
+    assert 'value="title"' in page.text and 'value="Deal"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        (
+            "/readme",
+            "is not an OpenAPI document (it has no &quot;openapi&quot; or &quot;swagger&quot; version)",
+        ),
+        ("/nowhere", "has nothing at /nowhere (it answered 404)"),
+    ],
+)
+def test_it_says_when_the_path_holds_no_api_description(admin, describes, path, words):
+    page = read_description(admin, SystemFactory(base_url=describes.url), path)
+    assert words in page.text and "id_openapi_path_error" in page.text
+
+
+def test_it_says_when_the_system_publishes_no_api_description(admin, answers):
+    page = read_description(admin, SystemFactory(name="Shop", base_url=answers.url))
+    assert "Shop publishes no API description at /openapi.json, /openapi.yaml, /swagger.json" in page.text

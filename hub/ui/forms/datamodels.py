@@ -17,6 +17,7 @@ from connectors.models import System
 from hub.services.datamodels import (
     EDITABLE,
     UNSUITABLE_TYPES,
+    api_description_fetch,
     lookup_query,
     query_param_problem,
     sample_fetch,
@@ -168,6 +169,14 @@ class SourceForm(forms.Form):
         label="…or paste the document",
         widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
     )
+    openapi_path = forms.CharField(
+        required=False,
+        max_length=300,
+        label="…or let the hub fetch it from the system",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. /openapi.json", "spellcheck": "false"}),
+        help_text="With no file and nothing pasted, the hub asks the system for its API description "
+        "here, or, left empty, at the usual places (/openapi.json, /swagger.json…).",
+    )
     # Text with a drop-down: the choices come from the document, and a name it lacks gets a precise
     # message from clean() instead of Django's generic "select a valid choice".
     schema_name = forms.CharField(required=False, label="Schema", widget=forms.Select())
@@ -258,6 +267,14 @@ class SourceForm(forms.Form):
 
     def _read_openapi(self, data: dict) -> None:
         text = self.data.get("openapi_text", "")
+        if not text.strip() and not self.files.get("openapi_file") and self.system is not None:
+            try:
+                text, found_at = api_description_fetch(system=self.system, path=data.get("openapi_path", ""))
+            except ConfigError as exc:
+                self.add_error("openapi_path", sentence(exc))
+                return
+            # Kept on the page as if pasted, so choosing a schema needs no second call.
+            self.data["openapi_text"], self.data["openapi_path"] = text, found_at
         where = "openapi_file" if self.files.get("openapi_file") else "openapi_text"
         try:
             document = parse_document(text)
