@@ -17,6 +17,7 @@ from common.limits import row_id
 from common.text import form_text
 from connectors.models import System
 from hub.access import admins_only, readers
+from hub.models import Flow
 from hub.services.datamodels import (
     data_model_create,
     data_model_delete,
@@ -31,6 +32,7 @@ from hub.services.datamodels import (
     sample_fetch,
 )
 from hub.services.errors import ConfigError
+from hub.services.flows import flow_problems
 from hub.ui.feedback import change_made
 from hub.ui.forms.datamodels import (
     TYPE_CHOICES,
@@ -268,7 +270,20 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # The lookup form asks what its choice would send, before anything is saved.
         form = LookupForm(request.GET, model=model)
         return render(request, "mappings/_lookup.html#lookup-preview", {"model": model, "lookup_form": form})
-    return render(request, "mappings/model_detail.html", _detail_context(model))
+    return render(
+        request, "mappings/model_detail.html", _detail_context(model, **_asked_by_flow(request, model))
+    )
+
+
+def _asked_by_flow(request: HttpRequest, model: DataModel) -> dict:
+    """Opened from a flow that cannot be enabled while this model's fields stay required: the flow,
+    and the fields it leaves unmapped, so the page can name them and lead back."""
+    pk = row_id(request.GET.get("flow"))
+    flow = Flow.objects.filter(pk=pk, target_model=model).first() if pk is not None else None
+    if flow is None:
+        return {}
+    unmapped = [path for problem in flow_problems(flow) for path in getattr(problem, "unmapped", ())]
+    return {"asking_flow": flow, "asking_fields": unmapped}
 
 
 @admins_only

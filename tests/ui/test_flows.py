@@ -335,8 +335,12 @@ def test_it_names_the_required_target_fields_still_unmapped(client, personas, em
     assert "Required fields of the Account data model are not mapped: email." in page
     # The fix may be in the mapper, or in the data model where the field is marked required.
     assert f'<a href="{mapper_url(flow.mapping_id)}">Map it in the field mapper</a>' in page
-    model_fields = reverse("mappings-model-detail", args=[account.pk]) + "#fields"
+    model_fields = reverse("mappings-model-detail", args=[account.pk]) + f"?flow={flow.pk}#fields"
     assert f'<a href="{model_fields}">mark it not required in the Account data model</a>' in page
+    # There, the page names what the flow leaves unfilled and leads back to it.
+    model_page = c.get(model_fields.split("#")[0]).content.decode()
+    assert "The flow <strong>Half done</strong> does not fill email." in model_page
+    assert f'<a href="{reverse("flows-detail", args=[flow.pk])}">go back to the flow</a>' in model_page
     refused = c.post(reverse("flows-enable", args=[flow.pk]), follow=True).content.decode()
     assert (
         "cannot be enabled yet: required fields of the Account data model are not mapped: email." in refused
