@@ -373,7 +373,8 @@ def sample_problem(exc: ConnectorError, system, resource: str) -> str:
     name, kind = system.name, exc.error_class
     if kind == ErrorClass.AUTH_FAILURE:
         return (
-            f"{name} refused the hub's credentials (it answered {exc.status}) when asked for {resource}. "
+            f"{name} refused the hub's credentials{f' (it answered {exc.status})' if exc.status else ''} "
+            f"when asked for {resource}. "
             f"Check the credentials on {name}'s page (Edit), then try again"
         )
     if kind == ErrorClass.REJECTED and exc.status in (404, 410):

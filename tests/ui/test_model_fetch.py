@@ -268,3 +268,14 @@ def test_it_says_when_the_path_holds_no_api_description(admin, describes, path, 
 def test_it_says_when_the_system_publishes_no_api_description(admin, answers):
     page = read_description(admin, SystemFactory(name="Shop", base_url=answers.url))
     assert "Shop publishes no API description at /openapi.json, /openapi.yaml, /swagger.json" in page.text
+
+
+def test_an_oauth_system_whose_secret_is_refused_gets_a_form_error(admin, fresh_sandbox):
+    accounting = sandbox_system(
+        fresh_sandbox, "accounting", credentials={"client_id": "hub", "client_secret": "wrong"}
+    )
+    page = read(admin, accounting, "/payments")
+    assert page.status_code == 200
+    assert "Accounting refused the hub&#x27;s credentials (it answered 40" in page.text, page.text[
+        page.text.find("field-error") :
+    ][:300]
