@@ -128,7 +128,10 @@ def test_it_lets_readers_see_a_model_but_not_change_it(client, personas, persona
 
 def test_it_shows_an_empty_state_for_a_system_without_models(client, personas, crm):
     response = client_for(client, personas["admin"]).get(reverse("mappings-models"))
-    assert "This system has no data models yet: fetch a record from it, or paste a sample, to create one" in response.text
+    assert (
+        "This system has no data models yet: fetch a record from it, or paste a sample, to create one"
+        in response.text
+    )
     assert f"{reverse('mappings-model-add')}?system={crm.pk}" in response.text
 
 
