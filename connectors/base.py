@@ -248,6 +248,25 @@ class Connector:
             f"{type(self).__name__} must implement fetch(*, resource, since, page_token, limit)"
         )
 
+    def sample(self, *, resource: str) -> dict[str, Any] | None:
+        """One record of `resource` as flows read it, listed with the stored credentials (None
+        when the list is empty): how an admin starts a data model from the system itself."""
+        page = self.fetch(resource=resource, since=None, page_token=None, limit=1)
+        if not page.records:
+            return None
+        record = page.records[0]
+        if not isinstance(record, dict):
+            raise ConnectorError(
+                f"the list at {resource} holds {type(record).__name__} values, not records",
+                ErrorClass.MALFORMED_RESPONSE,
+            )
+        return record
+
+    def document(self, *, path: str) -> str:
+        """The text the system publishes at `path` (its API description), fetched with the stored
+        credentials."""
+        raise NotImplementedError(f"{type(self).__name__} cannot fetch documents")
+
 
 @dataclass
 class CheckResult:

@@ -429,6 +429,12 @@ class HttpConnector(Connector):
         ids = [str(get_path(r, id_path)) for r in matches if get_path(r, id_path) not in (None, "")]
         return LookupResult(target_ids=ids, listed=len(page.records))
 
+    def document(self, *, path: str) -> str:
+        # API descriptions come as JSON or YAML, whatever this API's own records are in.
+        accept = {"Accept": "application/json, application/yaml;q=0.9, */*;q=0.5"}
+        response, _ = self.request("GET", path, headers=accept)
+        return response.text
+
     def check(self, *, path: str) -> CheckResult:
         started = time.perf_counter()
         try:

@@ -1,8 +1,8 @@
 """Record shapes: data-model fields, inference, OpenAPI import, validation and drift."""
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -192,6 +192,71 @@ def _merge_types(kinds: list[str]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# Required on create
+# --------------------------------------------------------------------------------------------------
+
+# A sample shows what a system *answers*; what it fills in itself when it creates a record (its id,
+# its timestamps, links and versions) must not be asked of a create. Names are compared in
+# snake_case, so createdAt and created_at are one.
+OWN_ID_NAMES = frozenset({"id", "_id", "uuid", "guid", "pk"})
+TIMESTAMP_NAMES = frozenset(
+    {"created", "updated", "modified", "deleted", "last_modified", "date_created", "date_updated",
+     "date_modified", "created_on", "updated_on", "modified_on", "timestamp"}
+)  # fmt: skip
+READ_ONLY_NAMES = frozenset(
+    {"etag", "version", "revision", "rev", "links", "href", "self", "created_by", "updated_by",
+     "modified_by", "object"}
+)  # fmt: skip
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def generated_by_target(path: str, *, record_names: Iterable[str] = ()) -> bool:
+    """Whether a system most likely fills in this field itself when it creates a record, so a create
+    need not send it: the record's own id (`id`, `uuid`, `contact_id` of a contact), timestamps
+    (`created_at`, `updatedAt`, any `*_at`) and read-only-looking bookkeeping (`etag`, `_links`).
+
+    `record_names` are what the record is called ("contact" for /contacts), to tell the record's
+    own `contact_id` from a `customer_id` that points at another record."""
+    *parents, leaf = path.replace("[]", "").split(".")
+    name = _CAMEL_HUMP.sub("_", leaf).lower()
+    if name.startswith("_") and not parents:
+        return True  # _links, _meta, _etag: the API's own additions
+    if name.endswith("_at") or name in TIMESTAMP_NAMES or name in READ_ONLY_NAMES:
+        return True
+    if parents:  # customer.id names the customer a new record points at: the admin decides
+        return False
+    own = {f"{record}_{suffix}" for record in record_names for suffix in ("id", "uuid", "key")}
+    return name in OWN_ID_NAMES or name in own
+
+
+def record_names(*words: str) -> list[str]:
+    """What a record is called, in snake_case and singular, from a model name or a resource path:
+    ("Contact", "/v1/contacts") -> ["contact"]; "companies" gives "company"."""
+    names: list[str] = []
+    for word in words:
+        last = (word or "").split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        name = _CAMEL_HUMP.sub("_", last).lower().replace("-", "_").replace(" ", "_")
+        if name.endswith("ies"):
+            name = name[:-3] + "y"
+        elif name.endswith("s") and not name.endswith("ss"):
+            name = name[:-1]
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def required_on_create(fields: list[FieldSpec], *, record_names: Iterable[str] = ()) -> list[FieldSpec]:
+    """The fields with "required" taken off where the target fills the field in itself."""
+    names = list(record_names)
+    return [
+        replace(spec, required=False)
+        if spec.required and generated_by_target(spec.path, record_names=names)
+        else spec
+        for spec in fields
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
 # OpenAPI / Swagger
 # --------------------------------------------------------------------------------------------------
 
@@ -292,7 +357,8 @@ class _SchemaReader:
             site.get("description") or resolved.get("description") or resolved.get("title") or ""
         )
         kind = _openapi_type(resolved)
-        fields = [FieldSpec(path, kind, required, description)]
+        read_only = bool(site.get("readOnly") or resolved.get("readOnly"))  # the server sets it
+        fields = [FieldSpec(path, kind, required and not read_only, description)]
         if depth + 1 >= LIMITS.openapi_depth:
             return fields
         if kind == "object":

@@ -8,6 +8,9 @@ from django.db import transaction
 from django.db.models import Max, Q
 
 from common.paths import PathError, compile_path
+from common.urlpaths import relative_path_problem
+from connectors.base import ConnectorError, ErrorClass
+from connectors.netpolicy import refusal, refusal_in_words
 from connectors.registry import connector_for
 from hub.models import Flow
 from hub.services.audit import audit_record
@@ -309,6 +312,107 @@ def data_model_sample_set(
             diff={"added_fields": [field.path for field in added]},
         )
     return added
+
+
+def sample_fetch(*, system, resource: str) -> dict:
+    """One record of `resource`, listed from `system` through its connector with its stored
+    credentials; ConfigError says what went wrong and what to check."""
+    resource = resource.strip()
+    if problem := relative_path_problem(resource):
+        raise ConfigError(problem)
+    if not resource:
+        raise ConfigError("write where the records live in the system's API, e.g. /contacts")
+    resource = "/" + resource.lstrip("/")
+    try:
+        record = connector_for(system).sample(resource=resource)
+    except ConnectorError as exc:
+        raise ConfigError(sample_problem(exc, system, resource)) from None
+    except ValueError as exc:  # a connector kind or settings the hub cannot use
+        raise ConfigError(f"{system.name}'s connector settings cannot be used: {exc}") from None
+    if record is None:
+        raise ConfigError(
+            f"{system.name} has no records at {resource} yet, so there is nothing to read the fields "
+            f"from. Create one in {system.name} first, or paste a sample record instead"
+        )
+    return record
+
+
+# Where APIs commonly publish their OpenAPI (or Swagger) description, tried in this order.
+API_DESCRIPTION_PATHS = ("/openapi.json", "/openapi.yaml", "/swagger.json", "/v3/api-docs", "/api-docs")
+
+
+def api_description_fetch(*, system, path: str = "") -> tuple[str, str]:
+    """The OpenAPI document `system` publishes at `path`, or at the first of the usual places
+    that has one, fetched with its stored credentials: (text, where it was found)."""
+    path = path.strip()
+    if problem := relative_path_problem(path):
+        raise ConfigError(problem)
+    connector = connector_for(system)
+    tried = ["/" + path.lstrip("/")] if path else list(API_DESCRIPTION_PATHS)
+    for where in tried:
+        try:
+            text = connector.document(path=where)
+        except NotImplementedError:
+            raise ConfigError(f"{system.name}'s kind of API cannot be asked for its description") from None
+        except ConnectorError as exc:
+            if path or exc.error_class not in (ErrorClass.REJECTED, ErrorClass.AUTH_FAILURE):
+                raise ConfigError(sample_problem(exc, system, where)) from None
+            continue  # not published there: try the next usual place
+        if _looks_like_api_description(text):
+            return text, where
+        if path:
+            raise ConfigError(
+                f"what {system.name} publishes at {where} is not an OpenAPI document (it has no "
+                '"openapi" or "swagger" version); check the path in its API documentation'
+            )
+    raise ConfigError(
+        f"{system.name} publishes no API description at {', '.join(tried)}. Type where it is, or ask "
+        "the vendor for the document and upload it"
+    )
+
+
+def _looks_like_api_description(text: str) -> bool:
+    head = text[:2000]
+    return any(marker in head for marker in ('"openapi"', '"swagger"', "openapi:", "swagger:"))
+
+
+def sample_problem(exc: ConnectorError, system, resource: str) -> str:
+    """What went wrong when listing a sample record, and what the admin can check."""
+    name, kind = system.name, exc.error_class
+    if kind == ErrorClass.AUTH_FAILURE:
+        return (
+            f"{name} refused the hub's credentials{f' (it answered {exc.status})' if exc.status else ''} "
+            f"when asked for {resource}. "
+            f"Check the credentials on {name}'s page (Edit), then try again"
+        )
+    if kind == ErrorClass.REJECTED and exc.status in (404, 410):
+        return (
+            f"{name} has nothing at {resource} (it answered {exc.status}). Check the path in {name}'s "
+            "API documentation, e.g. /contacts, and that it is written without the system's address"
+        )
+    if kind == ErrorClass.MALFORMED_RESPONSE:
+        return (
+            f"{name}'s answer for {resource} is not a list of records in JSON ({exc.message}). Check the "
+            f"path, and on {name}'s page where a list answer keeps its records"
+        )
+    if kind == ErrorClass.TIMEOUT:
+        return (
+            f"{name} did not answer within {system.read_timeout:g} seconds. Check that it is running at "
+            f"{system.base_url}, or allow it more time (read timeout) on {name}'s page"
+        )
+    if kind == ErrorClass.UNREACHABLE:
+        return (
+            f"The hub could not connect to {name} at {system.base_url}. Check the address on {name}'s "
+            "page and that the system is running"
+        )
+    if kind == ErrorClass.OUTBOUND_REFUSED:
+        words = refusal(exc)
+        return f"The hub may not connect to {name}: {refusal_in_words(words) if words else exc.message}"
+    if kind == ErrorClass.RATE_LIMITED:
+        return f"{name} asked the hub to slow down (429). Try again in a minute"
+    if kind == ErrorClass.SERVER_ERROR:
+        return f"{name} answered with a server error ({exc.status}) for {resource}. Try again later"
+    return f"{name} did not give a record for {resource}: {exc.message}"
 
 
 def data_model_users(model: DataModel) -> tuple[list[Flow], list[Mapping]]:

@@ -569,6 +569,20 @@ def _refuse_unready(flow: Flow, headline: str) -> None:
         raise ConfigError(f"{headline}: " + "; ".join(problems) + ".")
 
 
+class FlowProblem(str):
+    """A reason a flow cannot run. When the reason is required target fields left unmapped, they
+    are named in `unmapped`: the fix is in the mapper or in the target data model, where a field
+    the target fills in itself may be marked required by mistake."""
+
+    unmapped: tuple[str, ...] = ()
+
+    @classmethod
+    def unmapped_fields(cls, model, paths: list[str]) -> "FlowProblem":
+        problem = cls(f"required fields of the {model.name} data model are not mapped: {', '.join(paths)}")
+        problem.unmapped = tuple(paths)
+        return problem
+
+
 def flow_problems(flow: Flow) -> list[str]:
     """What keeps a flow from being enabled (an empty list when it is ready)."""
     problems = []
@@ -588,5 +602,5 @@ def flow_problems(flow: Flow) -> list[str]:
             and not any(t and t.startswith((path + ".", path + "[")) for t in mapped_targets)
         ]
         if missing and flow.operation in ("create", "upsert"):
-            problems.append("required target fields are not mapped: " + ", ".join(missing))
+            problems.append(FlowProblem.unmapped_fields(flow.target_model, missing))
     return problems

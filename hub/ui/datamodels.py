@@ -2,12 +2,14 @@
 the detail page where admins edit fields inline."""
 
 import json
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.db.models import Count, Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -15,6 +17,7 @@ from common.limits import row_id
 from common.text import form_text
 from connectors.models import System
 from hub.access import admins_only, readers
+from hub.models import Flow
 from hub.services.datamodels import (
     data_model_create,
     data_model_delete,
@@ -26,8 +29,10 @@ from hub.services.datamodels import (
     field_update,
     lookup_query,
     lookup_unfilled,
+    sample_fetch,
 )
 from hub.services.errors import ConfigError
+from hub.services.flows import flow_problems
 from hub.ui.feedback import change_made
 from hub.ui.forms.datamodels import (
     TYPE_CHOICES,
@@ -42,6 +47,7 @@ from hub.ui.forms.datamodels import (
     sentence,
 )
 from mappings.models import DataModel, Field, Mapping
+from mappings.schema import record_names
 
 FIELD_ROWS = "fields"
 BLANK_ROW = {"path": "", "type": "string", "required": False, "description": ""}
@@ -81,22 +87,28 @@ def model_add(request: HttpRequest) -> HttpResponse:
     action = request.POST.get("action", "save")
     posted_rows = FieldRows(request.POST, prefix=FIELD_ROWS)
     rows = posted_rows.raw_rows()
+    system_form = SystemChoiceForm(request.POST)
     context = {
         "system_form": SystemChoiceForm(initial={"system": request.POST.get("system")}),
         "source_form": SourceForm(initial=request.POST.dict()),
         "details_form": DetailsForm(initial=request.POST.dict()),
+        "return_to": _return_to(request),
+        "fetched": request.POST.get("source") == SourceForm.FETCH and bool(request.POST.get("sample")),
     }
     if action == "save":
         return _save_new_model(request, context, rows)
     if action == "read":
-        source_form = SourceForm(request.POST, request.FILES)
+        system = system_form.cleaned_data["system"] if system_form.is_valid() else None
+        source_form = SourceForm(request.POST, request.FILES, system=system)
         context["source_form"] = source_form
+        context["fetched"] = False
         if source_form.is_valid():
             rows = rows_from_specs(source_form.fields_read)
             context["details_form"] = DetailsForm(
                 initial=_suggested_details(request.POST.dict(), source_form)
             )
             context["just_read"] = True
+            context["fetched"] = source_form.cleaned_data["source"] == SourceForm.FETCH
     elif action == "add_row":
         rows.append(dict(BLANK_ROW))
         context["focus_row"] = len(rows) - 1
@@ -115,7 +127,20 @@ def _blank_add_context(request: HttpRequest) -> dict:
         "source_form": SourceForm(),
         "details_form": DetailsForm(initial={"id_path": "id"}),
         "rows": FieldRows(prefix=FIELD_ROWS, initial=[]),
+        "return_to": _return_to(request),
     }
+
+
+def _return_to(request: HttpRequest) -> str:
+    """The page of ours that sent the admin here to create a model (the flow wizard), if any."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    ours = url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure())
+    return target if ours and target.startswith("/") else ""
+
+
+def _with_new_model(url: str, model: DataModel) -> str:
+    """`url` with the new model named, so the page that asked for it can choose it."""
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'new_model': model.pk})}"
 
 
 def _suggested_details(posted: dict, source_form: SourceForm) -> dict:
@@ -124,6 +149,11 @@ def _suggested_details(posted: dict, source_form: SourceForm) -> dict:
     paths = {spec.path for spec in source_form.fields_read or ()}
     if not details.get("name") and source_form.cleaned_data.get("schema_name"):
         details["name"] = source_form.cleaned_data["schema_name"]
+    if resource := source_form.cleaned_data.get("resource"):
+        if source_form.cleaned_data.get("source") == SourceForm.FETCH:
+            details["resource_path"] = resource
+            if not details.get("name"):
+                details["name"] = " ".join(record_names(resource)).replace("_", " ").title()
     if not details.get("id_path") or details.get("id_path") not in paths:
         details["id_path"] = next(
             (p for p in ("id", "uuid", "key", "code") if p in paths), details.get("id_path")
@@ -138,13 +168,21 @@ def _suggested_details(posted: dict, source_form: SourceForm) -> dict:
 def _save_new_model(request: HttpRequest, context: dict, rows: list[dict]) -> HttpResponse:
     system_form = SystemChoiceForm(request.POST)
     system = system_form.cleaned_data["system"] if system_form.is_valid() else None
-    if request.POST.get("source") == SourceForm.SAMPLE and request.POST.get("sample", "").strip():
-        source_form = SourceForm(request.POST, request.FILES)
+    source = request.POST.get("source")
+    if source in (SourceForm.SAMPLE, SourceForm.FETCH) and request.POST.get("sample", "").strip():
+        # A fetched record was kept on the page as the sample: saving reads it, and asks the
+        # system nothing again.
+        as_sample = request.POST.copy()
+        as_sample["source"] = SourceForm.SAMPLE
+        source_form = SourceForm(as_sample, request.FILES)
         source_valid = source_form.is_valid()
+        record = source_form.record
+        if source_valid and source == SourceForm.FETCH:
+            source_form = SourceForm(initial=request.POST.dict())  # shown as fetched, not as pasted
     else:
         # Fields typed by hand or read from a document: the table is all that is needed.
         source_form = SourceForm(initial=request.POST.dict())
-        source_valid = True
+        source_valid, record = True, None
     details_form = DetailsForm(request.POST, system=system)
     row_forms = FieldRows(request.POST, prefix=FIELD_ROWS)
     context.update(
@@ -167,14 +205,15 @@ def _save_new_model(request: HttpRequest, context: dict, rows: list[dict]) -> Ht
             cursor_field=details["cursor_field"],
             description=details["description"],
             fields=row_forms.specs(),
-            sample=source_form.record,
+            sample=record,
             actor=request.user,
         )
     except ConfigError as exc:
         context["form_error"] = sentence(exc)
         return _render_add(request, context)
     messages.success(request, f"Created the data model {model.name} with {len(rows)} fields.")
-    url = reverse("mappings-model-detail", args=[model.pk])
+    url = context["return_to"]
+    url = _with_new_model(url, model) if url else reverse("mappings-model-detail", args=[model.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
@@ -231,7 +270,20 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # The lookup form asks what its choice would send, before anything is saved.
         form = LookupForm(request.GET, model=model)
         return render(request, "mappings/_lookup.html#lookup-preview", {"model": model, "lookup_form": form})
-    return render(request, "mappings/model_detail.html", _detail_context(model))
+    return render(
+        request, "mappings/model_detail.html", _detail_context(model, **_asked_by_flow(request, model))
+    )
+
+
+def _asked_by_flow(request: HttpRequest, model: DataModel) -> dict:
+    """Opened from a flow that cannot be enabled while this model's fields stay required: the flow,
+    and the fields it leaves unmapped, so the page can name them and lead back."""
+    pk = row_id(request.GET.get("flow"))
+    flow = Flow.objects.filter(pk=pk, target_model=model).first() if pk is not None else None
+    if flow is None:
+        return {}
+    unmapped = [path for problem in flow_problems(flow) for path in getattr(problem, "unmapped", ())]
+    return {"asking_flow": flow, "asking_fields": unmapped}
 
 
 @admins_only
@@ -279,8 +331,11 @@ def model_lookup(request: HttpRequest, pk: int) -> HttpResponse:
 @admins_only
 @require_POST
 def model_sample(request: HttpRequest, pk: int) -> HttpResponse:
+    """Replace the sample with one pasted, or with one fetched from the system (action "fetch")."""
     model = _model_or_404(pk)
     form = SampleForm(request.POST)
+    if request.POST.get("action") == "fetch":
+        form = _fetched_sample_form(model, request.POST)
     added: list[Field] = []
     if form.is_valid():
         added = data_model_sample_set(
@@ -294,6 +349,21 @@ def model_sample(request: HttpRequest, pk: int) -> HttpResponse:
     if form is not None:
         extra["sample_form"] = form
     return _render_part(request, "model-body", _detail_context(model, **extra))
+
+
+def _fetched_sample_form(model: DataModel, posted) -> SampleForm:
+    """The sample form filled with a record listed from the model's system, or showing why not."""
+    add_new = posted.get("add_new_fields") in ("on", "true", "1")
+    try:
+        record = sample_fetch(system=model.system, resource=model.resource_path)
+    except ConfigError as exc:
+        form = SampleForm({"sample": posted.get("sample", ""), "add_new_fields": add_new})
+        form.is_valid()
+        form.errors.pop("sample", None)  # nothing was pasted: the fetch is what failed
+        form.add_error(None, sentence(exc))
+        return form
+    text = json.dumps(record, indent=2, ensure_ascii=False)
+    return SampleForm({"sample": text, "add_new_fields": add_new})
 
 
 @admins_only

@@ -5,6 +5,7 @@ export/import. Views check the role first, then call one service."""
 from datetime import timedelta
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.db.models import Prefetch
@@ -128,9 +129,10 @@ STEPS = [
 ]
 
 
-def _step_form(number: int, state: dict, data: Any = None) -> Any:
+def _step_form(number: int, state: dict, data: Any = None, new_model: DataModel | None = None) -> Any:
     """The form of wizard step `number` (1-based), bound to `data` or to what the session holds;
-    unbound, it starts from what the wizard was opened with (the system a system's page chose)."""
+    unbound, it starts from what the wizard was opened with (the system a system's page chose).
+    Back from creating a data model, it shows what the admin had chosen, with `new_model` chosen."""
     form_class = STEPS[number - 1][1]
     stored = state.get(str(number))
     kwargs: dict[str, Any] = {}
@@ -138,6 +140,16 @@ def _step_form(number: int, state: dict, data: Any = None) -> Any:
         kwargs["source_model"] = _source_model(state)
     if data is not None:
         return form_class(data, **kwargs)
+    draft = state.pop(f"draft-{number}", None)
+    chooses_model = form_class in (SourceStepForm, TargetStepForm)
+    if draft is not None or (new_model is not None and chooses_model):
+        initial = {**(stored or {}), **(draft or {})}
+        if new_model is not None and chooses_model:
+            initial |= {
+                f"{form_class.end}_system": new_model.system_id,
+                f"{form_class.end}_model": new_model.pk,
+            }
+        return form_class(initial=initial, **kwargs)
     if stored is not None:
         return form_class(stored, **kwargs)
     if number == 1 and state.get("prefill"):
@@ -273,12 +285,35 @@ def flow_add(request: HttpRequest) -> HttpResponse:
     if step > len(done) + 1:
         return _to_step(len(done) + 1)
     if request.method == "POST":
+        if "create_model" in request.POST and STEPS[step - 1][1] in (SourceStepForm, TargetStepForm):
+            return _wizard_create_model(request, state, step)
         form = _step_form(step, state, data=request.POST)
         if form.is_valid():
             return _wizard_advance(request, state, step, form)
     else:
-        form = _step_form(step, state)
+        form = _step_form(step, state, new_model=_new_model(request))
+        request.session.modified = True  # a draft used up is gone from the session
     return render(request, "hub/flows_wizard.html", _wizard_context(step, form, done, state))
+
+
+def _wizard_create_model(request: HttpRequest, state: dict, step: int) -> HttpResponse:
+    """Keep what this step shows as typed, and go create the data model it lacks; creating it
+    brings the admin back here with it chosen (see _new_model)."""
+    form_class = STEPS[step - 1][1]
+    state[f"draft-{step}"] = {name: request.POST.get(name, "") for name in form_class.base_fields}
+    request.session[WIZARD_KEY] = state
+    request.session.modified = True
+    back = f"{reverse('flows-add')}?step={step}"
+    query = {"next": back}
+    if (system := row_id(request.POST.get(f"{form_class.end}_system"))) is not None:
+        query["system"] = system
+    return redirect(f"{reverse('mappings-model-add')}?{urlencode(query)}")
+
+
+def _new_model(request: HttpRequest) -> DataModel | None:
+    """The data model just created from the wizard, named by the page that created it."""
+    pk = row_id(request.GET.get("new_model"))
+    return DataModel.objects.filter(pk=pk).first() if pk is not None else None
 
 
 def _to_step(number: int) -> HttpResponse:

@@ -24,6 +24,8 @@ def test_it_builds_a_model_and_maps_it_by_click_drag_and_keyboard(sign_in, perso
     # A data model from a pasted sample: fields are read, shown for editing, then saved.
     page.goto(f"{live_server.url}/models/")
     page.get_by_role("link", name="Create a data model for CRM").click()
+    page.get_by_text("Other ways: paste a sample record").click()
+    page.get_by_label("Paste a sample record").check()
     page.get_by_label("Sample record (JSON)").fill(json.dumps(SAMPLE, indent=2))
     page.get_by_role("button", name="Read the fields").click()
     expect(page.get_by_text("Read 5 fields")).to_be_visible()

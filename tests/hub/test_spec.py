@@ -215,7 +215,7 @@ def broken(doc: dict, change) -> str:
      "flows[1] 'Won deals reduce stock': Rule 4 (reason): rule 2 already writes this field"),
     (lambda d: d["flows"][1]["mapping"].update(rules=[{"target": "reason", "constant": "x"}]),
      "flows[1] 'Won deals reduce stock': This flow cannot stay active: "
-     "required target fields are not mapped: reference, lines."),
+     "required fields of the Adjustment data model are not mapped: reference, lines."),
     (lambda d: d["models"][0]["fields"].append({"path": "x", "type": "text"}),
      "models[0] 'crm/Deal': \"x\": unknown type \"text\""),
     (lambda d: d["systems"][0].update(base_url="not a url"), "systems[0] 'crm': base_url: Enter a valid URL."),

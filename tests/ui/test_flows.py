@@ -372,8 +372,30 @@ def test_it_refuses_to_enable_a_flow_while_its_mapping_has_errors(client, person
 def test_it_names_the_required_target_fields_still_unmapped(client, personas, employee, account):
     flow = flow_with_mapping(source_model=employee, target_model=account, state=FlowState.DRAFT, name="Half done",
                              rules=[{"target": "name", "source": "first_name"}])  # fmt: skip
-    page = as_user(client, personas, "admin").get(reverse("flows-detail", args=[flow.pk])).content.decode()
-    assert "Required target fields are not mapped: email." in page
+    c = as_user(client, personas, "admin")
+    page = c.get(reverse("flows-detail", args=[flow.pk])).content.decode()
+    assert "Required fields of the Account data model are not mapped: email." in page
+    # The fix may be in the mapper, or in the data model where the field is marked required.
+    assert f'<a href="{mapper_url(flow.mapping_id)}">Map it in the field mapper</a>' in page
+    model_fields = reverse("mappings-model-detail", args=[account.pk]) + f"?flow={flow.pk}#fields"
+    assert f'<a href="{model_fields}">mark it not required in the Account data model</a>' in page
+    # There, the page names what the flow leaves unfilled and leads back to it.
+    model_page = c.get(model_fields.split("#")[0]).content.decode()
+    assert "The flow <strong>Half done</strong> does not fill email." in model_page
+    assert f'<a href="{reverse("flows-detail", args=[flow.pk])}">go back to the flow</a>' in model_page
+    refused = c.post(reverse("flows-enable", args=[flow.pk]), follow=True).content.decode()
+    assert (
+        "cannot be enabled yet: required fields of the Account data model are not mapped: email." in refused
+    )
+    flow.refresh_from_db()
+    assert flow.state == FlowState.DRAFT
+
+    # Marked not required in the data model, the flow can be enabled.
+    field = account.fields.get(path="email")
+    c.post(reverse("mappings-field-update", args=[field.pk]), {"type": "string", "description": ""})
+    c.post(reverse("flows-enable", args=[flow.pk]))
+    flow.refresh_from_db()
+    assert flow.state == FlowState.ACTIVE
 
 
 def test_it_enables_a_flow_whose_mapping_is_ready(client, personas, employee, account):

@@ -2,6 +2,7 @@
 editable table of fields, and the model's settings. Errors are written for a non-technical admin
 and say where the problem is ("line 3 column 5: Expecting ',' delimiter")."""
 
+import json
 from typing import Any
 
 import yaml
@@ -13,7 +14,15 @@ from common.limits import LIMITS, MB
 from common.paths import PathError, compile_path
 from common.urlpaths import relative_path_problem
 from connectors.models import System
-from hub.services.datamodels import EDITABLE, UNSUITABLE_TYPES, lookup_query, query_param_problem
+from hub.services.datamodels import (
+    EDITABLE,
+    UNSUITABLE_TYPES,
+    api_description_fetch,
+    lookup_query,
+    query_param_problem,
+    sample_fetch,
+)
+from hub.services.errors import ConfigError
 from mappings.models import DataModel
 from mappings.schema import (
     FIELD_TYPES,
@@ -22,6 +31,8 @@ from mappings.schema import (
     fields_from_openapi,
     infer_fields,
     openapi_schema_names,
+    record_names,
+    required_on_create,
 )
 
 TYPE_LABELS = {
@@ -115,13 +126,24 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 class SourceForm(forms.Form):
     """Where the fields of a new data model come from."""
 
-    SAMPLE, OPENAPI = "sample", "openapi"
+    FETCH, SAMPLE, OPENAPI = "fetch", "sample", "openapi"
 
     source = forms.ChoiceField(
-        choices=[(SAMPLE, "Paste a sample record"), (OPENAPI, "Import an OpenAPI document")],
+        choices=[
+            (FETCH, "Fetch a record from the system"),
+            (SAMPLE, "Paste a sample record"),
+            (OPENAPI, "Import an OpenAPI document"),
+        ],
         widget=forms.RadioSelect,
-        initial=SAMPLE,
+        initial=FETCH,
         label="Start from",
+    )
+    resource = forms.CharField(
+        required=False,
+        max_length=300,
+        label="Where the records are in the system's API",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. /contacts", "spellcheck": "false"}),
+        help_text="The hub asks the system for one record there, with the credentials it keeps for it.",
     )
     sample = forms.CharField(
         required=False,
@@ -147,12 +169,22 @@ class SourceForm(forms.Form):
         label="…or paste the document",
         widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
     )
+    openapi_path = forms.CharField(
+        required=False,
+        max_length=300,
+        label="…or let the hub fetch it from the system",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. /openapi.json", "spellcheck": "false"}),
+        help_text="With no file and nothing pasted, the hub asks the system for its API description "
+        "here, or, left empty, at the usual places (/openapi.json, /swagger.json…).",
+    )
     # Text with a drop-down: the choices come from the document, and a name it lacks gets a precise
     # message from clean() instead of Django's generic "select a valid choice".
     schema_name = forms.CharField(required=False, label="Schema", widget=forms.Select())
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, system: System | None = None, **kwargs: Any) -> None:
+        """`system` is the one chosen on the page: where a record is fetched from."""
         super().__init__(*args, **kwargs)
+        self.system = system
         self.schema_names: list[str] = []
         self.fields_read: list[FieldSpec] | None = None
         self.record: dict | None = None
@@ -197,7 +229,25 @@ class SourceForm(forms.Form):
             self._read_openapi(data)
         elif data.get("source") == self.SAMPLE:
             self._read_sample(data)
+        elif data.get("source") == self.FETCH:
+            self._fetch_sample(data)
         return data
+
+    def _fetch_sample(self, data: dict) -> None:
+        if self.system is None:
+            self.add_error("resource", "Choose the system above first: the record is fetched from it.")
+            return
+        try:
+            self.record = sample_fetch(system=self.system, resource=data.get("resource", ""))
+        except ConfigError as exc:
+            self.add_error("resource", sentence(exc))
+            return
+        data["resource"] = "/" + data["resource"].strip().lstrip("/")
+        # Kept on the page as the sample, so saving needs no second call to the system.
+        self.data["sample"] = json.dumps(self.record, indent=2, ensure_ascii=False)
+        self.fields_read = self._fields_of(self.record)
+        if not self.fields_read:
+            self.add_error("resource", "The record the system gave has no fields; try another path.")
 
     def _read_sample(self, data: dict) -> None:
         try:
@@ -205,12 +255,26 @@ class SourceForm(forms.Form):
         except forms.ValidationError as exc:
             self.add_error("sample", exc)
             return
-        self.fields_read = infer_fields(self.record)
+        self.fields_read = self._fields_of(self.record)
         if not self.fields_read:
             self.add_error("sample", "This record has no fields; paste a record with some values.")
 
+    def _fields_of(self, record: dict) -> list[FieldSpec]:
+        """A sample's fields, required where the record had a value, except those the system fills
+        in itself on create (its id, its timestamps)."""
+        words = (self.data.get(key, "") for key in ("name", "resource_path", "resource"))
+        return required_on_create(infer_fields(record), record_names=record_names(*words))
+
     def _read_openapi(self, data: dict) -> None:
         text = self.data.get("openapi_text", "")
+        if not text.strip() and not self.files.get("openapi_file") and self.system is not None:
+            try:
+                text, found_at = api_description_fetch(system=self.system, path=data.get("openapi_path", ""))
+            except ConfigError as exc:
+                self.add_error("openapi_path", sentence(exc))
+                return
+            # Kept on the page as if pasted, so choosing a schema needs no second call.
+            self.data["openapi_text"], self.data["openapi_path"] = text, found_at
         where = "openapi_file" if self.files.get("openapi_file") else "openapi_text"
         try:
             document = parse_document(text)
