@@ -37,7 +37,7 @@ def test_it_registers_two_sandbox_systems_and_tests_their_connections(
     sign_in, personas, live_server, fresh_sandbox
 ):
     page = sign_in(personas["admin"])
-    page.get_by_role("link", name="Systems").click()
+    page.get_by_role("link", name="Systems", exact=True).click()
     expect(page.get_by_text("No systems yet: register your first")).to_be_visible()
     page.get_by_role("link", name="Register a system").click()
 
@@ -77,7 +77,7 @@ def test_it_registers_two_sandbox_systems_and_tests_their_connections(
 def test_it_registers_a_jsonapi_system_showing_only_the_settings_of_that_kind(sign_in, personas, live_server):
     with JsonApiServer() as server:
         page = sign_in(personas["admin"])
-        page.get_by_role("link", name="Systems").click()
+        page.get_by_role("link", name="Systems", exact=True).click()
         page.get_by_role("link", name="Register a system").click()
         page.get_by_label("Kind of system").select_option("payments")
         expect(page.get_by_label("Sign-in method")).to_have_value("basic")
@@ -110,7 +110,7 @@ def test_it_registers_a_jsonapi_system_showing_only_the_settings_of_that_kind(si
 def test_an_auditor_sees_systems_but_cannot_change_them(sign_in, personas, live_server):
     System.objects.create(name="CRM", slug="crm", base_url="http://127.0.0.1:9")
     page = sign_in(personas["auditor"])
-    page.get_by_role("link", name="Systems").click()
+    page.get_by_role("link", name="Systems", exact=True).click()
     expect(page.get_by_role("link", name="CRM")).to_be_visible()
     expect(page.get_by_role("link", name="Register a system")).to_have_count(0)
     page.get_by_role("link", name="CRM").click()
