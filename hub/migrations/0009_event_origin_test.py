@@ -4,15 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('hub', '0008_api_tokens_from_authtoken'),
+        ("hub", "0008_api_tokens_from_authtoken"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='event',
-            name='origin',
-            field=models.CharField(choices=[('webhook', 'Webhook'), ('api', 'Publish API'), ('poll', 'Scheduled poll'), ('replay', 'Replay'), ('test', "Test event (sent from the flow's page)")], default='webhook', max_length=10),
+            model_name="event",
+            name="origin",
+            field=models.CharField(
+                choices=[
+                    ("webhook", "Webhook"),
+                    ("api", "Publish API"),
+                    ("poll", "Scheduled poll"),
+                    ("replay", "Replay"),
+                    ("test", "Test event (sent from the flow's page)"),
+                ],
+                default="webhook",
+                max_length=10,
+            ),
         ),
     ]
