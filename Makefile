@@ -12,9 +12,12 @@ run: install
 	uv run python manage.py up
 
 # A queue and cache prefix of its own, so a running `make run` on the same Redis never takes
-# the tests' work (or the other way round).
+# the tests' work (or the other way round). Two test processes (pytest-xdist), each taking whole
+# files, so a module's shared fixtures stay in one process; each adds its id to the queue, the
+# cache prefix and the test database (hub/settings.py). TEST_PROCESSES=0 runs them in this one.
+TEST_PROCESSES ?= 2
 test: install browser-deps
-	HUB_QUEUE_NAME=test-$$$$ HUB_CACHE_PREFIX=test-$$$$ uv run pytest
+	HUB_QUEUE_NAME=test-$$$$ HUB_CACHE_PREFIX=test-$$$$ uv run pytest -n $(TEST_PROCESSES) --dist loadfile
 
 bench: install
 	uv run python manage.py bench

@@ -41,6 +41,14 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def per_test_worker(name: str) -> str:
+    """`name` with the pytest-xdist worker's id (gw0, gw1, ...) when tests run in parallel, so each
+    worker has a task queue and cache of its own, as two test runs do; the worker processes its
+    tests start read the same name (it is added once, whether or not they were given it already)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"{name}-{worker}" if worker and not name.endswith(f"-{worker}") else name
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", localenv.DEFAULT_SECRET_KEY)
 SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
@@ -146,7 +154,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("HUB_CACHE_PREFIX", "hub"),
+            "KEY_PREFIX": per_test_worker(os.environ.get("HUB_CACHE_PREFIX", "hub")),
         }
     }
 else:
@@ -154,8 +162,8 @@ else:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": VAR_DIR / "cache",
-            "KEY_PREFIX": os.environ.get("HUB_CACHE_PREFIX", "hub"),
+            "LOCATION": VAR_DIR / per_test_worker("cache"),
+            "KEY_PREFIX": per_test_worker(os.environ.get("HUB_CACHE_PREFIX", "hub")),
         }
     }
 
@@ -164,7 +172,7 @@ else:
 Q_WORKERS = int(os.environ.get("HUB_WORKERS", str(os.cpu_count() or 2)))
 HUB_DRAIN_SECONDS = int(os.environ.get("HUB_DRAIN_SECONDS", "240"))
 Q_CLUSTER = {
-    "name": os.environ.get("HUB_QUEUE_NAME", "hub"),
+    "name": per_test_worker(os.environ.get("HUB_QUEUE_NAME", "hub")),
     "workers": Q_WORKERS,
     # A drain checks its deadline (HUB_DRAIN_SECONDS) before each call, so it overruns by at
     # most one delivery's calls (a lookup and a write at the longest timeouts a system may set):

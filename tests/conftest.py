@@ -53,8 +53,6 @@ def _fast_passwords(settings):
 
 @pytest.fixture(autouse=True)
 def _clear_caches():
-    from django.core.cache import cache
-
     from connectors import ratelimit
     from hub.pipeline import dispatch
     from hub.pipeline.attempt import breaker
@@ -70,8 +68,33 @@ def _clear_caches():
     breaker.forget()
     ratelimit.forget()
     call_windows.forget()
-    cache.clear()
+    clear_own_cache()
     yield
+
+
+def clear_own_cache() -> None:
+    """Empty this test process's cache and task queue. On Redis only its own keys (its cache prefix
+    and queue name), not the whole database as `cache.clear()` would: a parallel test worker's (or
+    another run's) keys there are not this test's to lose."""
+    from django.conf import settings
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        cache.clear()  # files in a folder of this process's own under pytest-xdist (hub/settings.py)
+        return
+    client = cache._cache.get_client(None, write=True)
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    queue = settings.Q_CLUSTER["name"]
+    for pattern in (f"{_glob_escape(prefix)}:*", f"django_q:{_glob_escape(queue)}:*"):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,9 @@ from tests.conftest import wait_for
 from tests.sandbox_helpers import employee_event, hr_to_inventory_accounts, records
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# Leases of 10 s instead of the default 60 s, so the deliveries a killed engine had in flight are
+# taken up again within seconds (a live engine renews its leases while its calls are under way).
+SHORT_LEASES = {"HUB_LEASE_SECONDS": "10"}
 
 
 def send(engine, flow, payload: dict, session=None) -> requests.Response:
@@ -96,7 +99,7 @@ def test_many_senders_at_once_each_event_once_in_fewer_commits(fresh_sandbox, st
 
 def test_every_event_answered_202_survives_a_kill_and_is_delivered_once(fresh_sandbox, start_engine):
     flow = hr_to_inventory_accounts(fresh_sandbox)
-    engine = start_engine()
+    engine = start_engine(extra_env=SHORT_LEASES)
     answered: list[str] = []
     stop = threading.Event()
 
@@ -125,7 +128,7 @@ def test_every_event_answered_202_survives_a_kill_and_is_delivered_once(fresh_sa
     assert set(answered) <= stored  # a 202 means committed
     # A second engine finds what the first left (in flight under its lease, or queued) and
     # finishes it; a create whose answer was lost is not made twice.
-    start_engine()
+    start_engine(extra_env=SHORT_LEASES)
     wait_for(
         lambda: not Delivery.objects.filter(flow=flow).unfinished().exists(),
         timeout=120,

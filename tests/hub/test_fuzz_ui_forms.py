@@ -126,13 +126,17 @@ def url_of(name: str, route: str, world: dict, personas: dict) -> str:
     return reverse(name, kwargs=kwargs)
 
 
-def field_names(client: Client, url: str, detail: str | None) -> set[str]:
-    """The names the form at `url` posts, read from its page (or from the page it lives on)."""
+def field_names(client: Client, url: str, detail: str | None, read: dict[str, set[str]]) -> set[str]:
+    """The names the form at `url` posts, read from its page (or from the page it lives on). A page
+    is read once per test: `read` keeps the names of the pages read so far (a handful of detail
+    pages serve most of the routes)."""
     names: set[str] = set()
     for page in filter(None, (url, detail)):
-        response = client.get(page)
-        if response.status_code == 200 and "html" in response.get("Content-Type", ""):
-            names |= set(NAME.findall(response.content.decode()))
+        if page not in read:
+            response = client.get(page)
+            ok = response.status_code == 200 and "html" in response.get("Content-Type", "")
+            read[page] = set(NAME.findall(response.content.decode())) if ok else set()
+        names |= read[page]
     return (names - NOT_FUZZED) or {"text", "name", "note", "reason"}
 
 
@@ -179,9 +183,10 @@ def test_no_form_answers_a_5xx_or_takes_more_than_5_s(world, personas, role, lab
     client = Client(raise_request_exception=False)
     client.force_login(personas[role])
     failures = []
+    read: dict[str, set[str]] = {}
     for name, route in ui_routes():
         url = url_of(name, route, world, personas)
-        names = field_names(client, url, detail_page(name, world, personas))
+        names = field_names(client, url, detail_page(name, world, personas), read)
         for post in posts_for(client, url, names, value):
             status, seconds = timed(post)
             if status >= 500 or seconds > SECONDS:
