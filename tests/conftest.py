@@ -285,3 +285,20 @@ def sign_in(live_server, page):
         return page
 
     return go
+
+
+# Figures a test measures (record_property("measured", "...")), printed at the end of the run: the
+# report carries them from an xdist worker to the terminal, where a print in the worker is lost.
+_measured: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        _measured.extend(value for name, value in report.user_properties if name == "measured")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _measured:
+        terminalreporter.section("measured")
+        for line in _measured:
+            terminalreporter.write_line(line)
