@@ -302,3 +302,20 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measured")
         for line in _measured:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_dropped_at_the_end(django_db_setup, django_db_blocker):
+    """Closes what is still connected to the test database before it is dropped: connections a
+    live server's request threads keep (CONN_MAX_AGE) or a worker's last ones would otherwise make
+    PostgreSQL refuse the DROP, leaving one database behind per run."""
+    yield
+    with django_db_blocker.unblock():
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
