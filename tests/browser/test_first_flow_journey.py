@@ -94,7 +94,7 @@ def test_a_new_admin_builds_a_first_flow_between_two_demo_systems(
     journey.check(page.get_by_label(re.compile("Create: add a new record")))
     journey.click(page.get_by_role("button", name="Continue"))
 
-    journey.check(page.get_by_label(re.compile("Real-time")))
+    expect(page.get_by_label(re.compile("Real-time"))).to_be_checked()  # the default
     journey.click(page.get_by_role("button", name="Continue"))
     journey.click(page.get_by_role("button", name="Continue"))  # no filter
     journey.type(page.get_by_label("Name", exact=True), "Hires become CRM customers")
