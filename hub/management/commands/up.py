@@ -146,16 +146,20 @@ class Command(BaseCommand):
             children.append(
                 (name, subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR, start_new_session=True))
             )
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"\nIntegration hub is running at {hub_url}/\n"
-                f"  Sign in as: {username} / {password}\n"
-                f"  API docs:   {hub_url}/api/docs/\n"
-                f"  Webhooks:   {ingest_url}/hooks/<system>/\n"
-                f"  Database:   {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}\n"
-                "Press Ctrl-C to stop everything.\n"
-            )
-        )
+        lines = [
+            f"\nIntegration hub is running at {hub_url}/",
+            f"  Sign in as: {username} / {password}",
+            *(
+                []
+                if no_sandbox
+                else [f"  Try it:     {hub_url}/demo/ (make something happen in the demo systems)"]
+            ),
+            f"  API docs:   {hub_url}/api/docs/",
+            f"  Webhooks:   {ingest_url}/hooks/<system>/",
+            f"  Database:   {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}",
+            "Press Ctrl-C to stop everything.\n",
+        ]
+        self.stdout.write(self.style.SUCCESS("\n".join(lines)))
         stopping = False
 
         def stop(*_):
