@@ -173,9 +173,10 @@ def _catalogue(directory: Path, signature: tuple[tuple[str, float], ...]) -> dic
     return {t.slug: t for t in sorted(templates, key=lambda t: (list(CATEGORIES).index(t.category), t.name))}
 
 
-def vendor_catalogue(directory: Path = TEMPLATES_DIR) -> dict[str, VendorTemplate]:
+def vendor_catalogue(directory: Path | None = None) -> dict[str, VendorTemplate]:
     """Every vendor template by its file name, ordered by category and name. Re-read when a file is
     added or changed, so a new vendor appears without a restart."""
+    directory = directory or TEMPLATES_DIR
     files = tuple(sorted((p.name, p.stat().st_mtime) for p in directory.glob("*.json")))
     return _catalogue(directory, files)
 
