@@ -15,6 +15,7 @@ A file holds (only "name" and "category" are required; leave out what the vendor
 """
 
 import json
+import logging
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -27,6 +28,7 @@ from connectors.config import config_problems, declared, header_name, problems_i
 from connectors.models import PATH_IN_PAYLOAD, SignatureEncoding, SignatureScheme, SystemKind
 
 TEMPLATES_DIR = Path(__file__).parent / "vendor_templates"
+logger = logging.getLogger(__name__)
 
 # The catalogue's categories; each but the open standards is also a kind of system.
 CATEGORIES: dict[str, str] = {
@@ -167,18 +169,37 @@ def template_load(path: Path) -> VendorTemplate:
     return VendorTemplate(slug=path.stem, name=data["name"], category=data["category"], data=data)
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    templates: dict[str, VendorTemplate]
+    problems: tuple[str, ...]  # one per file left out, naming it and what is wrong
+
+
 @cache
-def _catalogue(directory: Path, signature: tuple[tuple[str, float], ...]) -> dict[str, VendorTemplate]:
-    templates = [template_load(directory / name) for name, _ in signature]
-    return {t.slug: t for t in sorted(templates, key=lambda t: (list(CATEGORIES).index(t.category), t.name))}
+def _catalogue(directory: Path, files: tuple[tuple[str, float], ...]) -> Catalogue:
+    templates, problems = [], []
+    for name, _ in files:
+        try:
+            templates.append(template_load(directory / name))
+        except TemplateError as exc:
+            # A broken file leaves the vendor out rather than the register form broken.
+            logger.warning("%s; it is left out of the vendor catalogue", exc)
+            problems.append(str(exc))
+    templates.sort(key=lambda t: (list(CATEGORIES).index(t.category), t.name))
+    return Catalogue({t.slug: t for t in templates}, tuple(problems))
 
 
-def vendor_catalogue(directory: Path | None = None) -> dict[str, VendorTemplate]:
-    """Every vendor template by its file name, ordered by category and name. Re-read when a file is
-    added or changed, so a new vendor appears without a restart."""
+def catalogue_read(directory: Path | None = None) -> Catalogue:
+    """The templates of the folder and the files left out. Re-read when a file is added or changed,
+    so a new vendor appears without a restart."""
     directory = directory or TEMPLATES_DIR
     files = tuple(sorted((p.name, p.stat().st_mtime) for p in directory.glob("*.json")))
     return _catalogue(directory, files)
+
+
+def vendor_catalogue(directory: Path | None = None) -> dict[str, VendorTemplate]:
+    """Every usable vendor template by its file name, ordered by category and name."""
+    return catalogue_read(directory).templates
 
 
 def vendor_template(slug: str) -> VendorTemplate | None:

@@ -6,8 +6,16 @@ import shutil
 
 import pytest
 
+from connectors.apps import vendor_templates_check
 from connectors.models import SystemKind
-from connectors.vendors import CATEGORIES, TEMPLATES_DIR, TemplateError, template_load, vendor_catalogue
+from connectors.vendors import (
+    CATEGORIES,
+    TEMPLATES_DIR,
+    TemplateError,
+    catalogue_read,
+    template_load,
+    vendor_catalogue,
+)
 from hub.ui.forms.systems import SystemForm, template_form_values
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +24,14 @@ SECRETS |= {"client_secret": "sec", "webhook_secret": "whsec_MfKQ9r8GKYqrTwjUPD8
 VENDORS = sorted(p.stem for p in TEMPLATES_DIR.glob("*.json"))
 
 
+@pytest.fixture
+def admin_client(client, personas):
+    client.force_login(personas["admin"])
+    return client
+
+
 def test_every_file_in_the_folder_is_in_the_catalogue():
+    assert catalogue_read().problems == ()
     assert sorted(vendor_catalogue()) == VENDORS
     assert {"stripe", "shopify", "github", "slack", "hubspot", "salesforce", "quickbooks-online"} <= set(
         VENDORS
@@ -83,3 +98,17 @@ def test_a_broken_file_is_refused_with_its_name_and_the_reason(tmp_path, content
     with pytest.raises(TemplateError, match="vendor template broken.json: ") as raised:
         template_load(path)
     assert message in str(raised.value)
+
+
+def test_a_broken_file_in_the_folder_leaves_only_that_vendor_out_and_check_names_it(
+    tmp_path, monkeypatch, admin_client
+):
+    shutil.copy(TEMPLATES_DIR / "stripe.json", tmp_path)
+    (tmp_path / "typo.json").write_text('{"name": "Typo", "category": "crm", "webhook": {"scheme": "hmac"}}')
+    monkeypatch.setattr("connectors.vendors.TEMPLATES_DIR", tmp_path)
+    assert list(vendor_catalogue()) == ["stripe"]
+    [warning] = vendor_templates_check(None)
+    assert warning.id == "connectors.W001"
+    assert "vendor template typo.json: signature scheme 'hmac' is not one of" in warning.msg
+    page = admin_client.get("/systems/new/")
+    assert page.status_code == 200 and '<option value="stripe">Stripe</option>' in page.content.decode()
