@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from connectors.models import SignatureScheme, System
+from tests.factories import SystemFactory
 
 pytestmark = pytest.mark.django_db
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -107,3 +108,33 @@ def test_an_unknown_template_leaves_the_form_empty(admin_client):
 def test_only_admins_open_the_form_with_a_template(client, personas):
     client.force_login(personas["auditor"])
     assert client.get(reverse("connectors-add"), {"template": "stripe"}).status_code == 403
+
+
+def test_switching_a_system_to_standard_webhooks_asks_for_a_secret_of_that_form(admin_client):
+    system = SystemFactory(name="Old sender", webhook_secret={"secret": "plain-shared-secret"})
+    edit = reverse("connectors-edit", args=[system.pk])
+    values = filled_in(admin_client.get(edit))
+    values |= {"signature_scheme": "standard_webhooks", "signature_header": "webhook-signature"}
+    response = admin_client.post(edit, values)
+    assert response.status_code == 200
+    assert response.context["form"].errors["webhook_secret"] == [
+        "The stored signing secret is not of that form. Paste the secret exactly as the sender shows it: "
+        "whsec_ followed by letters, digits, + and /."
+    ]
+    assert admin_client.post(edit, {**values, "webhook_secret": HOOK_SECRET}).status_code == 302
+    system.refresh_from_db()
+    assert (system.signature_scheme, system.secret) == ("standard_webhooks", HOOK_SECRET)
+
+
+def test_replacing_a_standard_webhooks_secret_checks_its_form(admin_client):
+    system = SystemFactory(
+        signature_scheme="standard_webhooks",
+        signature_header="webhook-signature",
+        webhook_secret={"secret": HOOK_SECRET},
+    )
+    replace = reverse("connectors-credentials", args=[system.pk])
+    response = admin_client.post(replace, {"webhook_secret": "not-whsec"})
+    assert response.status_code == 200
+    assert "whsec_ followed by" in response.context["form"].errors["webhook_secret"][0]
+    system.refresh_from_db()
+    assert system.secret == HOOK_SECRET

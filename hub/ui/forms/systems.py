@@ -30,6 +30,9 @@ from connectors.vendors import CATEGORIES, PAYLOAD_PATHS, WEBHOOK_INPUTS, vendor
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 KEEP_PLACEHOLDER = "Leave empty to keep the stored value"
+WHSEC_EXPECTED = (
+    "Paste the secret exactly as the sender shows it: whsec_ followed by letters, digits, + and /."
+)
 
 # The webhook inputs in the words of someone reading the vendor's settings page, not its API manual.
 PLAIN_WORDS: dict[str, dict[str, Any]] = {
@@ -83,6 +86,14 @@ ADVANCED_WEBHOOK = (
     "idempotency_key_path",
     "record_path",
 )
+
+
+def is_standard_webhooks_secret(secret: str) -> bool:
+    try:
+        standard_webhooks_key(secret)
+    except SignatureError:
+        return False
+    return True
 
 
 def template_choices() -> list[tuple[str, Any]]:
@@ -358,13 +369,16 @@ class SystemForm(forms.ModelForm):
             return
         if not data.get("signature_header") and "signature_header" not in self.errors:
             self.add_error("signature_header", "Enter the name of the header that carries the signature.")
-        if data.get("signature_scheme") == SignatureScheme.STANDARD_WEBHOOKS and data.get("webhook_secret"):
-            try:
-                standard_webhooks_key(data["webhook_secret"])
-            except SignatureError:
+        if (
+            data.get("signature_scheme") == SignatureScheme.STANDARD_WEBHOOKS
+            and "webhook_secret" not in self.errors
+        ):
+            kept = "" if self.instance.secret_unreadable("webhook_secret") else self.instance.secret
+            if data.get("webhook_secret") and not is_standard_webhooks_secret(data["webhook_secret"]):
+                self.add_error("webhook_secret", WHSEC_EXPECTED)
+            elif not data.get("webhook_secret") and kept and not is_standard_webhooks_secret(kept):
                 self.add_error(
-                    "webhook_secret",
-                    "Paste the secret exactly as the sender shows it: whsec_ followed by letters, digits, + and /.",
+                    "webhook_secret", "The stored signing secret is not of that form. " + WHSEC_EXPECTED
                 )
         if (
             not data.get("webhook_secret")
@@ -452,6 +466,10 @@ class CredentialsForm(forms.Form):
         for name in self.fields:
             if self.instance.secret_unreadable(name) and not data.get(name) and self._in_use(name):
                 self.add_error(name, "The stored value cannot be read any more: type it again.")
+        secret = data.get("webhook_secret")
+        if self.instance.signature_scheme == SignatureScheme.STANDARD_WEBHOOKS and secret:
+            if not is_standard_webhooks_secret(secret):
+                self.add_error("webhook_secret", WHSEC_EXPECTED)
         return data
 
     def _in_use(self, name: str) -> bool:
