@@ -1,6 +1,7 @@
 """What most systems of one kind expect, pre-filled in the register-a-system form when the admin
 picks the kind: how the hub signs in, how webhooks are signed and where an event keeps its type,
-its unique id and its record. The admin can change each under "Advanced"."""
+its unique id and its record. The admin can change each under "Advanced". A well-known vendor's
+own values come from its template (connectors/vendors.py), which takes precedence."""
 
 from typing import Any
 
@@ -41,6 +42,9 @@ KIND_DEFAULTS: dict[str, dict[str, Any]] = {
         "signature_header": "Payments-Signature",
         "signature_prefix": "",
     },
+    SystemKind.HELPDESK: {"auth_scheme": AuthScheme.BEARER, **SIGNED_WEBHOOK},
+    SystemKind.CODE_HOSTING: {"auth_scheme": AuthScheme.BEARER, **SIGNED_WEBHOOK},
+    SystemKind.MESSAGING: {"auth_scheme": AuthScheme.BEARER, **SIGNED_WEBHOOK},
     SystemKind.OTHER: {},
 }
 

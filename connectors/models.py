@@ -24,6 +24,9 @@ class SystemKind(models.TextChoices):
     HR = "hr", "HR"
     ECOMMERCE = "ecommerce", "E-commerce"
     PAYMENTS = "payments", "Payments"
+    HELPDESK = "helpdesk", "Helpdesk"
+    CODE_HOSTING = "code_hosting", "Code hosting"
+    MESSAGING = "messaging", "Messaging"
     OTHER = "other", "Other"
 
 
@@ -70,6 +73,8 @@ class SignatureScheme(models.TextChoices):
     NONE = "none", "Not signed"
     HMAC_SHA256 = "hmac_sha256", "HMAC-SHA256 of the body"
     TIMESTAMPED = "timestamped_hmac_sha256", "Timestamped HMAC-SHA256 (t=…,v1=…)"
+    STANDARD_WEBHOOKS = "standard_webhooks", "Standard Webhooks (webhook-id, webhook-timestamp, v1,…)"
+    SLACK = "slack_v0", "Slack (v0=… over v0:timestamp:body)"
 
 
 class SignatureEncoding(models.TextChoices):

@@ -19,6 +19,7 @@ from connectors.breaker import COOLDOWN_SECONDS, FAILURE_RATE, MIN_CALLS, WINDOW
 from connectors.config import declared
 from connectors.kinds import KIND_DEFAULTS, kind_defaults
 from connectors.models import SignatureEncoding, SignatureScheme, System
+from connectors.signatures import SLACK_TIMESTAMP_HEADER, standard_webhooks_headers
 from hub.access import admins_only, operators_only, readers
 from hub.models import Flow
 from hub.selectors.health import flows_health
@@ -31,7 +32,13 @@ from hub.services.systems import (
     system_update,
 )
 from hub.ui.feedback import change_made
-from hub.ui.forms.systems import ADVANCED_WEBHOOK, ADVANCED_WHERE, CredentialsForm, SystemForm
+from hub.ui.forms.systems import (
+    ADVANCED_WEBHOOK,
+    ADVANCED_WHERE,
+    CredentialsForm,
+    SystemForm,
+    template_form_values,
+)
 from mappings.models import DataModel
 
 
@@ -61,7 +68,12 @@ def _apply_errors(form, exc: ValidationError) -> None:
 
 @admins_only
 def system_add(request):
-    form = SystemForm(request.POST or None)
+    # ?template=<vendor> opens the form filled in for that vendor (the page script does the same
+    # when the admin picks one).
+    templates = template_form_values()
+    chosen = templates.get(request.GET.get("template", ""))
+    initial = {**chosen["values"], "template": request.GET["template"]} if chosen else None
+    form = SystemForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             system = system_create(
@@ -77,7 +89,10 @@ def system_add(request):
                 request, f"{system.name} is registered. Test the connection to make sure it works."
             )
             return redirect("connectors-detail", pk=system.pk)
-    return render(request, "connectors/form.html", _form_context(form, None))
+    context = _form_context(form, None)
+    context["vendor_templates"] = templates
+    context["vendor_template"] = templates.get(form["template"].value() or "")
+    return render(request, "connectors/form.html", context)
 
 
 @admins_only
@@ -155,6 +170,20 @@ def signature_in_words(system: System) -> str:
             f"Each webhook carries a {system.signature_header} header of the form t=<unix time>,v1=<signature>: "
             f"an HMAC-SHA256 of the time, a dot and the body, {encoding}, made with the signing secret. "
             f"Webhooks older than {system.signature_tolerance_seconds} seconds are refused."
+        )
+    if system.signature_scheme == SignatureScheme.STANDARD_WEBHOOKS:
+        id_header, timestamp_header = standard_webhooks_headers(system)
+        return (
+            f"Webhooks are signed the Standard Webhooks way: {id_header}, {timestamp_header} and "
+            f"{system.signature_header} (v1,<signature>), an HMAC-SHA256 in Base64 of the id, the time and "
+            f"the body, made with the whsec_ signing secret. Webhooks older than "
+            f"{system.signature_tolerance_seconds} seconds are refused."
+        )
+    if system.signature_scheme == SignatureScheme.SLACK:
+        return (
+            f"Webhooks are signed the Slack way: {system.signature_header} holds v0=<signature>, an HMAC-SHA256 "
+            f"in hexadecimal of v0:<time>:<body> made with the signing secret, the time being in "
+            f"{SLACK_TIMESTAMP_HEADER}. Webhooks older than {system.signature_tolerance_seconds} seconds are refused."
         )
     prefix = f", after “{system.signature_prefix}”" if system.signature_prefix else ""
     return (

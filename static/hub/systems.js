@@ -26,6 +26,27 @@
     });
   }
 
+  // A new system: picking a well-known vendor fills in everything its template knows
+  // (connectors/vendor_templates/) and shows what the admin still has to know.
+  function applyVendorTemplate(root, slug) {
+    var form = root.querySelector("[data-vendor-templates]");
+    var table = form && document.getElementById(form.dataset.vendorTemplates);
+    var template = table && JSON.parse(table.textContent)[slug];
+    if (!template) return;
+    Object.keys(template.values).forEach(function (name) {
+      var input = form.elements[name];
+      if (input) input.value = template.values[name];
+    });
+    var note = root.querySelector("[data-template-note]");
+    if (note) {
+      note.querySelector("[data-template-notes]").textContent = template.notes;
+      var docs = note.querySelector("[data-template-docs]");
+      docs.href = template.docs || "#";
+      docs.hidden = !template.docs;
+      note.hidden = !template.notes && !template.docs;
+    }
+  }
+
   function slugify(text) {
     return text.toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
       .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 54);
@@ -64,6 +85,7 @@
 
   document.addEventListener("change", function (event) {
     if (event.target.id === "id_kind") applyKindDefaults(document, event.target.value);
+    if (event.target.id === "id_template") applyVendorTemplate(document, event.target.value);
     if (event.target.matches("select")) syncVisibility(document);
   });
   document.addEventListener("input", function (event) {

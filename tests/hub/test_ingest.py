@@ -10,7 +10,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from connectors.models import SignatureEncoding, SignatureScheme
-from connectors.signatures import sign
+from connectors.signatures import sign, signed_headers
 from hub.models import Delivery, DeliveryStatus, Event
 from hub.pipeline.ingest import _is_repeated_key
 from hub.pipeline.rows import insert_rows
@@ -179,6 +179,40 @@ def test_it_checks_timestamped_signatures_and_their_age(client):
         headers={"Payments-Signature": sign(system, body)},
     )
     assert tampered.status_code == 401
+
+
+def test_it_accepts_a_webhook_signed_the_standard_webhooks_way_and_refuses_a_tampered_one(client):
+    system = SystemFactory(
+        signature_scheme=SignatureScheme.STANDARD_WEBHOOKS,
+        signature_header="webhook-signature",
+        webhook_secret={"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+        idempotency_key_path="header:webhook-id",
+    )
+    body = json.dumps(
+        {"type": "invoice.paid", "timestamp": "2026-12-07T12:00:00Z", "data": {"id": "in_1"}}
+    ).encode()
+    headers = signed_headers(system, body, message_id="msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
+    assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    hook = f"/hooks/{system.slug}/"
+    accepted = client.post(hook, data=body, content_type="application/json", headers=headers)
+    assert accepted.status_code == 202
+    event = Event.objects.get()
+    assert (event.event_type, event.idempotency_key, event.record_id) == (
+        "invoice.paid",
+        "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+        "in_1",
+    )
+    tampered = client.post(
+        hook, data=body.replace(b"in_1", b"in_2"), content_type="application/json", headers=headers
+    )
+    assert tampered.status_code == 401
+    assert tampered.json()["error"] == (
+        "signature in webhook-signature does not match the id, timestamp and body"
+    )
+    stale = signed_headers(system, body, timestamp=int(time.time()) - 3600, message_id="msg_3")
+    refused = client.post(hook, data=body, content_type="application/json", headers=stale)
+    assert refused.status_code == 401 and "stale signature" in refused.json()["error"]
+    assert Event.objects.count() == 1
 
 
 def test_it_reads_the_event_type_and_key_from_headers_when_configured(client):

@@ -24,9 +24,15 @@ from connectors.auth import AUTH_SCHEMES, secret_characters
 from connectors.config import Declared, config_load, config_problems, declared
 from connectors.models import SYSTEM_FIELDS, SignatureEncoding, SignatureScheme, System
 from connectors.registry import connector_choices, connector_configs
+from connectors.signatures import SignatureError, standard_webhooks_key
+from connectors.vendors import CATEGORIES, PAYLOAD_PATHS, WEBHOOK_INPUTS, vendor_catalogue
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 KEEP_PLACEHOLDER = "Leave empty to keep the stored value"
+WHSEC_EXPECTED = (
+    "Paste the secret exactly as the sender shows it: whsec_ followed by letters, digits, + and /."
+)
 
 # The webhook inputs in the words of someone reading the vendor's settings page, not its API manual.
 PLAIN_WORDS: dict[str, dict[str, Any]] = {
@@ -39,6 +45,11 @@ PLAIN_WORDS: dict[str, dict[str, Any]] = {
                 SignatureScheme.TIMESTAMPED,
                 "Yes, with a signing secret and the time of sending (payment providers)",
             ),
+            (
+                SignatureScheme.STANDARD_WEBHOOKS,
+                "Yes, the Standard Webhooks way: webhook-id, webhook-timestamp, webhook-signature (Svix)",
+            ),
+            (SignatureScheme.SLACK, "Yes, the Slack way: X-Slack-Signature with v0="),
         ],
         "help": "Signed webhooks prove they really come from the system. Its webhook settings show a "
         "“signing secret” or “webhook secret” when it signs them.",
@@ -75,6 +86,42 @@ ADVANCED_WEBHOOK = (
     "idempotency_key_path",
     "record_path",
 )
+
+
+def is_standard_webhooks_secret(secret: str) -> bool:
+    try:
+        standard_webhooks_key(secret)
+    except SignatureError:
+        return False
+    return True
+
+
+def template_choices() -> list[tuple[str, Any]]:
+    """The vendor catalogue for a select, grouped by category."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for template in vendor_catalogue().values():
+        groups.setdefault(CATEGORIES[template.category], []).append((template.slug, template.name))
+    return [("", "Another system (fill in the form yourself)"), *groups.items()]
+
+
+def template_form_values() -> dict[str, dict[str, Any]]:
+    """Per vendor template: the inputs it fills, and its notes for the admin. Inputs the template
+    leaves out go back to a new form's values, so switching templates leaves nothing of the last one
+    behind (a vendor whose signature the hub cannot check keeps the safe default, not "Not signed")."""
+    templates = vendor_catalogue()
+    filled = {slug: template.form_values() for slug, template in templates.items()}
+    names = {"base_url", "auth_scheme", *WEBHOOK_INPUTS.values(), *PAYLOAD_PATHS.values()}
+    names |= {name for values in filled.values() for name in values}
+    blank = SystemForm()
+    start = {name: "" if blank[name].value() is None else str(blank[name].value()) for name in names}
+    return {
+        slug: {
+            "values": {**start, **filled[slug]},
+            "notes": template.notes,
+            "docs": template.data.get("docs", ""),
+        }
+        for slug, template in templates.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -189,6 +236,14 @@ class SystemForm(forms.ModelForm):
         super().__init__(*args, instance=copy.copy(instance), **kwargs)
         if instance is None:
             self.initial.setdefault("signature_scheme", SignatureScheme.HMAC_SHA256)
+            self.fields["template"] = forms.ChoiceField(
+                label="Which system is it?",
+                required=False,
+                choices=template_choices(),
+                help_text="Choosing a well-known system fills in its address, sign-in method and how its "
+                "webhooks are signed and read. You can change each value afterwards.",
+            )
+            self.order_fields(["template"])
         else:
             self.fields[
                 "slug"
@@ -259,6 +314,10 @@ class SystemForm(forms.ModelForm):
     def clean_base_url(self) -> str:
         url = self.cleaned_data["base_url"].strip()
         if url:
+            if placeholders := PLACEHOLDER.findall(url):
+                raise forms.ValidationError(
+                    f"Replace {', '.join(placeholders)} with your own value, e.g. your account's name."
+                )
             try:
                 URLValidator(schemes=["http", "https"])(url)
             except forms.ValidationError:
@@ -310,6 +369,17 @@ class SystemForm(forms.ModelForm):
             return
         if not data.get("signature_header") and "signature_header" not in self.errors:
             self.add_error("signature_header", "Enter the name of the header that carries the signature.")
+        if (
+            data.get("signature_scheme") == SignatureScheme.STANDARD_WEBHOOKS
+            and "webhook_secret" not in self.errors
+        ):
+            kept = "" if self.instance.secret_unreadable("webhook_secret") else self.instance.secret
+            if data.get("webhook_secret") and not is_standard_webhooks_secret(data["webhook_secret"]):
+                self.add_error("webhook_secret", WHSEC_EXPECTED)
+            elif not data.get("webhook_secret") and kept and not is_standard_webhooks_secret(kept):
+                self.add_error(
+                    "webhook_secret", "The stored signing secret is not of that form. " + WHSEC_EXPECTED
+                )
         if (
             not data.get("webhook_secret")
             and not self.stored("webhook_secret")
@@ -396,6 +466,10 @@ class CredentialsForm(forms.Form):
         for name in self.fields:
             if self.instance.secret_unreadable(name) and not data.get(name) and self._in_use(name):
                 self.add_error(name, "The stored value cannot be read any more: type it again.")
+        secret = data.get("webhook_secret")
+        if self.instance.signature_scheme == SignatureScheme.STANDARD_WEBHOOKS and secret:
+            if not is_standard_webhooks_secret(secret):
+                self.add_error("webhook_secret", WHSEC_EXPECTED)
         return data
 
     def _in_use(self, name: str) -> bool:
