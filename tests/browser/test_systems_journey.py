@@ -79,6 +79,7 @@ def test_it_registers_a_jsonapi_system_showing_only_the_settings_of_that_kind(si
         page = sign_in(personas["admin"])
         page.get_by_role("link", name="Systems", exact=True).click()
         page.get_by_role("link", name="Register a system").click()
+        page.wait_for_load_state()  # the page script that fills in a kind's defaults has run
         page.get_by_label("Kind of system").select_option("payments")
         expect(page.get_by_label("Sign-in method")).to_have_value("basic")
         signed = page.get_by_label("Does the system sign its webhooks?")
