@@ -31,12 +31,15 @@ from connectors.base import (
     Page,
     PushResult,
 )
+from connectors.deprecation import deprecation_notice
 from connectors.netpolicy import GuardedAdapter, refusal
 from connectors.redaction import Redactor
 
 BODY_SUMMARY_CHARS = 2000
 ALWAYS_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
-KEPT_RESPONSE_HEADERS = frozenset({"content-type", "retry-after", "idempotent-replayed", "location"})
+KEPT_RESPONSE_HEADERS = frozenset(
+    {"content-type", "retry-after", "idempotent-replayed", "location", "deprecation", "sunset", "warning"}
+)
 PROXY_VARIABLES = (
     "HTTP_PROXY",
     "HTTPS_PROXY",
@@ -323,6 +326,7 @@ class HttpConnector(Connector):
             if k.lower() in KEPT_RESPONSE_HEADERS
         }
         exchange.response_body = self.redactor.text(response.text, BODY_SUMMARY_CHARS)
+        exchange.deprecation = deprecation_notice(response.headers)
 
     def _failure(
         self, method: str, path: str, response: requests.Response, exchange: Exchange

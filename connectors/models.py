@@ -345,3 +345,59 @@ class Circuit(models.Model):
 
     def __str__(self) -> str:
         return f"circuit of system {self.system_id}: {self.state}"
+
+
+class ApiDeprecation(models.Model):
+    """The latest thing a system's answers said about the end of one of its operations (its
+    Deprecation, Sunset, Link and Warning headers; see connectors.deprecation)."""
+
+    system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="deprecations")
+    method = models.CharField(max_length=10)
+    # The resource path the hub called (the data model's, without a record id).
+    path = models.CharField(max_length=300)
+    deprecated = models.BooleanField(default=False)
+    deprecated_since = models.DateTimeField(null=True, blank=True)
+    sunset_at = models.DateTimeField(null=True, blank=True)
+    link = models.URLField(max_length=500, blank=True)
+    sunset_link = models.URLField(max_length=500, blank=True)
+    warning = models.CharField(max_length=300, blank=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    times_seen = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sunset_at", "path", "method"]
+        constraints = [
+            models.UniqueConstraint(fields=["system", "method", "path"], name="deprecation_one_per_operation")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system}: {self.method} {self.path}"
+
+    def days_left(self, now) -> int | None:
+        """Whole days from `now` until the switch-off; None when none was announced."""
+        if self.sunset_at is None:
+            return None
+        return (self.sunset_at - now).days
+
+    def in_words(self, now) -> str:
+        """The notice as one plain sentence for people who do not read headers."""
+        what = f"{self.method} {self.path}"
+        parts = []
+        if self.deprecated:
+            since = f" (since {self.deprecated_since:%Y-%m-%d})" if self.deprecated_since else ""
+            parts.append(f"{self.system} says {what} is deprecated{since}")
+        if self.sunset_at:
+            days = self.days_left(now)
+            when = (
+                f"{days} day{'' if days == 1 else 's'} from now"
+                if days >= 0
+                else f"{-days} day{'' if days == -1 else 's'} ago"
+            )
+            verb = "will be switched off" if days >= 0 else "was to be switched off"
+            subject = "and" if parts else f"{self.system} says {what}"
+            parts.append(f"{subject} {verb} on {self.sunset_at:%Y-%m-%d} ({when})")
+        if self.warning:
+            lead = f"{self.system} warns about {what}" if not parts else "its warning"
+            parts.append(f"{'; ' if parts else ''}{lead}: “{self.warning}”")
+        return " ".join(parts).replace(" ;", ";")

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from connectors.base import ErrorClass, failure_reason
+from connectors.deprecation import deprecations_record
 from connectors.models import System
 from hub.metrics.recording import DeliveryTally
 from hub.models import Attempt, Delivery, DeliveryStatus, Flow, FlowState, Operation, RecordLink
@@ -53,6 +54,20 @@ def outcomes_record(outcomes: list[Outcome], *, flows: FlowCache) -> None:
             if outcome.delivery.pk in owned:
                 batch.add(outcome)
         batch.save()
+    _deprecations_record(outcomes, flows)
+
+
+def _deprecations_record(outcomes: list[Outcome], flows: FlowCache) -> None:
+    """What targets said about deprecating the operations called, per target, method and the
+    target model's resource path (a record's own path would make a row per record)."""
+    seen = []
+    for outcome in outcomes:
+        if outcome.deprecation is not None:
+            method, notice = outcome.deprecation
+            flow = flows.flow(outcome.delivery.flow_id)
+            seen.append((flow.target_system_id, method, flow.target_model.resource_path, notice))
+    if seen:
+        deprecations_record(seen=seen, now=clock.now())
 
 
 class _BatchWrite:
