@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from django.db.models import F
 
 WRITE_AT_MOST_EVERY = timedelta(minutes=1)
+SUNSET_SOON_DAYS = 30  # a switch-off closer than this is urgent (the page, the default alert rule)
 WARNING_CHARS = 300
 LINK_CHARS = 500
 

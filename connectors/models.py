@@ -381,23 +381,21 @@ class ApiDeprecation(models.Model):
         return (self.sunset_at - now).days
 
     def in_words(self, now) -> str:
-        """The notice as one plain sentence for people who do not read headers."""
-        what = f"{self.method} {self.path}"
-        parts = []
-        if self.deprecated:
-            since = f" (since {self.deprecated_since:%Y-%m-%d})" if self.deprecated_since else ""
-            parts.append(f"{self.system} says {what} is deprecated{since}")
-        if self.sunset_at:
-            days = self.days_left(now)
-            when = (
-                f"{days} day{'' if days == 1 else 's'} from now"
-                if days >= 0
-                else f"{-days} day{'' if days == -1 else 's'} ago"
-            )
-            verb = "will be switched off" if days >= 0 else "was to be switched off"
-            subject = "and" if parts else f"{self.system} says {what}"
-            parts.append(f"{subject} {verb} on {self.sunset_at:%Y-%m-%d} ({when})")
-        if self.warning:
-            lead = f"{self.system} warns about {what}" if not parts else "its warning"
-            parts.append(f"{'; ' if parts else ''}{lead}: “{self.warning}”")
-        return " ".join(parts).replace(" ;", ";")
+        """The notice as one plain sentence, for people who do not read headers."""
+        said = f"{self.system} says {self.method} {self.path}"
+        since = f" (since {self.deprecated_since:%Y-%m-%d})" if self.deprecated_since else ""
+        deprecated = f" is deprecated{since}" if self.deprecated else ""
+        if self.sunset_at is None:
+            if deprecated:
+                return f"{said}{deprecated}; it has not said when it will be switched off."
+            return f"{self.system} sends a warning about {self.method} {self.path}."
+        days = self.days_left(now)
+        joined = " and" if deprecated else ""
+        if days < 0:
+            return f"{said}{deprecated}{joined} was to be switched off on {self.sunset_at:%Y-%m-%d}, {_days(-days)} ago."
+        when = "today" if days == 0 else f"{_days(days)} from now"
+        return f"{said}{deprecated}{joined} will be switched off on {self.sunset_at:%Y-%m-%d}, {when}."
+
+
+def _days(n: int) -> str:
+    return f"{n} day{'' if n == 1 else 's'}"
