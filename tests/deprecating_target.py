@@ -5,6 +5,9 @@ import itertools
 import json
 from http.server import BaseHTTPRequestHandler
 
+from connectors.models import System
+from hub.pipeline.ingest import IncomingEvent, events_store
+from tests.factories import flow_with_mapping, model_with_fields
 from tests.loopback import LoopbackServer
 
 
@@ -37,3 +40,32 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     do_PUT = do_PATCH = do_POST
+
+
+def contacts_flow(target_url: str):
+    """People signing up in a shop become contacts in an old CRM's /v1/contacts at `target_url`."""
+    shop = System.objects.create(name="Shop", slug="shop", base_url="")
+    crm = System.objects.create(name="Old CRM", slug="old-crm", base_url=target_url, read_timeout=2.0)
+    person = model_with_fields(shop, "Person", "/people", "id! email!")
+    contact = model_with_fields(crm, "Contact", "/v1/contacts", "email!")
+    return flow_with_mapping(
+        source_model=person,
+        target_model=contact,
+        rules=[{"target": "email", "source": "email"}],
+        operation="create",
+        name="Sign-ups to contacts",
+    )
+
+
+def people_signed_up(flow, *numbers: int) -> None:
+    events_store(
+        [
+            IncomingEvent(
+                flow.source_system,
+                "person.created",
+                f"evt-{n}",
+                {"id": f"p{n}", "email": f"p{n}@example.com"},
+            )
+            for n in numbers
+        ]
+    )

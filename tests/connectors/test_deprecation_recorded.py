@@ -9,13 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors import asynchttp
-from connectors.models import ApiDeprecation, System
+from connectors.models import ApiDeprecation
 from hub.engine.calls import LoopCalls
 from hub.pipeline import clock
 from hub.pipeline.drain import DeliveryRun
-from hub.pipeline.ingest import IncomingEvent, events_store
-from tests.deprecating_target import DeprecatingTarget
-from tests.factories import flow_with_mapping, model_with_fields
+from tests.deprecating_target import DeprecatingTarget, contacts_flow, people_signed_up
 from tests.sandbox_helpers import drain_all
 
 pytestmark = pytest.mark.django_db
@@ -27,33 +25,6 @@ ANNOUNCING = {
     "Link": '<https://developer.example.com/v2-migration>; rel="deprecation"',
     "Warning": '299 - "/v1/contacts is deprecated, use /v2/contacts"',
 }
-
-
-def contacts_flow(target_url: str):
-    shop = System.objects.create(name="Shop", slug="shop", base_url="")
-    crm = System.objects.create(name="Old CRM", slug="old-crm", base_url=target_url, read_timeout=2.0)
-    person = model_with_fields(shop, "Person", "/people", "id! email!")
-    contact = model_with_fields(crm, "Contact", "/v1/contacts", "email!")
-    return flow_with_mapping(
-        source_model=person,
-        target_model=contact,
-        rules=[{"target": "email", "source": "email"}],
-        operation="create",
-    )
-
-
-def people_signed_up(flow, *numbers: int) -> None:
-    events_store(
-        [
-            IncomingEvent(
-                flow.source_system,
-                "person.created",
-                f"evt-{n}",
-                {"id": f"p{n}", "email": f"p{n}@example.com"},
-            )
-            for n in numbers
-        ]
-    )
 
 
 def test_a_delivery_records_what_the_target_says_about_its_end():
