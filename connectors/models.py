@@ -2,6 +2,7 @@
 (with their labels, help and checks, which the system form takes over), the sign-in methods in
 connectors/auth.py and each connector's settings in its own Config."""
 
+from datetime import UTC
 from typing import Any
 
 from django.conf import settings
@@ -375,15 +376,16 @@ class ApiDeprecation(models.Model):
         return f"{self.system}: {self.method} {self.path}"
 
     def days_left(self, now) -> int | None:
-        """Whole days from `now` until the switch-off; None when none was announced."""
+        """Calendar days (UTC, as the date is shown) from `now` to the switch-off; None when none
+        was announced."""
         if self.sunset_at is None:
             return None
-        return (self.sunset_at - now).days
+        return (self.sunset_at.astimezone(UTC).date() - now.astimezone(UTC).date()).days
 
     def in_words(self, now) -> str:
         """The notice as one plain sentence, for people who do not read headers."""
         said = f"{self.system} says {self.method} {self.path}"
-        since = f" (since {self.deprecated_since:%Y-%m-%d})" if self.deprecated_since else ""
+        since = f" (since {self.deprecated_since.astimezone(UTC):%Y-%m-%d})" if self.deprecated_since else ""
         deprecated = f" is deprecated{since}" if self.deprecated else ""
         if self.sunset_at is None:
             if deprecated:
@@ -392,9 +394,9 @@ class ApiDeprecation(models.Model):
         days = self.days_left(now)
         joined = " and" if deprecated else ""
         if days < 0:
-            return f"{said}{deprecated}{joined} was to be switched off on {self.sunset_at:%Y-%m-%d}, {_days(-days)} ago."
+            return f"{said}{deprecated}{joined} was to be switched off on {self.sunset_at.astimezone(UTC):%Y-%m-%d}, {_days(-days)} ago."
         when = "today" if days == 0 else f"{_days(days)} from now"
-        return f"{said}{deprecated}{joined} will be switched off on {self.sunset_at:%Y-%m-%d}, {when}."
+        return f"{said}{deprecated}{joined} will be switched off on {self.sunset_at.astimezone(UTC):%Y-%m-%d}, {when}."
 
 
 def _days(n: int) -> str:

@@ -38,7 +38,7 @@ def test_it_words_a_deprecation_with_a_sunset():
     ).in_words(NOW)
     assert words == (
         "Old CRM says POST /v1/contacts is deprecated (since 2025-12-01) "
-        "and will be switched off on 2027-03-01, 83 days from now."
+        "and will be switched off on 2027-03-01, 84 days from now."
     )
 
 
@@ -64,7 +64,7 @@ def test_the_system_page_shows_it_to_every_role(client, personas, role):
     notice(
         system,
         deprecated=True,
-        sunset_at=timezone.now() + timedelta(days=20, hours=1),
+        sunset_at=timezone.now() + timedelta(days=20),
         link="https://developer.example.com/v2-migration",
         warning="/v1/contacts is deprecated, use /v2/contacts",
     )
