@@ -54,7 +54,7 @@ def _fast_passwords(settings):
 @pytest.fixture(autouse=True)
 def _clear_caches():
     from connectors import ratelimit
-    from connectors.deprecation import deprecations_forget
+    from connectors.services import deprecations_forget
     from hub.pipeline import dispatch
     from hub.pipeline.attempt import breaker
     from hub.pipeline.concurrency import call_windows

@@ -9,8 +9,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from connectors.base import ErrorClass, failure_reason
-from connectors.deprecation import deprecations_record
 from connectors.models import System
+from connectors.services import deprecations_record
 from hub.metrics.recording import DeliveryTally
 from hub.models import Attempt, Delivery, DeliveryStatus, Flow, FlowState, Operation, RecordLink
 from hub.pipeline import clock
