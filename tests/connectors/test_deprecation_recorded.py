@@ -72,6 +72,7 @@ def test_a_quiet_target_leaves_nothing():
     assert not ApiDeprecation.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)  # inside a transaction the run makes its calls inline
 def test_a_delivery_on_the_event_loop_records_it_too():
     loop = asyncio.new_event_loop()
     running = threading.Thread(target=loop.run_forever, daemon=True)
