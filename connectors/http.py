@@ -9,7 +9,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -326,7 +326,14 @@ class HttpConnector(Connector):
             if k.lower() in KEPT_RESPONSE_HEADERS
         }
         exchange.response_body = self.redactor.text(response.text, BODY_SUMMARY_CHARS)
-        exchange.deprecation = deprecation_notice(response.headers)
+        if notice := deprecation_notice(response.headers):
+            # Shown on the system's page and in alerts: a careless API may echo a credential here.
+            exchange.deprecation = replace(
+                notice,
+                warning=self.redactor.text(notice.warning),
+                link=self.redactor.text(notice.link),
+                sunset_link=self.redactor.text(notice.sunset_link),
+            )
 
     def _failure(
         self, method: str, path: str, response: requests.Response, exchange: Exchange

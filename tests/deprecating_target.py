@@ -42,10 +42,12 @@ class _Handler(BaseHTTPRequestHandler):
     do_PUT = do_PATCH = do_POST
 
 
-def contacts_flow(target_url: str):
+def contacts_flow(target_url: str, **crm_settings):
     """People signing up in a shop become contacts in an old CRM's /v1/contacts at `target_url`."""
     shop = System.objects.create(name="Shop", slug="shop", base_url="")
-    crm = System.objects.create(name="Old CRM", slug="old-crm", base_url=target_url, read_timeout=2.0)
+    crm = System.objects.create(
+        name="Old CRM", slug="old-crm", base_url=target_url, read_timeout=2.0, **crm_settings
+    )
     person = model_with_fields(shop, "Person", "/people", "id! email!")
     contact = model_with_fields(crm, "Contact", "/v1/contacts", "email!")
     return flow_with_mapping(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors import asynchttp
+from connectors.auth import AuthScheme
 from connectors.models import ApiDeprecation
 from hub.engine.calls import LoopCalls
 from hub.pipeline import clock
@@ -61,6 +62,23 @@ def test_it_writes_at_most_once_a_minute_unless_the_notice_changes():
         people_signed_up(flow, 5)
         drain_all()
     assert ApiDeprecation.objects.get().sunset_at == datetime(2027, 6, 1, tzinfo=UTC)
+
+
+def test_a_credential_the_target_echoes_in_its_notice_is_not_kept():
+    key = "apikey-Ur5-secret-Wq8"
+    echoing = {
+        "Sunset": SUNSET,
+        "Warning": f'299 - "your key {key} uses the old API"',
+        "Link": f'<https://developer.example.com/keys?k={key}>; rel="sunset"',
+    }
+    with DeprecatingTarget(echoing) as target:
+        flow = contacts_flow(target.url, auth_scheme=AuthScheme.API_KEY, credentials={"api_key": key})
+        people_signed_up(flow, 1)
+        drain_all()
+    notice = ApiDeprecation.objects.get()
+    assert notice.sunset_at == datetime(2027, 3, 1, tzinfo=UTC)
+    assert key not in notice.warning and key not in notice.sunset_link
+    assert notice.warning.startswith("your key ") and notice.warning.endswith(" uses the old API")
 
 
 def test_a_quiet_target_leaves_nothing():
