@@ -5,7 +5,7 @@ import os
 import socket
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 
 from connectors.base import ErrorClass, failure_reason
@@ -66,8 +66,13 @@ def _deprecations_record(outcomes: list[Outcome], flows: FlowCache) -> None:
             method, notice = outcome.deprecation
             flow = flows.flow(outcome.delivery.flow_id)
             seen.append((flow.target_system_id, method, flow.target_model.resource_path, notice))
-    if seen:
-        deprecations_record(seen=seen, now=clock.now())
+    if not seen:
+        return
+    try:
+        with transaction.atomic():
+            deprecations_record(seen=seen, now=clock.now())
+    except DatabaseError:  # the outcomes are written; a notice is heard again on the next answer
+        log.exception("could not record what %d answers said about deprecation", len(seen))
 
 
 class _BatchWrite:
