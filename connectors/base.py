@@ -279,3 +279,4 @@ class CheckResult:
     message: str
     status: int | None = None
     refused: str = ""  # the outbound policy's words when it refused the connection
+    deprecation: "DeprecationNotice | None" = None  # what the answer said about its retirement

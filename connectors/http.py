@@ -449,24 +449,11 @@ class HttpConnector(Connector):
     def check(self, *, path: str) -> CheckResult:
         started = time.perf_counter()
         try:
-            response, _ = self.request("GET", path, params=self.page_params(limit=1))
+            response, exchange = self.request("GET", path, params=self.page_params(limit=1))
         except ConnectorError as exc:
-            elapsed = (time.perf_counter() - started) * 1000
-            if exc.error_class in (ErrorClass.UNREACHABLE, ErrorClass.TIMEOUT):
-                return CheckResult(
-                    False,
-                    None,
-                    elapsed,
-                    f"Could not reach {self.system.base_url}: {exc.message}",
-                    refused=refusal(exc),
-                )
-            if exc.error_class == ErrorClass.AUTH_FAILURE:
-                return CheckResult(
-                    True, False, elapsed, "Reachable, but the credentials were refused.", exc.status
-                )
-            return CheckResult(
-                True, None, elapsed, f"Reachable; it answered {exc.status} for {path}.", exc.status
-            )
+            result = self._check_failed(exc, path, (time.perf_counter() - started) * 1000)
+            result.deprecation = exc.exchange.deprecation if exc.exchange else None
+            return result
         elapsed = (time.perf_counter() - started) * 1000
         return CheckResult(
             True,
@@ -474,6 +461,24 @@ class HttpConnector(Connector):
             elapsed,
             f"Connected: {path} answered {response.status_code} in {elapsed:.0f} ms.",
             response.status_code,
+            deprecation=exchange.deprecation,
+        )
+
+    def _check_failed(self, exc: ConnectorError, path: str, elapsed: float) -> CheckResult:
+        if exc.error_class in (ErrorClass.UNREACHABLE, ErrorClass.TIMEOUT):
+            return CheckResult(
+                False,
+                None,
+                elapsed,
+                f"Could not reach {self.system.base_url}: {exc.message}",
+                refused=refusal(exc),
+            )
+        if exc.error_class == ErrorClass.AUTH_FAILURE:
+            return CheckResult(
+                True, False, elapsed, "Reachable, but the credentials were refused.", exc.status
+            )
+        return CheckResult(
+            True, None, elapsed, f"Reachable; it answered {exc.status} for {path}.", exc.status
         )
 
 

@@ -1,5 +1,5 @@
 """A loopback target whose answers say the API is deprecated: it creates every record it is sent
-and answers with the headers a test gives it (Deprecation, Sunset, Link, Warning)."""
+(a GET answers 200) and answers with the headers a test gives it (Deprecation, Sunset, Link, Warning)."""
 
 import itertools
 import json
@@ -31,7 +31,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.calls.append((self.command, self.path))
             record_id = f"c-{next(self.server._ids)}"
         data = json.dumps({"id": record_id}).encode()
-        self.send_response(201)
+        self.send_response(200 if self.command == "GET" else 201)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         for name, value in self.server.headers.items():
@@ -39,7 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_PUT = do_PATCH = do_POST
+    do_GET = do_PUT = do_PATCH = do_POST
 
 
 def contacts_flow(target_url: str, **crm_settings):

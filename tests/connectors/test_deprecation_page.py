@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from connectors.models import ApiDeprecation
+from tests.deprecating_target import DeprecatingTarget
 from tests.factories import SystemFactory
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +90,21 @@ def test_an_outsider_does_not_see_it(client, personas):
     client.force_login(personas["outsider"])
     response = client.get(reverse("connectors-detail", args=[system.pk]))
     assert response.status_code in (302, 403)
+
+
+def test_testing_the_connection_tells_the_admin_at_once_and_keeps_it(client, personas):
+    headers = {"Sunset": "Mon, 01 Mar 2027 00:00:00 GMT", "Warning": '299 - "use /v2"'}
+    with DeprecatingTarget(headers) as target:
+        system = SystemFactory(name="Old CRM", base_url=target.url)
+        client.force_login(personas["ops"])
+        response = client.post(
+            reverse("connectors-test", args=[system.pk]),
+            {"path": "/v1/contacts"},
+            headers={"HX-Request": "true"},
+        )
+    text = " ".join(response.content.decode().split())
+    assert response.status_code == 200
+    assert "Old CRM says GET /v1/contacts will be switched off on 2027-03-01" in text
+    assert "It adds: “use /v2”." in text
+    kept = ApiDeprecation.objects.get(system=system)
+    assert (kept.method, kept.path, kept.warning) == ("GET", "/v1/contacts", "use /v2")
