@@ -8,6 +8,7 @@ from common.urlpaths import relative_path
 from connectors.config import config_load, setting, url_path
 
 if TYPE_CHECKING:
+    from connectors.deprecation import DeprecationNotice
     from connectors.models import System
 
 
@@ -141,6 +142,8 @@ class Exchange:
     response_headers: dict[str, str] = field(default_factory=dict)
     response_body: str = ""
     duration_ms: float = 0.0
+    # What the answer's headers said about the operation's deprecation (connectors.deprecation).
+    deprecation: "DeprecationNotice | None" = None
 
     def request_summary(self) -> dict[str, Any]:
         return {
@@ -276,3 +279,4 @@ class CheckResult:
     message: str
     status: int | None = None
     refused: str = ""  # the outbound policy's words when it refused the connection
+    deprecation: "DeprecationNotice | None" = None  # what the answer said about its retirement

@@ -9,7 +9,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,12 +31,15 @@ from connectors.base import (
     Page,
     PushResult,
 )
+from connectors.deprecation import deprecation_notice
 from connectors.netpolicy import GuardedAdapter, refusal
 from connectors.redaction import Redactor
 
 BODY_SUMMARY_CHARS = 2000
 ALWAYS_SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
-KEPT_RESPONSE_HEADERS = frozenset({"content-type", "retry-after", "idempotent-replayed", "location"})
+KEPT_RESPONSE_HEADERS = frozenset(
+    {"content-type", "retry-after", "idempotent-replayed", "location", "deprecation", "sunset", "warning"}
+)
 PROXY_VARIABLES = (
     "HTTP_PROXY",
     "HTTPS_PROXY",
@@ -323,6 +326,14 @@ class HttpConnector(Connector):
             if k.lower() in KEPT_RESPONSE_HEADERS
         }
         exchange.response_body = self.redactor.text(response.text, BODY_SUMMARY_CHARS)
+        if notice := deprecation_notice(response.headers):
+            # Shown on the system's page and in alerts: a careless API may echo a credential here.
+            exchange.deprecation = replace(
+                notice,
+                warning=self.redactor.text(notice.warning),
+                link=self.redactor.text(notice.link),
+                sunset_link=self.redactor.text(notice.sunset_link),
+            )
 
     def _failure(
         self, method: str, path: str, response: requests.Response, exchange: Exchange
@@ -438,24 +449,11 @@ class HttpConnector(Connector):
     def check(self, *, path: str) -> CheckResult:
         started = time.perf_counter()
         try:
-            response, _ = self.request("GET", path, params=self.page_params(limit=1))
+            response, exchange = self.request("GET", path, params=self.page_params(limit=1))
         except ConnectorError as exc:
-            elapsed = (time.perf_counter() - started) * 1000
-            if exc.error_class in (ErrorClass.UNREACHABLE, ErrorClass.TIMEOUT):
-                return CheckResult(
-                    False,
-                    None,
-                    elapsed,
-                    f"Could not reach {self.system.base_url}: {exc.message}",
-                    refused=refusal(exc),
-                )
-            if exc.error_class == ErrorClass.AUTH_FAILURE:
-                return CheckResult(
-                    True, False, elapsed, "Reachable, but the credentials were refused.", exc.status
-                )
-            return CheckResult(
-                True, None, elapsed, f"Reachable; it answered {exc.status} for {path}.", exc.status
-            )
+            result = self._check_failed(exc, path, (time.perf_counter() - started) * 1000)
+            result.deprecation = exc.exchange.deprecation if exc.exchange else None
+            return result
         elapsed = (time.perf_counter() - started) * 1000
         return CheckResult(
             True,
@@ -463,6 +461,24 @@ class HttpConnector(Connector):
             elapsed,
             f"Connected: {path} answered {response.status_code} in {elapsed:.0f} ms.",
             response.status_code,
+            deprecation=exchange.deprecation,
+        )
+
+    def _check_failed(self, exc: ConnectorError, path: str, elapsed: float) -> CheckResult:
+        if exc.error_class in (ErrorClass.UNREACHABLE, ErrorClass.TIMEOUT):
+            return CheckResult(
+                False,
+                None,
+                elapsed,
+                f"Could not reach {self.system.base_url}: {exc.message}",
+                refused=refusal(exc),
+            )
+        if exc.error_class == ErrorClass.AUTH_FAILURE:
+            return CheckResult(
+                True, False, elapsed, "Reachable, but the credentials were refused.", exc.status
+            )
+        return CheckResult(
+            True, None, elapsed, f"Reachable; it answered {exc.status} for {path}.", exc.status
         )
 
 

@@ -2,6 +2,7 @@
 (with their labels, help and checks, which the system form takes over), the sign-in methods in
 connectors/auth.py and each connector's settings in its own Config."""
 
+from datetime import UTC
 from typing import Any
 
 from django.conf import settings
@@ -350,3 +351,58 @@ class Circuit(models.Model):
 
     def __str__(self) -> str:
         return f"circuit of system {self.system_id}: {self.state}"
+
+
+class ApiDeprecation(models.Model):
+    """The latest thing a system's answers said about the end of one of its operations (its
+    Deprecation, Sunset, Link and Warning headers; see connectors.deprecation)."""
+
+    system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="deprecations")
+    method = models.CharField(max_length=10)
+    # The resource path the hub called (the data model's, without a record id).
+    path = models.CharField(max_length=300)
+    deprecated = models.BooleanField(default=False)
+    deprecated_since = models.DateTimeField(null=True, blank=True)
+    sunset_at = models.DateTimeField(null=True, blank=True)
+    link = models.URLField(max_length=500, blank=True)
+    sunset_link = models.URLField(max_length=500, blank=True)
+    warning = models.CharField(max_length=300, blank=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    times_seen = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sunset_at", "path", "method"]
+        constraints = [
+            models.UniqueConstraint(fields=["system", "method", "path"], name="deprecation_one_per_operation")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.system}: {self.method} {self.path}"
+
+    def days_left(self, now) -> int | None:
+        """Calendar days (UTC, as the date is shown) from `now` to the switch-off; None when none
+        was announced."""
+        if self.sunset_at is None:
+            return None
+        return (self.sunset_at.astimezone(UTC).date() - now.astimezone(UTC).date()).days
+
+    def in_words(self, now) -> str:
+        """The notice as one plain sentence, for people who do not read headers."""
+        said = f"{self.system} says {self.method} {self.path}"
+        since = f" (since {self.deprecated_since.astimezone(UTC):%Y-%m-%d})" if self.deprecated_since else ""
+        deprecated = f" is deprecated{since}" if self.deprecated else ""
+        if self.sunset_at is None:
+            if deprecated:
+                return f"{said}{deprecated}; it has not said when it will be switched off."
+            return f"{self.system} sends a warning about {self.method} {self.path}."
+        days = self.days_left(now)
+        joined = " and" if deprecated else ""
+        if days < 0:
+            return f"{said}{deprecated}{joined} was to be switched off on {self.sunset_at.astimezone(UTC):%Y-%m-%d}, {_days(-days)} ago."
+        when = "today" if days == 0 else f"{_days(days)} from now"
+        return f"{said}{deprecated}{joined} will be switched off on {self.sunset_at.astimezone(UTC):%Y-%m-%d}, {when}."
+
+
+def _days(n: int) -> str:
+    return f"{n} day{'' if n == 1 else 's'}"

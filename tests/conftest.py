@@ -54,6 +54,7 @@ def _fast_passwords(settings):
 @pytest.fixture(autouse=True)
 def _clear_caches():
     from connectors import ratelimit
+    from connectors.services import deprecations_forget
     from hub.pipeline import dispatch
     from hub.pipeline.attempt import breaker
     from hub.pipeline.concurrency import call_windows
@@ -68,6 +69,7 @@ def _clear_caches():
     breaker.forget()
     ratelimit.forget()
     call_windows.forget()
+    deprecations_forget()
     clear_own_cache()
     yield
 

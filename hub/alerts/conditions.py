@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Max, Q, QuerySet
 
 from connectors.breaker import CircuitBreaker
+from connectors.deprecation import SUNSET_SOON_DAYS
+from connectors.models import ApiDeprecation
 from hub.alerts.volume import LOOKBACK, Baseline
 from hub.models import UNFINISHED, Attempt, AuditEntry, Delivery, DeliveryStatus, Flow, FlowState
 from hub.selectors.health import OPEN_LETTER
@@ -28,6 +30,9 @@ MIN_SAMPLE = 5
 # by luck is e^-10 (Poisson); the margin covers bursty traffic.
 MIN_QUIET = timedelta(minutes=10)
 EXPECTED_EVENTS = 10.0
+# A retirement the target has not repeated for this long is no longer announced (the alert resolves).
+NOTICE_STALE_AFTER = timedelta(days=30)
+SUNSET_LAST_DAYS = 7  # the last warning before a switch-off
 
 
 class RuleLike(Protocol):
@@ -107,6 +112,9 @@ class Reading:
     firing: bool
     summary: str
     value: float | None = None
+    # When the situation last got worse while it fired (a switch-off came closer than a stage):
+    # an alert told before then is told again, whatever its reminder cadence.
+    worse_since: datetime | None = None
 
 
 class Condition:
@@ -119,6 +127,7 @@ class Condition:
     sentence: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     watches_paused: ClassVar[bool] = False  # also evaluated while the flow is paused
+    renotify_default: ClassVar[int] = 60  # minutes between reminders a new rule of this kind starts with
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -468,6 +477,50 @@ class CircuitOpen(Condition):
         return readings
 
 
+class TargetSunset(Condition):
+    """The flow's target said, in its answers to this flow's calls (connectors.deprecation), that
+    the operation is deprecated or will be switched off. It fires when first heard, and tells
+    again when the switch-off comes within the rule's days and within SUNSET_LAST_DAYS."""
+
+    label = "uses an API its target is retiring"
+    sentence = (
+        "uses an API its target is retiring (told at once, again when the switch-off is {threshold} "
+        f"away and again {SUNSET_LAST_DAYS} days before)"
+    )
+    params = (Param("threshold", SUNSET_SOON_DAYS, 1, 365, "days"),)
+    watches_paused = True  # a paused flow still has to move before the switch-off
+    renotify_default = 0  # months of hourly reminders would teach people to ignore it
+
+    def read(self, rules, *, now):
+        heard_since = now - NOTICE_STALE_AFTER
+        notices: dict[tuple[int, str], ApiDeprecation] = {}
+        rows = ApiDeprecation.objects.filter(
+            Q(deprecated=True) | Q(sunset_at__isnull=False),
+            system_id__in={r.flow.target_system_id for r in rules},
+            last_seen_at__gte=heard_since,
+        ).select_related("system")
+        for row in rows.order_by("system_id", "path", F("sunset_at").asc(nulls_last=True)):
+            notices.setdefault((row.system_id, row.path), row)  # the soonest switch-off per path
+        readings = {}
+        for rule in rules:
+            notice = notices.get((rule.flow.target_system_id, rule.flow.target_model.resource_path))
+            readings[rule.pk] = self._reading(rule, notice, now)
+        return readings
+
+    def _reading(self, rule: RuleLike, notice: "ApiDeprecation | None", now: datetime) -> Reading:
+        if notice is None:
+            return Reading(False, f"{rule.flow.target_system.name} announces no retirement")
+        summary = notice.in_words(now)[:500]
+        if notice.sunset_at is None:
+            return Reading(True, summary)
+        stages = [
+            notice.sunset_at - timedelta(days=d)
+            for d in (rule.threshold or SUNSET_SOON_DAYS, SUNSET_LAST_DAYS)
+        ]
+        reached = [moment for moment in stages if moment <= now]
+        return Reading(True, summary, notice.days_left(now), max(reached) if reached else None)
+
+
 CONDITIONS: dict[str, Condition] = {
     c.kind: c
     for c in (
@@ -479,6 +532,7 @@ CONDITIONS: dict[str, Condition] = {
         DeadLetters(),
         AutoPause(),
         CircuitOpen(),
+        TargetSunset(),
     )
 }
 
@@ -488,6 +542,7 @@ DEFAULT_RULES: tuple[tuple[str, float | None, int | None], ...] = (
     ("error_rate", 20, 15),
     ("dead_letters", 1, 15),
     ("auto_pause", None, None),
+    ("target_sunset", SUNSET_SOON_DAYS, None),
 )
 
 

@@ -52,7 +52,7 @@ def alerts_evaluate(*, now: datetime | None = None) -> Evaluation:
     rules = list(
         AlertRule.objects.filter(enabled=True)
         .exclude(flow__state=FlowState.DRAFT)
-        .select_related("flow__target_system")
+        .select_related("flow__target_system", "flow__target_model")
     )
     baselines_refresh(rules, now=now)
     readings = conditions_read(rules, now=now)
@@ -103,7 +103,7 @@ def _step(rule: AlertRule, alert: Alert | None, reading: Reading, now: datetime,
         return [(alert, "resolved")] if alert.last_notified_at else []
     else:
         return []
-    status = _notice_due(alert, rule, now)
+    status = _notice_due(alert, rule, now, reading)
     return [(alert, status)] if status and _claim(alert, now) else []
 
 
@@ -140,12 +140,17 @@ def _resolve(alert: Alert, reading: Reading, now: datetime) -> bool:
     return bool(done)
 
 
-def _notice_due(alert: Alert, rule: AlertRule, now: datetime) -> str | None:
-    """ "firing" for the first notice, "reminder" when the cadence has come round, else None."""
-    if alert.acknowledged_at or rule.is_muted(now):
+def _notice_due(alert: Alert, rule: AlertRule, now: datetime, reading: Reading) -> str | None:
+    """ "firing" for the first notice, "reminder" when the cadence has come round or the
+    situation got worse since the last notice, else None."""
+    if rule.is_muted(now):
         return None
     if alert.last_notified_at is None:
-        return "firing"
+        return None if alert.acknowledged_at else "firing"
+    if reading.worse_since and alert.last_notified_at < reading.worse_since:
+        return "reminder"  # also when acknowledged: what was acknowledged was less urgent
+    if alert.acknowledged_at:
+        return None
     if rule.renotify_minutes and now - alert.last_notified_at >= timedelta(minutes=rule.renotify_minutes):
         return "reminder"
     return None

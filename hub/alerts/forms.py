@@ -47,6 +47,7 @@ class RuleForm(forms.Form):
     def __init__(self, *args: Any, condition: Condition, with_flow: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.condition = condition
+        self.fields["renotify_minutes"].initial = condition.renotify_default
         if not with_flow:
             del self.fields["flow"]
         for param in condition.params:

@@ -36,7 +36,7 @@ def _rule_values(kind: str, values: dict[str, Any]) -> dict[str, Any]:
         name: values.get(name) if condition.param(name) else None for name in ("threshold", "window_minutes")
     }
     problems = condition.problems(numbers)
-    renotify = values.get("renotify_minutes", 60)
+    renotify = values.get("renotify_minutes", condition.renotify_default)
     if renotify is None or not 0 <= renotify <= MAX_RENOTIFY_MINUTES:
         problems["renotify_minutes"] = f"enter a number of minutes from 0 to {MAX_RENOTIFY_MINUTES}"
     if problems:
@@ -85,7 +85,13 @@ def alert_rule_delete(*, rule: AlertRule, actor) -> None:
 def alert_rules_default(*, flow: Flow) -> list[AlertRule]:
     """The rules every new flow starts with (part of creating the flow, which is audited)."""
     return AlertRule.objects.bulk_create(
-        AlertRule(flow=flow, kind=kind, threshold=threshold, window_minutes=window)
+        AlertRule(
+            flow=flow,
+            kind=kind,
+            threshold=threshold,
+            window_minutes=window,
+            renotify_minutes=CONDITIONS[kind].renotify_default,
+        )
         for kind, threshold, window in DEFAULT_RULES
     )
 

@@ -127,7 +127,7 @@ def alert_act(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @readers_admin_writes
 def rule_list(request: HttpRequest) -> HttpResponse:
     flows = list(
-        Flow.objects.select_related("target_system")
+        Flow.objects.select_related("target_system", "target_model")
         .prefetch_related(Prefetch("alert_rules", queryset=AlertRule.objects.order_by("id")))
         .order_by("name")
     )

@@ -58,6 +58,12 @@ class Outcome:
     started_at: Any = None
     duration_ms: float = 0.0
     token: Any = None  # the claim that leased the delivery: its outcome is written only under it
+    # The target's answer said the operation is deprecated or will be switched off: (method, notice).
+    deprecation: tuple[str, Any] | None = None
+
+    def noticed(self, exchange) -> None:
+        if exchange.deprecation is not None:
+            self.deprecation = (exchange.method, exchange.deprecation)
 
     def redact(self, redactor: Redactor) -> None:
         """Keep the target's secrets, in any form, out of all this outcome becomes: the attempt,
@@ -270,6 +276,7 @@ class DeliveryTry:
         outcome.target_id = result.target_id
         outcome.request = result.exchange.request_summary()
         outcome.response = result.exchange.response_summary()
+        outcome.noticed(result.exchange)
         if push.operation == Operation.CREATE and not result.target_id:
             outcome.target_id = _id_after_create(push.flow, push.connector, push.mapped)
         breaker.record(push.target.pk, None)
@@ -298,6 +305,7 @@ class DeliveryTry:
             if exc.exchange:
                 outcome.request = exc.exchange.request_summary()
                 outcome.response = exc.exchange.response_summary()
+                outcome.noticed(exc.exchange)
             if exc.error_class == ErrorClass.OUTCOME_UNKNOWN and outcome.operation == Operation.CREATE:
                 outcome.maybe_sent = True
             target = flows.flow(delivery.flow_id).target_system

@@ -5,11 +5,12 @@ import os
 import socket
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 
 from connectors.base import ErrorClass, failure_reason
 from connectors.models import System
+from connectors.services import deprecations_record
 from hub.metrics.recording import DeliveryTally
 from hub.models import Attempt, Delivery, DeliveryStatus, Flow, FlowState, Operation, RecordLink
 from hub.pipeline import clock
@@ -53,6 +54,25 @@ def outcomes_record(outcomes: list[Outcome], *, flows: FlowCache) -> None:
             if outcome.delivery.pk in owned:
                 batch.add(outcome)
         batch.save()
+    _deprecations_record(outcomes, flows)
+
+
+def _deprecations_record(outcomes: list[Outcome], flows: FlowCache) -> None:
+    """What targets said about deprecating the operations called, per target, method and the
+    target model's resource path (a record's own path would make a row per record)."""
+    seen = []
+    for outcome in outcomes:
+        if outcome.deprecation is not None:
+            method, notice = outcome.deprecation
+            flow = flows.flow(outcome.delivery.flow_id)
+            seen.append((flow.target_system_id, method, flow.target_model.resource_path, notice))
+    if not seen:
+        return
+    try:
+        with transaction.atomic():
+            deprecations_record(seen=seen, now=clock.now())
+    except DatabaseError:  # the outcomes are written; a notice is heard again on the next answer
+        log.exception("could not record what %d answers said about deprecation", len(seen))
 
 
 class _BatchWrite:

@@ -10,16 +10,19 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, Q
+from django.utils import timezone
 from django.utils.text import slugify
 
 from common.urlpaths import relative_path_problem
 from connectors.auth import AUTH_SCHEMES, AuthScheme, secret_characters
 from connectors.base import CheckResult, Connector, ConnectorError, ErrorClass
 from connectors.crypto import is_unreadable
-from connectors.models import SYSTEM_FIELDS, SignatureScheme, System
+from connectors.deprecation import DeprecationNotice
+from connectors.models import SYSTEM_FIELDS, ApiDeprecation, SignatureScheme, System
 from connectors.netpolicy import places_of, refusal_in_words
 from connectors.redaction import Redactor
 from connectors.registry import connector_for
+from connectors.services import deprecations_record
 from hub.models import Event, Flow
 from hub.services.audit import audit_record
 from hub.services.datamodels import lookup_query
@@ -217,6 +220,7 @@ class ConnectionReport:
     notes: list[str] = field(default_factory=list)
     technical: str = ""
     lookups: list["LookupCheck"] = field(default_factory=list)
+    deprecation: DeprecationNotice | None = None  # what the answer said about its retirement
 
     @property
     def level(self) -> str:
@@ -264,6 +268,8 @@ def system_test_connection(*, system: System, path: str | None = None, actor) ->
     # A refused path is shown and audited as typed, but without its control characters: PostgreSQL
     # cannot store a NUL in text or JSON.
     report.path = "".join(c if c.isprintable() else "\ufffd" for c in report.path)
+    if report.deprecation is not None:
+        report.notes.append(_deprecation_heard(system, report.path, report.deprecation))
     if report.reachable and report.authenticated is not False:
         report.lookups = _check_lookups(system)
     with transaction.atomic():
@@ -297,8 +303,17 @@ def _check(system: System, path: str) -> ConnectionReport:
         technical=redactor.text(result.message)[:500],
         headline="",
     )
+    report.deprecation = result.deprecation
     _explain(report, system, result)
     return report
+
+
+def _deprecation_heard(system: System, path: str, notice: DeprecationNotice) -> str:
+    """Keep what the test's answer said about the system retiring `path`, and say it in words."""
+    now = timezone.now()
+    deprecations_record(seen=[(system.pk, "GET", path, notice)], now=now)
+    heard = ApiDeprecation.objects.get(system=system, method="GET", path=path[:300])
+    return heard.in_words(now) + (f" It adds: “{notice.warning}”." if notice.warning else "")
 
 
 def _check_lookups(system: System) -> list[LookupCheck]:

@@ -11,12 +11,14 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from connectors import ratelimit
 from connectors.auth import auth_settings
 from connectors.breaker import COOLDOWN_SECONDS, FAILURE_RATE, MIN_CALLS, WINDOW_SECONDS, circuit_status
 from connectors.config import declared
+from connectors.deprecation import SUNSET_SOON_DAYS
 from connectors.kinds import KIND_DEFAULTS, kind_defaults
 from connectors.models import SignatureEncoding, SignatureScheme, System
 from connectors.signatures import SLACK_TIMESTAMP_HEADER, standard_webhooks_headers
@@ -225,8 +227,18 @@ def _detail_context(system: System, report=None) -> dict:
         "delete_blockers": system_delete_blockers(system),
         "test_path": system_test_path(system),
         "report": report,
+        "deprecations": _deprecations_in_words(system),
         **_calls_context(system),
     }
+
+
+def _deprecations_in_words(system: System) -> list:
+    now = timezone.now()
+    notices = list(system.deprecations.all())
+    for notice in notices:
+        notice.words = notice.in_words(now)
+        notice.soon = notice.sunset_at is not None and notice.days_left(now) < SUNSET_SOON_DAYS
+    return notices
 
 
 def _moment(seconds: float) -> datetime:
