@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("connectors", "0004_system_max_in_flight"),
+        ("connectors", "0005_vendor_signature_schemes_and_kinds"),
     ]
 
     operations = [
