@@ -44,6 +44,19 @@ def records(sandbox, system: str, resource: str) -> list[dict]:
             return found
 
 
+def hire_announced_to(sandbox, hub_url: str, **person) -> dict:
+    """HR sends its signed webhooks to the hub at `hub_url`, then someone is hired there; the
+    employee HR created (its id included)."""
+    control(sandbox, "hr", "PUT", "webhook", json={
+        "url": f"{hub_url}/hooks/hr/", "secret": DEMO_WEBHOOK_SECRETS["hr"], "duplicate_rate": 0, "enabled": True,
+    })  # fmt: skip
+    hired = requests.post(
+        f"{sandbox.url('hr')}/employees", headers=auth_headers("hr"), json=person, timeout=5
+    )
+    assert hired.status_code == 201, hired.text
+    return hired.json()
+
+
 def auth_headers(system: str, sandbox=None) -> dict[str, str]:
     creds = DEMO_CREDENTIALS[system]
     if "client_id" in creds:

@@ -4,14 +4,12 @@ arrive, real-time and scheduled; an auditor can look but not change."""
 import re
 
 import pytest
-import requests
 from playwright.sync_api import expect
 
-from connectors.sandbox import DEMO_WEBHOOK_SECRETS
 from hub.models import Flow, FlowState
 from hub.services.mappings import mapping_version_save
 from tests.factories import flow_with_mapping, model_with_fields
-from tests.sandbox_helpers import control, records, sandbox_system
+from tests.sandbox_helpers import control, hire_announced_to, records, sandbox_system
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 RULES = [
@@ -98,16 +96,13 @@ def test_it_creates_a_real_time_flow_sees_it_on_the_map_and_watches_an_event_arr
 
     page.goto(f"{live_server.url}/flows/{flow.pk}/")
     expect(page.locator("#deliveries")).to_contain_text("No deliveries yet")
-    control(fresh_sandbox, "hr", "PUT", "webhook", json={
-        "url": f"{live_server.url}/hooks/hr/", "secret": DEMO_WEBHOOK_SECRETS["hr"], "duplicate_rate": 0,
-        "enabled": True})  # fmt: skip
-    created = requests.post(f"{fresh_sandbox.url('hr')}/employees", headers={"Authorization": "Bearer hr-demo-token"},
-                            json={"first_name": "Ann", "last_name": "Lee", "email": "Ann.Lee@Example.com",
-                                  "department": "Operations"}, timeout=5)  # fmt: skip
-    assert created.status_code == 201, created.text
+    created = hire_announced_to(
+        fresh_sandbox, live_server.url, first_name="Ann", last_name="Lee", email="Ann.Lee@Example.com",
+        department="Operations",
+    )  # fmt: skip
     # No reload: the deliveries region refreshes itself.
     expect(page.locator("#deliveries .badge.succeeded")).to_have_text("Succeeded", timeout=25_000)
-    expect(page.locator("#deliveries")).to_contain_text(created.json()["id"])
+    expect(page.locator("#deliveries")).to_contain_text(created["id"])
     assert [a["email"] for a in records(fresh_sandbox, "inventory", "accounts")] == ["ann.lee@example.com"]
     worker.kill()  # done: no need to wait for a graceful shutdown
 

@@ -5,15 +5,13 @@ chosen, finishes the flow, follows the Enable refusal to the data model, and see
 import re
 
 import pytest
-import requests
 from playwright.sync_api import expect
 
-from connectors.sandbox import DEMO_WEBHOOK_SECRETS
 from hub.models import Flow, FlowState
 from hub.services.mappings import mapping_version_save
 from mappings.models import DataModel
 from tests.factories import model_with_fields
-from tests.sandbox_helpers import control, records, sandbox_system
+from tests.sandbox_helpers import control, hire_announced_to, records, sandbox_system
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 RULES = [
@@ -102,13 +100,14 @@ def test_it_creates_the_missing_target_model_from_the_wizard_and_finishes_the_fl
     flow.refresh_from_db()
     assert flow.state == FlowState.ACTIVE
 
-    control(fresh_sandbox, "hr", "PUT", "webhook", json={
-        "url": f"{live_server.url}/hooks/hr/", "secret": DEMO_WEBHOOK_SECRETS["hr"], "duplicate_rate": 0,
-        "enabled": True})  # fmt: skip
-    hired = requests.post(f"{fresh_sandbox.url('hr')}/employees", headers={"Authorization": "Bearer hr-demo-token"},
-                          json={"first_name": "Bo", "last_name": "Ek", "email": "Bo.Ek@Example.com",
-                                "department": "Sales"}, timeout=5)  # fmt: skip
-    assert hired.status_code == 201, hired.text
+    hire_announced_to(
+        fresh_sandbox,
+        live_server.url,
+        first_name="Bo",
+        last_name="Ek",
+        email="Bo.Ek@Example.com",
+        department="Sales",
+    )
     expect(page.locator("#deliveries .badge.succeeded")).to_have_text("Succeeded", timeout=25_000)
     assert [(c["name"], c["email"]) for c in records(fresh_sandbox, "crm", "customers")][-1] == (
         "Bo Ek",
