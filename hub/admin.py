@@ -2,6 +2,10 @@ from django.contrib import admin
 
 from hub.models import Attempt, AuditEntry, Cursor, Delivery, Event, Flow, RecordLink
 
+# Deleting many rows at once writes Django's log entries with bulk_create, which sends no signal,
+# so the audit trail (hub/signals.py) would miss them: deletes happen one object at a time.
+admin.site.disable_action("delete_selected")
+
 
 @admin.register(Flow)
 class FlowAdmin(admin.ModelAdmin):
