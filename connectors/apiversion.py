@@ -5,7 +5,7 @@ resource path, else the path segment that already looks like a version, such as 
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -78,6 +78,13 @@ class VersionPlacement:
             f"the API version {self.version} goes in the address, but {parts.path or '/'} has neither "
             f"{PLACEHOLDER} nor a part such as /v1/ to put it in"
         )
+
+    def address(self, base_url: str, path: str) -> str:
+        """The full address a call to `path` on `base_url` goes to, the version placed."""
+        url = self.url(base_url.rstrip("/") + "/" + path.lstrip("/") if path else base_url)
+        if params := self.params(url, None):
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        return url
 
     def in_words(self) -> str:
         """Where the version goes, for people: "sent as the X-Api-Version header"."""
