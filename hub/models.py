@@ -9,6 +9,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from common.paths import get_path
+from connectors.apiversion import VersionIn
 from connectors.models import System
 from hub.pipeline import clock
 from hub.pipeline.retry import RetryPolicy, default_retry_classes
@@ -498,10 +499,10 @@ class VersionMove(models.Model):
     )
     # Where the version went before and goes after: (version, header|path|query, header/parameter name).
     from_version = models.CharField(max_length=40, blank=True)
-    from_in = models.CharField(max_length=10)
+    from_in = models.CharField(max_length=10, choices=VersionIn.choices)
     from_name = models.CharField(max_length=100, blank=True)
     to_version = models.CharField(max_length=40)
-    to_in = models.CharField(max_length=10)
+    to_in = models.CharField(max_length=10, choices=VersionIn.choices)
     to_name = models.CharField(max_length=100, blank=True)
     # {"<old id>": <new id>} for data models and for mappings.
     model_pairs = models.JSONField(default=dict, blank=True)
