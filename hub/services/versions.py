@@ -346,6 +346,7 @@ class DryRunFlow:
     new_call: str
     events: list[DryRunEvent] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # of the flow on the new side, as enabling checks
+    call_problem: str = ""  # why the new version cannot be put in the address, when it cannot
 
     @property
     def differing(self) -> int:
@@ -362,16 +363,17 @@ def version_dry_run(*, move: VersionMove, actor, limit: int = DRY_RUN_EVENTS) ->
     results = []
     for flow in flows_on(models, mappings):
         moved = _moved(flow, models, mappings)
+        target = flow.target_system
+        new_call, call_problem = _call(
+            target,
+            new_placement if target.pk == move.system_id else target.version_placement(),
+            moved.target_model,
+        )
         result = DryRunFlow(
             flow=flow,
-            old_call=_call(flow.target_system, flow.target_system.version_placement(), flow.target_model),
-            new_call=_call(
-                flow.target_system,
-                new_placement
-                if flow.target_system_id == move.system_id
-                else flow.target_system.version_placement(),
-                moved.target_model,
-            ),
+            old_call=_call(target, target.version_placement(), flow.target_model)[0],
+            new_call=new_call,
+            call_problem=call_problem,
             problems=[str(p) for p in flow_problems(moved)],
         )
         target_fields = moved.target_model.field_specs()
@@ -433,16 +435,17 @@ def _mapped(mapping: Mapping, record: Any) -> tuple[dict | None, str]:
         return None, str(exc)
 
 
-def _call(system: System, placement: VersionPlacement, model: DataModel) -> str:
-    """Where a write of `model` goes, in words: the address and any version header."""
+def _call(system: System, placement: VersionPlacement, model: DataModel) -> tuple[str, str]:
+    """Where a write of `model` goes, in words (the address and any version header), and why it
+    cannot go anywhere ("" when it can)."""
     if not system.base_url:
-        return "(no API base URL)"
+        return "(no API base URL)", ""
     try:
         where = placement.address(system.base_url, model.resource_path)
     except NoPlaceForVersion as exc:
-        return f"cannot be sent: {exc}"
+        return "", str(exc)
     headers = placement.headers()
-    return where + "".join(f" with {name}: {value}" for name, value in headers.items())
+    return where + "".join(f" with {name}: {value}" for name, value in headers.items()), ""
 
 
 def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -122,7 +122,7 @@ def _page(request, system: System, *, form=None, dry_run=None, status: int = 200
         "dry_run_events": DRY_RUN_EVENTS,
     }
     if request.htmx and dry_run is not None:
-        return render(request, "connectors/version_move.html#dry-run", context, status=status)
+        return render(request, "connectors/version_move.html#version-move", context, status=status)
     return render(request, "connectors/version_move.html", context, status=status)
 
 

@@ -61,7 +61,7 @@ def test_it_guides_an_admin_from_the_copies_to_switching_back(client, personas, 
         reverse("connectors-version-dry-run", args=[flow.target_system.pk, move.pk]), HTTP_HX_REQUEST="true"
     )
     html = dry.content.decode()
-    assert dry.status_code == 200 and html.lstrip().startswith('<div id="dry-run"')
+    assert dry.status_code == 200 and html.lstrip().startswith('<div id="version-move"')
     assert (
         '<tr class="removed"><td><code>email</code>' in html
         and '<tr class="added"><td><code>email_address</code>' in html
