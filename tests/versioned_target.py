@@ -1,5 +1,6 @@
 """A loopback target with two versions of its contacts API, as a vendor moving from v1 to v2: v2
-renamed `email` to `email_address`. It reads the version from the path (/v1/contacts,
+renamed `email` to `email_address`. It publishes each version's OpenAPI description (when a
+test gives one) at .../openapi.json. It reads the version from the path (/v1/contacts,
 /v2/contacts), else the X-Api-Version header, else the api-version query parameter, refuses a
 contact that does not fit the version asked for (422), and remembers every request."""
 
@@ -28,6 +29,7 @@ class VersionedTarget(LoopbackServer):
     def __init__(self) -> None:
         super().__init__(_Handler)
         self.seen: list[Seen] = []
+        self.documents: dict[str, dict] = {}  # version -> its OpenAPI document, at .../openapi.json
         self._ids = itertools.count(1)
 
     def writes(self) -> list[Seen]:
@@ -64,6 +66,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.seen.append(Seen(self.command, parts.path, query, headers, body, version))
         if version not in REQUIRED:
             return self._answer(400, {"error": f"unknown API version {version!r}"})
+        if self.command == "GET" and parts.path.endswith("/openapi.json"):
+            if version not in self.server.documents:
+                return self._answer(404, {"error": "no description"})
+            return self._answer(200, self.server.documents[version])
         if self.command == "GET":
             return self._answer(200, {"data": []})
         wanted = REQUIRED[version]
