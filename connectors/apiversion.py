@@ -19,8 +19,8 @@ VERSION_SEGMENT = re.compile(r"^(v\d+(\.\d+)*|\d{4}-\d{2}(-\d{2})?)$", re.IGNORE
 
 class VersionIn(models.TextChoices):
     HEADER = "header", "In a header"
-    PATH = "path", "In the address (a part of the path, such as /v2/)"
-    QUERY = "query", "In a query parameter (?version=…)"
+    PATH = "path", "In the address (e.g. /v2/)"
+    QUERY = "query", "In a query parameter"
 
 
 class NoPlaceForVersion(ValueError):

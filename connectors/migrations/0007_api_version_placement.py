@@ -15,8 +15,8 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 choices=[
                     ("header", "In a header"),
-                    ("path", "In the address (a part of the path, such as /v2/)"),
-                    ("query", "In a query parameter (?version=…)"),
+                    ("path", "In the address (e.g. /v2/)"),
+                    ("query", "In a query parameter"),
                 ],
                 default="header",
                 help_text="In a header, in the address (put {version} in the base URL where it goes, or the hub replaces the part that looks like a version, such as /v1/), or in a query parameter.",

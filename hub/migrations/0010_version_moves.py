@@ -43,8 +43,8 @@ class Migration(migrations.Migration):
                     models.CharField(
                         choices=[
                             ("header", "In a header"),
-                            ("path", "In the address (a part of the path, such as /v2/)"),
-                            ("query", "In a query parameter (?version=…)"),
+                            ("path", "In the address (e.g. /v2/)"),
+                            ("query", "In a query parameter"),
                         ],
                         max_length=10,
                     ),
@@ -56,8 +56,8 @@ class Migration(migrations.Migration):
                     models.CharField(
                         choices=[
                             ("header", "In a header"),
-                            ("path", "In the address (a part of the path, such as /v2/)"),
-                            ("query", "In a query parameter (?version=…)"),
+                            ("path", "In the address (e.g. /v2/)"),
+                            ("query", "In a query parameter"),
                         ],
                         max_length=10,
                     ),
