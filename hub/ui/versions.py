@@ -169,42 +169,53 @@ def version_dry_run_view(request, pk: int, move_pk: int):
     return _page(request, move.system, dry_run=results)
 
 
+def _act(request, pk: int, move_pk: int, service, *, success: str, refused: str):
+    """One step that changes the move (`service(move=, actor=)`), said in words on the page."""
+    move = _move(pk, move_pk)
+    words = {"system": move.system.name, "to": move.to_version, "back_to": move.from_version or "no version"}
+    change_made(
+        request,
+        lambda: service(move=move, actor=request.user),
+        success=success.format(**words),
+        refused=refused,
+    )
+    return redirect(reverse("connectors-version", args=[pk]))
+
+
 @admins_only
 @require_POST
 def version_switch_view(request, pk: int, move_pk: int):
-    move = _move(pk, move_pk)
-    change_made(
+    return _act(
         request,
-        lambda: version_switch(move=move, actor=request.user),
-        success=f"{move.system.name} now uses API version {move.to_version}, and its flows the new mappings.",
+        pk,
+        move_pk,
+        version_switch,
+        success="{system} now uses API version {to}, and its flows the new mappings.",
         refused="Not switched: {error}.",
     )
-    return redirect(reverse("connectors-version", args=[pk]))
 
 
 @admins_only
 @require_POST
 def version_switch_back_view(request, pk: int, move_pk: int):
-    move = _move(pk, move_pk)
-    back_to = move.from_version or "no version"
-    change_made(
+    return _act(
         request,
-        lambda: version_switch_back(move=move, actor=request.user),
-        success=f"{move.system.name} is back on API version {back_to}, and its flows on the old mappings.",
+        pk,
+        move_pk,
+        version_switch_back,
+        success="{system} is back on API version {back_to}, and its flows on the old mappings.",
         refused="Not switched back: {error}.",
     )
-    return redirect(reverse("connectors-version", args=[pk]))
 
 
 @admins_only
 @require_POST
 def version_discard_view(request, pk: int, move_pk: int):
-    move = _move(pk, move_pk)
-    side = "old version's" if move.state == VersionMoveState.SWITCHED else "new version's"
-    change_made(
+    return _act(
         request,
-        lambda: version_move_discard(move=move, actor=request.user),
-        success=f"Removed the {side} data models and mappings.",
+        pk,
+        move_pk,
+        version_move_discard,
+        success="Removed the data models and mappings the flows no longer use.",
         refused="Nothing removed: {error}.",
     )
-    return redirect(reverse("connectors-version", args=[pk]))
