@@ -48,8 +48,20 @@ def versioned_name(name: str, old: str, new: str, limit: int = 100) -> str:
 
 
 def current_models(system: System):
-    """The system's data models of the version it speaks now (or of no version in particular)."""
-    return system.data_models.filter(api_version__in=["", system.api_version]).order_by("name")
+    """The system's data models of the version it speaks now (or of no version in particular),
+    without those a switch left behind (a system that had no version leaves its old ones unnamed)."""
+    left_behind = [
+        int(old)
+        for pairs in system.version_moves.filter(state=VersionMoveState.SWITCHED).values_list(
+            "model_pairs", flat=True
+        )
+        for old in pairs
+    ]
+    return (
+        system.data_models.filter(api_version__in=["", system.api_version])
+        .exclude(pk__in=left_behind)
+        .order_by("name")
+    )
 
 
 def open_move(system: System) -> VersionMove | None:

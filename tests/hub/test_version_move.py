@@ -178,3 +178,24 @@ def test_switching_needs_a_dry_run_first(target):
     )
     with pytest.raises(ConfigError, match="dry run first"):
         version_switch(move=move, actor=admin)
+
+
+def test_a_system_without_a_version_moves_to_one_and_on_to_the_next(target):
+    admin = UserFactory(username="alice-admin", role="admin")
+    flow = setup_flow(target, "header")
+    system = flow.target_system
+    system.api_version = ""
+    system.save()
+    first = version_move_start(
+        system=system, to_version="v1", to_in="header", to_name="X-Api-Version", actor=admin
+    )
+    version_dry_run(move=first, actor=admin)
+    version_switch(move=first, actor=admin)
+    system.refresh_from_db()
+    second = version_move_start(
+        system=system, to_version="v2", to_in="header", to_name="X-Api-Version", actor=admin
+    )
+    # Only the models in use are copied again: "Contact (v1)" becomes "Contact (v2)".
+    assert sorted(
+        DataModel.objects.filter(pk__in=second.model_pairs.values()).values_list("name", flat=True)
+    ) == ["Contact (v2)"]
