@@ -412,7 +412,7 @@ def version_dry_run(*, move: VersionMove, actor, limit: int = DRY_RUN_EVENTS) ->
 
 def _recent_deliveries(flow: Flow, limit: int) -> list[Delivery]:
     return list(
-        Delivery.objects.filter(flow=flow, status=DeliveryStatus.SUCCEEDED)
+        Delivery.objects.filter(flow=flow, status=DeliveryStatus.SUCCEEDED, event__purged_at__isnull=True)
         .exclude(event__origin=Event.Origin.TEST)
         .select_related("event__system")
         .order_by("-finished_at", "-id")[:limit]

@@ -49,6 +49,8 @@ def test_it_guides_an_admin_from_the_copies_to_switching_back(client, personas, 
     move = VersionMove.objects.get()
     page = client.get(url).content.decode()
     assert 'aria-current="step">Try it on real events' in page and "Contact (v2)" in page
+    system_page = client.get(reverse("connectors-detail", args=[flow.target_system.pk])).content.decode()
+    assert "A move to API version v2 is prepared" in system_page
     assert "Run the dry run first" in page
 
     copy = DataModel.objects.get(name="Contact (v2)")
@@ -73,6 +75,10 @@ def test_it_guides_an_admin_from_the_copies_to_switching_back(client, personas, 
     assert flow.target_model == copy
     page = client.get(url).content.decode()
     assert 'aria-current="step">Switch back if needed' in page and "Switch back to version v1" in page
+    system_page = client.get(reverse("connectors-detail", args=[flow.target_system.pk])).content.decode()
+    assert (
+        "Switched from API version v1 to v2" in system_page and "Switch back, or remove them" in system_page
+    )
 
     client.post(reverse("connectors-version-switch-back", args=[flow.target_system.pk, move.pk]))
     flow.refresh_from_db()
