@@ -20,6 +20,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 
 from common.paths import get_path
 from connectors import asynchttp
+from connectors.apiversion import NoPlaceForVersion
 from connectors.auth import auth_headers, auth_renew, held_secrets
 from connectors.base import (
     CheckResult,
@@ -171,6 +172,7 @@ class HttpConnector(Connector):
 
     def __init__(self, system) -> None:
         super().__init__(system)
+        self.versioning = system.version_placement()
         self.session = session_for(system)
         self.redactor = Redactor.for_system(system)
 
@@ -184,7 +186,10 @@ class HttpConnector(Connector):
                 raise ConnectorError(
                     f"refusing {path}: it leads away from {_origin(base)}", ErrorClass.REJECTED
                 )
-            return url
+            try:
+                return self.versioning.url(url)
+            except NoPlaceForVersion as exc:
+                raise ConnectorError(f"{path}: {exc}", ErrorClass.REJECTED) from None
         if _origin(path) != _origin(base):
             raise ConnectorError(
                 f"refusing to follow {path}: it is not on {_origin(base)}", ErrorClass.MALFORMED_RESPONSE
@@ -255,8 +260,8 @@ class HttpConnector(Connector):
         sent = {"Accept": self.media_type, **(headers or {})}
         if body is not None:
             sent["Content-Type"] = self.media_type
-        if self.system.api_version:
-            sent.setdefault("X-Api-Version", self.system.api_version)
+        for name, value in self.versioning.headers().items():
+            sent.setdefault(name, value)
         return sent
 
     def _signed(self, headers: dict[str, str], exchange: Exchange) -> dict[str, str]:
@@ -273,6 +278,7 @@ class HttpConnector(Connector):
         self, method: str, path: str, headers: dict[str, str], body: Any, params: dict | None
     ) -> tuple[requests.Response, Exchange]:
         url = self.url(path)
+        params = self.versioning.params(url, params)
         exchange = Exchange(method=method, url=self.redactor.text(url))
         started = time.perf_counter()
         try:
@@ -299,6 +305,7 @@ class HttpConnector(Connector):
         self, method: str, path: str, headers: dict[str, str], body: Any, params: dict | None
     ) -> tuple[asynchttp.Answer, Exchange]:
         url = self.url(path)
+        params = self.versioning.params(url, params)
         exchange = Exchange(method=method, url=self.redactor.text(url))
         started = time.perf_counter()
         try:

@@ -11,6 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils.text import slugify
 
+from connectors.apiversion import VersionIn, VersionPlacement, placement_problems
 from connectors.auth import AUTH_SCHEMES, AuthScheme, auth_settings, token_url
 from connectors.config import config_load, config_problems, header_name, problems_in_words
 from connectors.crypto import EncryptedJSONField, is_unreadable
@@ -111,7 +112,24 @@ class System(models.Model):
         "API version",
         max_length=40,
         blank=True,
-        help_text="Sent as the X-Api-Version header when set, e.g. 2024-06-01.",
+        help_text="The version of the system's API the hub speaks, e.g. v2 or 2024-06-01. Leave empty "
+        "when the system has none.",
+    )
+    api_version_in = models.CharField(
+        "where the API version goes",
+        max_length=10,
+        choices=VersionIn.choices,
+        default=VersionIn.HEADER,
+        help_text="In a header, in the address (put {version} in the base URL where it goes, or the "
+        "hub replaces the part that looks like a version, such as /v1/), or in a query parameter.",
+    )
+    api_version_name = models.CharField(
+        "header or query parameter name",
+        max_length=100,
+        blank=True,
+        default="X-Api-Version",
+        help_text="The name of the header or query parameter that carries the version, e.g. "
+        "X-Api-Version or api-version. Not used when the version is in the address.",
     )
     auth_scheme = models.CharField(
         "sign-in method",
@@ -283,8 +301,26 @@ class System(models.Model):
                 outbound_allowed(self.base_url)
             except ValidationError as exc:
                 errors["base_url"] = exc.messages
+        for name, problem in self.version_problems().items():
+            if name not in errors and name not in (exclude or ()):
+                errors[name] = [problem]
         if errors:
             raise ValidationError(errors)
+
+    def version_placement(self) -> VersionPlacement:
+        """This system's API version and where its calls carry it."""
+        return VersionPlacement.of(self)
+
+    def version_problems(self) -> dict[str, str]:
+        values = (self.api_version, self.api_version_in, self.api_version_name, self.base_url)
+        if not all(isinstance(value, str) for value in values):
+            return {}  # the fields' own checks name what is wrong
+        return placement_problems(
+            version=self.api_version,
+            where=self.api_version_in,
+            name=self.api_version_name,
+            base_url=self.base_url,
+        )
 
     def _settings_classes(self) -> list[tuple[str, type | None]]:
         method = AUTH_SCHEMES.get(self.auth_scheme)

@@ -10,12 +10,15 @@ A file holds (only "name" and "category" are required; leave out what the vendor
      "webhook": {"scheme": "timestamped_hmac_sha256", "header": "Stripe-Signature",
                  "encoding": "hex", "prefix": ""},
      "event_type": "type", "idempotency_key": "id", "record": "data.object",   # or "header:<Name>"
+     "api_version": {"in": "header", "name": "Stripe-Version", "value": "2024-06-20"},
+                                  # "in": header | path ({version} or a /v1/-like part) | query
      "notes": "What the admin should know that the form cannot say.",
      "models": {"Customer": {"path": "/customers", "sample": {…}}}}
 """
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -23,6 +26,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from connectors.apiversion import VersionIn, placement_problems
 from connectors.auth import AUTH_SCHEMES
 from connectors.config import config_problems, declared, header_name, problems_in_words
 from connectors.models import PATH_IN_PAYLOAD, SignatureEncoding, SignatureScheme, SystemKind
@@ -43,7 +47,10 @@ CATEGORIES: dict[str, str] = {
     "webhook_standard": "Open webhook standards",
 }
 KEYS = {"name", "category", "docs", "base_url", "auth", "webhook", "event_type", "idempotency_key"}
-KEYS |= {"record", "notes", "models"}
+KEYS |= {"record", "notes", "models", "api_version"}
+API_VERSION_KEYS = {"in", "name", "value"}
+# Template api_version key → the form input it fills.
+API_VERSION_INPUTS = {"in": "api_version_in", "name": "api_version_name", "value": "api_version"}
 WEBHOOK_KEYS = {"scheme", "header", "encoding", "prefix"}
 # Template key → the form input it fills.
 PAYLOAD_PATHS = {"event_type": "event_type_path", "idempotency_key": "idempotency_key_path"}
@@ -93,6 +100,9 @@ class VendorTemplate:
         for key, input_name in PAYLOAD_PATHS.items():
             if key in self.data:
                 values[input_name] = self.data[key]
+        for key, input_name in API_VERSION_INPUTS.items():
+            if key in self.data.get("api_version", {}):
+                values[input_name] = self.data["api_version"][key]
         return {name: str(value) for name, value in values.items()}
 
 
@@ -140,12 +150,32 @@ def _validated(data: Any) -> dict[str, Any]:
         _one_of(webhook.get("encoding", SignatureEncoding.HEX), SignatureEncoding.values, "encoding")
         if "header" in webhook:
             _check(header_name, webhook["header"], "webhook header")
+    if "api_version" in data:
+        _api_version_checked(data["api_version"], data.get("base_url", ""))
     models = data.get("models", {})
     if not isinstance(models, dict) or not all(
         isinstance(m, dict) and isinstance(m.get("sample"), dict) for m in models.values()
     ):
         raise TemplateError('"models" must map each resource name to {"path": …, "sample": {…}}')
     return data
+
+
+def _api_version_checked(version: Any, base_url: str) -> None:
+    if not isinstance(version, dict) or "in" not in version:
+        raise TemplateError('"api_version" must be an object with "in" (header, path or query)')
+    _one_of_keys(version, API_VERSION_KEYS, "api_version key")
+    _one_of(version["in"], VersionIn.values, "api_version in")
+    if not all(isinstance(value, str) for value in version.values()):
+        raise TemplateError('"api_version" values must be text')
+    # The vendor's own {placeholders} are for the admin; only the version's is checked here.
+    problems = placement_problems(
+        version=version.get("value", ""),
+        where=version["in"],
+        name=version.get("name", ""),
+        base_url=re.sub(r"\{(?!version\})[^{}]*\}", "x", base_url),
+    )
+    if problems:
+        raise TemplateError("api_version: " + " ".join(problems.values()))
 
 
 def _one_of_keys(data: dict[str, Any], allowed: set[str], what: str) -> None:

@@ -9,6 +9,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from common.paths import get_path
+from connectors.apiversion import VersionIn
 from connectors.models import System
 from hub.pipeline import clock
 from hub.pipeline.retry import RetryPolicy, default_retry_classes
@@ -477,3 +478,52 @@ class ApiToken(models.Model):
         ApiToken.objects.filter(pk=self.pk).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
         ).update(last_used_at=now)
+
+
+class VersionMoveState(models.TextChoices):
+    PREPARED = "prepared", "Copies made, not switched yet"
+    SWITCHED = "switched", "Switched over"
+    SWITCHED_BACK = "switched_back", "Switched back"
+    DISCARDED = "discarded", "New version's copies removed"
+    FINISHED = "finished", "Old version's models removed"
+
+
+class VersionMove(models.Model):
+    """A system's move from one API version to another (hub/services/versions.py): the copies of
+    its data models and of the mappings using them made for the new version, and which of the two
+    its flows use. Both stay until an admin discards one side."""
+
+    system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="version_moves")
+    state = models.CharField(
+        max_length=15, choices=VersionMoveState.choices, default=VersionMoveState.PREPARED
+    )
+    # Where the version went before and goes after: (version, header|path|query, header/parameter name).
+    from_version = models.CharField(max_length=40, blank=True)
+    from_in = models.CharField(max_length=10, choices=VersionIn.choices)
+    from_name = models.CharField(max_length=100, blank=True)
+    to_version = models.CharField(max_length=40)
+    to_in = models.CharField(max_length=10, choices=VersionIn.choices)
+    to_name = models.CharField(max_length=100, blank=True)
+    # {"<old id>": <new id>} for data models and for mappings.
+    model_pairs = models.JSONField(default=dict, blank=True)
+    mapping_pairs = models.JSONField(default=dict, blank=True)
+    # Per copied model, what the vendor's new API description changed: {"<model name>": {"added":
+    # [...], "removed": [...], "changed": [[path, old type, new type]], "schema": name}}.
+    differences = models.JSONField(default=dict, blank=True)
+    dry_run_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    switched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.system}: API version {self.from_version or '(none)'} → {self.to_version}"
+
+    @property
+    def is_open(self) -> bool:
+        """Still to be switched over, or back: another move waits until this one is settled."""
+        return self.state in (VersionMoveState.PREPARED, VersionMoveState.SWITCHED_BACK)

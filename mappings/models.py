@@ -40,6 +40,12 @@ class DataModel(models.Model):
         help_text="The system creates or replaces a record with PUT <resource>/<external id>, so "
         "sending a create twice cannot make two records.",
     )
+    api_version = models.CharField(
+        "API version",
+        max_length=40,
+        blank=True,
+        help_text="The version of the system's API this model describes; empty: whichever the system uses.",
+    )
     sample = models.JSONField(null=True, blank=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -33,6 +33,7 @@ from hub.services.systems import (
     system_test_path,
     system_update,
 )
+from hub.services.versions import latest_move, open_move
 from hub.ui.feedback import change_made
 from hub.ui.forms.systems import (
     ADVANCED_WEBHOOK,
@@ -228,6 +229,7 @@ def _detail_context(system: System, report=None) -> dict:
         "test_path": system_test_path(system),
         "report": report,
         "deprecations": _deprecations_in_words(system),
+        "version_move": open_move(system) or latest_move(system),
         **_calls_context(system),
     }
 

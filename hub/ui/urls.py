@@ -14,6 +14,7 @@ from hub.ui import (
     metrics,
     systems,
     users,
+    versions,
 )
 
 urlpatterns = [
@@ -38,6 +39,27 @@ urlpatterns = [
     path("systems/<int:pk>/test/", systems.system_test, name="connectors-test"),
     path("systems/<int:pk>/metrics.json", metrics.system_metrics, name="connectors-metrics"),
     path("systems/<int:pk>/delete/", systems.system_remove, name="connectors-delete"),
+    path("systems/<int:pk>/version/", versions.version_move_page, name="connectors-version"),
+    path(
+        "systems/<int:pk>/version/<int:move_pk>/dry-run/",
+        versions.version_dry_run_view,
+        name="connectors-version-dry-run",
+    ),
+    path(
+        "systems/<int:pk>/version/<int:move_pk>/switch/",
+        versions.version_switch_view,
+        name="connectors-version-switch",
+    ),
+    path(
+        "systems/<int:pk>/version/<int:move_pk>/switch-back/",
+        versions.version_switch_back_view,
+        name="connectors-version-switch-back",
+    ),
+    path(
+        "systems/<int:pk>/version/<int:move_pk>/remove/",
+        versions.version_discard_view,
+        name="connectors-version-remove",
+    ),
     path("models/", datamodels.model_list, name="mappings-models"),
     path("models/new/", datamodels.model_add, name="mappings-model-add"),
     path("models/<int:pk>/", datamodels.model_detail, name="mappings-model-detail"),

@@ -102,7 +102,7 @@ def objects_for(name: str, world: dict, personas: dict) -> dict:
     if name.startswith("hub-users"):
         return {"pk": personas["ops"].pk}
     if name.startswith("connectors"):
-        return {"pk": world["system"].pk}
+        return {"pk": world["system"].pk, "move_pk": 1}
     if name.startswith("mappings-field"):
         return {"pk": world["field"].pk}
     if name.startswith("mappings-model"):

@@ -92,7 +92,7 @@ READ_ONLY_POSTS = {"mappings-preview"}
 # Pages only an admin may even open: the forms that change configuration, and the users.
 ADMIN_ONLY_PAGES = {
     "hub-users", "hub-users-add", "hub-users-password", "connectors-add", "connectors-edit",
-    "connectors-credentials", "mappings-model-add", "flows-add", "flows-edit", "flows-spec-import",
+    "connectors-credentials", "connectors-version", "mappings-model-add", "flows-add", "flows-edit", "flows-spec-import",
     "alerts-rule-add", "alerts-rule-edit", "alerts-channel-add", "alerts-channel-edit",
     # Not for auditors either: the demo's systems are for trying things out (ops look, admins act).
     "hub-demo", "hub-demo-credentials",
@@ -300,7 +300,7 @@ QUERY = {"alerts-rule-add": f"?kind={next(iter(CONDITIONS))}"}
 
 
 def url_of(route: Route, world: dict) -> str:
-    values = {"number": 1, "kind": "email", "slug": world["system"].slug, "format": "json"}
+    values = {"number": 1, "move_pk": 1, "kind": "email", "slug": world["system"].slug, "format": "json"}
     if "pk" in route.arguments:
         kind = next((obj for prefix, obj in PK_OF if route.name.startswith(prefix)), None)
         assert kind, f"{route.name}: no seeded object for its pk; add it to PK_OF"

@@ -69,13 +69,21 @@ def test_choosing_shopify_fills_its_api_key_header_and_asks_for_the_shop(admin_c
         reverse("connectors-add"), {**values, "name": "Shop", "api_key": "k", "webhook_secret": "s"}
     )
     assert response.status_code == 200
-    assert "Replace {shop}, {version} with your own value" in response.context["form"].errors["base_url"][0]
-    values["base_url"] = "https://acme.myshopify.com/admin/api/2024-10"
+    # {version} stays: the hub puts the system's API version there on every call.
+    assert "Replace {shop} with your own value" in response.context["form"].errors["base_url"][0]
+    assert (values["api_version"], values["api_version_in"]) == ("2024-07", "path")
+    values["base_url"] = "https://acme.myshopify.com/admin/api/{version}"
     response = admin_client.post(
         reverse("connectors-add"), {**values, "name": "Shop", "api_key": "k", "webhook_secret": "s"}
     )
     assert response.status_code == 302
-    assert System.objects.get(name="Shop").auth_config == {"header": "X-Shopify-Access-Token"}
+    shop = System.objects.get(name="Shop")
+    assert shop.auth_config == {"header": "X-Shopify-Access-Token"}
+    assert (
+        shop.version_placement()
+        .address(shop.base_url, "/orders.json")
+        .endswith("/admin/api/2024-07/orders.json")
+    )
 
 
 def test_a_standard_webhooks_secret_must_be_in_its_whsec_form(admin_client):

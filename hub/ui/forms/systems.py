@@ -20,6 +20,7 @@ from django.core.validators import (
 )
 from django.db import models
 
+from connectors.apiversion import PLACEHOLDER as VERSION_PLACEHOLDER
 from connectors.auth import AUTH_SCHEMES, secret_characters
 from connectors.config import Declared, config_load, config_problems, declared
 from connectors.models import SYSTEM_FIELDS, SignatureEncoding, SignatureScheme, System
@@ -76,7 +77,15 @@ PLAIN_WORDS: dict[str, dict[str, Any]] = {
     },
 }
 # Rarely changed: under "Advanced", opened by itself when one of them has an error.
-ADVANCED_WHERE = ("api_version", "connect_timeout", "read_timeout", "rate_limit_per_second", "max_in_flight")
+ADVANCED_WHERE = (
+    "api_version",
+    "api_version_in",
+    "api_version_name",
+    "connect_timeout",
+    "read_timeout",
+    "rate_limit_per_second",
+    "max_in_flight",
+)
 ADVANCED_WEBHOOK = (
     "signature_header",
     "signature_encoding",
@@ -249,6 +258,8 @@ class SystemForm(forms.ModelForm):
                 "slug"
             ].help_text += " Changing it changes the webhook URL: update it at the vendor too."
         self.fields["signature_header"].required = False  # only needed when webhooks are signed
+        # A client that does not send where the version goes keeps what is stored (or the default).
+        self.fields["api_version_in"].required = False
         for name, words in PLAIN_WORDS.items():
             field = self.fields[name]
             field.label = words.get("label", field.label)
@@ -311,15 +322,18 @@ class SystemForm(forms.ModelForm):
             raise forms.ValidationError("Another system already uses this short name.")
         return slug
 
+    def clean_api_version_in(self) -> str:
+        return self.cleaned_data.get("api_version_in") or self.instance.api_version_in
+
     def clean_base_url(self) -> str:
         url = self.cleaned_data["base_url"].strip()
         if url:
-            if placeholders := PLACEHOLDER.findall(url):
+            if placeholders := [p for p in PLACEHOLDER.findall(url) if p != VERSION_PLACEHOLDER]:
                 raise forms.ValidationError(
                     f"Replace {', '.join(placeholders)} with your own value, e.g. your account's name."
                 )
             try:
-                URLValidator(schemes=["http", "https"])(url)
+                URLValidator(schemes=["http", "https"])(url.replace(VERSION_PLACEHOLDER, "v1"))
             except forms.ValidationError:
                 raise forms.ValidationError(
                     "Enter a full web address starting with http:// or https://, e.g. https://api.example.com."
