@@ -93,6 +93,14 @@ class System(models.Model):
     kind = models.CharField(
         "kind of system", max_length=20, choices=SystemKind.choices, default=SystemKind.OTHER
     )
+    # The vendor template (connectors/vendor_templates/<slug>.json) it was set up from, if any: it
+    # offers the vendor's data models and answers the vendor's webhook handshakes.
+    vendor_template = models.SlugField(
+        "set up from the template",
+        max_length=60,
+        blank=True,
+        help_text="The well-known system it is, if any. Its data models are offered when you add one.",
+    )
     connector = models.CharField(
         "kind of API",
         max_length=40,

@@ -22,6 +22,7 @@ from connectors.deprecation import SUNSET_SOON_DAYS
 from connectors.kinds import KIND_DEFAULTS, kind_defaults
 from connectors.models import SignatureEncoding, SignatureScheme, System
 from connectors.signatures import SLACK_TIMESTAMP_HEADER, standard_webhooks_headers
+from connectors.vendors import vendor_template
 from hub.access import admins_only, operators_only, readers
 from hub.models import Flow
 from hub.selectors.health import flows_health
@@ -218,6 +219,7 @@ def _detail_context(system: System, report=None) -> dict:
         "system": system,
         "webhook_url": settings.HUB_INGEST_URL.rstrip("/") + reverse("hooks-receive", args=[system.slug]),
         "signature_words": signature_in_words(system),
+        "vendor": vendor_template(system.vendor_template) if system.vendor_template else None,
         "credentials": credentials,
         "sign_in_settings": sign_in_settings,
         "models": models,
