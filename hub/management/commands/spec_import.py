@@ -32,7 +32,7 @@ class Command(BaseCommand):
         for error in report.errors:
             self.stderr.write(self.style.ERROR(error))
         for change in report.changes:
-            self.stdout.write(("would " if dry_run else "") + change)
+            self.stdout.write(("would " if dry_run else "") + str(change))
         for note in report.notes:
             self.stdout.write(self.style.WARNING(note))
         if report.errors:
