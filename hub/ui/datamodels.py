@@ -140,9 +140,9 @@ def _blank_add_context(request: HttpRequest) -> dict:
 
 @admins_only
 @require_POST
-def model_from_template(request: HttpRequest, system_pk: int) -> HttpResponse:
+def model_from_template(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Use HubSpot's Contact model": the vendor template's model, created in one step."""
-    system = get_object_or_404(System, pk=system_pk)
+    system = get_object_or_404(System, pk=pk)
     name = form_text(request.POST.get("name"), limit=100)
     try:
         model = data_model_from_template(system=system, name=name, actor=request.user)

@@ -41,7 +41,7 @@ urlpatterns = [
     path("models/", datamodels.model_list, name="mappings-models"),
     path("models/new/", datamodels.model_add, name="mappings-model-add"),
     path(
-        "models/new/from-template/<int:system_pk>/",
+        "models/new/from-template/<int:pk>/",
         datamodels.model_from_template,
         name="mappings-model-from-template",
     ),
