@@ -152,6 +152,7 @@ MACHINE_PATHS = {
             "security": [],
             "responses": {
                 "200": {"description": "The challenge, as text.", "content": TEXT},
+                "404": _json(ERROR, "Not a webhook address: the slug has characters no slug has."),
                 "405": _json(
                     ERROR,
                     "Not a handshake: webhooks are sent with POST.",

@@ -3,6 +3,7 @@ Admins only, as on the pages; the same service does the work (hub.services.speci
 
 from django.http import HttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -65,10 +66,10 @@ class SpecificationReportSerializer(serializers.Serializer):
 
 
 REPORT = SpecificationReportSerializer
+# Content added by hub.api.schema.document_errors: the Error shape, which the report extends.
 REFUSED = OpenApiResponse(
-    response=REPORT,
-    description="The document has problems (each named with where it is); nothing was changed. The "
-    "body is the report, with `error` holding its summary.",
+    description="The body, or the document in it, has problems; nothing was changed. `error` says "
+    "what; for a document, the rest is the report, whose `errors` name where each problem is."
 )
 
 
@@ -124,7 +125,11 @@ class SpecificationExport(APIView):
         operation_id="specification_export",
         tags=["specification"],
         summary="The whole configuration as one YAML document (secrets only as set / not set)",
-        responses={(200, "application/yaml"): OpenApiResponse(response=str, description="The document.")},
+        responses={
+            (200, "application/yaml"): OpenApiResponse(
+                response=OpenApiTypes.OBJECT, description="The document."
+            )
+        },
     )
     def get(self, request):
         response = HttpResponse(spec_export(), content_type="application/yaml; charset=utf-8")

@@ -19,7 +19,7 @@ def webhook(request, slug: str):
         return JsonResponse(
             {"error": f"webhooks are sent with POST, not {request.method}"},
             status=405,
-            headers={"Allow": "POST"},
+            headers={"Allow": "GET, POST"},  # GET for the handshakes some senders make first
         )
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > settings.HUB_MAX_WEBHOOK_BYTES:

@@ -42,7 +42,7 @@ async def webhook(request: web.Request) -> web.Response:
     if request.method == "GET":  # some senders check the address first (a vendor template's handshake)
         return await _get(request)
     if request.method != "POST":
-        return answer({"error": f"webhooks are sent with POST, not {request.method}"}, 405, Allow="POST")
+        return answer({"error": f"webhooks are sent with POST, not {request.method}"}, 405, Allow="GET, POST")
     limit = settings.HUB_MAX_WEBHOOK_BYTES
     if request.content_length is not None and request.content_length > limit:
         return answer({"error": f"body is {request.content_length} bytes; the limit is {limit}"}, 413)

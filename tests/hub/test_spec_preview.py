@@ -181,3 +181,18 @@ def test_channel_secrets_are_never_exported_nor_changed(demo):
     assert spec_import(text=yaml.safe_dump(doc), actor=demo).applied
     hook.refresh_from_db()
     assert not hook.enabled and hook.secrets["url"] == "https://chat.example.com/hooks/T0SECRET"
+
+
+def test_the_command_removes_unlisted_items_only_when_told(demo, tmp_path, capsys):
+    from django.core.management import call_command
+
+    doc = exported()
+    gone = doc["flows"].pop()["name"]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    call_command("spec_import", str(path))
+    assert Flow.objects.filter(name=gone).exists()
+    call_command("spec_import", str(path), "--remove-unlisted", "--dry-run")
+    assert f"would remove flow '{gone}' (not in the document)" in capsys.readouterr().out
+    call_command("spec_import", str(path), "--remove-unlisted")
+    assert not Flow.objects.filter(name=gone).exists()
