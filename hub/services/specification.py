@@ -830,10 +830,17 @@ class _Importer:
     def remove_unlisted(self) -> None:
         """Remove what a section of the document leaves out; a section the document lacks is left
         alone. Flows go first, so the models and systems they used can follow."""
+        flows = [entry for _, entry in self._entries("flows")]
+        # What a listed model or flow refers to counts as listed: removing it would take them along.
+        ends = {
+            (flow[f"{end}_system"], flow[f"{end}_model"]) for flow in flows for end in ("source", "target")
+        }
+        models = {(entry["system"], entry["name"]) for _, entry in self._entries("models")} | ends
         listed = {
-            "flows": {entry["name"] for _, entry in self._entries("flows")},
-            "models": {(entry["system"], entry["name"]) for _, entry in self._entries("models")},
-            "systems": {entry["slug"] for _, entry in self._entries("systems")},
+            "flows": {flow["name"] for flow in flows},
+            "models": models,
+            "systems": {entry["slug"] for _, entry in self._entries("systems")}
+            | {slug for slug, _ in models},
             "channels": {entry["name"] for _, entry in self._entries("channels")},
         }
         present = {section for section in ITEMS if self.doc.get(section) is not None}

@@ -196,3 +196,18 @@ def test_the_command_removes_unlisted_items_only_when_told(demo, tmp_path, capsy
     assert f"would remove flow '{gone}' (not in the document)" in capsys.readouterr().out
     call_command("spec_import", str(path), "--remove-unlisted")
     assert not Flow.objects.filter(name=gone).exists()
+
+
+def test_what_a_listed_model_or_flow_refers_to_is_never_removed(demo):
+    doc = exported()
+    kept_flow = doc["flows"][0]
+    doc["flows"] = [kept_flow]
+    doc["models"] = []
+    doc["systems"] = []
+    report = spec_import(text=yaml.safe_dump(doc), actor=demo, dry_run=True, remove_unlisted=True)
+    assert report.ok, report.errors
+    removed = {(c.section, c.name) for c in report.removed}
+    for end in ("source", "target"):
+        assert ("system", kept_flow[f"{end}_system"]) not in removed
+        assert ("model", f"{kept_flow[f'{end}_system']}/{kept_flow[f'{end}_model']}") not in removed
+    assert ("flow", exported()["flows"][1]["name"]) in removed
