@@ -76,6 +76,7 @@ class SignatureScheme(models.TextChoices):
     TIMESTAMPED = "timestamped_hmac_sha256", "Timestamped HMAC-SHA256 (t=…,v1=…)"
     STANDARD_WEBHOOKS = "standard_webhooks", "Standard Webhooks (webhook-id, webhook-timestamp, v1,…)"
     SLACK = "slack_v0", "Slack (v0=… over v0:timestamp:body)"
+    ZENDESK = "zendesk", "Zendesk (Base64 over the timestamp header and the body)"
 
 
 class SignatureEncoding(models.TextChoices):

@@ -21,7 +21,7 @@ from connectors.config import declared
 from connectors.deprecation import SUNSET_SOON_DAYS
 from connectors.kinds import KIND_DEFAULTS, kind_defaults
 from connectors.models import SignatureEncoding, SignatureScheme, System
-from connectors.signatures import SLACK_TIMESTAMP_HEADER, standard_webhooks_headers
+from connectors.signatures import SLACK_TIMESTAMP_HEADER, standard_webhooks_headers, zendesk_timestamp_header
 from connectors.vendors import vendor_template
 from hub.access import admins_only, operators_only, readers
 from hub.models import Flow
@@ -187,6 +187,13 @@ def signature_in_words(system: System) -> str:
             f"Webhooks are signed the Slack way: {system.signature_header} holds v0=<signature>, an HMAC-SHA256 "
             f"in hexadecimal of v0:<time>:<body> made with the signing secret, the time being in "
             f"{SLACK_TIMESTAMP_HEADER}. Webhooks older than {system.signature_tolerance_seconds} seconds are refused."
+        )
+    if system.signature_scheme == SignatureScheme.ZENDESK:
+        return (
+            f"Webhooks are signed the Zendesk way: {system.signature_header} holds an HMAC-SHA256 in Base64 "
+            f"of the time and the body, made with the signing secret, the time being in "
+            f"{zendesk_timestamp_header(system)}. Webhooks older than {system.signature_tolerance_seconds} "
+            "seconds are refused."
         )
     prefix = f", after “{system.signature_prefix}”" if system.signature_prefix else ""
     return (

@@ -1,12 +1,13 @@
 """Each vendor template's webhook signature, checked against the vendor's own documented example
 where one is published (Standard Webhooks and Svix, GitHub, Slack: secret, payload, time and
 signature copied from their documentation), else against an independent computation with
-hmac/hashlib as the vendor documents it (Stripe, Shopify, Intuit, Xero, WooCommerce, Meta); and a
+hmac/hashlib as the vendor documents it (Stripe, Shopify, Intuit, Xero, WooCommerce, Meta, Zendesk); and a
 tampered body, a wrong secret and a stale time refused. Every template file has its case here."""
 
 import base64
 import hashlib
 import hmac
+from datetime import UTC, datetime
 
 import pytest
 
@@ -90,6 +91,20 @@ WOO_BODY = b'{"id":727,"status":"processing","currency":"USD","total":"29.35"}'
 META_SECRET = "3f1c2e5a9b8d7c6e5f4a3b2c1d0e9f8a"
 META_BODY = b'{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[]}]}'
 
+# Zendesk: X-Zendesk-Webhook-Signature, Base64 of HMAC-SHA256 over the ISO time of
+# X-Zendesk-Webhook-Signature-Timestamp followed by the body, keyed with the webhook's signing secret
+# (the secret is the one Zendesk's documentation gives for test webhooks).
+ZENDESK_SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ=="
+ZENDESK_SENT_AT = "2021-07-25T10:00:00Z"
+ZENDESK_TIME = 1627207200  # that moment in unix seconds
+ZENDESK_BODY = b'{"type":"zen:event-type:ticket.created","id":"cbe4028c-7239-495d-b020-f22348516046","detail":{"id":"35436"}}'
+ZENDESK_HEADERS = {
+    "X-Zendesk-Webhook-Signature-Timestamp": ZENDESK_SENT_AT,
+    "X-Zendesk-Webhook-Signature": base64.b64encode(
+        hmac.new(ZENDESK_SECRET.encode(), ZENDESK_SENT_AT.encode() + ZENDESK_BODY, hashlib.sha256).digest()
+    ).decode(),
+}
+
 # template, secret, body, headers, time of arrival
 EXAMPLES = {
     "standard-webhooks": ("standard-webhooks", SW_SECRET, SW_BODY, SW_HEADERS, SW_TIMESTAMP + 10),
@@ -126,6 +141,7 @@ EXAMPLES = {
         {"X-WC-Webhook-Signature": body_hmac(WOO_SECRET, WOO_BODY, base64_encoded=True)},
         None,
     ),
+    "zendesk": ("zendesk", ZENDESK_SECRET, ZENDESK_BODY, ZENDESK_HEADERS, ZENDESK_TIME + 10),
     "whatsapp-business": (
         "whatsapp-business",
         META_SECRET,
@@ -134,7 +150,7 @@ EXAMPLES = {
         None,
     ),
 }
-TIMESTAMPED = ["standard-webhooks", "svix", "slack", "stripe"]
+TIMESTAMPED = ["standard-webhooks", "svix", "slack", "stripe", "zendesk"]
 # The vendors whose webhooks the hub cannot check, and why: their template declares no signature
 # scheme, so a system set up from it starts with "not signed" left for the admin to decide.
 UNSIGNED = {
@@ -143,7 +159,6 @@ UNSIGNED = {
     "intercom": "signs with HMAC-SHA1 (X-Hub-Signature: sha1=), which the hub does not accept",
     "paypal": "signs with a certificate (PAYPAL-TRANSMISSION-SIG), checked by calling PayPal's API",
     "salesforce": "outbound messages are SOAP, authenticated by the org's certificate and IP ranges",
-    "zendesk": "signs over a timestamp header and the body (X-Zendesk-Webhook-Signature), not yet a scheme here",
 }
 TEMPLATES = sorted(p.stem for p in TEMPLATES_DIR.glob("*.json"))
 
@@ -267,3 +282,21 @@ def test_what_signed_headers_makes_passes_its_own_check(scheme):
     verify_signature(system, b'{"id": 1}', headers, now=1_700_000_000)
     with pytest.raises(SignatureError):
         verify_signature(system, b'{"id": 2}', headers, now=1_700_000_000)
+
+
+def test_the_zendesk_time_matches_its_unix_seconds():
+    assert datetime.fromisoformat(ZENDESK_SENT_AT) == datetime.fromtimestamp(ZENDESK_TIME, UTC)
+
+
+@pytest.mark.parametrize(
+    "sent_at, message",
+    [
+        ("", "missing signature header X-Zendesk-Webhook-Signature-Timestamp"),
+        ("yesterday", "is not a time such as 2021-07-25T10:00:00Z"),
+        ("2021-07-25T10:00:00", "has no time zone"),
+    ],
+)
+def test_zendesk_says_what_is_wrong_with_its_time(sent_at, message):
+    headers = {**ZENDESK_HEADERS, "X-Zendesk-Webhook-Signature-Timestamp": sent_at}
+    with pytest.raises(SignatureError, match=message):
+        verify_signature(vendor_system("zendesk", ZENDESK_SECRET), ZENDESK_BODY, headers, now=ZENDESK_TIME)

@@ -50,6 +50,7 @@ PLAIN_WORDS: dict[str, dict[str, Any]] = {
                 "Yes, the Standard Webhooks way: webhook-id, webhook-timestamp, webhook-signature (Svix)",
             ),
             (SignatureScheme.SLACK, "Yes, the Slack way: X-Slack-Signature with v0="),
+            (SignatureScheme.ZENDESK, "Yes, the Zendesk way: a signature and a separate timestamp header"),
         ],
         "help": "Signed webhooks prove they really come from the system. Its webhook settings show a "
         "“signing secret” or “webhook secret” when it signs them.",
