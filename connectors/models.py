@@ -77,6 +77,7 @@ class SignatureScheme(models.TextChoices):
     TIMESTAMPED = "timestamped_hmac_sha256", "Timestamped HMAC-SHA256 (t=…,v1=…)"
     STANDARD_WEBHOOKS = "standard_webhooks", "Standard Webhooks (webhook-id, webhook-timestamp, v1,…)"
     SLACK = "slack_v0", "Slack (v0=… over v0:timestamp:body)"
+    ZENDESK = "zendesk", "Zendesk (Base64 over the timestamp header and the body)"
 
 
 class SignatureEncoding(models.TextChoices):
@@ -93,6 +94,14 @@ class System(models.Model):
     slug = models.SlugField(max_length=60, unique=True, help_text="Used in the webhook URL /hooks/<slug>/.")
     kind = models.CharField(
         "kind of system", max_length=20, choices=SystemKind.choices, default=SystemKind.OTHER
+    )
+    # The vendor template (connectors/vendor_templates/<slug>.json) it was set up from, if any: it
+    # offers the vendor's data models and answers the vendor's webhook handshakes.
+    vendor_template = models.SlugField(
+        "set up from the template",
+        max_length=60,
+        blank=True,
+        help_text="The well-known system it is, if any. Its data models are offered when you add one.",
     )
     connector = models.CharField(
         "kind of API",

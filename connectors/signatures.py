@@ -6,6 +6,8 @@
 - Standard Webhooks (Svix): webhook-id, webhook-timestamp and webhook-signature: "v1,<base64>" over
   "{id}.{timestamp}.{body}", keyed with the Base64 part of a "whsec_…" secret;
 - Slack: X-Slack-Signature: "v0=<hex>" over "v0:{timestamp}:{body}", X-Slack-Request-Timestamp.
+- Zendesk: X-Zendesk-Webhook-Signature: Base64 over "{timestamp}{body}", the time (ISO 8601) in the
+  signature header's name plus "-Timestamp".
 
 Timestamped schemes refuse a time further than the system's tolerance from now; every comparison is
 constant-time."""
@@ -17,6 +19,7 @@ import hmac
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from connectors.models import SignatureEncoding, SignatureScheme, System
 
@@ -175,6 +178,37 @@ def _sign_slack(system: System, body: bytes, timestamp: int, message_id: str) ->
     }
 
 
+def zendesk_timestamp_header(system: System) -> str:
+    return f"{system.signature_header}-Timestamp"
+
+
+def _zendesk_signature(system: System, sent_at: str, body: bytes) -> str:
+    return _digest(system.secret, sent_at.encode() + body, SignatureEncoding.BASE64)
+
+
+def _verify_zendesk(system: System, body: bytes, headers: Mapping[str, str], now: float | None) -> None:
+    given = _header(system, headers, system.signature_header)
+    timestamp_header = zendesk_timestamp_header(system)
+    sent_at = _header(system, headers, timestamp_header)
+    try:
+        when = datetime.fromisoformat(sent_at)
+    except ValueError:
+        raise SignatureError(f"{timestamp_header} is not a time such as 2021-07-25T10:00:00Z") from None
+    if when.tzinfo is None:
+        raise SignatureError(f"{timestamp_header} has no time zone (such as Z)")
+    _timestamp(system, str(int(when.timestamp())), timestamp_header, now)
+    if not _same(_zendesk_signature(system, sent_at, body), given, SignatureEncoding.BASE64):
+        raise SignatureError(f"signature in {system.signature_header} does not match the timestamp and body")
+
+
+def _sign_zendesk(system: System, body: bytes, timestamp: int, message_id: str) -> dict[str, str]:
+    sent_at = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        zendesk_timestamp_header(system): sent_at,
+        system.signature_header: _zendesk_signature(system, sent_at, body),
+    }
+
+
 Verifier = Callable[[System, bytes, Mapping[str, str], float | None], None]
 Signer = Callable[[System, bytes, int, str], dict[str, str]]
 
@@ -190,6 +224,7 @@ SCHEMES: dict[str, Scheme] = {
     SignatureScheme.TIMESTAMPED: Scheme(_verify_timestamped, _sign_timestamped),
     SignatureScheme.STANDARD_WEBHOOKS: Scheme(_verify_standard_webhooks, _sign_standard_webhooks),
     SignatureScheme.SLACK: Scheme(_verify_slack, _sign_slack),
+    SignatureScheme.ZENDESK: Scheme(_verify_zendesk, _sign_zendesk),
 }
 
 

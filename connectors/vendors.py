@@ -13,12 +13,26 @@ A file holds (only "name" and "category" are required; leave out what the vendor
      "api_version": {"in": "header", "name": "Stripe-Version", "value": "2024-06-20"},
                                   # "in": header | path ({version} or a /v1/-like part) | query
      "notes": "What the admin should know that the form cannot say.",
-     "models": {"Customer": {"path": "/customers", "sample": {…}}}}
+     "models": {"Customer": {"path": "/customers", "id": "id", "sample": {…}}},
+     "handshakes": [{"name": "URL verification", "method": "POST",
+                     "when": {"type": "url_verification"}, "reply": "challenge"}]}
+
+A model gives its resource path and one of: "fields" (a list of {"path", "type", "required"}), a
+"sample" record, or "api_description" (the address or path of the vendor's published OpenAPI
+document, with "schema": the name of the model's schema in it). "id" is where the record's id is
+(default "id").
+
+A handshake is a request a sender makes to check the webhook address, answered at once and never
+stored as an event: "when" names what identifies it (a dotted path into a POST's JSON body,
+"header:<Name>", or for a GET "query:<name>") and the value it must have; "reply" names the value
+sent back as text ("" for an empty 200). A POST handshake is answered only after its signature
+passed, as any webhook.
 """
 
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -26,6 +40,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from common.paths import get_path
 from connectors.apiversion import VersionIn, placement_problems
 from connectors.auth import AUTH_SCHEMES
 from connectors.config import config_problems, declared, header_name, problems_in_words
@@ -47,11 +62,20 @@ CATEGORIES: dict[str, str] = {
     "webhook_standard": "Open webhook standards",
 }
 KEYS = {"name", "category", "docs", "base_url", "auth", "webhook", "event_type", "idempotency_key"}
-KEYS |= {"record", "notes", "models", "api_version"}
+KEYS |= {"record", "notes", "models", "handshakes", "api_version"}
 API_VERSION_KEYS = {"in", "name", "value"}
 # Template api_version key → the form input it fills.
 API_VERSION_INPUTS = {"in": "api_version_in", "name": "api_version_name", "value": "api_version"}
 WEBHOOK_KEYS = {"scheme", "header", "encoding", "prefix"}
+MODEL_KEYS = {"path", "id", "description", "fields", "sample", "api_description", "schema"}
+MODEL_SOURCES = ("fields", "sample", "api_description")
+MODEL_FIELD_KEYS = {"path", "type", "required", "description"}
+# The data model field types (mappings.schema.FIELD_TYPES; connectors may not import mappings, and
+# tests/connectors/test_vendor_models.py holds the two equal).
+FIELD_TYPES = ("string", "integer", "number", "boolean", "date", "datetime", "object", "array")
+HANDSHAKE_KEYS = {"name", "method", "when", "reply"}
+HANDSHAKE_METHODS = ("GET", "POST")
+HANDSHAKE_REPLY_LIMIT = 1000  # characters echoed back: a challenge is short
 # Template key → the form input it fills.
 PAYLOAD_PATHS = {"event_type": "event_type_path", "idempotency_key": "idempotency_key_path"}
 PAYLOAD_PATHS |= {"record": "record_path"}
@@ -61,6 +85,38 @@ WEBHOOK_INPUTS |= {"encoding": "signature_encoding", "prefix": "signature_prefix
 
 class TemplateError(ValueError):
     """A template file that cannot be used, and why."""
+
+
+def _located(where: str, *, payload: Any, headers: Mapping[str, str], query: Mapping[str, str]) -> Any:
+    if where.startswith("header:"):
+        return headers.get(where.removeprefix("header:"))
+    if where.startswith("query:"):
+        return query.get(where.removeprefix("query:"))
+    return get_path(payload, where)
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """A sender's check of the webhook address (see the module's docstring)."""
+
+    name: str
+    method: str
+    when: dict[str, Any]
+    reply: str
+
+    def reply_to(
+        self, *, method: str, payload: Any = None, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> str | None:
+        """The text to answer with when this request is this handshake, else None."""
+        if method != self.method:
+            return None
+        seen = {where: _located(where, payload=payload, headers=headers, query=query) for where in self.when}
+        if any(seen[where] != wanted for where, wanted in self.when.items()):
+            return None
+        if not self.reply:
+            return ""
+        value = _located(self.reply, payload=payload, headers=headers, query=query)
+        return value[:HANDSHAKE_REPLY_LIMIT] if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -81,6 +137,15 @@ class VendorTemplate:
     @property
     def models(self) -> dict[str, dict[str, Any]]:
         return self.data.get("models", {})
+
+    @property
+    def handshakes(self) -> tuple[Handshake, ...]:
+        return tuple(
+            Handshake(
+                name=h["name"], method=h.get("method", "POST"), when=h["when"], reply=h.get("reply", "")
+            )
+            for h in self.data.get("handshakes", ())
+        )
 
     def form_values(self) -> dict[str, str]:
         """The register-a-system form's inputs this template fills, as the inputs hold them (text)."""
@@ -153,10 +218,15 @@ def _validated(data: Any) -> dict[str, Any]:
     if "api_version" in data:
         _api_version_checked(data["api_version"], data.get("base_url", ""))
     models = data.get("models", {})
-    if not isinstance(models, dict) or not all(
-        isinstance(m, dict) and isinstance(m.get("sample"), dict) for m in models.values()
-    ):
-        raise TemplateError('"models" must map each resource name to {"path": …, "sample": {…}}')
+    if not isinstance(models, dict):
+        raise TemplateError('"models" must map each model\'s name to {"path": …, "fields" or "sample": …}')
+    for name, model in models.items():
+        _model_checked(name, model)
+    handshakes = data.get("handshakes", [])
+    if not isinstance(handshakes, list):
+        raise TemplateError('"handshakes" must be a list of {"name", "method", "when", "reply"}')
+    for number, handshake in enumerate(handshakes):
+        _handshake_checked(f"handshake {number + 1}", handshake)
     return data
 
 
@@ -176,6 +246,51 @@ def _api_version_checked(version: Any, base_url: str) -> None:
     )
     if problems:
         raise TemplateError("api_version: " + " ".join(problems.values()))
+
+
+def _model_checked(name: str, model: Any) -> None:
+    what = f"model {name!r}"
+    if not isinstance(model, dict) or not isinstance(model.get("path"), str):
+        raise TemplateError(f'{what} must be an object with a "path" (its resource path)')
+    _one_of_keys(model, MODEL_KEYS, f"{what} key")
+    for key in ("id", "description", "api_description", "schema"):
+        _text(model, key)
+    given = [source for source in MODEL_SOURCES if source in model]
+    if len(given) != 1:
+        raise TemplateError(f"{what} needs exactly one of {', '.join(MODEL_SOURCES)}")
+    if "sample" in model and not (isinstance(model["sample"], dict) and model["sample"]):
+        raise TemplateError(f'{what}: "sample" must be a JSON object (one record)')
+    if "api_description" in model and not model.get("schema"):
+        raise TemplateError(f'{what}: "api_description" needs "schema", the name of its schema there')
+    if "fields" in model:
+        fields = model["fields"]
+        if not isinstance(fields, list) or not fields:
+            raise TemplateError(f'{what}: "fields" must be a non-empty list')
+        for spec in fields:
+            if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
+                raise TemplateError(f'{what}: each field must be an object with a "path"')
+            _one_of_keys(spec, MODEL_FIELD_KEYS, f"{what} field key")
+            _one_of(spec.get("type", "string"), FIELD_TYPES, f"{what} field {spec['path']!r} type")
+            if not isinstance(spec.get("required", False), bool):
+                raise TemplateError(f'{what} field {spec["path"]!r}: "required" must be true or false')
+
+
+def _handshake_checked(what: str, handshake: Any) -> None:
+    if not isinstance(handshake, dict):
+        raise TemplateError(f"{what} must be an object")
+    _one_of_keys(handshake, HANDSHAKE_KEYS, f"{what} key")
+    _text(handshake, "name", required=True)
+    _text(handshake, "reply")
+    method = handshake.get("method", "POST")
+    _one_of(method, HANDSHAKE_METHODS, f"{what} method")
+    when = handshake.get("when")
+    if not isinstance(when, dict) or not when:
+        raise TemplateError(f'{what}: "when" must name at least one value that identifies it')
+    for where in [*when, handshake.get("reply") or ""]:
+        if method == "GET" and where and not where.startswith(("query:", "header:")):
+            raise TemplateError(f"{what}: a GET has no body; {where!r} must start with query: or header:")
+        if method == "POST" and where.startswith("query:"):
+            raise TemplateError(f"{what}: {where!r}: a POST handshake is read from its body or headers")
 
 
 def _one_of_keys(data: dict[str, Any], allowed: set[str], what: str) -> None:

@@ -103,6 +103,13 @@ READINESS = {
     "required": ["status", "checks"],
 }
 TEXT = {"text/plain": {"schema": {"type": "string"}}}
+HOOK_SLUG = {
+    "name": "slug",
+    "in": "path",
+    "required": True,
+    "description": "The system's slug.",
+    "schema": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"},
+}
 MACHINE_PATHS = {
     "/hooks/{slug}/": {
         "post": {
@@ -111,18 +118,15 @@ MACHINE_PATHS = {
             "summary": "A vendor's webhook",
             "description": "The raw body is checked against the system's signature header (X-Signature "
             "unless the system says otherwise), then read as JSON; answered 202 once the event is stored.",
-            "parameters": [
-                {
-                    "name": "slug",
-                    "in": "path",
-                    "required": True,
-                    "description": "The system's slug.",
-                    "schema": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"},
-                },
-            ],  # fmt: skip
+            "parameters": [HOOK_SLUG],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
             "security": [],  # signed instead: a body without its signature is a 401
             "responses": {
+                "200": {
+                    "description": "A handshake the system's vendor template declares (Slack's "
+                    "url_verification): the challenge, as text; not stored as an event.",
+                    "content": TEXT,
+                },
                 "202": _json(INGESTED, "Stored (or a repeat of a stored event)."),
                 "400": _json(ERROR, "Not JSON the hub can store, or no event type where the system says."),
                 "401": _json(ERROR, "The signature is missing or does not match the body."),
@@ -137,7 +141,26 @@ MACHINE_PATHS = {
                     headers=RETRY_AFTER,
                 ),
             },  # fmt: skip
-        }
+        },
+        "get": {
+            "operationId": "hooks_handshake",
+            "tags": ["hooks"],
+            "summary": "A sender checking the webhook address",
+            "description": "Answered only for a handshake the system's vendor template declares (a "
+            "challenge in the query, echoed as text); anything else is a 405: webhooks are POSTed.",
+            "parameters": [HOOK_SLUG],
+            "security": [],
+            "responses": {
+                "200": {"description": "The challenge, as text.", "content": TEXT},
+                "404": _json(ERROR, "Not a webhook address: the slug has characters no slug has."),
+                "405": _json(
+                    ERROR,
+                    "Not a handshake: webhooks are sent with POST.",
+                    headers={"Allow": {"schema": {"type": "string"}}},
+                ),
+                "503": _json(ERROR, "The database is away: send again later.", headers=RETRY_AFTER),
+            },  # fmt: skip
+        },
     },
     "/healthz": {
         "get": {

@@ -9,6 +9,7 @@ from hub.api import (
     flows,
     monitoring,
     schema,  # noqa: F401  (registers the API token scheme with the schema)
+    specification,
     webhooks,
 )
 
@@ -19,6 +20,17 @@ router.register("flows", flows.FlowViewSet, basename="api-flows")
 router.register("audit", audit.AuditViewSet, basename="api-audit")
 
 urlpatterns = [
+    path("api/v1/specification/", specification.SpecificationExport.as_view(), name="api-specification"),
+    path(
+        "api/v1/specification/preview/",
+        specification.SpecificationPreview.as_view(),
+        name="api-specification-preview",
+    ),
+    path(
+        "api/v1/specification/apply/",
+        specification.SpecificationApply.as_view(),
+        name="api-specification-apply",
+    ),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -14,10 +14,12 @@ from hub.pipeline.ingest import (
     DATABASE_UNAVAILABLE,
     RETRY_AFTER_SECONDS,
     UNAVAILABLE_MESSAGE,
+    HandshakeReply,
     IngestError,
     cached_system,
     system_by_slug,
     webhook_event,
+    webhook_get,
 )
 
 log = logging.getLogger("hub.engine")
@@ -30,9 +32,17 @@ def answer(data: dict, status: int, **headers: str) -> web.Response:
     )
 
 
+def handshake_answer(reply: HandshakeReply) -> web.Response:
+    return web.Response(
+        text=reply.text, content_type="text/plain", headers={"X-Content-Type-Options": "nosniff"}
+    )
+
+
 async def webhook(request: web.Request) -> web.Response:
+    if request.method == "GET":  # some senders check the address first (a vendor template's handshake)
+        return await _get(request)
     if request.method != "POST":
-        return answer({"error": f"webhooks are sent with POST, not {request.method}"}, 405, Allow="POST")
+        return answer({"error": f"webhooks are sent with POST, not {request.method}"}, 405, Allow="GET, POST")
     limit = settings.HUB_MAX_WEBHOOK_BYTES
     if request.content_length is not None and request.content_length > limit:
         return answer({"error": f"body is {request.content_length} bytes; the limit is {limit}"}, 413)
@@ -51,12 +61,30 @@ async def webhook(request: web.Request) -> web.Response:
                 lambda: webhook_event(system_by_slug(slug), body=body, headers=request.headers)
             )
         result = await committer.store(incoming)
+    except HandshakeReply as reply:
+        return handshake_answer(reply)
     except IngestError as exc:
         return answer({"error": exc.message}, exc.status)
     except DATABASE_UNAVAILABLE as exc:
         log.warning("answered 503: the database is unavailable (%s: %s)", type(exc).__name__, exc)
         return answer({"error": UNAVAILABLE_MESSAGE}, 503, **{"Retry-After": str(RETRY_AFTER_SECONDS)})
     return answer(result.as_dict(), 202)
+
+
+async def _get(request: web.Request) -> web.Response:
+    slug, query = request.match_info["slug"], dict(request.query)
+    try:
+        await request.app[COMMITTER].run_in_database_thread(
+            lambda: webhook_get(slug=slug, headers=request.headers, query=query)
+        )
+    except HandshakeReply as reply:
+        return handshake_answer(reply)
+    except IngestError as exc:
+        return answer({"error": exc.message}, exc.status, Allow="POST")
+    except DATABASE_UNAVAILABLE as exc:
+        log.warning("answered 503: the database is unavailable (%s: %s)", type(exc).__name__, exc)
+        return answer({"error": UNAVAILABLE_MESSAGE}, 503, **{"Retry-After": str(RETRY_AFTER_SECONDS)})
+    raise AssertionError("webhook_get answers by raising")  # pragma: no cover
 
 
 async def healthz(request: web.Request) -> web.Response:

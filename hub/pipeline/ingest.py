@@ -16,6 +16,7 @@ from common.paths import get_path
 from connectors.crypto import is_unreadable
 from connectors.models import SignatureScheme, System
 from connectors.signatures import SignatureError, verify_signature
+from connectors.vendors import vendor_template
 from hub.metrics.recording import IngestTally
 from hub.models import Delivery, DeliveryStatus, Event, record_of
 from hub.pipeline import clock
@@ -46,6 +47,39 @@ class IngestError(Exception):
         self.status = status
         self.message = message
         self.errors = errors
+
+
+class HandshakeReply(Exception):  # noqa: N818 (an answer, not an error)
+    """The request is a sender's check of its webhook address (a vendor template's handshake):
+    answered 200 with `text`, and not stored as an event."""
+
+    def __init__(self, text: str, handshake: str) -> None:
+        super().__init__(handshake)
+        self.text = text
+        self.handshake = handshake
+
+
+def _handshake_reply(
+    system: System, *, method: str, payload: Any, headers: Mapping[str, str], query: Mapping[str, str]
+) -> None:
+    """Raise HandshakeReply when the request is one its vendor template declares."""
+    template = vendor_template(system.vendor_template) if system.vendor_template else None
+    for handshake in template.handshakes if template else ():
+        text = handshake.reply_to(method=method, payload=payload, headers=headers, query=query)
+        if text is not None:
+            raise HandshakeReply(text, handshake.name)
+
+
+def webhook_get(*, slug: str, headers: Mapping[str, str], query: Mapping[str, str]) -> None:
+    """A GET to a webhook address: a handshake of the system's vendor template (raises
+    HandshakeReply), else refused with a 405 that says webhooks are POSTed."""
+    refused = IngestError(405, "webhooks are sent with POST, not GET")
+    try:
+        system = system_by_slug(slug)
+    except IngestError:
+        raise refused from None
+    _handshake_reply(system, method="GET", payload=None, headers=headers, query=query)
+    raise refused
 
 
 @dataclass
@@ -139,6 +173,8 @@ def webhook_event(system: System, *, body: bytes, headers: Mapping[str, str]) ->
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise IngestError(400, f"expected a JSON object, got {type(payload).__name__}")
+    if system.vendor_template:
+        _handshake_reply(system, method="POST", payload=payload, headers=headers, query={})
     event_type = read_field(payload, headers, system.event_type_path)
     if event_type in (None, ""):
         raise IngestError(400, f"missing event type: expected it at {system.event_type_path!r}")

@@ -1,18 +1,25 @@
 """The data-flow specification: the whole configuration as one readable YAML document.
 
-Systems (without secrets), data models with their fields, flows with their mapping rules, and
-alert rules. `spec_export()` writes it with a stable key order, so two exports of the same
+Systems (without secrets, with the vendor template they were set up from), data models with their
+fields and lookups, flows with their mapping rules, retry policy and alert rules, and the alert
+channels. `spec_export()` writes it with a stable key order, so two exports of the same
 configuration are identical and a change shows as a small diff in version control.
 
-`spec_import()` reads it back by natural keys (system slug; model system + name; flow name). It
-checks only the document's shape (sections, keys, types, names it refers to); every change is then
-made by the same services the pages and the API call, which judge the values, refuse with their
-own words and write their own audit entries. The whole import runs in one transaction: a dry run,
-or any refusal, rolls it back, so a dry run reports exactly what a real run would do or refuse. An
-import never deletes systems, models or flows, never touches stored secrets, and saves a new
-mapping version only when a flow's rules changed.
+`spec_import()` reads it back by natural keys (system slug; model system + name; flow name; channel
+name). It checks only the document's shape (sections, keys, types, names it refers to); every change
+is then made by the same services the pages and the API call, which judge the values, refuse with
+their own words and write their own audit entries. The whole import runs in one transaction: a dry
+run, or any refusal, rolls it back, so a dry run reports exactly what a real run would do or refuse.
+Each entry runs in its own savepoint, undone when it changed nothing, so importing a document the hub
+already matches writes no audit entry and no mapping version.
+
+Inside an item the document names, the document is the whole truth: fields of a model, mapping rules
+and alert rules it does not list are removed (a key left out altogether leaves them alone). Whole
+systems, models, flows and channels it does not list are removed only when asked (`remove_unlisted`),
+and only for the sections the document has. Stored secrets are never exported nor changed.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,10 +32,24 @@ from django.utils import timezone
 
 from common import strictjson, strictyaml
 from connectors.models import AUTH_SECRET_FIELDS, System
+from hub.alerts.channels import CHANNELS
+from hub.alerts.models import AlertRule, Channel
+from hub.alerts.services import (
+    RULE_FIELDS as ALERT_RULE_FIELDS,
+)
+from hub.alerts.services import (
+    alert_rule_create,
+    alert_rule_delete,
+    alert_rule_update,
+    channel_create,
+    channel_delete,
+    channel_update,
+)
 from hub.models import Flow, FlowState, Operation, Trigger
 from hub.services.audit import audit_record
 from hub.services.datamodels import (
     data_model_create,
+    data_model_delete,
     data_model_update,
     field_add,
     field_order_set,
@@ -36,9 +57,9 @@ from hub.services.datamodels import (
     field_update,
 )
 from hub.services.errors import ConfigError, validation_message
-from hub.services.flows import condition_text, flow_create, flow_state_set, flow_update
+from hub.services.flows import condition_text, flow_create, flow_delete, flow_state_set, flow_update
 from hub.services.mappings import mapping_rename, mapping_version_save
-from hub.services.systems import system_create, system_update
+from hub.services.systems import system_create, system_delete, system_update
 from mappings.conditions import ConditionError, parse_condition_text
 from mappings.models import DataModel, Field
 from mappings.schema import FieldSpec
@@ -79,8 +100,10 @@ SYSTEM_SHAPE = {
     "signature_scheme": TEXT,
     "signature_header": TEXT, "signature_encoding": TEXT, "signature_prefix": TEXT,
     "signature_tolerance_seconds": WHOLE, "event_type_path": TEXT, "idempotency_key_path": TEXT,
-    "record_path": TEXT,
+    "record_path": TEXT, "vendor_template": TEXT, "settings": MAPPING,
 }  # fmt: skip
+# A new System field is one line above: the export reads it from System.redacted(), the import
+# hands it to system_create/system_update.
 SECRET_STATUS_KEYS = ("credentials", "webhook_secret")  # shown as set / not set; never imported
 MODEL_SETTINGS = ("resource_path", "id_path", "cursor_field", "description")
 # The lookup by external id (see hub.services.datamodels.LOOKUP); set once the fields exist.
@@ -93,17 +116,26 @@ FLOW_SHAPE = {
     "name": TEXT, "description": TEXT, "source_system": TEXT, "source_model": TEXT, "event_type": TEXT,
     "target_system": TEXT, "target_model": TEXT, "operation": TEXT, "trigger": TEXT, "schedule_minutes": WHOLE,
     "schedule_cron": TEXT, "filter": CONDITION, "state": TEXT, "settings": MAPPING, "mapping": MAPPING,
+    "alert_rules": LIST,
 }  # fmt: skip
 
+# A flow's policies: exported as they are stored, imported through flow_create(tuning=) and
+# flow_update, so a new one (a name in hub.services.flows.TUNING) is one line here.
 SETTINGS_SHAPE = {
     "max_attempts": WHOLE, "max_age_seconds": WHOLE, "retry_base_seconds": NUMBER, "retry_max_seconds": NUMBER,
     "retry_on": LIST, "silence_after_minutes": WHOLE, "poll_page_size": WHOLE,
 }  # fmt: skip
+ALERT_RULE_SHAPE = {
+    "kind": TEXT, "threshold": NUMBER, "window_minutes": WHOLE, "renotify_minutes": WHOLE, "enabled": FLAG
+}  # fmt: skip
+CHANNEL_SHAPE = {"name": TEXT, "kind": TEXT, "enabled": FLAG, "settings": MAPPING, "secrets": ANY}
 FLOW_SETTINGS = tuple(SETTINGS_SHAPE)
 MAPPING_SHAPE = {"name": TEXT, "rules": LIST}
 SYSTEM_KEYS, MODEL_KEYS, FIELD_KEYS = tuple(SYSTEM_SHAPE), tuple(MODEL_SHAPE), tuple(FIELD_SHAPE)
 FLOW_KEYS, MAPPING_KEYS = tuple(FLOW_SHAPE), tuple(MAPPING_SHAPE)
-SECTIONS = ("format", "systems", "models", "flows", "alert_rules")
+# "alert_rules" at the top is what format 1 first reserved; rules now live in their flow's entry.
+SECTIONS = ("format", "systems", "models", "flows", "channels", "alert_rules")
+ITEMS = ("systems", "models", "flows", "channels")
 FLOW_ENDS = ("source_system", "source_model", "target_system", "target_model")
 FLOW_RELATED = ("source_system", "source_model", "target_system", "target_model", "mapping__current_version")
 IMPORT_COMMENT = "specification import"
@@ -112,11 +144,11 @@ HEADER = """\
 # Integration hub: data-flow specification (format {format})
 # Exported {when}.
 #
-# The whole configuration: systems, data models with their fields, flows and their mapping
-# rules. Secrets are never included: credentials and webhook secrets show only "set" or
-# "not set", and an import never changes them. Import with the "Import specification" page or
-# `manage.py spec_import FILE --dry-run`; an import creates and updates, it never deletes.
-# alert_rules is reserved for alert rules and is empty until they can be configured.
+# The whole configuration: systems, data models with their fields, flows with their mapping
+# rules, retry policy and alert rules, and alert channels. Secrets are never included:
+# credentials, webhook secrets and channel secrets show only "set" or "not set", and an import
+# never changes them. Import with the "Import specification" page, the API or
+# `manage.py spec_import FILE --dry-run`: it shows what would be added, changed and removed first.
 """
 
 
@@ -161,17 +193,13 @@ def spec_document() -> dict[str, Any]:
     models = list(
         DataModel.objects.select_related("system").prefetch_related("fields").order_by("system__slug", "name")
     )
-    flows = list(
-        Flow.objects.select_related(
-            "source_system", "source_model", "target_system", "target_model", "mapping__current_version"
-        ).order_by("name")
-    )
+    flows = list(Flow.objects.select_related(*FLOW_RELATED).prefetch_related("alert_rules").order_by("name"))
     return {
         "format": FORMAT,
         "systems": [_system_entry(system) for system in systems],
         "models": [_model_entry(model) for model in models],
         "flows": [_flow_entry(flow) for flow in flows],
-        "alert_rules": [],
+        "channels": [_channel_entry(channel) for channel in Channel.objects.order_by("name")],
     }
 
 
@@ -253,7 +281,31 @@ def _flow_entry(flow: Flow) -> dict[str, Any]:
     entry["settings"] = {name: getattr(flow, name) for name in FLOW_SETTINGS}
     entry["settings"]["retry_on"] = _InlineList(sorted(flow.retry_on or []))
     entry["mapping"] = {"name": flow.mapping.name, "rules": flow.mapping.rules}
+    entry["alert_rules"] = [_Inline(_alert_rule_entry(rule)) for rule in _alert_rules(flow)]
     return entry
+
+
+def _alert_rules(flow: Flow) -> list[AlertRule]:
+    """The flow's rules in the document's order, which is also how an import pairs them up."""
+    return sorted(flow.alert_rules.all(), key=lambda rule: (rule.kind, rule.pk))
+
+
+def _alert_rule_entry(rule: AlertRule) -> dict[str, Any]:
+    entry = {"kind": rule.kind}
+    entry.update({name: getattr(rule, name) for name in ALERT_RULE_FIELDS})
+    return entry
+
+
+def _channel_entry(channel: Channel) -> dict[str, Any]:
+    kind = CHANNELS.get(channel.kind)
+    secret_names = [setting.name for setting in kind.settings if setting.secret] if kind else []
+    return {
+        "name": channel.name,
+        "kind": channel.kind,
+        "enabled": channel.enabled,
+        "settings": channel.settings,
+        "secrets": {name: SET if (channel.secrets or {}).get(name) else NOT_SET for name in secret_names},
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,13 +313,60 @@ def _flow_entry(flow: Flow) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
+ADD, CHANGE, REMOVE = "add", "change", "remove"
+ACTION_WORDS = {ADD: "create", CHANGE: "update", REMOVE: "remove"}
+
+
+@dataclass
+class ItemChange:
+    """One system, model, flow or channel the import adds, changes or removes, and how."""
+
+    section: str  # system, model, flow, channel
+    name: str  # as the document names it: slug, system/name, name
+    action: str  # ADD, CHANGE, REMOVE
+    about: str = ""  # a few words on a new or removed item
+    values: list[tuple[str, Any, Any]] = field(default_factory=list)  # setting, before, after
+    added: list[str] = field(default_factory=list)  # parts added inside the item
+    removed: list[str] = field(default_factory=list)  # parts taken away inside the item
+    target: Any = field(default=None, repr=False, compare=False)  # the stored row, for the audit entry
+
+    def __str__(self) -> str:
+        text = f"{ACTION_WORDS[self.action]} {self.section} '{self.name}'"
+        if self.about:
+            text += f" ({self.about})"
+        details = [f"{key} {_shown(before)} → {_shown(after)}" for key, before, after in self.values]
+        details += [f"add {part}" for part in self.added]
+        details += [f"remove {part}" for part in self.removed]
+        return f"{text}: {', '.join(details)}" if details else text
+
+    @property
+    def rows(self) -> list[tuple[str, str, str]]:
+        """The changed settings as a page shows them: setting, before, after, in short text."""
+        return [(key, _plain(before), _plain(after)) for key, before, after in self.values]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "section": self.section,
+            "name": self.name,
+            "action": self.action,
+            "about": self.about,
+            "values": [
+                {"setting": key, "before": before, "after": after} for key, before, after in self.values
+            ],
+            "added": self.added,
+            "removed": self.removed,
+            "text": str(self),
+        }
+
+
 @dataclass
 class SpecReport:
     """What an import found: errors (nothing applied), or the changes it made or would make."""
 
     dry_run: bool = False
+    remove_unlisted: bool = False
     errors: list[str] = field(default_factory=list)
-    changes: list[str] = field(default_factory=list)
+    changes: list[ItemChange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unchanged: int = 0
     applied: bool = False
@@ -276,23 +375,58 @@ class SpecReport:
     def ok(self) -> bool:
         return not self.errors
 
+    def of(self, action: str) -> list[ItemChange]:
+        return [change for change in self.changes if change.action == action]
+
+    @property
+    def added(self) -> list[ItemChange]:
+        return self.of(ADD)
+
+    @property
+    def changed(self) -> list[ItemChange]:
+        return self.of(CHANGE)
+
+    @property
+    def removed(self) -> list[ItemChange]:
+        return self.of(REMOVE)
+
     def summary(self) -> str:
         if self.errors:
             return f"{len(self.errors)} problems found; nothing was changed."
         if not self.changes:
-            return "Nothing to change: the hub already matches this document."
+            return "No changes: the hub already matches this document."
         verb = "would change" if self.dry_run else "changed"
         return f"{len(self.changes)} {'item' if len(self.changes) == 1 else 'items'} {verb}; {self.unchanged} already up to date."
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "applied": self.applied,
+            "remove_unlisted": self.remove_unlisted,
+            "summary": self.summary(),
+            "errors": self.errors,
+            "added": [change.as_dict() for change in self.added],
+            "changed": [change.as_dict() for change in self.changed],
+            "removed": [change.as_dict() for change in self.removed],
+            "unchanged": self.unchanged,
+            "notes": self.notes,
+        }
 
 
 class _RollBack(Exception):
     """Undoes the whole import: a dry run, or a run in which a service refused an entry."""
 
 
-def spec_import(*, text: str, actor, dry_run: bool = False) -> SpecReport:
+class _Unchanged(Exception):
+    """Undoes one entry's savepoint: the services were called, but the item came out as it was, so
+    whatever they wrote (audit entries of no-op saves) goes."""
+
+
+def spec_import(*, text: str, actor, dry_run: bool = False, remove_unlisted: bool = False) -> SpecReport:
     """Check the document's shape, then make its changes through the services in one transaction,
-    kept only when every entry was accepted and this is not a dry run."""
-    report = SpecReport(dry_run=dry_run)
+    kept only when every entry was accepted and this is not a dry run. With `remove_unlisted`, the
+    systems, models, flows and channels a section of the document does not list are removed."""
+    report = SpecReport(dry_run=dry_run, remove_unlisted=remove_unlisted)
     doc = _load(text, report)
     if doc is None:
         return report
@@ -303,6 +437,8 @@ def spec_import(*, text: str, actor, dry_run: bool = False) -> SpecReport:
     try:
         with transaction.atomic():
             importer.apply()
+            if remove_unlisted:
+                importer.remove_unlisted()
             if report.errors or dry_run:
                 raise _RollBack
     except _RollBack:
@@ -355,12 +491,24 @@ def _sections_problems(doc: dict) -> list[str]:
         problems.append(f"Unknown section {', '.join(unknown)} (expected: {', '.join(SECTIONS)}).")
     if doc.get("format", FORMAT) != FORMAT:
         problems.append(f"format: this hub reads format {FORMAT}, not {doc.get('format')!r}.")
-    for section in ("systems", "models", "flows", "alert_rules"):
+    for section in (*ITEMS, "alert_rules"):
         if doc.get(section) is not None and not isinstance(doc[section], list):
             problems.append(f"{section}: must be a list.")
     if doc.get("alert_rules"):
-        problems.append("alert_rules: alert rules cannot be imported yet; leave the list empty.")
+        problems.append("alert_rules: a flow's alert rules go in its own entry, as flows[].alert_rules.")
     return problems
+
+
+def _plain(value: Any) -> str:
+    if value is None or value == "":
+        return "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | dict):
+        text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    else:
+        text = str(value)
+    return text if len(text) <= 80 else text[:77] + "…"
 
 
 def _shown(value: Any) -> str:
@@ -380,6 +528,7 @@ class _Importer:
         self.system_slugs: set[str] = set()
         self.model_keys: set[tuple[str, str]] = set()
         self.flow_names: set[str] = set()
+        self.channel_names: set[str] = set()
         self.filters: dict[int, dict | None] = {}  # flows' filters, read from the text syntax
 
     def _entries(self, section: str) -> list[tuple[int, Any]]:
@@ -394,6 +543,10 @@ class _Importer:
             self._check_model(f"models[{index}]", entry)
         for index, entry in self._entries("flows"):
             self._check_flow(index, entry)
+        for index, entry in self._entries("channels"):
+            where = f"channels[{index}]"
+            if self._shape(where, entry, CHANNEL_SHAPE, ("name", "kind")):
+                self._once(f"{where}.name", entry["name"], self.channel_names, f"channel '{entry['name']}'")
 
     def _shape(self, where: str, entry: Any, shape: dict[str, _Kind], required: tuple[str, ...] = ()) -> bool:
         """Known keys, required keys present, each value of its key's type."""
@@ -461,6 +614,8 @@ class _Importer:
                 self.errors.append(f"{where}.{end}_model: no model '{model}' in system '{slug}'.")
         self._shape(f"{where}.settings", entry.get("settings") or {}, SETTINGS_SHAPE)
         self._shape(f"{where}.mapping", entry.get("mapping") or {}, MAPPING_SHAPE)
+        for number, rule in enumerate(entry.get("alert_rules") or []):
+            self._shape(f"{where}.alert_rules[{number}]", rule, ALERT_RULE_SHAPE, ("kind",))
         self.filters[index] = self._filter(where, entry.get("filter"))
 
     def _filter(self, where: str, raw: Any) -> dict | None:
@@ -482,48 +637,65 @@ class _Importer:
             self._run(f"models[{index}] '{entry['system']}/{entry['name']}'", self._model, entry)
         for index, entry in self._entries("flows"):
             self._run(f"flows[{index}] '{entry['name']}'", self._flow, entry, self.filters[index])
+        for index, entry in self._entries("channels"):
+            self._run(f"channels[{index}] '{entry['name']}'", self._channel, entry)
 
-    def _run(self, where: str, change: Callable[..., None], *args: Any) -> None:
-        """One entry in its own savepoint: a refusal undoes only that entry's changes, and is reported."""
+    def _run(self, where: str, change: Callable[..., ItemChange | None], *args: Any) -> None:
+        """One entry in its own savepoint: a refusal undoes only that entry's changes and is
+        reported; an entry that changed nothing is undone too, so it leaves no trace."""
         try:
             with transaction.atomic():
-                change(*args)
+                item = change(*args)
+                if item is None:
+                    raise _Unchanged
+        except _Unchanged:
+            self.report.unchanged += 1
         except ConfigError as exc:
             self.errors.append(f"{where}: {exc}")
         except ValidationError as exc:
             self.errors.append(f"{where}: {validation_message(exc)}")
-
-    def _record(
-        self, change: str, target: Any, before: dict | None = None, after: dict | None = None
-    ) -> None:
-        """Report what the services did to one entry, and audit it as part of this import."""
-        if before is None:
-            diff: dict[str, Any] = {"created": True}
-            self.report.changes.append(change)
         else:
-            diff = _diff(before, after or {})
-            if not diff:
-                self.report.unchanged += 1
-                return
-            self.report.changes.append(f"{change}: {_diff_text(diff)}")
-        audit_record(actor=self.actor, verb="import", target=target, diff=diff)
+            self.report.changes.append(item)
+            audit_diff = {"created": True} if item.action == ADD else item.as_dict()
+            if item.action != REMOVE:
+                audit_record(actor=self.actor, verb="import", target=item.target, diff=audit_diff)
 
-    def _system(self, entry: dict) -> None:
+    def _added(self, section: str, name: str, target: Any, about: str = "") -> ItemChange:
+        return ItemChange(section=section, name=name, action=ADD, about=about, target=target)
+
+    def _changed(self, section: str, name: str, target: Any, before: dict, after: dict) -> ItemChange | None:
+        """What differs between two document entries of one item; None when nothing does."""
+        item = ItemChange(section=section, name=name, action=CHANGE, target=target)
+        for key in {**before, **after}:
+            old, new = before.get(key), after.get(key)
+            if old == new:
+                continue
+            parts = PARTS.get(key)
+            if parts is None:
+                item.values.append((key, old, new))
+            else:
+                _parts_diff(item, parts, old or [], new or [])
+        return item if (item.values or item.added or item.removed) else None
+
+    def _system(self, entry: dict) -> ItemChange | None:
         slug = entry["slug"]
         fields = {key: value for key, value in entry.items() if key not in SECRET_STATUS_KEYS}
+        fields = {
+            key: ({} if value is None and key in ("auth_config", "settings") else value)
+            for key, value in fields.items()
+        }
         system = System.objects.filter(slug=slug).first()
         if system is None:
             system = system_create(fields=fields, credentials={}, actor=self.actor)
             self._note_secrets(entry, system)
-            self._record(f"create system '{slug}' ({system.name})", system)
-            return
+            return self._added("system", slug, system, system.name)
         before = _system_entry(system)
         # system_update audits every call, so it is called only for what differs.
         changed = {key: value for key, value in fields.items() if getattr(system, key) != value}
         if changed:
             system_update(system=system, fields=changed, actor=self.actor)
         system = System.objects.get(pk=system.pk)
-        self._record(f"update system '{slug}'", system, before, _system_entry(system))
+        return self._changed("system", slug, system, before, _system_entry(system))
 
     def _note_secrets(self, entry: dict, system: System) -> None:
         wanted = entry.get("credentials")
@@ -544,14 +716,13 @@ class _Importer:
         if model is None:
             system = System.objects.filter(slug=slug).first()
             if system is None:
-                return  # the system's own entry was refused, and the report says why
+                return None  # the system's own entry was refused, and the report says why
             settings = {key: DataModel._meta.get_field(key).get_default() for key in MODEL_SETTINGS}
             model = data_model_create(
                 system=system, name=name, fields=specs, sample=None, actor=self.actor,
                 **{**settings, **_given(entry, MODEL_SETTINGS)}, **_lookup_given(entry),
             )  # fmt: skip
-            self._record(f"create model '{name}' in system '{slug}' with {len(specs)} fields", model)
-            return
+            return self._added("model", f"{slug}/{name}", model, f"{len(specs)} fields")
         before = _model_entry(model)
         data_model_update(model=model, actor=self.actor, **_given(entry, MODEL_SETTINGS))
         lookup = _lookup_given(entry)
@@ -566,7 +737,7 @@ class _Importer:
         if lookup:  # after the fields, so that a lookup may name a field the document adds
             data_model_update(model=model, actor=self.actor, **lookup)
         model = DataModel.objects.select_related("system").get(pk=model.pk)
-        self._record(f"update model '{name}' of system '{slug}'", model, before, _model_entry(model))
+        return self._changed("model", f"{slug}/{name}", model, before, _model_entry(model))
 
     def _fields_set(self, model: DataModel, specs: list[FieldSpec]) -> None:
         """Make the model's fields the document's, in its order."""
@@ -588,10 +759,10 @@ class _Importer:
                 field_add(model=model, path=spec.path, actor=self.actor, **given)
         field_order_set(model=model, paths=[spec.path for spec in specs], actor=self.actor)
 
-    def _flow(self, entry: dict, condition: dict | None) -> None:
+    def _flow(self, entry: dict, condition: dict | None) -> ItemChange | None:
         ends = _flow_ends(entry)
         if ends is None:
-            return  # the entry of one of its models was refused, and the report says why
+            return None  # the entry of one of its models was refused, and the report says why
         name, mapping = entry["name"], entry.get("mapping") or {}
         flow = Flow.objects.select_related(*FLOW_RELATED).filter(name=name).first()
         before = _flat(_flow_entry(flow)) if flow else None
@@ -599,18 +770,105 @@ class _Importer:
         rules = mapping.get("rules")
         if rules is not None and rules != flow.mapping.rules:
             mapping_version_save(mapping=flow.mapping, rules=rules, actor=self.actor, comment=IMPORT_COMMENT)
+        if entry.get("alert_rules") is not None:
+            self._alert_rules_set(flow, entry["alert_rules"])
         state = entry.get("state") or FlowState.ACTIVE
         flow_state_set(flow=flow, state=state, actor=self.actor, reason="paused by a specification import")
         flow = Flow.objects.select_related(*FLOW_RELATED).get(pk=flow.pk)
         if before is not None:
-            self._record(f"update flow '{name}'", flow, before, _flat(_flow_entry(flow)))
-            return
-        self._record(
-            f"create flow '{name}' ({entry['source_system']}/{entry['source_model']} → "
-            f"{entry['target_system']}/{entry['target_model']}, {flow.state}) "
-            f"with {len(flow.mapping.rules)} mapping rules",
-            flow,
+            return self._changed("flow", name, flow, before, _flat(_flow_entry(flow)))
+        about = (
+            f"{entry['source_system']}/{entry['source_model']} → {entry['target_system']}/"
+            f"{entry['target_model']}, {flow.state}, {len(flow.mapping.rules)} mapping rules"
         )
+        return self._added("flow", name, flow, about)
+
+    def _alert_rules_set(self, flow: Flow, wanted: list[dict]) -> None:
+        """Make the flow's alert rules the document's: rules of a kind pair up in order, the ones
+        left over on either side are added or removed."""
+        stored: dict[str, list[AlertRule]] = {}
+        for rule in _alert_rules(flow):
+            stored.setdefault(rule.kind, []).append(rule)
+        for spec in wanted:
+            values = {key: spec[key] for key in ALERT_RULE_FIELDS if key in spec}
+            if values.get("enabled") is None:
+                values.pop("enabled", None)
+            same_kind = stored.get(spec["kind"]) or []
+            if same_kind:
+                alert_rule_update(rule=same_kind.pop(0), actor=self.actor, **values)
+            else:
+                alert_rule_create(flow=flow, kind=spec["kind"], actor=self.actor, **values)
+        for left_over in stored.values():
+            for rule in left_over:
+                alert_rule_delete(rule=rule, actor=self.actor)
+
+    def _channel(self, entry: dict) -> ItemChange | None:
+        name, kind = entry["name"], entry["kind"]
+        values = {key: _setting_text(value) for key, value in (entry.get("settings") or {}).items()}
+        enabled = entry.get("enabled") is not False
+        channel = Channel.objects.filter(name=name).first()
+        if channel is None:
+            needed = [s.label for s in getattr(CHANNELS.get(kind), "settings", ()) if s.secret and s.required]
+            if needed:
+                raise ConfigError(
+                    f"its {', '.join(needed).lower()} is a secret, and secrets are never imported: add the "
+                    "channel on the Alerts page, then import the document again"
+                )
+            channel = channel_create(kind=kind, name=name, values=values, enabled=enabled, actor=self.actor)
+            return self._added("channel", name, channel, channel.kind_label)
+        if channel.kind != kind:
+            raise ConfigError(
+                f"it is a {channel.kind} channel in the hub and a {kind} channel in the document; a "
+                "channel's kind cannot change: give the new one another name"
+            )
+        before = _channel_entry(channel)
+        channel = channel_update(channel=channel, name=name, values=values, enabled=enabled, actor=self.actor)
+        return self._changed("channel", name, channel, before, _channel_entry(channel))
+
+    # ---- what the document does not list ---------------------------------------------------------
+
+    def remove_unlisted(self) -> None:
+        """Remove what a section of the document leaves out; a section the document lacks is left
+        alone. Flows go first, so the models and systems they used can follow."""
+        flows = [entry for _, entry in self._entries("flows")]
+        # What a listed model or flow refers to counts as listed: removing it would take them along.
+        ends = {
+            (flow[f"{end}_system"], flow[f"{end}_model"]) for flow in flows for end in ("source", "target")
+        }
+        models = {(entry["system"], entry["name"]) for _, entry in self._entries("models")} | ends
+        listed = {
+            "flows": {flow["name"] for flow in flows},
+            "models": models,
+            "systems": {entry["slug"] for _, entry in self._entries("systems")}
+            | {slug for slug, _ in models},
+            "channels": {entry["name"] for _, entry in self._entries("channels")},
+        }
+        present = {section for section in ITEMS if self.doc.get(section) is not None}
+        if "flows" in present:
+            for flow in Flow.objects.exclude(name__in=listed["flows"]).order_by("name"):
+                self._remove(f"flow '{flow.name}'", "flow", flow.name, flow_delete, flow=flow)
+        if "models" in present:
+            for model in DataModel.objects.select_related("system").order_by("system__slug", "name"):
+                key = (model.system.slug, model.name)
+                if key not in listed["models"]:
+                    self._remove(
+                        f"model '{key[0]}/{key[1]}'", "model", "/".join(key), data_model_delete, model=model
+                    )
+        if "systems" in present:
+            for system in System.objects.exclude(slug__in=listed["systems"]).order_by("slug"):
+                self._remove(f"system '{system.slug}'", "system", system.slug, system_delete, system=system)
+        if "channels" in present:
+            for channel in Channel.objects.exclude(name__in=listed["channels"]).order_by("name"):
+                self._remove(
+                    f"channel '{channel.name}'", "channel", channel.name, channel_delete, channel=channel
+                )
+
+    def _remove(self, where: str, section: str, name: str, service: Callable, **given: Any) -> None:
+        def removal() -> ItemChange:
+            service(actor=self.actor, **given)
+            return ItemChange(section=section, name=name, action=REMOVE, about="not in the document")
+
+        self._run(f"{where} (not in the document)", removal)
 
     def _flow_settle(
         self, flow: Flow | None, entry: dict, ends: tuple, condition: dict | None, mapping_name: str
@@ -683,37 +941,55 @@ def _flat(entry: dict) -> dict[str, Any]:
     return flat
 
 
-SUMMED_UP = ("fields", "mapping.rules")  # diffs too long to show whole
+def _setting_text(value: Any) -> str:
+    """A channel setting as its form input holds it: lists comma-separated."""
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return "" if value is None else str(value)
 
 
-def _diff(before: dict, after: dict) -> dict[str, list]:
-    diff = {}
-    for key in {**before, **after}:
-        old, new = before.get(key), after.get(key)
-        if old == new:
-            continue
-        if key == "fields":
-            diff[key] = [f"{len(old)} fields", _fields_diff(old, new)]
-        elif key == "mapping.rules":
-            diff[key] = ["(a new mapping version)", f"{len(new)} rules"]
-        else:
-            diff[key] = [old, new]
-    return diff
+@dataclass(frozen=True)
+class _Parts:
+    """A list inside an item whose members the preview names one by one (fields, rules)."""
+
+    noun: str
+    key: Callable[[dict], str]
 
 
-def _diff_text(diff: dict[str, list]) -> str:
-    return ", ".join(
-        f"{key}: {after}" if key in SUMMED_UP else f"{key} {_shown(before)} → {_shown(after)}"
-        for key, (before, after) in diff.items()
-    )
+def _rule_key(rule: Any) -> str:
+    return str(rule.get("target", "")) if isinstance(rule, dict) else repr(rule)
 
 
-def _fields_diff(before: list[dict], after: list[dict]) -> str:
-    old = {f["path"]: f for f in before}
-    new = {f["path"]: f for f in after}
-    parts = (
-        ("added", [path for path in new if path not in old]),
-        ("removed", [path for path in old if path not in new]),
-        ("changed", [path for path in new if path in old and old[path] != new[path]]),
-    )
-    return "; ".join(f"{label} {', '.join(paths)}" for label, paths in parts if paths) or "reordered"
+PARTS = {
+    "fields": _Parts("field", lambda spec: spec["path"]),
+    "mapping.rules": _Parts("mapping rule for", _rule_key),
+    "alert_rules": _Parts("alert rule", lambda rule: rule["kind"]),
+}
+
+
+def _keyed(parts: _Parts, members: list) -> dict[str, Any]:
+    """Members by key; a repeated key is told apart by its number (the second "silence" rule)."""
+    keyed: dict[str, Any] = {}
+    for member in members:
+        key = parts.key(member)
+        unique, number = key, 2
+        while unique in keyed:
+            unique, number = f"{key} #{number}", number + 1
+        keyed[unique] = member
+    return keyed
+
+
+def _parts_diff(item: ItemChange, parts: _Parts, before: list, after: list) -> None:
+    old, new = _keyed(parts, before), _keyed(parts, after)
+    added = [f"{parts.noun} '{key}'" for key in new if key not in old]
+    removed = [f"{parts.noun} '{key}'" for key in old if key not in new]
+    item.added += added
+    item.removed += removed
+    for key in new:
+        if key in old and old[key] != new[key]:
+            changed = {k: [old[key].get(k), v] for k, v in new[key].items() if old[key].get(k) != v}
+            changed |= {k: [v, None] for k, v in old[key].items() if k not in new[key]}
+            for setting, (was, now) in changed.items():
+                item.values.append((f"{parts.noun} '{key}' {setting}", was, now))
+    if not (added or removed) and list(old) != list(new):
+        item.values.append((f"order of {parts.noun}s", ", ".join(old), ", ".join(new)))

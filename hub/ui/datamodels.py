@@ -33,6 +33,7 @@ from hub.services.datamodels import (
 )
 from hub.services.errors import ConfigError
 from hub.services.flows import flow_problems
+from hub.services.vendor_models import data_model_from_template, offered_models
 from hub.ui.feedback import change_made
 from hub.ui.forms.datamodels import (
     TYPE_CHOICES,
@@ -122,13 +123,37 @@ def model_add(request: HttpRequest) -> HttpResponse:
 
 def _blank_add_context(request: HttpRequest) -> dict:
     system = request.GET.get("system", "")
+    chosen = System.objects.filter(pk=system) if row_id(system) is not None else System.objects.all()
     return {
+        "offers": [
+            (each, models)
+            for each in chosen.exclude(vendor_template="").order_by("name")
+            if (models := offered_models(each))
+        ],
         "system_form": SystemChoiceForm(initial={"system": system if row_id(system) is not None else None}),
         "source_form": SourceForm(),
         "details_form": DetailsForm(initial={"id_path": "id"}),
         "rows": FieldRows(prefix=FIELD_ROWS, initial=[]),
         "return_to": _return_to(request),
     }
+
+
+@admins_only
+@require_POST
+def model_from_template(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Use HubSpot's Contact model": the vendor template's model, created in one step."""
+    system = get_object_or_404(System, pk=pk)
+    name = form_text(request.POST.get("name"), limit=100)
+    try:
+        model = data_model_from_template(system=system, name=name, actor=request.user)
+    except ConfigError as exc:
+        messages.error(request, f"The data model was not created: {sentence(exc)}")
+        return redirect(reverse("mappings-model-add") + f"?system={system.pk}")
+    messages.success(
+        request, f"Created the data model {model.name} of {system.name} from its vendor template."
+    )
+    url = _return_to(request)
+    return redirect(_with_new_model(url, model) if url else reverse("mappings-model-detail", args=[model.pk]))
 
 
 def _return_to(request: HttpRequest) -> str:

@@ -639,7 +639,12 @@ def spec_import_view(request: HttpRequest) -> HttpResponse:
         form = SpecImportForm(request.POST, request.FILES)
         if form.is_valid():
             text = form.cleaned_data["text"]
-            report = spec_import(text=text, actor=request.user, dry_run=not apply)
+            report = spec_import(
+                text=text,
+                actor=request.user,
+                dry_run=not apply,
+                remove_unlisted=form.cleaned_data["remove_unlisted"],
+            )
             if report.applied:
                 messages.success(request, f"Specification imported: {report.summary()}")
                 return redirect("flows-list")

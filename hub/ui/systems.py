@@ -21,7 +21,8 @@ from connectors.config import declared
 from connectors.deprecation import SUNSET_SOON_DAYS
 from connectors.kinds import KIND_DEFAULTS, kind_defaults
 from connectors.models import SignatureEncoding, SignatureScheme, System
-from connectors.signatures import SLACK_TIMESTAMP_HEADER, standard_webhooks_headers
+from connectors.signatures import SLACK_TIMESTAMP_HEADER, standard_webhooks_headers, zendesk_timestamp_header
+from connectors.vendors import vendor_template
 from hub.access import admins_only, operators_only, readers
 from hub.models import Flow
 from hub.selectors.health import flows_health
@@ -188,6 +189,13 @@ def signature_in_words(system: System) -> str:
             f"in hexadecimal of v0:<time>:<body> made with the signing secret, the time being in "
             f"{SLACK_TIMESTAMP_HEADER}. Webhooks older than {system.signature_tolerance_seconds} seconds are refused."
         )
+    if system.signature_scheme == SignatureScheme.ZENDESK:
+        return (
+            f"Webhooks are signed the Zendesk way: {system.signature_header} holds an HMAC-SHA256 in Base64 "
+            f"of the time and the body, made with the signing secret, the time being in "
+            f"{zendesk_timestamp_header(system)}. Webhooks older than {system.signature_tolerance_seconds} "
+            "seconds are refused."
+        )
     prefix = f", after “{system.signature_prefix}”" if system.signature_prefix else ""
     return (
         f"Each webhook carries an HMAC-SHA256 of its body, {encoding}, made with the signing secret, "
@@ -219,6 +227,7 @@ def _detail_context(system: System, report=None) -> dict:
         "system": system,
         "webhook_url": settings.HUB_INGEST_URL.rstrip("/") + reverse("hooks-receive", args=[system.slug]),
         "signature_words": signature_in_words(system),
+        "vendor": vendor_template(system.vendor_template) if system.vendor_template else None,
         "credentials": credentials,
         "sign_in_settings": sign_in_settings,
         "models": models,

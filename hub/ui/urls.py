@@ -62,6 +62,11 @@ urlpatterns = [
     ),
     path("models/", datamodels.model_list, name="mappings-models"),
     path("models/new/", datamodels.model_add, name="mappings-model-add"),
+    path(
+        "models/new/from-template/<int:pk>/",
+        datamodels.model_from_template,
+        name="mappings-model-from-template",
+    ),
     path("models/<int:pk>/", datamodels.model_detail, name="mappings-model-detail"),
     path("models/<int:pk>/edit/", datamodels.model_edit, name="mappings-model-edit"),
     path("models/<int:pk>/sample/", datamodels.model_sample, name="mappings-model-sample"),

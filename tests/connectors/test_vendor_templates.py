@@ -89,7 +89,8 @@ def test_a_new_file_in_the_folder_appears_in_the_catalogue_and_the_form(tmp_path
             "webhook header 'X Sig'",
         ),
         ('{"name": "X", "category": "crm", "event_type": "a..b"}', "event_type 'a..b'"),
-        ('{"name": "X", "category": "crm", "models": {"Deal": {"path": "/deals"}}}', '"models" must map'),
+        ('{"name": "X", "category": "crm", "models": []}', '"models" must map'),
+        ('{"name": "X", "category": "crm", "models": {"Deal": {"path": "/deals"}}}', "needs exactly one of"),
     ],
 )
 def test_a_broken_file_is_refused_with_its_name_and_the_reason(tmp_path, content, message):

@@ -118,7 +118,9 @@ def test_machine_endpoints_answer_another_method_with_a_405(client, path):
 def test_the_schema_describes_the_webhook_and_monitoring_endpoints(api):
     paths = api.get("/api/schema/?format=json").json()["paths"]
     assert {"/hooks/{slug}/", "/healthz", "/readyz", "/metrics"} <= set(paths)
+    assert set(paths["/hooks/{slug}/"]["get"]["responses"]) == {"200", "404", "405", "503"}  # handshakes
     assert set(paths["/hooks/{slug}/"]["post"]["responses"]) == {
+        "200",
         "202",
         "400",
         "401",

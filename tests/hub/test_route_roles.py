@@ -98,6 +98,8 @@ ADMIN_ONLY_PAGES = {
     "hub-demo", "hub-demo-credentials",
     # GET says how a test event an admin sent is doing (the button's answer asks again).
     "flows-test-event",
+    # The whole configuration at once, for programs that manage it (readers download it on its page).
+    "api-specification",
 }  # fmt: skip
 
 # Exempt from CSRF by design, with why; every other route refuses a session POST without a token.

@@ -146,3 +146,38 @@ def test_replacing_a_standard_webhooks_secret_checks_its_form(admin_client):
     assert "whsec_ followed by" in response.context["form"].errors["webhook_secret"][0]
     system.refresh_from_db()
     assert system.secret == HOOK_SECRET
+
+
+def test_a_system_remembers_its_template_shows_it_and_an_admin_changes_it(admin_client):
+    values = filled_in(admin_client.get(reverse("connectors-add"), {"template": "stripe"}))
+    admin_client.post(
+        reverse("connectors-add"), {**values, "name": "Payments", "token": "t", "webhook_secret": HOOK_SECRET}
+    )
+    system = System.objects.get(name="Payments")
+    assert system.vendor_template == "stripe"
+    page = admin_client.get(reverse("connectors-detail", args=[system.pk])).content.decode()
+    assert "Set up from the Stripe template" in page
+    edit = admin_client.get(reverse("connectors-edit", args=[system.pk]))
+    assert '<option value="stripe" selected>Stripe</option>' in edit.content.decode()
+    changed = {**filled_in(edit), "vendor_template": ""}
+    assert admin_client.post(reverse("connectors-edit", args=[system.pk]), changed).status_code == 302
+    system.refresh_from_db()
+    assert system.vendor_template == ""
+    assert (
+        "Set up from" not in admin_client.get(reverse("connectors-detail", args=[system.pk])).content.decode()
+    )
+
+
+def test_a_system_registered_by_hand_has_no_template_and_a_gone_template_is_kept(admin_client):
+    values = filled_in(admin_client.get(reverse("connectors-add")))
+    values |= {"name": "Own", "base_url": "https://own.example.com", "webhook_secret": "s"}
+    assert admin_client.post(reverse("connectors-add"), values).status_code == 302
+    assert System.objects.get(name="Own").vendor_template == ""
+    old = SystemFactory(name="Old", vendor_template="acme-crm")
+    page = admin_client.get(reverse("connectors-detail", args=[old.pk])).content.decode()
+    assert "“acme-crm” template, which this hub no longer has" in page
+    edit = admin_client.get(reverse("connectors-edit", args=[old.pk]))
+    assert (
+        '<option value="acme-crm" selected>acme-crm (no such template any more)</option>'
+        in edit.content.decode()
+    )

@@ -533,6 +533,12 @@ class SpecImportForm(PlainForm):
         },
         widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
     )
+    remove_unlisted = forms.BooleanField(
+        label="Also remove what the document does not list",
+        required=False,
+        help_text="Systems, data models, flows and alert channels missing from the document are deleted. "
+        "Off: they stay as they are. You see what would go before anything does.",
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -51,6 +51,7 @@ PLAIN_WORDS: dict[str, dict[str, Any]] = {
                 "Yes, the Standard Webhooks way: webhook-id, webhook-timestamp, webhook-signature (Svix)",
             ),
             (SignatureScheme.SLACK, "Yes, the Slack way: X-Slack-Signature with v0="),
+            (SignatureScheme.ZENDESK, "Yes, the Zendesk way: a signature and a separate timestamp header"),
         ],
         "help": "Signed webhooks prove they really come from the system. Its webhook settings show a "
         "“signing secret” or “webhook secret” when it signs them.",
@@ -105,12 +106,18 @@ def is_standard_webhooks_secret(secret: str) -> bool:
     return True
 
 
-def template_choices() -> list[tuple[str, Any]]:
-    """The vendor catalogue for a select, grouped by category."""
+def template_choices(
+    *, kept: str = "", none: str = "Another system (fill in the form yourself)"
+) -> list[tuple[str, Any]]:
+    """The vendor catalogue for a select, grouped by category; `kept` stays a choice even when its
+    file has gone, so saving a system does not quietly drop it."""
     groups: dict[str, list[tuple[str, str]]] = {}
     for template in vendor_catalogue().values():
         groups.setdefault(CATEGORIES[template.category], []).append((template.slug, template.name))
-    return [("", "Another system (fill in the form yourself)"), *groups.items()]
+    missing = (
+        [(kept, f"{kept} (no such template any more)")] if kept and kept not in vendor_catalogue() else []
+    )
+    return [("", none), *missing, *groups.items()]
 
 
 def template_form_values() -> dict[str, dict[str, Any]]:
@@ -253,7 +260,17 @@ class SystemForm(forms.ModelForm):
                 "webhooks are signed and read. You can change each value afterwards.",
             )
             self.order_fields(["template"])
+            del self.fields["vendor_template"]  # the chooser above sets it
         else:
+            self.fields["vendor_template"] = forms.ChoiceField(
+                label="Set up from the template",
+                required=False,
+                choices=template_choices(
+                    kept=self.instance.vendor_template, none="None (not a well-known system)"
+                ),
+                help_text="The well-known system it is: its data models are offered when you add one, and "
+                "its webhook handshakes are answered.",
+            )
             self.fields[
                 "slug"
             ].help_text += " Changing it changes the webhook URL: update it at the vendor too."
@@ -342,6 +359,8 @@ class SystemForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if "template" in self.fields:
+            self.instance.vendor_template = data.get("template") or ""
         for choice in CHOICES:
             self._clean_declared(choice)
         self._clean_secrets()
