@@ -5,8 +5,9 @@ from django.conf import settings
 from django.db import models
 
 from common.urlpaths import relative_path
+from mappings.contracts import RuleIndex
 from mappings.engine import CompiledMapping, compile_rules
-from mappings.schema import FIELD_TYPES, FieldSpec
+from mappings.schema import FIELD_TYPES, FORMATS, FieldSpec
 
 
 class DataModel(models.Model):
@@ -41,6 +42,14 @@ class DataModel(models.Model):
         "sending a create twice cannot make two records.",
     )
     sample = models.JSONField(null=True, blank=True)
+    # The OpenAPI document the model was imported from, and the operation chosen in it
+    # ("POST /crm/v3/objects/contacts"): requests to the system are checked against them.
+    api_document = models.JSONField(null=True, blank=True)
+    api_operation = models.CharField(
+        max_length=400,
+        blank=True,
+        help_text="The operation of the API document this model was imported from, e.g. POST /contacts.",
+    )
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -53,10 +62,7 @@ class DataModel(models.Model):
         return f"{self.system.name} · {self.name}"
 
     def field_specs(self) -> list[FieldSpec]:
-        return [
-            FieldSpec(path=f.path, type=f.type, required=f.required, description=f.description, unit=f.unit)
-            for f in self.fields.all()
-        ]
+        return [field.spec() for field in self.fields.all()]
 
 
 class Field(models.Model):
@@ -70,6 +76,13 @@ class Field(models.Model):
         blank=True,
         help_text="What a value counts or how it is written, e.g. in cents (minor units), or kg.",
     )
+    # What the target accepts beyond the type; checked before a record is sent (mappings.contracts).
+    format = models.CharField(
+        max_length=20, blank=True, choices=[(f, f) for f in FORMATS], help_text="e.g. email or date-time."
+    )
+    enum = models.JSONField(default=list, blank=True, help_text="The only values allowed, if any.")
+    min_length = models.PositiveIntegerField(null=True, blank=True)
+    max_length = models.PositiveIntegerField(null=True, blank=True)
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -78,6 +91,19 @@ class Field(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+    def spec(self) -> FieldSpec:
+        return FieldSpec(
+            path=self.path,
+            type=self.type,
+            required=self.required,
+            description=self.description,
+            unit=self.unit,
+            format=self.format,
+            enum=tuple(self.enum or ()),
+            min_length=self.min_length,
+            max_length=self.max_length,
+        )
 
 
 class Mapping(models.Model):
@@ -118,3 +144,8 @@ class MappingVersion(models.Model):
     @cached_property
     def compiled(self) -> CompiledMapping:
         return compile_rules(self.rules)
+
+    @cached_property
+    def rule_index(self) -> RuleIndex:
+        """Which rule writes which target field: what names the rule at fault in a violation."""
+        return RuleIndex(self.rules)
