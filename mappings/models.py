@@ -7,7 +7,7 @@ from django.db import models
 from common.urlpaths import relative_path
 from mappings.contracts import RuleIndex
 from mappings.engine import CompiledMapping, compile_rules
-from mappings.schema import FIELD_TYPES, FORMATS, FieldSpec
+from mappings.schema import FIELD_TYPES, FORMAT_WORDS, FORMATS, FieldSpec
 
 
 class DataModel(models.Model):
@@ -91,6 +91,22 @@ class Field(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+    def checks_words(self) -> str:
+        """The checks beyond the type in plain words, after "Must be": "an email address · at most 100
+        characters"."""
+        words = [FORMAT_WORDS[self.format]] if self.format in FORMAT_WORDS else []
+        if self.enum:
+            shown = ", ".join(str(value) for value in self.enum[:8])
+            words.append(f"one of: {shown}{', …' if len(self.enum) > 8 else ''}")
+        low, high = self.min_length, self.max_length
+        if low is not None and high is not None:
+            words.append(f"{low}–{high} characters")
+        elif high is not None:
+            words.append(f"at most {high} characters")
+        elif low:
+            words.append(f"at least {low} characters")
+        return " · ".join(words)
 
     def spec(self) -> FieldSpec:
         return FieldSpec(

@@ -370,7 +370,13 @@ def fields_from_openapi_operation(document: str | dict, key: str) -> OperationIm
             f"{operation.key} has no JSON request body or answer with fields; choose another one"
         )
     sent = {field.path for field in body}
-    only_answered = [replace(field, required=False) for field in answer if field.path not in sent]
+    only_answered = [
+        replace(
+            field, required=False, description=field.description or "Set by the system (only in its answers)"
+        )
+        for field in answer
+        if field.path not in sent
+    ]
     generated = [*body_reader.read_only, *(field.path for field in only_answered)]
     answered = [field.path for field in answer]
     id_path = next((path for path in sorted(answered, key=lambda p: p.count(".")) if _is_own_id(path)), "")

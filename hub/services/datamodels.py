@@ -28,6 +28,7 @@ from mappings.schema import (
 )
 
 KEEP = object  # a length left as it is (None removes it)
+LENGTH_MAX = 1_000_000
 
 # How the hub finds a record it may already have created: the field holding our external id, the
 # query parameter that searches by it, and whether the system creates or replaces by that key.
@@ -79,8 +80,8 @@ def check_problems(spec: FieldSpec) -> list[str]:
     if len(spec.enum) > ENUM_MAX:
         problems.append(f"at most {ENUM_MAX} allowed values")
     low, high = spec.min_length, spec.max_length
-    if any(n is not None and (not isinstance(n, int) or n < 0) for n in (low, high)):
-        problems.append("a length is a whole number, 0 or more")
+    if any(n is not None and (not isinstance(n, int) or not 0 <= n <= LENGTH_MAX) for n in (low, high)):
+        problems.append(f"a length is a whole number of characters, from 0 to {LENGTH_MAX:,}")
     elif low is not None and high is not None and low > high:
         problems.append(f"the shortest length ({low}) is more than the longest ({high})")
     return problems

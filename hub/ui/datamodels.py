@@ -39,6 +39,7 @@ from hub.services.errors import ConfigError
 from hub.services.flows import flow_problems
 from hub.ui.feedback import change_made
 from hub.ui.forms.datamodels import (
+    FORMAT_CHOICES,
     SCHEMA_CHOICE,
     TYPE_CHOICES,
     DetailsForm,
@@ -290,6 +291,7 @@ def _detail_context(model: DataModel, **extra) -> dict:
         "model": model,
         "fields": list(model.fields.all()),
         "type_choices": TYPE_CHOICES,
+        "format_choices": FORMAT_CHOICES,
         "flows": [
             {"flow": flow, "role": "reads" if flow.source_model_id == model.pk else "writes"}
             for flow in flows
@@ -499,14 +501,53 @@ def field_update_view(request: HttpRequest, pk: int) -> HttpResponse:
             required=request.POST.get("required") in ("on", "true", "1"),
             description=form_text(request.POST.get("description", field.description), limit=300),
             unit=form_text(request.POST.get("unit", field.unit), limit=60),
+            **_posted_checks(request.POST, field),
         )
     except ConfigError as exc:
         error = sentence(exc)
         field.refresh_from_db()
     if not request.htmx:
         return redirect("mappings-model-detail", field.model_id)
-    context = {"field": field, "type_choices": TYPE_CHOICES, "row_saved": not error, "row_error": error}
+    context = {
+        "field": field,
+        "type_choices": TYPE_CHOICES,
+        "format_choices": FORMAT_CHOICES,
+        "row_saved": not error,
+        "row_error": error,
+    }
     return render(request, "mappings/model_detail.html#field-row", context)
+
+
+def _posted_checks(posted, field: Field) -> dict:
+    """The checks a field row posted (those it did not post stay as they are): its format, its
+    allowed values written with commas, and its shortest and longest length in characters."""
+    checks: dict = {}
+    if "format" in posted:
+        checks["format"] = form_text(posted["format"], limit=20).strip()
+    if "enum" in posted:
+        text = form_text(posted["enum"], limit=20_000)
+        values = [value.strip() for value in text.split(",") if value.strip()]
+        checks["enum"] = [
+            _as_number(value) if field.type in ("integer", "number") else value for value in values
+        ]
+    for name in ("min_length", "max_length"):
+        if name in posted:
+            text = posted[name].strip()
+            number = row_id(text) if text else None
+            if text and number is None:
+                raise ConfigError(f"a length is a whole number of characters, 0 or more, not {text[:20]!r}")
+            checks[name] = number
+    return checks
+
+
+def _as_number(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
 
 
 @admins_only

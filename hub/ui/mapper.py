@@ -187,7 +187,7 @@ def _contract_json(mapping: Mapping, result, rules: Any) -> dict:
         model=target, mapped=result.output, rules=rules if isinstance(rules, list) else []
     )
     return {
-        "against": target.api_operation or str(target),
+        "against": target.system.name,
         "violations": [
             {
                 "index": -1 if v.rule is None else v.rule,

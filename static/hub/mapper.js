@@ -1072,7 +1072,8 @@
   }
 
   function refusedWords(violation) {
-    return `${violation.problem} (${violation.field || "the record"}); the target would refuse it`;
+    const elsewhere = violation.field && violation.field !== state.sentTargets[violation.index] ? ` (in ${violation.field})` : "";
+    return `${violation.problem}${elsewhere}: the hub would not send it`;
   }
 
   /** One verdict on the previewed record: what stops it from reaching the target, or that nothing does. */

@@ -28,6 +28,8 @@ from hub.services.errors import ConfigError
 from mappings.models import DataModel
 from mappings.schema import (
     FIELD_TYPES,
+    FORMAT_WORDS,
+    FORMATS,
     ApiOperation,
     FieldSpec,
     OperationImport,
@@ -52,6 +54,7 @@ TYPE_LABELS = {
     "array": "List",
 }
 TYPE_CHOICES = [(kind, TYPE_LABELS.get(kind, kind)) for kind in FIELD_TYPES]
+FORMAT_CHOICES = [("", "Any way")] + [(kind, FORMAT_WORDS[kind].capitalize()) for kind in FORMATS]
 MAX_DOCUMENT_BYTES = LIMITS.openapi_bytes
 SCHEMA_CHOICE = "schema:"  # an operation choice that is a schema alone: "schema:Order"
 WRITE_ORDER = {"POST": 0, "PUT": 1, "PATCH": 2}
