@@ -5,16 +5,21 @@ call reaching the vendor; the vendor's next document adds a required field: re-i
 refuses before sending and names the field, nothing is lost, and once the mapping fills it a
 replay delivers exactly once."""
 
+import asyncio
 import json
+import threading
 
 import pytest
 import requests
 from django.urls import reverse
 
+from connectors import asynchttp
 from connectors.models import System
 from dlq.models import DeadLetter
 from dlq.services import dead_letter_replay
+from hub.engine.calls import LoopCalls
 from hub.models import Delivery, DeliveryStatus, RecordLink
+from hub.pipeline.drain import DeliveryRun
 from hub.pipeline.ingest import IncomingEvent, events_store
 from hub.services.mappings import mapping_version_save
 from mappings.models import DataModel
@@ -171,3 +176,41 @@ def test_the_vendor_refuses_what_the_hub_holds_back(vendor):
     vendor.require_company()
     refused = requests.post(url, json={"properties": {"email": "a@b.co"}}, timeout=5)
     assert refused.status_code == 422 and "'company' is a required property" in refused.json()["message"]
+
+
+def test_the_engines_event_loop_keeps_the_contract_too(vendor, crm):
+    """The engine's calls on its event loop run the same checks before sending."""
+    contact = DataModel.objects.create(
+        system=crm, name="Contact", resource_path=CONTACTS, api_document=vendor.document, api_operation=CREATE
+    )
+    contact.fields.create(path="properties.email", type="string", required=True, format="email")
+    shop = System.objects.create(name="Shop", slug="shop", base_url="")
+    person = model_with_fields(shop, "Person", "/people", "id! mail first org")
+    flow_with_mapping(source_model=person, target_model=contact, rules=RULES, operation="create")
+    signed_up(shop, 1)
+    signed_up(shop, 2, mail="bob at x")
+    signed_up(shop, 3, first="A" * 101)  # only the API document limits the first name's length
+    loop = asyncio.new_event_loop()
+    running = threading.Thread(target=loop.run_forever, daemon=True)
+    running.start()
+    try:
+        run = DeliveryRun(calls=LoopCalls(loop))
+        assert run.claim(10) == 3
+        while run.busy():
+            run.step()
+        run.finish()
+        asyncio.run_coroutine_threadsafe(asynchttp.close_sessions(), loop).result(timeout=5)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        running.join(timeout=5)
+        loop.close()
+    assert vendor.writes() == [("POST", CONTACTS)]
+    letters = {letter.record_key: letter for letter in DeadLetter.objects.all()}
+    assert set(letters) == {"p2", "p3"} and {letter.error_class for letter in letters.values()} == {
+        "contract_violation"
+    }
+    assert "which is not an email address" in letters["p2"].reason
+    assert (
+        "CRM's API document, rule 2, properties.firstname ← first, produced the text" in letters["p3"].reason
+    )
+    assert "which is longer than the 100 characters allowed" in letters["p3"].reason
