@@ -390,6 +390,7 @@ def _json_type_words(kind: Any) -> str:
 _CONTRACTS: "OrderedDict[tuple, Contract]" = OrderedDict()
 _APIS: "OrderedDict[tuple, ApiContract | None]" = OrderedDict()
 _CACHE_SIZE = 256
+_API_CACHE_SIZE = 32  # each keeps its document (up to LIMITS.openapi_bytes) and its validators
 _cache_lock = threading.Lock()
 
 
@@ -421,7 +422,7 @@ def _api_for(model, version: tuple) -> ApiContract | None:
     api = ApiContract(document, model.api_operation) if isinstance(document, dict) else None
     with _cache_lock:
         _APIS[version] = api
-        while len(_APIS) > _CACHE_SIZE:
+        while len(_APIS) > _API_CACHE_SIZE:
             _APIS.popitem(last=False)
     return api
 

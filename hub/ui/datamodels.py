@@ -524,7 +524,9 @@ def _posted_checks(posted, field: Field) -> dict:
     checks: dict = {}
     if "format" in posted:
         checks["format"] = form_text(posted["format"], limit=20).strip()
-    if "enum" in posted:
+    # The allowed values as the row shows them: unchanged text keeps them as they are (true, null or
+    # numbers from an API document stay what they are).
+    if "enum" in posted and posted["enum"].strip() != ", ".join(str(value) for value in field.enum or ()):
         text = form_text(posted["enum"], limit=20_000)
         values = [value.strip() for value in text.split(",") if value.strip()]
         checks["enum"] = [

@@ -191,3 +191,19 @@ def test_the_mapper_preview_gives_the_verdict_a_delivery_would_get(admin, crm, c
         content_type="application/json",
     ).json()
     assert clean["contract"]["violations"] == []
+
+
+def test_editing_another_part_of_a_row_keeps_allowed_values_that_are_not_text(admin, contact):
+    field = contact.fields.get(path="properties.lifecyclestage")
+    field.enum = ["lead", None, 3]
+    field.save()
+    row = {
+        "description": "Where they are",
+        "enum": "lead, None, 3",
+        "format": "",
+        "min_length": "",
+        "max_length": "",
+    }
+    admin.post(reverse("mappings-field-update", args=[field.pk]), row, HTTP_HX_REQUEST="true")
+    field.refresh_from_db()
+    assert (field.description, field.enum) == ("Where they are", ["lead", None, 3])
