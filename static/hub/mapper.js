@@ -1083,8 +1083,9 @@
     const general = preview ? (preview.errors || []).filter((e) => e.index < 0) : [];
     const failing = preview ? (preview.errors || []).filter((e) => e.index >= 0).length : 0;
     const contract = preview && preview.contract;
-    const missing = preview && !contract ? missingRequired() : [];
-    const violations = contractViolations();
+    const missing = preview ? missingRequired() : [];
+    // A required field no rule fills is said once, by the line about unmapped fields.
+    const violations = contractViolations().filter((v) => !(v.index < 0 && missing.includes(v.field)));
     const byRule = violations.filter((v) => v.index >= 0).length;
     const problems = [
       ...general.map((e) => e.message),
@@ -1095,8 +1096,8 @@
     ].filter(Boolean);
     const verdict = problems.map((text) => h("p", { class: "field-error" }, text));
     if (preview && !problems.length) {
-      const accepted = contract ? `${contract.against} accepts the record as it is.` : "every required field is filled.";
-      verdict.push(h("p", { class: "ok-line" }, `Every rule ran without a problem, and ${accepted}`));
+      const accepted = contract ? `every required field is filled, and ${contract.against} accepts the record as it is.` : "and every required field is filled.";
+      verdict.push(h("p", { class: "ok-line" }, `Every rule ran without a problem, ${accepted}`));
     }
     el.problems.replaceChildren(...verdict);
     renderSourceValues();
