@@ -5,27 +5,22 @@ call reaching the vendor; the vendor's next document adds a required field: re-i
 refuses before sending and names the field, nothing is lost, and once the mapping fills it a
 replay delivers exactly once."""
 
-import asyncio
 import json
-import threading
 
 import pytest
 import requests
 from django.urls import reverse
 
-from connectors import asynchttp
 from connectors.models import System
 from dlq.models import DeadLetter
 from dlq.services import dead_letter_replay
-from hub.engine.calls import LoopCalls
 from hub.models import Delivery, DeliveryStatus, RecordLink
-from hub.pipeline.drain import DeliveryRun
 from hub.pipeline.ingest import IncomingEvent, events_store
 from hub.services.mappings import mapping_version_save
 from mappings.models import DataModel
 from tests.crm_vendor import CONTACTS, CrmVendor
 from tests.factories import flow_with_mapping, model_with_fields
-from tests.sandbox_helpers import drain_all
+from tests.sandbox_helpers import drain_all, drain_on_an_event_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -190,20 +185,7 @@ def test_the_engines_event_loop_keeps_the_contract_too(vendor, crm):
     signed_up(shop, 1)
     signed_up(shop, 2, mail="bob at x")
     signed_up(shop, 3, first="A" * 101)  # only the API document limits the first name's length
-    loop = asyncio.new_event_loop()
-    running = threading.Thread(target=loop.run_forever, daemon=True)
-    running.start()
-    try:
-        run = DeliveryRun(calls=LoopCalls(loop))
-        assert run.claim(10) == 3
-        while run.busy():
-            run.step()
-        run.finish()
-        asyncio.run_coroutine_threadsafe(asynchttp.close_sessions(), loop).result(timeout=5)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        running.join(timeout=5)
-        loop.close()
+    drain_on_an_event_loop(3)
     assert vendor.writes() == [("POST", CONTACTS)]
     letters = {letter.record_key: letter for letter in DeadLetter.objects.all()}
     assert set(letters) == {"p2", "p3"} and {letter.error_class for letter in letters.values()} == {
