@@ -23,6 +23,7 @@ class ErrorClass(StrEnum):
     MALFORMED_RESPONSE = "malformed_response"
     OUTCOME_UNKNOWN = "outcome_unknown"
     MAPPING_ERROR = "mapping_error"
+    CONTRACT_VIOLATION = "contract_violation"
     SCHEMA_DRIFT = "schema_drift"
     UNKNOWN = "unknown"
 
@@ -69,6 +70,7 @@ ERROR_DESCRIPTIONS = {
     ErrorClass.OUTCOME_UNKNOWN: "The request was sent but no answer came back: it may or may not have "
     "taken effect.",
     ErrorClass.MAPPING_ERROR: "The mapping could not produce a valid record.",
+    ErrorClass.CONTRACT_VIOLATION: "The mapped record breaks what the target accepts.",
     ErrorClass.SCHEMA_DRIFT: "The record no longer matches its data model.",
     ErrorClass.UNKNOWN: "An unexpected error.",
 }
@@ -89,6 +91,8 @@ ERROR_NEXT_STEPS = {
     "then replay.",
     ErrorClass.OUTCOME_UNKNOWN: "Look in the target for the record, then say that it arrived or send it again.",
     ErrorClass.MAPPING_ERROR: "Correct the rule in the field mapper, or correct the record, then replay it.",
+    ErrorClass.CONTRACT_VIOLATION: "Correct the rule the reason names in the field mapper (or the record, or the "
+    "data model if the target accepts it after all), then replay it: nothing reached the target.",
     ErrorClass.SCHEMA_DRIFT: "Update the data model to the record's new shape, then replay.",
     ErrorClass.UNKNOWN: "Replay it; if it fails again, give the details below to whoever runs the hub.",
 }

@@ -5,8 +5,9 @@ from django.conf import settings
 from django.db import models
 
 from common.urlpaths import relative_path
+from mappings.contracts import RuleIndex
 from mappings.engine import CompiledMapping, compile_rules
-from mappings.schema import FIELD_TYPES, FieldSpec
+from mappings.schema import FIELD_TYPES, FORMAT_WORDS, FORMATS, FieldSpec
 
 
 class DataModel(models.Model):
@@ -47,6 +48,14 @@ class DataModel(models.Model):
         help_text="The version of the system's API this model describes; empty: whichever the system uses.",
     )
     sample = models.JSONField(null=True, blank=True)
+    # The OpenAPI document the model was imported from, and the operation chosen in it
+    # ("POST /crm/v3/objects/contacts"): requests to the system are checked against them.
+    api_document = models.JSONField(null=True, blank=True)
+    api_operation = models.CharField(
+        max_length=400,
+        blank=True,
+        help_text="The operation of the API document this model was imported from, e.g. POST /contacts.",
+    )
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -59,10 +68,7 @@ class DataModel(models.Model):
         return f"{self.system.name} · {self.name}"
 
     def field_specs(self) -> list[FieldSpec]:
-        return [
-            FieldSpec(path=f.path, type=f.type, required=f.required, description=f.description, unit=f.unit)
-            for f in self.fields.all()
-        ]
+        return [field.spec() for field in self.fields.all()]
 
 
 class Field(models.Model):
@@ -76,6 +82,13 @@ class Field(models.Model):
         blank=True,
         help_text="What a value counts or how it is written, e.g. in cents (minor units), or kg.",
     )
+    # What the target accepts beyond the type; checked before a record is sent (mappings.contracts).
+    format = models.CharField(
+        max_length=20, blank=True, choices=[(f, f) for f in FORMATS], help_text="e.g. email or date-time."
+    )
+    enum = models.JSONField(default=list, blank=True, help_text="The only values allowed, if any.")
+    min_length = models.PositiveIntegerField(null=True, blank=True)
+    max_length = models.PositiveIntegerField(null=True, blank=True)
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -84,6 +97,35 @@ class Field(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+    def checks_words(self) -> str:
+        """The checks beyond the type in plain words, after "Must be": "an email address · at most 100
+        characters"."""
+        words = [FORMAT_WORDS[self.format]] if self.format in FORMAT_WORDS else []
+        if self.enum:
+            shown = ", ".join(str(value) for value in self.enum[:8])
+            words.append(f"one of: {shown}{', …' if len(self.enum) > 8 else ''}")
+        low, high = self.min_length, self.max_length
+        if low is not None and high is not None:
+            words.append(f"{low}–{high} characters")
+        elif high is not None:
+            words.append(f"at most {high} characters")
+        elif low:
+            words.append(f"at least {low} characters")
+        return " · ".join(words)
+
+    def spec(self) -> FieldSpec:
+        return FieldSpec(
+            path=self.path,
+            type=self.type,
+            required=self.required,
+            description=self.description,
+            unit=self.unit,
+            format=self.format,
+            enum=tuple(self.enum or ()),
+            min_length=self.min_length,
+            max_length=self.max_length,
+        )
 
 
 class Mapping(models.Model):
@@ -124,3 +166,8 @@ class MappingVersion(models.Model):
     @cached_property
     def compiled(self) -> CompiledMapping:
         return compile_rules(self.rules)
+
+    @cached_property
+    def rule_index(self) -> RuleIndex:
+        """Which rule writes which target field: what names the rule at fault in a violation."""
+        return RuleIndex(self.rules)

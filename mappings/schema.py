@@ -5,6 +5,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -28,6 +29,17 @@ TYPE_WORDS = {
     "array": "a list",
 }
 
+# The formats the hub checks a value against before sending it (OpenAPI's names).
+FORMATS = ("email", "date", "date-time", "uri", "uuid")
+FORMAT_WORDS = {
+    "email": "an email address",
+    "date": "a date (YYYY-MM-DD)",
+    "date-time": "a date and time (ISO 8601)",
+    "uri": "a web address (URI)",
+    "uuid": "a UUID",
+}
+ENUM_MAX = 500  # allowed values kept per field; an enumeration longer than that is not checked
+
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?"
@@ -47,6 +59,12 @@ class FieldSpec:
     required: bool = False
     description: str = ""
     unit: str = ""
+    # What the target accepts beyond the type (from its API document, or set by an admin): a
+    # format (one of FORMATS), the allowed values, and the shortest and longest text.
+    format: str = ""
+    enum: tuple = ()
+    min_length: int | None = None
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -281,6 +299,171 @@ def fields_from_openapi(document: str | dict, schema_name: str) -> list[FieldSpe
     return _SchemaReader(doc, schema_name).object_fields(schemas[schema_name], "", 0, frozenset({own}))
 
 
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+JSON_MEDIA = re.compile(r"application/(.+\+)?json|\*/\*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ApiOperation:
+    """One operation of an API document: "POST /crm/v3/objects/contacts", "Create a contact"."""
+
+    method: str  # upper case
+    path: str
+    summary: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.key} — {self.summary}" if self.summary else self.key
+
+
+@dataclass(frozen=True)
+class OperationImport:
+    """What choosing an operation sets on a new data model."""
+
+    operation: ApiOperation
+    fields: list[FieldSpec]  # the request body's fields, then those only the answer has (not required)
+    generated: list[str]  # the fields the target fills in itself: read-only, or only in its answer
+    id_path: str  # where the answer keeps the record's id ("" when the document does not say)
+    server_path: str  # the path of the document's server URL ("/v3" of https://api.example.com/v3)
+    name: str  # what the record is called, from the path: "Contact" for /contacts
+
+
+def openapi_operations(document: str | dict) -> list[ApiOperation]:
+    """The operations a document describes, in its order."""
+    doc = _load_document(document)
+    paths = doc.get("paths")
+    found: list[ApiOperation] = []
+    for path, item in (paths if isinstance(paths, dict) else {}).items():
+        if not isinstance(item, dict) or not isinstance(path, str):
+            continue
+        for method in HTTP_METHODS:
+            operation = item.get(method)
+            if isinstance(operation, dict):
+                summary = operation.get("summary") or operation.get("operationId") or ""
+                found.append(ApiOperation(method.upper(), path, str(summary).strip()[:120]))
+    return found
+
+
+def fields_from_openapi_operation(document: str | dict, key: str) -> OperationImport:
+    """A data model from one operation ("POST /contacts"): the body's fields, the answer's id and
+    the fields the target fills in itself (read-only, or only in its answer), which are not required."""
+    doc = _load_document(document)
+    operation = next((op for op in openapi_operations(doc) if op.key == key), None)
+    if operation is None:
+        raise SchemaError(f'the document has no operation "{key}"')
+    spec = doc["paths"][operation.path][operation.method.lower()]
+    body_schema = request_body_schema(doc, operation.path, operation.method)
+    answer_schema = answer_body_schema(doc, spec)
+    body_reader = _SchemaReader(doc, operation.key)
+    body = body_reader.object_fields(body_schema, "", 0, frozenset()) if body_schema is not None else []
+    answer = (
+        _SchemaReader(doc, operation.key).object_fields(answer_schema, "", 0, frozenset())
+        if answer_schema is not None
+        else []
+    )
+    if not body and not answer:
+        raise SchemaError(
+            f"{operation.key} has no JSON request body or answer with fields; choose another one"
+        )
+    sent = {field.path for field in body}
+    only_answered = [
+        replace(
+            field, required=False, description=field.description or "Set by the system (only in its answers)"
+        )
+        for field in answer
+        if field.path not in sent
+    ]
+    generated = [*body_reader.read_only, *(field.path for field in only_answered)]
+    answered = [field.path for field in answer]
+    id_path = next((path for path in sorted(answered, key=lambda p: p.count(".")) if _is_own_id(path)), "")
+    names = record_names(re.sub(r"(/\{[^}]*\})+/?$", "", operation.path))
+    return OperationImport(
+        operation=operation,
+        fields=[*body, *only_answered],
+        generated=generated,
+        id_path=id_path,
+        server_path=server_path(doc),
+        name=" ".join(names).replace("_", " ").title() if names else operation.path.strip("/"),
+    )
+
+
+def _is_own_id(path: str) -> bool:
+    *parents, leaf = path.split(".")
+    return leaf.lower() in OWN_ID_NAMES and (not parents or parents == ["data"]) and "[]" not in path
+
+
+def server_path(doc: dict) -> str:
+    """The path part of the document's first server URL, e.g. "/v3" (Swagger 2: its basePath)."""
+    servers = doc.get("servers")
+    url = ""
+    if isinstance(servers, list) and servers and isinstance(servers[0], dict):
+        url = str(servers[0].get("url") or "")
+    elif isinstance(doc.get("basePath"), str):
+        url = doc["basePath"]
+    path = urlsplit(url).path if "://" in url else url
+    return "" if "{" in path else path.rstrip("/")
+
+
+def request_body_schema(doc: dict, path: str, method: str) -> dict | None:
+    """The JSON schema of an operation's request body (OpenAPI 3 requestBody, Swagger 2 body
+    parameter); None when it takes none."""
+    item = doc.get("paths", {}).get(path) or {}
+    spec = item.get(method.lower()) if isinstance(item, dict) else None
+    if not isinstance(spec, dict):
+        return None
+    if "requestBody" in spec:
+        return _json_content_schema(doc, spec["requestBody"])
+    parameters = [*(item.get("parameters") or ()), *(spec.get("parameters") or ())]
+    for parameter in parameters:
+        parameter = _followed(doc, parameter)
+        if parameter.get("in") == "body" and isinstance(parameter.get("schema"), dict):
+            return parameter["schema"]
+    return None
+
+
+def answer_body_schema(doc: dict, spec: dict) -> dict | None:
+    """The JSON schema of an operation's success answer (201, 200, then any 2xx)."""
+    responses = spec.get("responses")
+    if not isinstance(responses, dict):
+        return None
+    by_code = {str(code).upper(): answer for code, answer in responses.items()}  # YAML reads 201 as a number
+    ordered = [c for c in ("201", "200") if c in by_code] + [c for c in by_code if c.startswith("2")]
+    for code in ordered:
+        answer = _followed(doc, by_code[code])
+        if isinstance(answer.get("schema"), dict):  # Swagger 2
+            return answer["schema"]
+        schema = _json_content_schema(doc, answer)
+        if schema is not None:
+            return schema
+    return None
+
+
+def _json_content_schema(doc: dict, holder: Any) -> dict | None:
+    content = _followed(doc, holder).get("content")
+    if not isinstance(content, dict):
+        return None
+    for media, entry in content.items():
+        if JSON_MEDIA.fullmatch(str(media).split(";")[0].strip()) and isinstance(entry, dict):
+            schema = entry.get("schema")
+            return schema if isinstance(schema, dict) else None
+    return None
+
+
+def _followed(doc: dict, node: Any) -> dict:
+    """A requestBody, response or parameter, with its $ref (to components) followed."""
+    for _ in range(LIMITS.openapi_ref_chain):
+        if not isinstance(node, dict) or not isinstance(node.get("$ref"), str):
+            break
+        if not node["$ref"].startswith("#/"):
+            return {}
+        node = _pointer(doc, node["$ref"])
+    return node if isinstance(node, dict) else {}
+
+
 def _load_document(document: str | dict) -> dict:
     if isinstance(document, dict):
         return document
@@ -326,6 +509,7 @@ class _SchemaReader:
         self.fields = 0
         self.refs = 0
         self.cycle = ""  # the first reference back to a schema being read, named in a refusal
+        self.read_only: list[str] = []  # the paths the schema says only the server sets
 
     def object_fields(self, schema: Any, prefix: str, depth: int, inside: frozenset[str]) -> list[FieldSpec]:
         resolved, followed = self.resolve(schema, frozenset())
@@ -358,7 +542,9 @@ class _SchemaReader:
         )
         kind = _openapi_type(resolved)
         read_only = bool(site.get("readOnly") or resolved.get("readOnly"))  # the server sets it
-        fields = [FieldSpec(path, kind, required and not read_only, description)]
+        if read_only:
+            self.read_only.append(path)
+        fields = [FieldSpec(path, kind, required and not read_only, description, **_constraints(resolved))]
         if depth + 1 >= LIMITS.openapi_depth:
             return fields
         if kind == "object":
@@ -419,6 +605,25 @@ class _SchemaReader:
         return schema, seen
 
 
+def _constraints(schema: dict) -> dict:
+    """The checks a property's schema declares that a FieldSpec keeps: format, enum, lengths."""
+    found: dict[str, Any] = {}
+    if schema.get("format") in FORMATS and schema["format"] not in (
+        "date",
+        "date-time",
+    ):  # the type says those
+        found["format"] = schema["format"]
+    values = schema.get("enum")
+    if isinstance(values, list) and 0 < len(values) <= ENUM_MAX:
+        scalars = tuple(v for v in values if v is None or isinstance(v, str | int | float | bool))
+        if len(scalars) == len(values):
+            found["enum"] = scalars
+    for key, name in (("minLength", "min_length"), ("maxLength", "max_length")):
+        if isinstance(schema.get(key), int) and not isinstance(schema[key], bool) and schema[key] >= 0:
+            found[name] = schema[key]
+    return found
+
+
 def _ref_of(schema: Any) -> str | None:
     ref = schema.get("$ref") if isinstance(schema, dict) else None
     return ref if isinstance(ref, str) else None
@@ -426,7 +631,7 @@ def _ref_of(schema: Any) -> str | None:
 
 def _inherit(merged: dict, part: dict) -> None:
     """A combined part's type, description, format and items apply where the whole says none."""
-    for key in ("type", "description", "format", "items"):
+    for key in ("type", "description", "format", "items", "enum", "minLength", "maxLength"):
         if key in part and key not in merged:
             merged[key] = part[key]
 

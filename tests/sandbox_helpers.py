@@ -1,15 +1,19 @@
 """Talking to the sandbox systems' control API from tests, and draining the queue in-process."""
 
+import asyncio
+import threading
 import time
 
 import requests
 
+from connectors import asynchttp
 from connectors.models import AuthScheme, System
 from connectors.sandbox import DEMO_CREDENTIALS, DEMO_WEBHOOK_SECRETS
 from dlq.models import DeadLetter
+from hub.engine.calls import LoopCalls
 from hub.models import Delivery, Flow
 from hub.pipeline import clock
-from hub.pipeline.drain import deliveries_process_batch, next_due_in_seconds
+from hub.pipeline.drain import DeliveryRun, deliveries_process_batch, next_due_in_seconds
 from hub.pipeline.ingest import IncomingEvent, events_store
 from mappings.models import DataModel
 from tests.factories import flow_with_mapping, model_with_fields
@@ -173,6 +177,25 @@ def drain_all(timeout: float = 30.0) -> None:
             time.sleep(0.05)  # nothing will come due by itself: wait for something to arrive
         else:
             clock.advance(due_in + 0.001)
+
+
+def drain_on_an_event_loop(expected: int) -> None:
+    """Carry out the `expected` due deliveries as the engine does, its calls on an event loop (in a
+    test with a real transaction: inside one the run makes its calls inline)."""
+    loop = asyncio.new_event_loop()
+    running = threading.Thread(target=loop.run_forever, daemon=True)
+    running.start()
+    try:
+        run = DeliveryRun(calls=LoopCalls(loop))
+        assert run.claim(expected + 10) == expected
+        while run.busy():
+            run.step()
+        run.finish()
+        asyncio.run_coroutine_threadsafe(asynchttp.close_sessions(), loop).result(timeout=5)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        running.join(timeout=5)
+        loop.close()
 
 
 def demo_on_sandbox(sandbox, hub_url: str | None = None, *, duplicate_rate: float = 0.0) -> None:

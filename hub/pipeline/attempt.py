@@ -20,8 +20,8 @@ from connectors.redaction import Redactor
 from connectors.registry import connector_for
 from hub.models import Delivery, Flow, Operation, RecordLink
 from hub.pipeline import clock
+from mappings.contracts import Contract, Request, RuleIndex, Violation, contract_for, violations_text
 from mappings.engine import MappingError
-from mappings.schema import validate_record
 
 log = logging.getLogger("hub.delivery")
 UNREADABLE_CREDENTIALS = "unreadable credentials"
@@ -30,6 +30,11 @@ breaker = CircuitBreaker()
 
 class MappingFailure(Exception):
     """The record cannot be turned into a valid target record; a mapping_error."""
+
+
+class ContractFailure(Exception):
+    """The mapped record, or the request carrying it, breaks what the target accepts (its data
+    model, or the operation of its API document); a contract_violation, and nothing is sent."""
 
 
 @dataclass
@@ -88,6 +93,7 @@ class FlowCache:
         # and thread (its requests session belongs to the thread that made it).
         self.connectors: dict[tuple[int, int], Any] = {}
         self.redactors: dict[int, Redactor] = {}
+        self.contracts: dict[int, Contract] = {}
 
     def connector(self, system):
         key = (threading.get_ident(), system.pk)
@@ -150,15 +156,30 @@ class FlowCache:
 
     def flow(self, flow_id: int) -> Flow:
         if flow_id not in self.flows:
-            self.flows[flow_id] = Flow.objects.select_related(
-                "target_system", "target_model", "source_model", "mapping__current_version", "source_system"
-            ).get(pk=flow_id)
+            self.flows[flow_id] = (
+                Flow.objects.select_related(
+                    "target_system",
+                    "target_model",
+                    "source_model",
+                    "mapping__current_version",
+                    "source_system",
+                )
+                # An API document is read only when its model's contract is compiled (contract_for).
+                .defer("target_model__api_document", "source_model__api_document")
+                .get(pk=flow_id)
+            )
         return self.flows[flow_id]
 
     def fields(self, flow: Flow) -> list:
         if flow.target_model_id not in self.target_fields:
             self.target_fields[flow.target_model_id] = flow.target_model.field_specs()
         return self.target_fields[flow.target_model_id]
+
+    def contract(self, flow: Flow) -> Contract:
+        """What the flow's target model accepts, compiled once per model version (contract_for)."""
+        if flow.target_model_id not in self.contracts:
+            self.contracts[flow.target_model_id] = contract_for(flow.target_model, self.fields(flow))
+        return self.contracts[flow.target_model_id]
 
 
 def delivery_attempt(*, delivery: Delivery, flows: FlowCache | None = None) -> Outcome:
@@ -252,6 +273,7 @@ class DeliveryTry:
         outcome = self.outcome
         push.connector = self.flows.connector(push.target)
         if push.operation != Operation.CREATE:
+            _check_request(push, self.flows)
             return push
         plan = _before_creating(push.flow, self.delivery, push.connector, push.mapped, push.link)
         if plan.held:
@@ -268,6 +290,7 @@ class DeliveryTry:
         if plan.looked_up and not _paced(push.target, outcome):  # the write is a call of its own
             return None
         push.key = plan.key
+        _check_request(push, self.flows)
         return push
 
     def sent(self, push: Push, result: PushResult) -> None:
@@ -317,6 +340,9 @@ class DeliveryTry:
         elif isinstance(exc, (MappingError, MappingFailure)):
             outcome.error_class = ErrorClass.MAPPING_ERROR
             outcome.message = str(exc)
+        elif isinstance(exc, ContractFailure):
+            outcome.error_class = ErrorClass.CONTRACT_VIOLATION
+            outcome.message = str(exc)
         elif isinstance(exc, Exception):  # an unknown failure still gets a name, a log line and an action
             unexpected = "".join(traceback.format_exception(exc))
             outcome.error_class = ErrorClass.UNKNOWN
@@ -360,12 +386,48 @@ def _mapped_record(flow: Flow, delivery: Delivery, outcome: Outcome, flows: Flow
     if not isinstance(record, dict):
         raise MappingFailure(f"the event's record is a {type(record).__name__}, not an object")
     mapped = version.compiled.apply(record)
-    issues = validate_record(mapped, flows.fields(flow))
-    if issues:
-        raise MappingFailure(
-            f"the mapped record does not fit {flow.target_model}: " + "; ".join(i.message for i in issues)
-        )
+    violations = flows.contract(flow).check_fields(mapped, version.rule_index)
+    if violations:
+        raise ContractFailure(f"for {flow.target_model}, {violations_text(violations)}")
     return mapped
+
+
+def contract_verdict(*, model, mapped: dict, rules: list) -> list[Violation]:
+    """What the checks before sending would say of `mapped` sent as a create to `model`'s system,
+    with `rules` (saved or not) named at fault: the field mapper's preview shows this."""
+    contract = contract_for(model)
+    request = None
+    if contract.api is not None:
+        try:
+            connector = connector_for(model.system)
+        except ValueError:  # settings the hub cannot read: the fields are still checked
+            connector = None
+        if hasattr(connector, "push_call"):
+            call = connector.push_call(
+                Operation.CREATE, model.resource_path, mapped, None, "preview", model.id_path or "id", None
+            )
+            request = Request(call.method, call.path, call.document)
+    return contract.check(mapped, RuleIndex(rules), request, model.system.base_url)
+
+
+def _check_request(push: Push, flows: FlowCache) -> None:
+    """The request as the connector will make it, checked against the operation of the target
+    model's API document (when it came from one): path, method and body."""
+    contract = flows.contract(push.flow)
+    if contract.api is None or not hasattr(push.connector, "push_call"):
+        return
+    arguments = push.arguments()
+    call = push.connector.push_call(
+        arguments["operation"], arguments["resource"], push.mapped, push.target_id,
+        push.idempotency_key, arguments["id_path"], push.key,
+    )  # fmt: skip
+    version = push.flow.mapping.current_version
+    rules = version.rule_index if version else RuleIndex([])
+    violations = contract.api.check(
+        Request(call.method, call.path, call.document), push.target.base_url, rules
+    )
+    if violations:
+        raise ContractFailure(f"for {push.target}'s API document, {violations_text(violations)}")
 
 
 @dataclass

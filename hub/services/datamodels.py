@@ -1,7 +1,7 @@
 """Data model changes: each writes its audit entry in the same transaction as the change."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import transaction
@@ -16,7 +16,19 @@ from hub.models import Flow
 from hub.services.audit import audit_record
 from hub.services.errors import ConfigError, values_check
 from mappings.models import DataModel, Field, Mapping
-from mappings.schema import FIELD_TYPES, FieldSpec, guess_unit, infer_fields
+from mappings.schema import (
+    ENUM_MAX,
+    FIELD_TYPES,
+    FORMATS,
+    FieldSpec,
+    SchemaError,
+    fields_from_openapi_operation,
+    guess_unit,
+    infer_fields,
+)
+
+KEEP = object  # a length left as it is (None removes it)
+LENGTH_MAX = 1_000_000
 
 # How the hub finds a record it may already have created: the field holding our external id, the
 # query parameter that searches by it, and whether the system creates or replaces by that key.
@@ -56,7 +68,39 @@ def _spec_problems(spec: FieldSpec) -> list[str]:
         problems.append(f"a field path has at most {PATH_MAX} characters")
     if spec.type not in FIELD_TYPES:
         problems.append(f'"{spec.path}": unknown type "{spec.type}" (use one of {", ".join(FIELD_TYPES)})')
+    problems.extend(f'"{spec.path}": {problem}' for problem in check_problems(spec))
     return problems
+
+
+def check_problems(spec: FieldSpec) -> list[str]:
+    """Why a field's checks (format, allowed values, lengths) cannot be kept, in plain words."""
+    problems = []
+    if spec.format and spec.format not in FORMATS:
+        problems.append(f'unknown format "{spec.format}" (use one of {", ".join(FORMATS)})')
+    if len(spec.enum) > ENUM_MAX:
+        problems.append(f"at most {ENUM_MAX} allowed values")
+    low, high = spec.min_length, spec.max_length
+    if any(n is not None and (not isinstance(n, int) or not 0 <= n <= LENGTH_MAX) for n in (low, high)):
+        problems.append(f"a length is a whole number of characters, from 0 to {LENGTH_MAX:,}")
+    elif low is not None and high is not None and low > high:
+        problems.append(f"the shortest length ({low}) is more than the longest ({high})")
+    return problems
+
+
+def _field_row(model: DataModel, spec: FieldSpec, position: int, paths: list[str]) -> Field:
+    return Field(
+        model=model,
+        path=spec.path,
+        type=spec.type,
+        required=spec.required,
+        description=spec.description[:DESCRIPTION_MAX],
+        unit=spec.unit or guess_unit(spec.path, spec.type, paths),
+        format=spec.format,
+        enum=list(spec.enum),
+        min_length=spec.min_length,
+        max_length=spec.max_length,
+        position=position,
+    )
 
 
 def query_param_problem(param: str) -> str:
@@ -176,9 +220,12 @@ def data_model_create(
     lookup_field: str = "",
     lookup_param: str = "",
     create_by_key: bool = False,
+    api_document: dict | None = None,
+    api_operation: str = "",
 ) -> DataModel:
     """A new data model of system with its fields (in the given order), and optionally the lookup
-    by external id that lets the hub find a record it may already have created."""
+    by external id that lets the hub find a record it may already have created, and the API
+    document and operation it came from (requests are then checked against them)."""
     name = name.strip()
     lookup_field, lookup_param = lookup_field.strip(), lookup_param.strip()
     problems = field_problems(fields)
@@ -207,22 +254,15 @@ def data_model_create(
         lookup_field=lookup_field,
         lookup_param=lookup_param,
         create_by_key=bool(create_by_key),
+        api_document=api_document if api_operation else None,
+        api_operation=api_operation if api_document else "",
     )
     values_check(model, exclude=("system",))
     paths = [spec.path for spec in fields]
     with transaction.atomic():
         model.save()
         Field.objects.bulk_create(
-            Field(
-                model=model,
-                path=spec.path,
-                type=spec.type,
-                required=spec.required,
-                description=spec.description[:DESCRIPTION_MAX],
-                unit=spec.unit or guess_unit(spec.path, spec.type, paths),
-                position=position,
-            )
-            for position, spec in enumerate(fields)
+            _field_row(model, spec, position, paths) for position, spec in enumerate(fields)
         )
         audit_record(
             actor=actor,
@@ -233,6 +273,7 @@ def data_model_create(
                 "id_path": model.id_path,
                 "cursor_field": model.cursor_field,
                 **({key: getattr(model, key) for key in LOOKUP} if model.lookup_field else {}),
+                **({"api_operation": model.api_operation} if model.api_operation else {}),
                 "fields": [_field_summary(spec) for spec in fields],
             },
         )
@@ -486,8 +527,13 @@ def field_update(
     required: bool | None = None,
     description: str | None = None,
     unit: str | None = None,
+    format: str | None = None,
+    enum: list | None = None,
+    min_length: int | None | type[KEEP] = KEEP,
+    max_length: int | None | type[KEEP] = KEEP,
 ) -> Field:
-    """Change a field's type, required flag, description or unit (its path stays: mappings refer to it)."""
+    """Change a field's type, required flag, description, unit or checks (format, allowed values,
+    lengths; a length of None removes it). Its path stays: mappings refer to it."""
     if type is not None and type not in FIELD_TYPES:
         raise ConfigError(f'unknown type "{type}" (use one of {", ".join(FIELD_TYPES)})')
     if type in UNSUITABLE_TYPES and field.path == field.model.lookup_field:
@@ -499,12 +545,29 @@ def field_update(
         description = description[:DESCRIPTION_MAX]
     if unit is not None:
         unit = unit.strip()[:UNIT_MAX]
+    checks = replace(
+        field.spec(),
+        **{"format": format} if format is not None else {},
+        **{"enum": tuple(enum)} if enum is not None else {},
+        **{"min_length": min_length} if min_length is not KEEP else {},
+        **{"max_length": max_length} if max_length is not KEEP else {},
+    )
+    if problems := check_problems(checks):
+        raise ConfigError("; ".join(problems))
     wanted = {"type": type, "required": required, "description": description, "unit": unit}
     diff = {
         key: [getattr(field, key), value]
         for key, value in wanted.items()
         if value is not None and getattr(field, key) != value
     }
+    for key, value in (
+        ("format", checks.format),
+        ("enum", list(checks.enum)),
+        ("min_length", checks.min_length),
+        ("max_length", checks.max_length),
+    ):
+        if getattr(field, key) != value:
+            diff[key] = [getattr(field, key), value]
     if not diff:
         return field
     with transaction.atomic():
@@ -551,3 +614,47 @@ def field_remove(*, field: Field, actor) -> None:
 
 def _field_summary(spec: FieldSpec) -> dict:
     return {"path": spec.path, "type": spec.type, "required": spec.required}
+
+
+def data_model_api_refresh(*, model: DataModel, document: dict, actor) -> dict[str, list[str]]:
+    """Read the model's operation again from a new version of its API document (the vendor's
+    change): new fields are added, the types, required flags and checks of existing ones follow
+    the document, fields it no longer has are removed (not the external-id field), and requests
+    are checked against the new document from now on. Returns what changed, field by field."""
+    if not model.api_operation:
+        raise ConfigError(f"{model.name} was not imported from an API document")
+    try:
+        read = fields_from_openapi_operation(document, model.api_operation)
+    except SchemaError as exc:
+        raise ConfigError(f"the new document cannot be used: {exc}") from None
+    problems = field_problems(read.fields)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    existing = {field.path: field for field in model.fields.all()}
+    wanted = {spec.path: spec for spec in read.fields}
+    changes: dict[str, list[str]] = {"added": [], "changed": [], "removed": []}
+    with transaction.atomic():
+        position = (model.fields.aggregate(last=Max("position"))["last"] or 0) + 1
+        paths = list(wanted)
+        for path, spec in wanted.items():
+            field = existing.get(path)
+            if field is None:
+                _field_row(model, spec, position, paths).save()
+                position += 1
+                changes["added"].append(path)
+                continue
+            kept = replace(spec, description=field.description or spec.description, unit=field.unit)
+            if field.spec() != kept:
+                for key in ("type", "required", "format", "min_length", "max_length"):
+                    setattr(field, key, getattr(kept, key))
+                field.enum = list(kept.enum)
+                field.save()
+                changes["changed"].append(path)
+        for path, field in existing.items():
+            if path not in wanted and path != model.lookup_field:
+                field.delete()
+                changes["removed"].append(path)
+        model.api_document = document
+        model.save(update_fields=["api_document", "updated_at"])
+        audit_record(actor=actor, verb="refresh_from_api_document", target=model, diff=changes)
+    return changes

@@ -140,6 +140,7 @@ ERROR_CLASS_WORDS = {
     ErrorClass.MALFORMED_RESPONSE: "answers that cannot be understood",
     ErrorClass.OUTCOME_UNKNOWN: "lost answers (after looking whether the record arrived)",
     ErrorClass.MAPPING_ERROR: "mapping errors",
+    ErrorClass.CONTRACT_VIOLATION: "records that break what the target accepts",
     ErrorClass.SCHEMA_DRIFT: "records that no longer fit their data model",
     ErrorClass.UNKNOWN: "unexpected errors",
 }

@@ -2,8 +2,10 @@
 the detail page where admins edit fields inline."""
 
 import json
+from dataclasses import replace
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import messages
 from django.db.models import Count, Prefetch
 from django.http import HttpRequest, HttpResponse
@@ -19,6 +21,8 @@ from connectors.models import System
 from hub.access import admins_only, readers
 from hub.models import Flow
 from hub.services.datamodels import (
+    api_description_fetch,
+    data_model_api_refresh,
     data_model_create,
     data_model_delete,
     data_model_sample_set,
@@ -36,6 +40,8 @@ from hub.services.flows import flow_problems
 from hub.services.vendor_models import data_model_from_template, offered_models
 from hub.ui.feedback import change_made
 from hub.ui.forms.datamodels import (
+    FORMAT_CHOICES,
+    SCHEMA_CHOICE,
     TYPE_CHOICES,
     DetailsForm,
     FieldAddForm,
@@ -44,11 +50,15 @@ from hub.ui.forms.datamodels import (
     SampleForm,
     SourceForm,
     SystemChoiceForm,
+    parse_document,
+    resource_path_for,
     rows_from_specs,
     sentence,
 )
 from mappings.models import DataModel, Field, Mapping
-from mappings.schema import record_names
+from mappings.schema import FieldSpec, fields_from_openapi_operation, openapi_operations, record_names
+
+CHECKS = ("format", "enum", "min_length", "max_length")
 
 FIELD_ROWS = "fields"
 BLANK_ROW = {"path": "", "type": "string", "required": False, "description": ""}
@@ -109,6 +119,7 @@ def model_add(request: HttpRequest) -> HttpResponse:
                 initial=_suggested_details(request.POST.dict(), source_form)
             )
             context["just_read"] = True
+            context["operation_read"] = source_form.operation_read
             context["fetched"] = source_form.cleaned_data["source"] == SourceForm.FETCH
     elif action == "add_row":
         rows.append(dict(BLANK_ROW))
@@ -172,6 +183,12 @@ def _suggested_details(posted: dict, source_form: SourceForm) -> dict:
     """Fill in what the fields just read make obvious; what the admin typed stays if it still fits."""
     details = dict(posted)
     paths = {spec.path for spec in source_form.fields_read or ()}
+    if read := source_form.operation_read:
+        # The operation says it all: where the records are, and where its answer keeps the id.
+        details["name"] = details.get("name") or read.name
+        details["resource_path"] = resource_path_for(source_form.system, read)
+        details["id_path"] = read.id_path or details.get("id_path") or "id"
+        paths.add(details["id_path"])
     if not details.get("name") and source_form.cleaned_data.get("schema_name"):
         details["name"] = source_form.cleaned_data["schema_name"]
     if resource := source_form.cleaned_data.get("resource"):
@@ -208,6 +225,7 @@ def _save_new_model(request: HttpRequest, context: dict, rows: list[dict]) -> Ht
         # Fields typed by hand or read from a document: the table is all that is needed.
         source_form = SourceForm(initial=request.POST.dict())
         source_valid, record = True, None
+    document, operation = _chosen_operation(request.POST)
     details_form = DetailsForm(request.POST, system=system)
     row_forms = FieldRows(request.POST, prefix=FIELD_ROWS)
     context.update(
@@ -215,7 +233,9 @@ def _save_new_model(request: HttpRequest, context: dict, rows: list[dict]) -> Ht
     )
     valid = all([system_form.is_valid(), source_valid, details_form.is_valid(), row_forms.is_valid()])
     if row_forms.is_valid() and details_form.is_valid():
-        details_form.check_paths_against({spec.path for spec in row_forms.specs()})
+        details_form.check_paths_against(
+            {spec.path for spec in row_forms.specs()}, id_answered=bool(operation)
+        )
         valid = valid and details_form.is_valid()
     if not valid:
         context["rows_error"] = next(iter(row_forms.non_form_errors()), "")
@@ -229,9 +249,11 @@ def _save_new_model(request: HttpRequest, context: dict, rows: list[dict]) -> Ht
             id_path=details["id_path"],
             cursor_field=details["cursor_field"],
             description=details["description"],
-            fields=row_forms.specs(),
+            fields=_with_checks(row_forms.specs(), document, operation),
             sample=record,
             actor=request.user,
+            api_document=document,
+            api_operation=operation,
         )
     except ConfigError as exc:
         context["form_error"] = sentence(exc)
@@ -240,6 +262,35 @@ def _save_new_model(request: HttpRequest, context: dict, rows: list[dict]) -> Ht
     url = context["return_to"]
     url = _with_new_model(url, model) if url else reverse("mappings-model-detail", args=[model.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _chosen_operation(posted) -> tuple[dict | None, str]:
+    """The API document on the page and the operation chosen in it, when the model is imported
+    from one: (document, "POST /contacts"), else (None, "")."""
+    operation = posted.get("operation", "")
+    if posted.get("source") != SourceForm.OPENAPI or not operation or operation.startswith(SCHEMA_CHOICE):
+        return None, ""
+    try:
+        document = parse_document(posted.get("openapi_text", ""))
+    except forms.ValidationError:
+        return None, ""
+    if operation not in {op.key for op in openapi_operations(document)}:
+        return None, ""
+    return document, operation
+
+
+def _with_checks(specs: list[FieldSpec], document: dict | None, operation: str) -> list[FieldSpec]:
+    """The fields as the admin left them in the table, with the checks (format, allowed values,
+    lengths) the document declares for them: the table does not show those."""
+    if document is None:
+        return specs
+    declared = {spec.path: spec for spec in fields_from_openapi_operation(document, operation).fields}
+    return [
+        replace(spec, **{key: getattr(declared[spec.path], key) for key in CHECKS})
+        if spec.path in declared
+        else spec
+        for spec in specs
+    ]
 
 
 def _render_add(request: HttpRequest, context: dict) -> HttpResponse:
@@ -265,6 +316,7 @@ def _detail_context(model: DataModel, **extra) -> dict:
         "model": model,
         "fields": list(model.fields.all()),
         "type_choices": TYPE_CHOICES,
+        "format_choices": FORMAT_CHOICES,
         "flows": [
             {"flow": flow, "role": "reads" if flow.source_model_id == model.pk else "writes"}
             for flow in flows
@@ -280,12 +332,21 @@ def _detail_context(model: DataModel, **extra) -> dict:
         ),
         "add_form": FieldAddForm(prefix="new", initial={"type": "string"}),
         "lookup": lookup_query(model) if model.lookup_field else None,
+        "api_title": _document_title(model),
         "lookup_unfilled": lookup_unfilled(model),
     }
     context.setdefault("sample_form", SampleForm(initial={"sample": context["sample_json"]}))
     context.setdefault("lookup_form", LookupForm(model=model, fields=context["fields"]))
     context.update(extra)
     return context
+
+
+def _document_title(model: DataModel) -> str:
+    """The API document's title and version, as the contract card names it ("CRM contacts v3")."""
+    info = (model.api_document or {}).get("info") if model.api_operation else None
+    if not isinstance(info, dict):
+        return ""
+    return " ".join(str(info.get(key) or "") for key in ("title", "version")).strip()[:120]
 
 
 @readers
@@ -351,6 +412,34 @@ def model_lookup(request: HttpRequest, pk: int) -> HttpResponse:
             model.refresh_from_db()
             return _render_part(request, "model-lookup", _detail_context(model, lookup_saved=True))
     return _render_part(request, "model-lookup", _detail_context(model, lookup_form=form, lookup_open=True))
+
+
+@admins_only
+@require_POST
+def model_api_refresh(request: HttpRequest, pk: int) -> HttpResponse:
+    """Read the model's operation again from the system's new API document (pasted, or fetched
+    from the system with its stored credentials)."""
+    model = _model_or_404(pk)
+    text = request.POST.get("openapi_text", "")
+    path = form_text(request.POST.get("openapi_path", ""), limit=300).strip()
+    extra: dict = {"refresh_path": path}
+    try:
+        if not text.strip():
+            text, _ = api_description_fetch(system=model.system, path=path)
+        document = parse_document(text)
+        extra["refreshed"] = data_model_api_refresh(model=model, document=document, actor=request.user)
+    except forms.ValidationError as exc:
+        extra["refresh_error"] = " ".join(exc.messages)
+    except ConfigError as exc:
+        extra["refresh_error"] = sentence(exc)
+    if not request.htmx:
+        if "refreshed" in extra:
+            messages.success(request, "Updated from the new API document.")
+        else:
+            messages.error(request, extra["refresh_error"])
+        return redirect("mappings-model-detail", pk)
+    model.refresh_from_db()
+    return _render_part(request, "model-contract", _detail_context(model, **extra))
 
 
 @admins_only
@@ -437,14 +526,55 @@ def field_update_view(request: HttpRequest, pk: int) -> HttpResponse:
             required=request.POST.get("required") in ("on", "true", "1"),
             description=form_text(request.POST.get("description", field.description), limit=300),
             unit=form_text(request.POST.get("unit", field.unit), limit=60),
+            **_posted_checks(request.POST, field),
         )
     except ConfigError as exc:
         error = sentence(exc)
         field.refresh_from_db()
     if not request.htmx:
         return redirect("mappings-model-detail", field.model_id)
-    context = {"field": field, "type_choices": TYPE_CHOICES, "row_saved": not error, "row_error": error}
+    context = {
+        "field": field,
+        "type_choices": TYPE_CHOICES,
+        "format_choices": FORMAT_CHOICES,
+        "row_saved": not error,
+        "row_error": error,
+    }
     return render(request, "mappings/model_detail.html#field-row", context)
+
+
+def _posted_checks(posted, field: Field) -> dict:
+    """The checks a field row posted (those it did not post stay as they are): its format, its
+    allowed values written with commas, and its shortest and longest length in characters."""
+    checks: dict = {}
+    if "format" in posted:
+        checks["format"] = form_text(posted["format"], limit=20).strip()
+    # The allowed values as the row shows them: unchanged text keeps them as they are (true, null or
+    # numbers from an API document stay what they are).
+    if "enum" in posted and posted["enum"].strip() != ", ".join(str(value) for value in field.enum or ()):
+        text = form_text(posted["enum"], limit=20_000)
+        values = [value.strip() for value in text.split(",") if value.strip()]
+        checks["enum"] = [
+            _as_number(value) if field.type in ("integer", "number") else value for value in values
+        ]
+    for name in ("min_length", "max_length"):
+        if name in posted:
+            text = posted[name].strip()
+            number = row_id(text) if text else None
+            if text and number is None:
+                raise ConfigError(f"a length is a whole number of characters, 0 or more, not {text[:20]!r}")
+            checks[name] = number
+    return checks
+
+
+def _as_number(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
 
 
 @admins_only

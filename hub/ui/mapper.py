@@ -24,6 +24,7 @@ from common.limits import LIMITS, MB
 from common.paths import PathError, get_path
 from hub.access import admins_only, readers
 from hub.models import Event
+from hub.pipeline.attempt import contract_verdict
 from hub.roles import ADMIN, has_role
 from hub.services.errors import ConfigError
 from hub.services.mappings import MappingVersionConflict, mapping_version_restore, mapping_version_save
@@ -177,6 +178,29 @@ def _preview_record(mapping: Mapping, body: dict) -> tuple[Any, str]:
     return source.sample, ""
 
 
+def _contract_json(mapping: Mapping, result, rules: Any) -> dict:
+    """The verdict the checks before sending would give this record: the same function as a
+    delivery's. A rule that failed already says so beside it, and is not blamed twice."""
+    failed = {error.index for error in result.errors}
+    target = mapping.target_model
+    violations = contract_verdict(
+        model=target, mapped=result.output, rules=rules if isinstance(rules, list) else []
+    )
+    return {
+        "against": target.system.name,
+        "violations": [
+            {
+                "index": -1 if v.rule is None else v.rule,
+                "field": v.field,
+                "problem": v.problem,
+                "message": v.message,
+            }
+            for v in violations
+            if v.rule is None or v.rule not in failed
+        ],
+    }
+
+
 def _source_values(mapping: Mapping, record: Any) -> dict[str, Any]:
     values = {}
     for path in mapping.source_model.fields.values_list("path", flat=True):
@@ -197,13 +221,15 @@ def preview(request: HttpRequest, pk: int) -> JsonResponse:
     record, record_problem = _preview_record(mapping, body)
     if record_problem:
         return JsonResponse({"record_error": record_problem})
-    result = preview_mapping(body.get("rules", []), record)
+    rules = body.get("rules", [])
+    result = preview_mapping(rules, record)
     answer = {
         "output": result.output,
         "values": result.values,
         "errors": [_error_json(error) for error in result.errors],
         "record": record,
         "source_values": _source_values(mapping, record),
+        "contract": _contract_json(mapping, result, rules),
     }
     # Rules may copy one large value many times: measured before it is written out, not after.
     if strictjson.size_over(answer, LIMITS.preview_answer_bytes):

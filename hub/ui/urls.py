@@ -71,6 +71,7 @@ urlpatterns = [
     path("models/<int:pk>/edit/", datamodels.model_edit, name="mappings-model-edit"),
     path("models/<int:pk>/sample/", datamodels.model_sample, name="mappings-model-sample"),
     path("models/<int:pk>/lookup/", datamodels.model_lookup, name="mappings-model-lookup"),
+    path("models/<int:pk>/refresh/", datamodels.model_api_refresh, name="mappings-model-refresh"),
     path("models/<int:pk>/delete/", datamodels.model_delete, name="mappings-model-delete"),
     path("models/<int:pk>/fields/add/", datamodels.field_add_view, name="mappings-field-add"),
     path("models/fields/<int:pk>/", datamodels.field_update_view, name="mappings-field-update"),

@@ -418,7 +418,9 @@
     const index = state.sentTargets.indexOf(target);
     if (index < 0) return { ran: false };
     const problems = (preview.errors || []).filter((e) => e.index === index).map((e) => e.problem);
-    return { value: preview.values[index], error: problems.join("; "), ran: true };
+    // What the target would refuse in this rule's value (the same check as before each delivery).
+    const refused = contractViolations().filter((v) => v.index === index).map((v) => refusedWords(v));
+    return { value: preview.values[index], error: [...problems, ...refused].join("; "), ran: true };
   }
 
   function describeRule(rule) {
@@ -1061,20 +1063,42 @@
     renderPreview();
   }
 
+  /** What the target's contract refuses in the previewed record (checked as before each delivery). */
+  function contractViolations() {
+    const contract = state.preview && state.preview.contract;
+    if (!contract) return [];
+    // The server numbers rules as sent; a rule's row is found by the target it was sent with.
+    return contract.violations.map((v) => ({ ...v, index: v.index >= 0 && state.sentTargets[v.index] !== undefined ? v.index : -1 }));
+  }
+
+  function refusedWords(violation) {
+    const elsewhere = violation.field && violation.field !== state.sentTargets[violation.index] ? ` (in ${violation.field})` : "";
+    return `${violation.problem}${elsewhere}: the hub would not send it`;
+  }
+
   /** One verdict on the previewed record: what stops it from reaching the target, or that nothing does. */
   function renderPreview() {
     const preview = state.preview;
     if (preview) el.output.textContent = JSON.stringify(preview.output, null, 2);
     const general = preview ? (preview.errors || []).filter((e) => e.index < 0) : [];
     const failing = preview ? (preview.errors || []).filter((e) => e.index >= 0).length : 0;
+    const contract = preview && preview.contract;
     const missing = preview ? missingRequired() : [];
+    // A required field no rule fills is said once, by the line about unmapped fields.
+    const violations = contractViolations().filter((v) => !(v.index < 0 && missing.includes(v.field)));
+    const byRule = violations.filter((v) => v.index >= 0).length;
     const problems = [
       ...general.map((e) => e.message),
       failing ? `${failing} rule${failing === 1 ? " has a problem" : "s have problems"}: see the red notes beside ${failing === 1 ? "it" : "them"}.` : null,
       missing.length ? `The target would refuse this record: ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} required but not mapped yet.` : null,
+      byRule ? `${contract.against} would refuse ${byRule === 1 ? "a value" : `${byRule} values`}: see the red notes beside the rules. The hub would not send this record.` : null,
+      ...violations.filter((v) => v.index < 0).map((v) => `${contract.against} would refuse this record: ${v.message}.`),
     ].filter(Boolean);
     const verdict = problems.map((text) => h("p", { class: "field-error" }, text));
-    if (preview && !problems.length) verdict.push(h("p", { class: "ok-line" }, "Every rule ran without a problem, and every required field is filled."));
+    if (preview && !problems.length) {
+      const accepted = contract ? `every required field is filled, and ${contract.against} accepts the record as it is.` : "and every required field is filled.";
+      verdict.push(h("p", { class: "ok-line" }, `Every rule ran without a problem, ${accepted}`));
+    }
     el.problems.replaceChildren(...verdict);
     renderSourceValues();
     updateAllRows();

@@ -154,7 +154,9 @@ def test_it_matches_same_named_fields_and_takes_a_suggested_pair_in_one_click(si
             page.locator(f'#mapper-lines path[data-source="{source_path}"][data-target="{target_path}"]')
         ).to_have_count(1)
     expect(page.locator("#required-summary")).to_be_hidden()
-    expect(verdict).to_have_text("Every rule ran without a problem, and every required field is filled.")
+    expect(verdict).to_have_text(
+        "Every rule ran without a problem, every required field is filled, and Books accepts the record as it is."
+    )
     expect(page.get_by_role("button", name=re.compile("Match same-named fields"))).to_be_hidden()
 
     suggestions = page.locator("#suggestion-list")

@@ -2,20 +2,15 @@
 on the engine's event loop (aiohttp), keep the latest notice per system and operation, and write
 it at most once a minute while it does not change."""
 
-import asyncio
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors import asynchttp
 from connectors.auth import AuthScheme
 from connectors.models import ApiDeprecation
-from hub.engine.calls import LoopCalls
 from hub.pipeline import clock
-from hub.pipeline.drain import DeliveryRun
 from tests.deprecating_target import DeprecatingTarget, contacts_flow, people_signed_up
-from tests.sandbox_helpers import drain_all
+from tests.sandbox_helpers import drain_all, drain_on_an_event_loop
 
 pytestmark = pytest.mark.django_db
 
@@ -92,23 +87,10 @@ def test_a_quiet_target_leaves_nothing():
 
 @pytest.mark.django_db(transaction=True)  # inside a transaction the run makes its calls inline
 def test_a_delivery_on_the_event_loop_records_it_too():
-    loop = asyncio.new_event_loop()
-    running = threading.Thread(target=loop.run_forever, daemon=True)
-    running.start()
-    try:
-        with DeprecatingTarget(ANNOUNCING) as target:
-            flow = contacts_flow(target.url)
-            people_signed_up(flow, 1, 2)
-            run = DeliveryRun(calls=LoopCalls(loop))
-            assert run.claim(10) == 2
-            while run.busy():
-                run.step()
-            run.finish()
-            asyncio.run_coroutine_threadsafe(asynchttp.close_sessions(), loop).result(timeout=5)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        running.join(timeout=5)
-        loop.close()
+    with DeprecatingTarget(ANNOUNCING) as target:
+        flow = contacts_flow(target.url)
+        people_signed_up(flow, 1, 2)
+        drain_on_an_event_loop(2)
     assert len(target.calls) == 2
     notice = ApiDeprecation.objects.get()
     assert notice.sunset_at == datetime(2027, 3, 1, tzinfo=UTC) and notice.deprecated

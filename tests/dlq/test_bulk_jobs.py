@@ -31,11 +31,11 @@ def replays() -> int:
 
 
 def test_it_replays_everything_matching_in_batches_with_progress(letters, personas, queued):
-    job = start(personas["ops"], error_class="mapping_error")
+    job = start(personas["ops"], error_class="contract_violation")
     assert (job.state, job.total, job.processed) == ("queued", 7, 0)
     assert queued == [("dlq.tasks.bulk_job_task", (job.pk,))]
     assert AuditEntry.objects.get(verb="bulk_replay").diff == {
-        "filters": {"error_class": "mapping_error"}, "total": 7, "reason": "",
+        "filters": {"error_class": "contract_violation"}, "total": 7, "reason": "",
     }  # fmt: skip
     assert bulk_job_task(job.pk) == f"job {job.pk}: finished, 7 of 7 letters"
     job.refresh_from_db()
@@ -140,9 +140,9 @@ def test_it_starts_follows_and_cancels_jobs_through_the_api(letters, personas, q
 
 def test_the_api_lists_letters_with_the_inbox_filters(letters, personas):
     ops = api_as(personas["ops"])
-    found = ops.get("/api/v1/dead-letters/", {"record": "emp_4", "error_class": "mapping_error"}).json()
+    found = ops.get("/api/v1/dead-letters/", {"record": "emp_4", "error_class": "contract_violation"}).json()
     assert [row["record_key"] for row in found["results"]] == ["emp_4"]
-    assert ops.get("/api/v1/dead-letters/", {"text": "missing", "open": "1"}).json()["count"] == 7
+    assert ops.get("/api/v1/dead-letters/", {"text": "is required", "open": "1"}).json()["count"] == 7
     assert ops.get("/api/v1/dead-letters/", {"error_class": "nonsense"}).status_code == 400
 
 

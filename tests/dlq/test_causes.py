@@ -54,7 +54,7 @@ def test_it_groups_open_letters_by_class_target_and_pattern_across_flows(fresh_s
         source_model=model_with_fields(SystemFactory(), "Person", "/people", "id! email"),
         target_model=flow.target_model, rules=[{"target": "email", "source": "email"}], name="People",
     )  # fmt: skip
-    letter = DeadLetter.objects.filter(error_class="mapping_error").first()
+    letter = DeadLetter.objects.filter(error_class="contract_violation").first()
     DeadLetter.objects.create(
         delivery=letter.delivery, flow=other, error_class=letter.error_class, reason=letter.reason,
         pattern=letter.pattern, record_key="p_1",
@@ -66,10 +66,10 @@ def test_it_groups_open_letters_by_class_target_and_pattern_across_flows(fresh_s
     causes, total = inbox_causes(DeadLetter.objects.all())
     assert total == 2
     assert [(c.error_class, c.target_name, c.count) for c in causes] == [
-        ("mapping_error", "Inventory", 5),  # 4 open of the first flow, 1 of the second
+        ("contract_violation", "Inventory", 5),  # 4 open of the first flow, 1 of the second
         ("outcome_unknown", "Inventory", 2),
     ]
     assert sorted(causes[0].flows) == sorted([flow.name, "People"])
-    assert causes[0].pattern.endswith('"email" is required but missing')
+    assert causes[0].pattern.endswith('but "email" is required')
     only_first, _ = inbox_causes(DeadLetter.objects.matching(flow=flow.pk))
     assert [c.count for c in only_first] == [4, 2]

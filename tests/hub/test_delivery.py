@@ -256,11 +256,15 @@ def test_it_dead_letters_a_record_the_mapping_cannot_fill_without_calling_the_ta
     ingest(flow, {"id": "evt_x", "type": "employee.hired", "data": {"id": "emp_x", "first_name": "No"}})
     drain_all()
     letter = DeadLetter.objects.get()
-    assert letter.error_class == "mapping_error"
-    # One message, punctuated once: not "…a valid record.: the mapped record…".
-    assert letter.reason.startswith("The mapping could not produce a valid record: ")
-    assert ".:" not in letter.reason and "email" in letter.reason
-    assert letter.message == letter.reason.removeprefix("The mapping could not produce a valid record: ")
+    assert letter.error_class == "contract_violation"
+    # One message, punctuated once, naming the rule: not "…accepts.: for…".
+    lead = "The mapped record breaks what the target accepts: "
+    assert letter.reason.startswith(lead)
+    assert (
+        ".:" not in letter.reason
+        and "rule 1, email ← email, then Lower case, produced nothing" in letter.reason
+    )
+    assert letter.message == letter.reason.removeprefix(lead)
     assert records(fresh_sandbox, "inventory", "accounts") == []
 
 

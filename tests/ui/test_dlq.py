@@ -52,7 +52,7 @@ def test_it_lists_open_dead_letters_in_the_inbox(letter, personas):
     page = client_for(personas["auditor"]).get(reverse("dlq-inbox")).content.decode()
     assert letter.flow.name in page
     assert reverse("flows-detail", args=[letter.flow_id]) in page
-    assert "The mapping could not produce a valid record." in page
+    assert "The mapped record breaks what the target accepts." in page
     assert letter.delivery.record_key in page
     assert reverse("dlq-detail", args=[letter.pk]) in page
     assert "Replay selected" not in page  # auditors read only
@@ -66,7 +66,7 @@ def test_it_shows_an_empty_inbox(personas):
 def test_it_filters_by_flow_and_error_class_and_refreshes_the_list_region(letter, personas):
     ops = client_for(personas["ops"])
     region = ops.get(
-        reverse("dlq-inbox"), {"error_class": "mapping_error", "flow": letter.flow_id}, headers=HTMX
+        reverse("dlq-inbox"), {"error_class": "contract_violation", "flow": letter.flow_id}, headers=HTMX
     )
     body = region.content.decode()
     assert body.lstrip().startswith('<div id="dlq-list">') and "<html" not in body
@@ -78,13 +78,13 @@ def test_it_filters_by_flow_and_error_class_and_refreshes_the_list_region(letter
 def test_it_shows_the_detail_without_secrets(letter, personas):
     page = client_for(personas["auditor"]).get(reverse("dlq-detail", args=[letter.pk])).content.decode()
     assert letter.reason[:40] in page or json.dumps(letter.reason)[1:40] in page
-    assert "The mapping could not produce a valid record." in page
+    assert "The mapped record breaks what the target accepts." in page
     assert "Ann" in page and "Lee1" in page  # the source record
     assert "inv-demo-key" not in page
     assert "Fix and replay" not in page  # no actions for auditors
     # The plain sentence with the next step, never the raw class name beside it, nor ".:".
-    assert "Correct the rule in the field mapper, or correct the record, then replay it." in page
-    assert "mapping_error" not in page.replace('value="mapping_error"', "")
+    assert "Correct the rule the reason names in the field mapper" in page
+    assert "contract_violation" not in page.replace('value="contract_violation"', "")
     assert "record.:" not in page
 
 
@@ -247,14 +247,12 @@ def test_it_groups_open_letters_by_cause_with_a_link_to_each(flow, personas):
     assert "What went wrong, by cause" in page
     cause = DeadLetter.objects.first()
     assert '<strong class="count">3</strong>' in page and "Inventory" in page
-    assert (
-        "Correct the rule in the field mapper, or correct the record, then replay it." in page
-    )  # the next step
-    link = f"error_class=mapping_error&amp;system={flow.target_system_id}&amp;pattern="
+    assert "Correct the rule the reason names in the field mapper" in page  # the next step
+    link = f"error_class=contract_violation&amp;system={flow.target_system_id}&amp;pattern="
     assert link in page
     shown = client_for(personas["auditor"]).get(
         reverse("dlq-inbox"),
-        {"error_class": "mapping_error", "system": flow.target_system_id, "pattern": cause.pattern},
+        {"error_class": "contract_violation", "system": flow.target_system_id, "pattern": cause.pattern},
     )
     assert shown.content.decode().count('href="/dead-letters/') >= 3
 
@@ -268,7 +266,7 @@ def test_it_filters_by_record_text_system_and_time(flow, personas):
         return sorted(key for key in ("emp_1", "emp_2", "emp_3") if f">{key}<" in body)
 
     assert records_shown(record="emp_2") == ["emp_2"]
-    assert records_shown(text="required but missing") == ["emp_1", "emp_2", "emp_3"]
+    assert records_shown(text="is required") == ["emp_1", "emp_2", "emp_3"]
     assert records_shown(text="nothing like this") == []
     assert records_shown(system=flow.source_system_id) == ["emp_1", "emp_2", "emp_3"]
     assert records_shown(since="2000-01-01T00:00", until="2001-01-01T00:00") == []
@@ -462,9 +460,9 @@ def test_the_bulk_form_carries_every_filter_of_the_page(flow, personas, queued):
     ops = client_for(personas["ops"])
     filters = {
         "since": "2000-01-02T03:04",
-        "text": "missing",
+        "text": "is required",
         "flow": str(flow.pk),
-        "error_class": "mapping_error",
+        "error_class": "contract_violation",
     }
     page = ops.get(reverse("dlq-inbox"), filters).content.decode()
     form = page[page.index('action="/dead-letters/bulk/all/"') :]
@@ -475,7 +473,7 @@ def test_the_bulk_form_carries_every_filter_of_the_page(flow, personas, queued):
     ops.post(reverse("dlq-bulk-all"), {**hidden, "action": "discard", "reason": "old"})
     job = BulkJob.objects.get()
     assert job.total == 2 and job.filters["since"].startswith("2000-01-02T03:04")
-    assert job.description.startswith("flow “") and "text “missing”" in job.description
+    assert job.description.startswith("flow “") and "text “is required”" in job.description
 
 
 def test_it_refuses_a_selection_too_large_for_one_request(letter, personas):

@@ -266,8 +266,8 @@ def test_it_imports_a_schema_from_an_uploaded_openapi_document(client, personas,
     first = c.post(
         reverse("mappings-model-add"), model_form(crm, "read", source="openapi", openapi_file=upload)
     )
-    assert "Choose which schema this data model describes." in first.text
-    assert '<option value="Order">Order</option>' in first.text
+    assert "Choose what this data model is for" in first.text
+    assert '<option value="schema:Order">Order</option>' in first.text  # a document with no operations
     assert 'value="placed_at"' not in first.text  # no schema chosen yet
     assert "components:" in first.text  # the uploaded document stays on the page as text
 
@@ -304,7 +304,7 @@ def test_it_imports_a_schema_from_an_uploaded_openapi_document(client, personas,
         (
             OPENAPI_YAML,
             "Invoice",
-            "schema_name",
+            "operation",
             "The document has no schema &quot;Invoice&quot; (it has: Customer, Order).",
         ),
         ("openapi: 3.0.0\npaths: {}\n", "A", "openapi_text", "No schemas found"),

@@ -3,7 +3,9 @@ editable table of fields, and the model's settings. Errors are written for a non
 and say where the problem is ("line 3 column 5: Expecting ',' delimiter")."""
 
 import json
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from django import forms
@@ -26,10 +28,16 @@ from hub.services.errors import ConfigError
 from mappings.models import DataModel
 from mappings.schema import (
     FIELD_TYPES,
+    FORMAT_WORDS,
+    FORMATS,
+    ApiOperation,
     FieldSpec,
+    OperationImport,
     SchemaError,
     fields_from_openapi,
+    fields_from_openapi_operation,
     infer_fields,
+    openapi_operations,
     openapi_schema_names,
     record_names,
     required_on_create,
@@ -46,7 +54,10 @@ TYPE_LABELS = {
     "array": "List",
 }
 TYPE_CHOICES = [(kind, TYPE_LABELS.get(kind, kind)) for kind in FIELD_TYPES]
+FORMAT_CHOICES = [("", "Any way")] + [(kind, FORMAT_WORDS[kind].capitalize()) for kind in FORMATS]
 MAX_DOCUMENT_BYTES = LIMITS.openapi_bytes
+SCHEMA_CHOICE = "schema:"  # an operation choice that is a schema alone: "schema:Order"
+WRITE_ORDER = {"POST": 0, "PUT": 1, "PATCH": 2}
 
 
 def sentence(problem: object) -> str:
@@ -179,13 +190,24 @@ class SourceForm(forms.Form):
     )
     # Text with a drop-down: the choices come from the document, and a name it lacks gets a precise
     # message from clean() instead of Django's generic "select a valid choice".
-    schema_name = forms.CharField(required=False, label="Schema", widget=forms.Select())
+    operation = forms.CharField(
+        required=False,
+        label="What this data model is for",
+        widget=forms.Select(),
+        help_text="The call the hub makes to the system, e.g. POST /contacts to create a contact: its "
+        "request sets the fields, and its answer where the new record's id is.",
+    )
+    # A schema alone (the older way, still offered in the same drop-down as "schema:<name>").
+    schema_name = forms.CharField(required=False, label="Schema", widget=forms.HiddenInput())
 
     def __init__(self, *args: Any, system: System | None = None, **kwargs: Any) -> None:
         """`system` is the one chosen on the page: where a record is fetched from."""
         super().__init__(*args, **kwargs)
         self.system = system
         self.schema_names: list[str] = []
+        self.operations: list[ApiOperation] = []
+        self.operation_read: OperationImport | None = None
+        self.document: dict | None = None
         self.fields_read: list[FieldSpec] | None = None
         self.record: dict | None = None
         self.upload_problem = ""
@@ -196,16 +218,26 @@ class SourceForm(forms.Form):
                 # A file input empties on every round trip: keep the document as text on the page.
                 self.data["openapi_text"], self.upload_problem = _read_upload(upload)
         text = self.data.get("openapi_text") if self.is_bound else self.initial.get("openapi_text")
-        if text:  # offer the schemas of a document read earlier, so the choice survives a round trip
+        if text:  # offer the operations of a document read earlier, so the choice survives a round trip
             try:
-                self.schema_names = openapi_schema_names(parse_document(text))
+                self._list(parse_document(text))
             except (forms.ValidationError, SchemaError):
                 pass
         self._offer_schemas()
 
+    def _list(self, document: dict) -> None:
+        """The document's operations (writes first: a target is written to) and schemas."""
+        self.operations = sorted(openapi_operations(document), key=lambda op: WRITE_ORDER.get(op.method, 9))
+        try:
+            self.schema_names = openapi_schema_names(document)
+        except SchemaError:
+            if not self.operations:
+                raise
+            self.schema_names = []
+
     def _offer_schemas(self) -> None:
-        # Picking a schema reads its fields at once (the form posts itself back with HTMX).
-        self.fields["schema_name"].widget.attrs.update(
+        # Picking an operation reads its fields at once (the form posts itself back with HTMX).
+        self.fields["operation"].widget.attrs.update(
             {
                 "hx-post": reverse("mappings-model-add"),
                 "hx-trigger": "change",
@@ -215,9 +247,13 @@ class SourceForm(forms.Form):
                 "hx-encoding": "multipart/form-data",
             }
         )
-        self.fields["schema_name"].widget.choices = [("", "Choose a schema…")] + [
-            (n, n) for n in self.schema_names
-        ]
+        choices: list = [("", "Choose an operation…")]
+        if self.operations:
+            choices.append(("Operations", [(op.key, op.label) for op in self.operations]))
+        if self.schema_names:
+            schemas = [(f"{SCHEMA_CHOICE}{n}", n) for n in self.schema_names]
+            choices.append(("Or a schema alone (no request checks)", schemas))
+        self.fields["operation"].widget.choices = choices
 
     def clean_openapi_file(self) -> None:
         if self.upload_problem:
@@ -278,32 +314,66 @@ class SourceForm(forms.Form):
         where = "openapi_file" if self.files.get("openapi_file") else "openapi_text"
         try:
             document = parse_document(text)
-            self.schema_names = openapi_schema_names(document)
+            self._list(document)
         except forms.ValidationError as exc:
             self.add_error(where, exc)
             return
         except SchemaError as exc:
             self.add_error(where, sentence(exc))
             return
+        self.document = document
         self._offer_schemas()
-        name = self.data.get("schema_name", "")
-        if not name and len(self.schema_names) == 1:
-            name = self.data["schema_name"] = self.schema_names[0]
+        choice = self.data.get("operation", "") or ""
+        name = choice.removeprefix(SCHEMA_CHOICE) if choice.startswith(SCHEMA_CHOICE) else ""
+        name = name or (self.data.get("schema_name", "") if not choice else "")
+        if choice and not name:
+            self._read_operation(document, choice, data)
+            return
+        if not name and not self.operations and len(self.schema_names) == 1:
+            name = self.schema_names[0]
         if not name:
-            self.add_error("schema_name", "Choose which schema this data model describes.")
+            self.add_error(
+                "operation",
+                "Choose what this data model is for: the operation the hub calls, e.g. "
+                + (self.operations[0].label if self.operations else "POST /contacts")
+                + ".",
+            )
             return
         if name not in self.schema_names:
             available = ", ".join(self.schema_names)
-            self.add_error("schema_name", f'The document has no schema "{name}" (it has: {available}).')
+            self.add_error("operation", f'The document has no schema "{name}" (it has: {available}).')
             return
-        data["schema_name"] = name
+        data["schema_name"] = self.data["schema_name"] = name
+        data["operation"] = self.data["operation"] = f"{SCHEMA_CHOICE}{name}"
         try:
             self.fields_read = fields_from_openapi(document, name)
         except SchemaError as exc:
-            self.add_error("schema_name", sentence(exc))
+            self.add_error("operation", sentence(exc))
             return
         if not self.fields_read:
-            self.add_error("schema_name", f'The schema "{name}" has no properties; choose another one.')
+            self.add_error("operation", f'The schema "{name}" has no properties; choose another one.')
+
+    def _read_operation(self, document: dict, key: str, data: dict) -> None:
+        if key not in {op.key for op in self.operations}:
+            self.add_error("operation", f'The document has no operation "{key}"; choose one from the list.')
+            return
+        try:
+            self.operation_read = fields_from_openapi_operation(document, key)
+        except SchemaError as exc:
+            self.add_error("operation", sentence(exc))
+            return
+        data["operation"] = key
+        self.fields_read = self.operation_read.fields
+
+
+def resource_path_for(system: System | None, read: OperationImport) -> str:
+    """Where an operation's records are, on the system's base URL: the operation's path without
+    its trailing {id}, after the document's server path unless the base URL ends with it already."""
+    path = re.sub(r"(/\{[^}]*\})+/?$", "", read.operation.path) or "/"
+    base = urlsplit(system.base_url).path.rstrip("/") if system is not None else ""
+    if read.server_path and not base.endswith(read.server_path):
+        path = read.server_path + path
+    return path
 
 
 class DetailsForm(forms.Form):
@@ -319,7 +389,11 @@ class DetailsForm(forms.Form):
         help_text="Where these records live in the system's API, e.g. /deals.",
     )
     id_path = forms.CharField(
-        max_length=200, initial="id", label="ID field", help_text="The field that identifies a record."
+        max_length=200,
+        initial="id",
+        label="ID field",
+        help_text="The field that identifies a record (for a create, where the system's answer keeps the new "
+        "record's id).",
     )
     cursor_field = forms.CharField(
         max_length=200,
@@ -360,9 +434,10 @@ class DetailsForm(forms.Form):
                 raise forms.ValidationError(f'{system.name} already has a data model called "{name}".')
         return name
 
-    def check_paths_against(self, paths: set[str]) -> None:
-        """The id and cursor fields must be among the model's fields."""
-        for name in ("id_path", "cursor_field"):
+    def check_paths_against(self, paths: set[str], *, id_answered: bool = False) -> None:
+        """The id and cursor fields must be among the model's fields; not the id when it is where
+        the system's answer keeps it (`id_answered`): a create's body does not have one."""
+        for name in ("cursor_field",) if id_answered else ("id_path", "cursor_field"):
             value = self.cleaned_data.get(name)
             if value and value not in paths:
                 self.add_error(name, f'"{value}" is not one of the fields of this data model.')
