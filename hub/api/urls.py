@@ -4,11 +4,13 @@ from rest_framework.routers import DefaultRouter
 
 from hub.api import (
     audit,
+    datamodels,
     deliveries,
     events,
     flows,
     monitoring,
     schema,  # noqa: F401  (registers the API token scheme with the schema)
+    systems,
     webhooks,
 )
 
@@ -16,6 +18,9 @@ router = DefaultRouter()
 router.register("events", events.EventViewSet, basename="api-events")
 router.register("deliveries", deliveries.DeliveryViewSet, basename="api-deliveries")
 router.register("flows", flows.FlowViewSet, basename="api-flows")
+router.register("systems", systems.SystemViewSet, basename="api-systems")
+router.register("models", datamodels.DataModelViewSet, basename="api-models")
+router.register("fields", datamodels.FieldViewSet, basename="api-fields")
 router.register("audit", audit.AuditViewSet, basename="api-audit")
 
 urlpatterns = [
