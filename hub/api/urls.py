@@ -8,6 +8,7 @@ from hub.api import (
     deliveries,
     events,
     flows,
+    mappings,
     monitoring,
     schema,  # noqa: F401  (registers the API token scheme with the schema)
     systems,
@@ -21,6 +22,7 @@ router.register("flows", flows.FlowViewSet, basename="api-flows")
 router.register("systems", systems.SystemViewSet, basename="api-systems")
 router.register("models", datamodels.DataModelViewSet, basename="api-models")
 router.register("fields", datamodels.FieldViewSet, basename="api-fields")
+router.register("mappings", mappings.MappingViewSet, basename="api-mappings")
 router.register("audit", audit.AuditViewSet, basename="api-audit")
 
 urlpatterns = [
