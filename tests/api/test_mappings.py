@@ -65,7 +65,9 @@ def test_it_restores_an_old_version_and_renames(as_, mapping):
     api = as_("admin")
     api.post(f"/api/v1/mappings/{mapping.pk}/versions/", {"rules": SECOND}, format="json")
     restored = api.post(f"/api/v1/mappings/{mapping.pk}/versions/1/restore/")
-    assert restored.status_code == 201 and restored.json()["number"] == 3 and restored.json()["rules"] == FIRST
+    assert (
+        restored.status_code == 201 and restored.json()["number"] == 3 and restored.json()["rules"] == FIRST
+    )
     renamed = api.patch(f"/api/v1/mappings/{mapping.pk}/", {"name": "Deals to invoices"}, format="json")
     assert renamed.json()["name"] == "Deals to invoices"
     assert last_audit("rename").diff["name"][1] == "Deals to invoices"
@@ -79,7 +81,9 @@ def test_the_preview_runs_rules_on_a_record_and_changes_nothing(as_, mapping):
     assert response.json()["output"] == {"ref": 3, "email": "ann@example.com"}
     sample = as_("ops").post(f"/api/v1/mappings/{mapping.pk}/preview/", {}, format="json")
     assert sample.json()["output"] == {"ref": 7} and sample.json()["record"] == {"id": 7}
-    broken = as_("ops").post(f"/api/v1/mappings/{mapping.pk}/preview/", {"rules": [{"source": "id"}]}, format="json")
+    broken = as_("ops").post(
+        f"/api/v1/mappings/{mapping.pk}/preview/", {"rules": [{"source": "id"}]}, format="json"
+    )
     assert broken.status_code == 200 and broken.json()["errors"][0]["index"] == 0
     assert Mapping.objects.get(pk=mapping.pk).current_version.number == 1
 
@@ -89,4 +93,11 @@ def test_roles_match_the_mapper(as_, mapping):
     assert statuses(as_, "get", f"/api/v1/mappings/{mapping.pk}/versions/") == reads
     assert statuses(as_, "post", f"/api/v1/mappings/{mapping.pk}/preview/", {}) == reads
     saves = statuses(as_, "post", f"/api/v1/mappings/{mapping.pk}/versions/", {"rules": FIRST})
-    assert saves == {"anonymous": 401, "admin": 200, "ops": 403, "auditor": 403, "publisher": 403, "outsider": 403}
+    assert saves == {
+        "anonymous": 401,
+        "admin": 200,
+        "ops": 403,
+        "auditor": 403,
+        "publisher": 403,
+        "outsider": 403,
+    }
