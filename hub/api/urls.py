@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from hub.api import (
+    alerts,
     audit,
     datamodels,
     deliveries,
@@ -23,6 +24,8 @@ router.register("systems", systems.SystemViewSet, basename="api-systems")
 router.register("models", datamodels.DataModelViewSet, basename="api-models")
 router.register("fields", datamodels.FieldViewSet, basename="api-fields")
 router.register("mappings", mappings.MappingViewSet, basename="api-mappings")
+router.register("alert-rules", alerts.AlertRuleViewSet, basename="api-alert-rules")
+router.register("alert-channels", alerts.ChannelViewSet, basename="api-alert-channels")
 router.register("audit", audit.AuditViewSet, basename="api-audit")
 
 urlpatterns = [
