@@ -13,6 +13,7 @@ from hub.api import (
     monitoring,
     schema,  # noqa: F401  (registers the API token scheme with the schema)
     systems,
+    users,
     webhooks,
 )
 
@@ -26,6 +27,8 @@ router.register("fields", datamodels.FieldViewSet, basename="api-fields")
 router.register("mappings", mappings.MappingViewSet, basename="api-mappings")
 router.register("alert-rules", alerts.AlertRuleViewSet, basename="api-alert-rules")
 router.register("alert-channels", alerts.ChannelViewSet, basename="api-alert-channels")
+router.register("users", users.UserViewSet, basename="api-users")
+router.register("tokens", users.ApiTokenViewSet, basename="api-tokens")
 router.register("audit", audit.AuditViewSet, basename="api-audit")
 
 urlpatterns = [
