@@ -49,9 +49,30 @@ SETTINGS_OF = {"auth_scheme": "auth_config", "connector": "settings"}  # a choic
 WRITE_ONLY = "Write-only: accepted here, never answered; an empty value keeps what is stored."
 
 
-@extend_schema_field({"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean"]}})
+class ScalarField(serializers.Field):
+    """A setting's value: text, a whole number or true/false, as the settings declare them."""
+
+    default_error_messages = {"invalid": "Give text, a whole number, or true or false."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, float) or not isinstance(data, str | int | bool):
+            self.fail("invalid")
+        if isinstance(data, str) and len(data) > 500:
+            raise ValidationError("At most 500 characters.")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+SCALAR = {"oneOf": [{"type": "string", "maxLength": 500}, {"type": "integer"}, {"type": "boolean"}]}
+
+
+@extend_schema_field({"type": "object", "additionalProperties": SCALAR})
 class SettingsField(StrictDictField):
     """The declared settings of the chosen sign-in method or connector, by key."""
+
+    child = ScalarField()
 
 
 def _text(max_length: int, **kwargs: Any) -> TextField:
