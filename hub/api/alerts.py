@@ -61,7 +61,7 @@ class AlertRuleSerializer(serializers.Serializer):
     )
     enabled = StrictBooleanField(required=False, default=True)
     sentence = serializers.SerializerMethodField(help_text="The rule in words, after the flow's name.")
-    muted_until = serializers.DateTimeField(read_only=True)
+    muted_until = serializers.DateTimeField(read_only=True, allow_null=True)
 
     def get_sentence(self, rule: AlertRule) -> str:
         return rule.describe()
@@ -190,7 +190,7 @@ class ChannelSerializer(serializers.Serializer):
     destination = serializers.SerializerMethodField(
         help_text="Where it sends, as the page shows it (no secrets)."
     )
-    last_sent_at = serializers.DateTimeField(read_only=True)
+    last_sent_at = serializers.DateTimeField(read_only=True, allow_null=True)
     last_ok = serializers.BooleanField(read_only=True, allow_null=True)
     last_result = serializers.CharField(read_only=True)
 

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from common import strictjson
 from common.limits import LIMITS, MB
 from hub.api.errors import StrictJSONParser, error_response
-from hub.api.fields import StrictDictField, StrictIntegerField, TextField
+from hub.api.fields import StrictDictField, StrictIntegerField, StrictUUIDField, TextField
 from hub.api.writes import RolesByAction, refusals
 from hub.models import Event
 from hub.roles import IsAdminRole, IsReader
@@ -77,7 +77,7 @@ class MappingSerializer(serializers.ModelSerializer):
 
 
 class RenameSerializer(serializers.Serializer):
-    name = TextField(max_length=200)
+    name = TextField(max_length=200, required=False, help_text="A new name; left out, nothing changes.")
 
 
 class VersionSaveSerializer(serializers.Serializer):
@@ -102,7 +102,7 @@ class PreviewSerializer(serializers.Serializer):
     record = StrictDictField(
         required=False, help_text="The source record to try; else the event's, else the sample."
     )
-    event_id = serializers.UUIDField(
+    event_id = StrictUUIDField(
         required=False, help_text="One of the source system's events, to try its record."
     )
 
@@ -133,8 +133,9 @@ class MappingViewSet(RolesByAction, mixins.UpdateModelMixin, viewsets.ReadOnlyMo
         mapping = self.get_object()
         body = RenameSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        with refusals():
-            mapping_rename(mapping=mapping, name=body.validated_data["name"], actor=request.user)
+        if "name" in body.validated_data:
+            with refusals():
+                mapping_rename(mapping=mapping, name=body.validated_data["name"], actor=request.user)
         return Response(MappingSerializer(mapping).data)
 
     @extend_schema(
@@ -156,8 +157,8 @@ class MappingViewSet(RolesByAction, mixins.UpdateModelMixin, viewsets.ReadOnlyMo
     def versions(self, request, pk=None, format=None):
         mapping = self.get_object()
         if request.method == "GET":
-            versions = mapping.versions.select_related("author").order_by("-number")
-            return Response(MappingVersionSerializer(versions, many=True).data)
+            versions = self.paginate_queryset(mapping.versions.select_related("author").order_by("-number"))
+            return self.get_paginated_response(MappingVersionSerializer(versions, many=True).data)
         body = VersionSaveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data

@@ -16,7 +16,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from connectors.models import System
-from hub.api.errors import StrictJSONParser
+from hub.api.errors import StrictJSONParser, error_response
 from hub.api.fields import StrictBooleanField, StrictIntegerField, TextField, read_query
 from hub.api.writes import refusals
 from hub.models import ApiToken
@@ -54,7 +54,7 @@ class UserSerializer(serializers.Serializer):
     role = RoleField()
     password = TextField(max_length=128, write_only=True, trim_whitespace=False, help_text=PASSWORD_HELP)
     is_active = serializers.BooleanField(read_only=True)
-    last_login = serializers.DateTimeField(read_only=True)
+    last_login = serializers.DateTimeField(read_only=True, allow_null=True)
     date_joined = serializers.DateTimeField(read_only=True)
 
 
@@ -201,10 +201,17 @@ class ApiTokenViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return response
 
     @extend_schema(
-        request=None, responses=ApiTokenSerializer, description="Revoke it at once (again: no change)."
+        request=None,
+        responses={200: ApiTokenSerializer, 409: OpenApiResponse(description="It signs this very request.")},
+        description="Revoke it at once (again: no change).",
     )
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None, format=None):
         token = self.get_object()
+        if request.auth == token:
+            # Like deactivating yourself on the Users page: a client would lock itself out mid-task.
+            return error_response(
+                409, "this request is signed with this token: revoke it from another session"
+            )
         api_token_revoke(token=token, actor=request.user)
         return Response(ApiTokenSerializer(token).data)

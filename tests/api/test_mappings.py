@@ -32,7 +32,7 @@ def test_it_reads_the_rules_and_saves_a_new_version(as_, mapping):
 
     same = api.post(f"/api/v1/mappings/{mapping.pk}/versions/", {"rules": SECOND}, format="json")
     assert same.status_code == 200 and same.json()["saved"] is False
-    versions = api.get(f"/api/v1/mappings/{mapping.pk}/versions/").json()
+    versions = api.get(f"/api/v1/mappings/{mapping.pk}/versions/").json()["results"]
     assert [v["number"] for v in versions] == [2, 1]
     assert api.get(f"/api/v1/mappings/{mapping.pk}/versions/1/").json()["rules"] == FIRST
     assert api.get(f"/api/v1/mappings/{mapping.pk}/versions/9/").status_code == 404
