@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from rest_framework.test import APIClient
 
 from connectors.models import System
 from hub.models import AuditEntry
@@ -148,3 +149,11 @@ def test_roles_match_the_systems_page(as_):
     }
     refused = as_("auditor").delete(f"/api/v1/systems/{system.pk}/")
     assert "needs the Admin role" in refused.json()["error"]
+
+
+def test_a_signed_in_session_must_send_its_csrf_token(personas):
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(personas["admin"])
+    response = browser.post("/api/v1/systems/", NEW_SYSTEM, format="json")
+    assert response.status_code == 403 and "CSRF" in response.json()["error"]
+    assert not System.objects.exists()
