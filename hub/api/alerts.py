@@ -1,12 +1,13 @@
-"""Alert rules and alert channels: create, read, change, delete, and send a channel a test. The
-same services as the Alerts pages (hub/alerts/services.py), so the same checks and audit entries.
+"""Alerts, alert rules and alert channels: read alerts and acknowledge, mute or unmute them (ops);
+create, read, change and delete rules and channels, and send a channel a test (admins). The same
+services as the Alerts pages (hub/alerts/services.py), so the same checks and audit entries.
 
 A channel's secrets (a webhook URL with a chat tool's token in it, a signing secret) are
 write-only: accepted, stored encrypted, never answered; `secrets_set` names the ones stored."""
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -14,13 +15,17 @@ from rest_framework.response import Response
 
 from hub.alerts.channels import CHANNELS
 from hub.alerts.conditions import CONDITIONS
-from hub.alerts.models import AlertRule, Channel
+from hub.alerts.models import Alert, AlertRule, Channel
 from hub.alerts.services import (
     MAX_RENOTIFY_MINUTES,
+    MUTE_CHOICES,
     RULE_FIELDS,
+    alert_acknowledge,
+    alert_mute,
     alert_rule_create,
     alert_rule_delete,
     alert_rule_update,
+    alert_unmute,
     channel_create,
     channel_delete,
     channel_test,
@@ -34,10 +39,11 @@ from hub.api.fields import (
     StrictIntegerField,
     TextField,
     read_query,
+    refuse_repeated,
 )
 from hub.api.writes import RolesByAction, refusals
 from hub.models import Flow, FlowState
-from hub.roles import IsAdminRole
+from hub.roles import IsAdminRole, IsOperator
 
 # --------------------------------------------------------------------------------------------------
 # Rules
@@ -294,3 +300,97 @@ class ChannelViewSet(
     def test(self, request, pk=None, format=None):
         ok, text = channel_test(channel=self.get_object(), actor=request.user)
         return Response({"ok": ok, "result": text})
+
+
+# --------------------------------------------------------------------------------------------------
+# Alerts
+# --------------------------------------------------------------------------------------------------
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    flow = serializers.IntegerField(source="rule.flow_id", read_only=True)
+    rule_sentence = serializers.SerializerMethodField()
+    firing = serializers.BooleanField(source="is_firing", read_only=True)
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    muted_until = serializers.DateTimeField(source="rule.muted_until", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id", "rule", "flow", "rule_sentence", "firing", "started_at", "resolved_at", "summary",
+            "notifications", "last_notified_at", "acknowledged_at", "acknowledged_by", "muted_until",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_rule_sentence(self, alert: Alert) -> str:
+        return f"{alert.rule.flow.name} {alert.rule.describe()}"
+
+
+class MuteSerializer(serializers.Serializer):
+    minutes = StrictIntegerField(
+        min_value=min(MUTE_CHOICES), max_value=max(MUTE_CHOICES),
+        help_text=f"How long: one of {', '.join(map(str, MUTE_CHOICES))} minutes.",
+    )  # fmt: skip
+
+
+class AlertFilterSerializer(serializers.Serializer):
+    firing = StrictBooleanField(
+        required=False, help_text="Only alerts firing now (true) or resolved (false)."
+    )
+
+
+class AlertViewSet(RolesByAction, viewsets.ReadOnlyModelViewSet):
+    """What is wrong now, firing first: everyone with a role reads; operators acknowledge, mute and
+    unmute (as on the Alerts page)."""
+
+    serializer_class = AlertSerializer
+    parser_classes = [StrictJSONParser]
+    permission_classes = [IsOperator]
+
+    def get_queryset(self):
+        alerts = Alert.objects.select_related("rule__flow", "acknowledged_by").order_by("-started_at", "-id")
+        if self.action == "list":
+            refuse_repeated(self.request.query_params, ["firing"])
+            raw = self.request.query_params.get("firing")
+            if raw is not None:
+                if raw not in ("true", "false"):
+                    raise ValidationError({"firing": ["give true or false"]})
+                alerts = alerts.filter(resolved_at__isnull=raw == "true")
+        return alerts
+
+    @extend_schema(parameters=[AlertFilterSerializer])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def _answer(self, alert: Alert) -> Response:
+        return Response(AlertSerializer(self.get_queryset().get(pk=alert.pk)).data)
+
+    @extend_schema(
+        request=None, responses={200: AlertSerializer, 409: OpenApiResponse(description="Why not.")}
+    )
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None, format=None):
+        alert = self.get_object()
+        with refusals(conflict=True):
+            alert_acknowledge(alert=alert, actor=request.user)
+        return self._answer(alert)
+
+    @extend_schema(request=MuteSerializer, responses={200: AlertSerializer})
+    @action(detail=True, methods=["post"])
+    def mute(self, request, pk=None, format=None):
+        alert = self.get_object()
+        body = MuteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        with refusals():
+            alert_mute(alert=alert, actor=request.user, minutes=body.validated_data["minutes"])
+        return self._answer(alert)
+
+    @extend_schema(
+        request=None, responses={200: AlertSerializer, 409: OpenApiResponse(description="It is not muted.")}
+    )
+    @action(detail=True, methods=["post"])
+    def unmute(self, request, pk=None, format=None):
+        alert = self.get_object()
+        with refusals(conflict=True):
+            alert_unmute(alert=alert, actor=request.user)
+        return self._answer(alert)

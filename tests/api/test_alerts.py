@@ -4,8 +4,9 @@ channel's secrets never answered."""
 import json
 
 import pytest
+from django.utils import timezone
 
-from hub.alerts.models import AlertRule, Channel
+from hub.alerts.models import Alert, AlertRule, Channel
 from hub.models import AuditEntry, FlowState
 from tests.api.conftest import last_audit, statuses
 from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
@@ -120,3 +121,23 @@ def test_roles_match_the_alerts_pages(as_, flow):
     assert statuses(as_, "get", "/api/v1/alert-rules/") == reads
     assert statuses(as_, "get", "/api/v1/alert-channels/") == reads
     assert statuses(as_, "patch", f"/api/v1/alert-rules/{rule.pk}/", {"threshold": 20}) == writes
+
+
+def test_operators_acknowledge_mute_and_unmute_an_alert(as_, flow):
+    rule = AlertRule.objects.create(flow=flow, kind="error_rate", threshold=10, window_minutes=15)
+    alert = Alert.objects.create(rule=rule, started_at=timezone.now(), summary="4 of 10 deliveries failed")
+    firing = as_("auditor").get("/api/v1/alerts/?firing=true").json()["results"]
+    assert [a["id"] for a in firing] == [alert.pk] and firing[0]["firing"] is True
+    assert as_("auditor").post(f"/api/v1/alerts/{alert.pk}/acknowledge/").status_code == 403
+
+    acknowledged = as_("ops").post(f"/api/v1/alerts/{alert.pk}/acknowledge/")
+    assert acknowledged.status_code == 200 and acknowledged.json()["acknowledged_by"] == "oscar-ops"
+    assert as_("ops").post(f"/api/v1/alerts/{alert.pk}/acknowledge/").status_code == 409
+    assert (
+        as_("ops").post(f"/api/v1/alerts/{alert.pk}/mute/", {"minutes": 7}, format="json").status_code == 400
+    )
+    muted = as_("ops").post(f"/api/v1/alerts/{alert.pk}/mute/", {"minutes": 60}, format="json")
+    assert muted.status_code == 200 and muted.json()["muted_until"]
+    assert as_("ops").post(f"/api/v1/alerts/{alert.pk}/unmute/").json()["muted_until"] is None
+    assert as_("ops").post(f"/api/v1/alerts/{alert.pk}/unmute/").status_code == 409
+    assert as_("ops").get("/api/v1/alerts/?firing=maybe").status_code == 400

@@ -85,6 +85,7 @@ OPERATE = {
     "api-flows-pause", "api-flows-resume", "api-dead-letter-jobs-list", "api-dead-letter-jobs-cancel",
     "api-dead-letters-arrived", "api-dead-letters-discard", "api-dead-letters-replay",
     "api-dead-letters-send-again", "api-systems-test-connection", "api-flows-poll",
+    "api-alerts-acknowledge", "api-alerts-mute", "api-alerts-unmute",
 }  # fmt: skip
 PUBLISH = {"api-events-list"}
 # Pages a reader may POST to that change nothing (the mapper's preview runs rules on a record).
@@ -235,7 +236,7 @@ PK_OF = [
     ("dlq-job", "job"), ("api-dead-letter-jobs", "job"), ("dlq", "letter"), ("api-dead-letters", "letter"),
     ("alerts-rule", "rule"), ("alerts-channel", "channel"), ("alerts", "alert"),
     ("api-systems", "system"), ("api-models", "model"), ("api-fields", "field"), ("api-mappings", "mapping"),
-    ("api-alert-rules", "rule"), ("api-alert-channels", "channel"), ("api-users", "user"), ("api-tokens", "token"),
+    ("api-alert-rules", "rule"), ("api-alert-channels", "channel"), ("api-alerts", "alert"), ("api-users", "user"), ("api-tokens", "token"),
 ]  # fmt: skip
 
 
