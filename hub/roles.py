@@ -99,3 +99,17 @@ class IsOperator(_RolePermission):
 
 class CanPublish(_RolePermission):
     roles = (ADMIN, PUBLISHER)
+
+
+class IsReader(_RolePermission):
+    """Everyone with a role, whatever the method: for a POST that changes nothing (the mapper's
+    preview runs rules on a record)."""
+
+    roles = READERS
+
+
+class IsAdminOnly(_RolePermission):
+    """Admins only, reading too: people, their roles and the API tokens (the Users page)."""
+
+    roles = (ADMIN,)
+    read_roles = (ADMIN,)

@@ -316,6 +316,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Request bodies get components of their own, so required text says minLength 1 there.
     "COMPONENT_SPLIT_REQUEST": True,
+    # Operations grouped by resource in the docs (systems, flows, …), not all under "v1".
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Choice sets whose field name other sets share ("kind", "state"), named after what they are.
+    "ENUM_NAME_OVERRIDES": {
+        "SystemKindEnum": "connectors.models.SystemKind",
+        "FlowStateEnum": "hub.models.FlowState",
+    },
     # Every error answer (401, 403, 404, 400, 413, 415, 503) documented in the one error shape;
     # then the plain views machines call (webhooks, health, metrics), which spectacular cannot see.
     "POSTPROCESSING_HOOKS": [

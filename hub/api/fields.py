@@ -33,3 +33,48 @@ def read_query(serializer_class: type[serializers.Serializer], query_params) -> 
     params = serializer_class(data=query_params.dict())
     params.is_valid(raise_exception=True)
     return params.validated_data
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false in JSON, nothing else: DRF's own takes "yes", 1 and "on" as well."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON whole number: DRF's own takes "12" and 12.0 as well."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number: DRF's own takes "2.5" as well."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictDictField(serializers.DictField):
+    """A JSON object whose keys are text; DRF's own takes a list of pairs as an empty object."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("not_a_dict", input_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID written as text: DRF's own reads a number (false too) as the UUID of that integer."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)

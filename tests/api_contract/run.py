@@ -29,7 +29,7 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
-MAX_EXAMPLES = 50  # per operation: the whole run takes about a minute and a half on two cores
+MAX_EXAMPLES = 50  # per operation: the whole run (81 operations) took 3.6 minutes on two cores
 SEED = 20240609  # the same cases every run, so a finding reproduces
 
 

@@ -84,11 +84,12 @@ OPERATE = {
     "dlq-resume-replay", "dlq-fix", "dlq-fix-fields", "dlq-arrived", "dlq-send-again", "dlq-discard",
     "api-flows-pause", "api-flows-resume", "api-dead-letter-jobs-list", "api-dead-letter-jobs-cancel",
     "api-dead-letters-arrived", "api-dead-letters-discard", "api-dead-letters-replay",
-    "api-dead-letters-send-again",
+    "api-dead-letters-send-again", "api-systems-test-connection", "api-flows-poll",
+    "api-alerts-acknowledge", "api-alerts-mute", "api-alerts-unmute",
 }  # fmt: skip
 PUBLISH = {"api-events-list"}
 # Pages a reader may POST to that change nothing (the mapper's preview runs rules on a record).
-READ_ONLY_POSTS = {"mappings-preview"}
+READ_ONLY_POSTS = {"mappings-preview", "api-mappings-preview"}
 # Pages only an admin may even open: the forms that change configuration, and the users.
 ADMIN_ONLY_PAGES = {
     "hub-users", "hub-users-add", "hub-users-password", "connectors-add", "connectors-edit",
@@ -100,6 +101,8 @@ ADMIN_ONLY_PAGES = {
     "flows-test-event",
     # The whole configuration at once, for programs that manage it (readers download it on its page).
     "api-specification",
+    # The API's users and tokens, as the Users page.
+    "api-users-list", "api-users-detail", "api-tokens-list", "api-tokens-detail",
 }  # fmt: skip
 
 # Exempt from CSRF by design, with why; every other route refuses a session POST without a token.
@@ -234,6 +237,8 @@ PK_OF = [
     ("api-events", "event"), ("api-deliveries", "delivery"), ("api-audit", "audit"),
     ("dlq-job", "job"), ("api-dead-letter-jobs", "job"), ("dlq", "letter"), ("api-dead-letters", "letter"),
     ("alerts-rule", "rule"), ("alerts-channel", "channel"), ("alerts", "alert"),
+    ("api-systems", "system"), ("api-models", "model"), ("api-fields", "field"), ("api-mappings", "mapping"),
+    ("api-alert-rules", "rule"), ("api-alert-channels", "channel"), ("api-alerts", "alert"), ("api-users", "user"), ("api-tokens", "token"),
 ]  # fmt: skip
 
 

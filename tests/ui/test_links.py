@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 NAV = [
     "Overview", "Flows", "Data-flow map", "Systems", "Data models", "Dead letters", "Alerts", "Sync history",
-    "Audit log", "Users", "Demo systems",
+    "Audit log", "Users", "Demo systems", "API",
 ]  # fmt: skip
 NAV_BY_ROLE = {
     "admin": NAV,
