@@ -95,6 +95,7 @@ ANY = _Kind("anything", (object,))
 # Each section's keys in the document's order, with their types.
 SYSTEM_SHAPE = {
     "slug": TEXT, "name": TEXT, "kind": TEXT, "connector": TEXT, "base_url": TEXT, "api_version": TEXT,
+    "api_version_in": TEXT, "api_version_name": TEXT,
     "auth_scheme": TEXT, "auth_config": MAPPING, "credentials": ANY, "rate_limit_per_second": NUMBER,
     "max_in_flight": WHOLE, "connect_timeout": NUMBER, "read_timeout": NUMBER, "webhook_secret": ANY,
     "signature_scheme": TEXT,
@@ -112,6 +113,9 @@ MODEL_SHAPE = {
     "system": TEXT, "name": TEXT, **dict.fromkeys(MODEL_SETTINGS, TEXT), **LOOKUP_SHAPE, "fields": LIST,
 }  # fmt: skip
 FIELD_SHAPE = {"path": TEXT, "type": TEXT, "required": FLAG, "description": TEXT, "unit": TEXT}
+# What the target accepts beyond the type (mappings.contracts); written only when set.
+FIELD_CHECKS = {"format": TEXT, "enum": LIST, "min_length": WHOLE, "max_length": WHOLE}
+FIELD_SHAPE |= FIELD_CHECKS
 FLOW_SHAPE = {
     "name": TEXT, "description": TEXT, "source_system": TEXT, "source_model": TEXT, "event_type": TEXT,
     "target_system": TEXT, "target_model": TEXT, "operation": TEXT, "trigger": TEXT, "schedule_minutes": WHOLE,
@@ -254,6 +258,9 @@ def _field_entry(f: Field) -> dict[str, Any]:
         entry["description"] = f.description
     if f.unit:
         entry["unit"] = f.unit
+    for key in FIELD_CHECKS:
+        if getattr(f, key) not in (None, "", []):
+            entry[key] = getattr(f, key)
     return entry
 
 
@@ -753,10 +760,18 @@ class _Importer:
                 "description": spec.description,
                 "unit": spec.unit,
             }
+            checks = {
+                "format": spec.format,
+                "enum": list(spec.enum),
+                "min_length": spec.min_length,
+                "max_length": spec.max_length,
+            }
             if spec.path in stored:
-                field_update(field=stored[spec.path], actor=self.actor, **given)
-            else:
-                field_add(model=model, path=spec.path, actor=self.actor, **given)
+                field_update(field=stored[spec.path], actor=self.actor, **given, **checks)
+                continue
+            added = field_add(model=model, path=spec.path, actor=self.actor, **given)
+            if any(value not in (None, "", []) for value in checks.values()):
+                field_update(field=added, actor=self.actor, **checks)
         field_order_set(model=model, paths=[spec.path for spec in specs], actor=self.actor)
 
     def _flow(self, entry: dict, condition: dict | None) -> ItemChange | None:
@@ -920,6 +935,10 @@ def _field_spec(spec: dict) -> FieldSpec:
         required=bool(spec.get("required")),
         description=spec.get("description") or "",
         unit=spec.get("unit") or "",
+        format=spec.get("format") or "",
+        enum=tuple(spec.get("enum") or ()),
+        min_length=spec.get("min_length"),
+        max_length=spec.get("max_length"),
     )
 
 

@@ -234,6 +234,10 @@ def _field_row(model: DataModel, spec: FieldSpec, kept: Field | None, position: 
         required=spec.required,
         description=spec.description or (kept.description if kept else ""),
         unit=spec.unit or (kept.unit if kept else ""),
+        format=spec.format,
+        enum=list(spec.enum),
+        min_length=spec.min_length,
+        max_length=spec.max_length,
         position=position,
     )
 

@@ -211,3 +211,35 @@ def test_what_a_listed_model_or_flow_refers_to_is_never_removed(demo):
         assert ("system", kept_flow[f"{end}_system"]) not in removed
         assert ("model", f"{kept_flow[f'{end}_system']}/{kept_flow[f'{end}_model']}") not in removed
     assert ("flow", exported()["flows"][1]["name"]) in removed
+
+
+def test_field_checks_and_where_the_api_version_goes_round_trip(demo):
+    System.objects.filter(slug="crm").update(api_version="v3", api_version_in="path")
+    System.objects.filter(slug="accounting").update(
+        api_version="2", api_version_in="query", api_version_name="v"
+    )
+    model = DataModel.objects.filter(system__slug="accounting").first()
+    field = model.fields.order_by("position").first()
+    field.format, field.enum, field.min_length, field.max_length = "email", ["a@x.io", "b@x.io"], 3, 80
+    field.save()
+    doc = exported()
+    accounting = next(s for s in doc["systems"] if s["slug"] == "accounting")
+    assert (accounting["api_version"], accounting["api_version_in"], accounting["api_version_name"]) == (
+        "2",
+        "query",
+        "v",
+    )
+    entry = next(m for m in doc["models"] if m["name"] == model.name and m["system"] == "accounting")
+    assert entry["fields"][0] | {} == {
+        **entry["fields"][0], "format": "email", "enum": ["a@x.io", "b@x.io"], "min_length": 3, "max_length": 80
+    }  # fmt: skip
+    assert spec_import(text=spec_export(), actor=demo).changes == []  # the round trip changes nothing
+    entry["fields"][0]["format"], entry["fields"][0]["max_length"] = "uri", 200
+    accounting["api_version_in"] = "header"
+    accounting["api_version_name"] = "X-Accounting-Version"
+    report = spec_import(text=yaml.safe_dump(doc, sort_keys=False), actor=demo)
+    assert report.applied, report.errors
+    field.refresh_from_db()
+    assert (field.format, field.max_length, field.min_length) == ("uri", 200, 3)
+    stored = System.objects.get(slug="accounting")
+    assert (stored.api_version_in, stored.api_version_name) == ("header", "X-Accounting-Version")
