@@ -4,7 +4,8 @@ Data models pages, so the same checks and audit entries."""
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.db import transaction
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -12,7 +13,7 @@ from rest_framework.response import Response
 
 from connectors.models import System
 from hub.api.errors import StrictJSONParser
-from hub.api.fields import StrictBooleanField, StrictDictField, TextField, read_query
+from hub.api.fields import StrictBooleanField, StrictDictField, StrictIntegerField, TextField, read_query
 from hub.api.writes import RolesByAction, changed_only, refusals
 from hub.roles import IsAdminRole
 from hub.services.datamodels import (
@@ -28,12 +29,49 @@ from hub.services.datamodels import (
     sample_fetch,
 )
 from mappings.models import DataModel, Field
-from mappings.schema import FIELD_TYPES, FieldSpec, SchemaError, infer_fields
+from mappings.schema import ENUM_MAX, FIELD_TYPES, FORMATS, FieldSpec, SchemaError, infer_fields
 
 MAX_FIELDS = 2000  # a request's field list; a model with more is not one a person maps
 
 
-class FieldSerializer(serializers.Serializer):
+@extend_schema_field(
+    {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}], "nullable": True}
+)
+class AllowedValueField(serializers.Field):
+    """One value a field may hold: text, a number, true/false or null (never a list or object)."""
+
+    default_error_messages = {"invalid": "Give text, a number, true or false, or null."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str | int | float | bool) or (isinstance(data, str) and len(data) > 500):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class FieldChecks(serializers.Serializer):
+    """What the target accepts beyond the type; a delivery that breaks one is never sent."""
+
+    format = serializers.ChoiceField(
+        choices=[("", "none"), *((f, f) for f in FORMATS)], allow_blank=True, required=False
+    )
+    enum = serializers.ListField(
+        child=AllowedValueField(), max_length=ENUM_MAX, required=False,
+        help_text="The only values allowed; empty allows any.",
+    )  # fmt: skip
+    min_length = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=1_000_000)
+    max_length = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=1_000_000)
+
+
+CHECKS = tuple(FieldChecks().fields)
+
+
+class FieldSerializer(FieldChecks):
     id = serializers.IntegerField(read_only=True)
     path = TextField(max_length=300, help_text="Where the value is, e.g. customer.email or lines[].sku.")
     type = serializers.ChoiceField(choices=FIELD_TYPES, default="string")
@@ -43,7 +81,7 @@ class FieldSerializer(serializers.Serializer):
     position = serializers.IntegerField(read_only=True)
 
 
-class FieldChangeSerializer(serializers.Serializer):
+class FieldChangeSerializer(FieldChecks):
     """A field's path stays (mappings refer to it); the rest may change."""
 
     type = serializers.ChoiceField(choices=FIELD_TYPES, required=False)
@@ -116,7 +154,17 @@ class DataModelFilterSerializer(serializers.Serializer):
 def _fields_of(body: dict[str, Any]) -> list[FieldSpec]:
     if body.get("fields"):
         return [
-            FieldSpec(f["path"], f["type"], f["required"], f["description"], f["unit"])
+            FieldSpec(
+                f["path"],
+                f["type"],
+                f["required"],
+                f["description"],
+                f["unit"],
+                format=f.get("format", ""),
+                enum=tuple(f.get("enum", ())),
+                min_length=f.get("min_length"),
+                max_length=f.get("max_length"),
+            )  # fmt: skip
             for f in body["fields"]
         ]
     if body.get("sample"):
@@ -200,8 +248,12 @@ class DataModelViewSet(
         model = self.get_object()
         body = FieldSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        with refusals():
-            field = field_add(model=model, actor=request.user, **body.validated_data)
+        given = dict(body.validated_data)
+        checks = {key: given.pop(key) for key in CHECKS if key in given}
+        with refusals(), transaction.atomic():
+            field = field_add(model=model, actor=request.user, **given)
+            if checks:
+                field = field_update(field=field, actor=request.user, **checks)
         return Response(FieldSerializer(field).data, status=201)
 
     @extend_schema(request=FieldOrderSerializer, responses=DataModelSerializer)

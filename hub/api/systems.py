@@ -16,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from connectors.apiversion import VersionIn
 from connectors.auth import AUTH_SCHEMES
 from connectors.models import SignatureEncoding, SignatureScheme, System, SystemKind
 from connectors.registry import connector_choices
@@ -36,11 +37,12 @@ from hub.services.systems import (
     system_test_connection,
     system_update,
 )
-from hub.ui.forms.systems import SystemForm
+from hub.ui.forms.systems import SystemForm, template_form_values
 
 # What a client sets, besides the secrets; each is a System field (connectors/models.py).
 WRITABLE = (
-    "name", "slug", "kind", "connector", "base_url", "api_version", "auth_scheme", "auth_config",
+    "name", "slug", "kind", "connector", "base_url", "api_version", "api_version_in", "api_version_name",
+    "vendor_template", "auth_scheme", "auth_config",
     "rate_limit_per_second", "max_in_flight", "connect_timeout", "read_timeout", "signature_scheme",
     "signature_header", "signature_encoding", "signature_prefix", "signature_tolerance_seconds",
     "event_type_path", "idempotency_key_path", "record_path", "settings",
@@ -91,6 +93,18 @@ class SystemSerializer(serializers.Serializer):
     connector = serializers.ChoiceField(choices=[], required=False, help_text="How the hub talks to its API.")
     base_url = _text(500, allow_blank=True, help_text="Where its API lives, e.g. https://api.example.com/v2.")
     api_version = _text(40, allow_blank=True)
+    api_version_in = serializers.ChoiceField(
+        choices=VersionIn.choices, required=False, help_text="Where each call carries the API version."
+    )
+    api_version_name = _text(
+        100, allow_blank=True, help_text="The header's or query parameter's name, e.g. X-Api-Version."
+    )
+    vendor_template = _text(
+        60,
+        allow_blank=True,
+        help_text="The vendor template it is set up from (e.g. hubspot): its data models are offered "
+        "and its webhook handshakes answered. On create it also fills what the body leaves out.",
+    )
     auth_scheme = serializers.ChoiceField(
         choices=[(str(k), m.label) for k, m in AUTH_SCHEMES.items()], required=False
     )
@@ -157,12 +171,16 @@ class SystemUpdateSerializer(SystemSerializer):
 
 
 def _form_data(body: dict[str, Any], system: System | None) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """The system form's inputs for this body: the stored (or default) values, then the body's.
-    The declared settings go to their inputs by key, the credentials to theirs. Returns the data
-    and the problems with keys no input takes."""
+    """The system form's inputs for this body: the stored (or default) values, on create the vendor
+    template's, then the body's. The declared settings go to their inputs by key, the credentials to
+    theirs. Returns the data and the problems with keys no input takes."""
     probe = SystemForm(instance=system)
     current = system or System()
     data: dict[str, Any] = {name: getattr(current, name) for name in SystemForm._meta.fields}
+    template = body.get("vendor_template") or ""
+    if system is None and template:
+        data["template"] = template  # the register form's chooser; an unknown one is its error
+        data |= template_form_values().get(template, {}).get("values", {})
     data |= {name: value for name, value in body.items() if name in data}
     problems: dict[str, list[str]] = {}
     for choice_field, stored_in in SETTINGS_OF.items():
@@ -173,7 +191,7 @@ def _form_data(body: dict[str, Any], system: System | None) -> tuple[dict[str, A
                 continue
             if found.item.key in given:
                 data[name] = given.pop(found.item.key)
-            elif probe.initial.get(name) is not None:
+            elif name not in data and probe.initial.get(name) is not None:
                 data[name] = probe.initial[name]  # unsaid: kept (a checkbox left out would read "off")
         for key in given:
             problems.setdefault(stored_in, []).append(

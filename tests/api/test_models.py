@@ -123,3 +123,27 @@ def test_roles_match_the_data_models_pages(as_, crm):
     assert statuses(as_, "get", f"/api/v1/fields/{field.pk}/") == reads
     assert statuses(as_, "patch", f"/api/v1/models/{model.pk}/", {"description": "people"}) == writes
     assert statuses(as_, "patch", f"/api/v1/fields/{field.pk}/", {"description": "the id"}) == writes
+
+
+def test_field_checks_are_set_read_and_refused_like_on_the_model_page(as_, crm):
+    api = as_("admin")
+    body = {
+        "system": "crm", "name": "Contact", "resource_path": "/contacts",
+        "fields": [{"path": "email", "format": "email", "max_length": 120}, {"path": "stage"}],
+    }  # fmt: skip
+    created = api.post("/api/v1/models/", body, format="json").json()
+    assert (created["fields"][0]["format"], created["fields"][0]["max_length"]) == ("email", 120)
+    added = api.post(
+        f"/api/v1/models/{created['id']}/fields/",
+        {"path": "tier", "enum": ["gold", "silver", 3], "min_length": 1},
+        format="json",
+    )
+    assert added.status_code == 201, added.json()
+    assert Field.objects.get(path="tier").enum == ["gold", "silver", 3]
+    stage = Field.objects.get(path="stage")
+    changed = api.patch(f"/api/v1/fields/{stage.pk}/", {"enum": ["open", "won"]}, format="json")
+    assert changed.status_code == 200 and changed.json()["enum"] == ["open", "won"]
+    assert last_audit("update_field").diff["enum"] == [[], ["open", "won"]]
+    for bad in ({"format": "phone"}, {"enum": [{"a": 1}]}, {"min_length": 9, "max_length": 2}):
+        refused = api.patch(f"/api/v1/fields/{stage.pk}/", bad, format="json")
+        assert refused.status_code == 400, (bad, refused.json())

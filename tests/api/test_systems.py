@@ -157,3 +157,30 @@ def test_a_signed_in_session_must_send_its_csrf_token(personas):
     response = browser.post("/api/v1/systems/", NEW_SYSTEM, format="json")
     assert response.status_code == 403 and "CSRF" in response.json()["error"]
     assert not System.objects.exists()
+
+
+def test_a_vendor_template_fills_what_the_body_leaves_out_and_is_remembered(as_):
+    api = as_("admin")
+    body = {"name": "Payments", "vendor_template": "stripe", "credentials": {"token": API_KEY}}
+    response = api.post("/api/v1/systems/", body | {"webhook_secret": SIGNING}, format="json")
+    assert response.status_code == 201, response.json()
+    answered = response.json()
+    assert answered["vendor_template"] == "stripe" and answered["base_url"] == "https://api.stripe.com/v1"
+    assert (answered["signature_scheme"], answered["signature_header"]) == (
+        "timestamped_hmac_sha256",
+        "Stripe-Signature",
+    )
+    assert (answered["api_version"], answered["api_version_in"], answered["api_version_name"]) == (
+        "2024-06-20",
+        "header",
+        "Stripe-Version",
+    )
+    moved = api.patch(
+        f"/api/v1/systems/{answered['id']}/",
+        {"api_version": "2025-01", "api_version_in": "query", "api_version_name": "version"},
+        format="json",
+    )
+    assert moved.status_code == 200, moved.json()
+    assert System.objects.get(pk=answered["id"]).api_version_in == "query"
+    unknown = api.post("/api/v1/systems/", {"name": "Other", "vendor_template": "no-such"}, format="json")
+    assert unknown.status_code == 400 and "template" in json.dumps(unknown.json())
