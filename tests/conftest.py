@@ -58,11 +58,13 @@ def _clear_caches():
     from hub.pipeline import dispatch
     from hub.pipeline.attempt import breaker
     from hub.pipeline.concurrency import call_windows
+    from hub.pipeline.drift import forget_shapes
     from hub.pipeline.ingest import forget_systems
     from hub.pipeline.subscriptions import forget_subscriptions
 
     forget_systems()
     forget_subscriptions()
+    forget_shapes()
     dispatch._last_kick = 0.0
     breaker.failures.clear()
     breaker.open_until.clear()
