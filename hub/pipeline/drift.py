@@ -91,6 +91,7 @@ _verdicts: dict[tuple[int, str, frozenset[str]], dict[str, tuple[DriftRef, ...]]
 
 
 def forget_shapes() -> None:
+    """Forget every model's shape and every known record shape, as a new process would."""
     with _lock:
         _shapes.clear()
         _verdicts.clear()
