@@ -529,8 +529,6 @@ class SchemaDrift(models.Model):
     events = models.PositiveIntegerField(default=0)
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
-    # The flows whose mapping (or polling cursor) needs the field this change takes away.
-    breaks_flows = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(

@@ -6,121 +6,219 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('connectors', '0006_api_deprecation'),
-        ('hub', '0009_event_origin_test'),
-        ('mappings', '0004_field_unit'),
+        ("connectors", "0006_api_deprecation"),
+        ("hub", "0009_event_origin_test"),
+        ("mappings", "0004_field_unit"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DriftHold',
+            name="DriftHold",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('dead_lettered', models.BooleanField(default=False)),
-                ('released_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("dead_lettered", models.BooleanField(default=False)),
+                ("released_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='SchemaDrift',
+            name="SchemaDrift",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('added', 'New field'), ('removed', 'Field gone'), ('renamed', 'Field renamed'), ('type_changed', 'Type changed'), ('newly_null', 'Now empty (null)')], max_length=20)),
-                ('path', models.CharField(max_length=300)),
-                ('new_path', models.CharField(blank=True, max_length=300)),
-                ('expected_type', models.CharField(blank=True, max_length=20)),
-                ('seen_type', models.CharField(blank=True, max_length=20)),
-                ('samples', models.JSONField(blank=True, default=list, help_text='A few values seen, redacted and cut short.')),
-                ('events', models.PositiveIntegerField(default=0)),
-                ('first_seen_at', models.DateTimeField()),
-                ('last_seen_at', models.DateTimeField()),
-                ('breaks_flows', models.JSONField(blank=True, default=list)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('applied', 'Model updated'), ('dismissed', 'Dismissed')], default='open', max_length=10)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("added", "New field"),
+                            ("removed", "Field gone"),
+                            ("renamed", "Field renamed"),
+                            ("type_changed", "Type changed"),
+                            ("newly_null", "Now empty (null)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("path", models.CharField(max_length=300)),
+                ("new_path", models.CharField(blank=True, max_length=300)),
+                ("expected_type", models.CharField(blank=True, max_length=20)),
+                ("seen_type", models.CharField(blank=True, max_length=20)),
+                (
+                    "samples",
+                    models.JSONField(
+                        blank=True, default=list, help_text="A few values seen, redacted and cut short."
+                    ),
+                ),
+                ("events", models.PositiveIntegerField(default=0)),
+                ("first_seen_at", models.DateTimeField()),
+                ("last_seen_at", models.DateTimeField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("applied", "Model updated"), ("dismissed", "Dismissed")],
+                        default="open",
+                        max_length=10,
+                    ),
+                ),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-last_seen_at', 'id'],
+                "ordering": ["-last_seen_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ShapeFingerprint',
+            name="ShapeFingerprint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('context', models.CharField(help_text="The model's fields and the mappings' needs, hashed.", max_length=40)),
-                ('fingerprint', models.CharField(max_length=40)),
-                ('drifts', models.JSONField(blank=True, default=list)),
-                ('first_seen_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "context",
+                    models.CharField(
+                        help_text="The model's fields and the mappings' needs, hashed.", max_length=40
+                    ),
+                ),
+                ("fingerprint", models.CharField(max_length=40)),
+                ("drifts", models.JSONField(blank=True, default=list)),
+                ("first_seen_at", models.DateTimeField()),
             ],
         ),
         migrations.RemoveIndex(
-            model_name='delivery',
-            name='delivery_unfinished_record_idx',
+            model_name="delivery",
+            name="delivery_unfinished_record_idx",
         ),
         migrations.AddField(
-            model_name='flow',
-            name='drift_policy',
-            field=models.CharField(choices=[('report', 'Carry on and tell me'), ('extend', 'Add new fields to the model'), ('hold', 'Hold them until I approve'), ('dead_letter', 'Send them to the dead-letter inbox')], db_default='report', default='report', help_text="When the source's records change shape. A change that takes away a field the mapping uses (or the polling cursor) always holds the events, whatever is chosen here.", max_length=12),
+            model_name="flow",
+            name="drift_policy",
+            field=models.CharField(
+                choices=[
+                    ("report", "Carry on and tell me"),
+                    ("extend", "Add new fields to the model"),
+                    ("hold", "Hold them until I approve"),
+                    ("dead_letter", "Send them to the dead-letter inbox"),
+                ],
+                db_default="report",
+                default="report",
+                help_text="When the source's records change shape. A change that takes away a field the mapping uses (or the polling cursor) always holds the events, whatever is chosen here.",
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='delivery',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('in_flight', 'In flight'), ('retrying', 'Retrying'), ('succeeded', 'Succeeded'), ('dead', 'Dead-lettered'), ('skipped', 'Filtered out'), ('unknown', 'Outcome unknown'), ('held', 'Held for review')], default='pending', max_length=10),
+            model_name="delivery",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("in_flight", "In flight"),
+                    ("retrying", "Retrying"),
+                    ("succeeded", "Succeeded"),
+                    ("dead", "Dead-lettered"),
+                    ("skipped", "Filtered out"),
+                    ("unknown", "Outcome unknown"),
+                    ("held", "Held for review"),
+                ],
+                default="pending",
+                max_length=10,
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('status__in', ('pending', 'in_flight', 'retrying', 'unknown', 'held'))), fields=['flow', 'record_key', 'id'], name='delivery_unfinished_record_idx'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("status__in", ("pending", "in_flight", "retrying", "unknown", "held"))),
+                fields=["flow", "record_key", "id"],
+                name="delivery_unfinished_record_idx",
+            ),
         ),
         migrations.AddField(
-            model_name='drifthold',
-            name='delivery',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='drift_holds', to='hub.delivery'),
+            model_name="drifthold",
+            name="delivery",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="drift_holds", to="hub.delivery"
+            ),
         ),
         migrations.AddField(
-            model_name='drifthold',
-            name='flow',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='hub.flow'),
+            model_name="drifthold",
+            name="flow",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="hub.flow"
+            ),
         ),
         migrations.AddField(
-            model_name='schemadrift',
-            name='data_model',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='drifts', to='mappings.datamodel'),
+            model_name="schemadrift",
+            name="data_model",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="drifts", to="mappings.datamodel"
+            ),
         ),
         migrations.AddField(
-            model_name='schemadrift',
-            name='resolved_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="schemadrift",
+            name="resolved_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='schemadrift',
-            name='system',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='schema_drifts', to='connectors.system'),
+            model_name="schemadrift",
+            name="system",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="schema_drifts",
+                to="connectors.system",
+            ),
         ),
         migrations.AddField(
-            model_name='drifthold',
-            name='drift',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='holds', to='hub.schemadrift'),
+            model_name="drifthold",
+            name="drift",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="holds", to="hub.schemadrift"
+            ),
         ),
         migrations.AddField(
-            model_name='shapefingerprint',
-            name='data_model',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='mappings.datamodel'),
+            model_name="shapefingerprint",
+            name="data_model",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="mappings.datamodel"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='schemadrift',
-            constraint=models.UniqueConstraint(fields=('data_model', 'kind', 'path', 'new_path'), name='uniq_drift_per_model_change'),
+            model_name="schemadrift",
+            constraint=models.UniqueConstraint(
+                fields=("data_model", "kind", "path", "new_path"), name="uniq_drift_per_model_change"
+            ),
         ),
         migrations.AddIndex(
-            model_name='drifthold',
-            index=models.Index(condition=models.Q(('released_at__isnull', True)), fields=['flow', 'drift'], name='drift_hold_open_idx'),
+            model_name="drifthold",
+            index=models.Index(
+                condition=models.Q(("released_at__isnull", True)),
+                fields=["flow", "drift"],
+                name="drift_hold_open_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='drifthold',
-            constraint=models.UniqueConstraint(fields=('drift', 'delivery'), name='uniq_drift_hold'),
+            model_name="drifthold",
+            constraint=models.UniqueConstraint(fields=("drift", "delivery"), name="uniq_drift_hold"),
         ),
         migrations.AddConstraint(
-            model_name='shapefingerprint',
-            constraint=models.UniqueConstraint(fields=('data_model', 'context', 'fingerprint'), name='uniq_shape_fingerprint'),
+            model_name="shapefingerprint",
+            constraint=models.UniqueConstraint(
+                fields=("data_model", "context", "fingerprint"), name="uniq_shape_fingerprint"
+            ),
         ),
     ]

@@ -145,7 +145,7 @@ class Decision:
 
     status: str  # HELD, DEAD, or "" to carry on
     reason: str
-    drifts: tuple[DriftRef, ...]
+    drifts: tuple[DriftRef, ...]  # the changes that hold (or dead-letter) it
 
 
 @dataclass
@@ -193,7 +193,7 @@ class DriftCheck:
         words = "; ".join(d.words for d in (breaking or drifts))
         if breaking:
             reason = f"held for review: the record changed shape and the flow needs what went away ({words})"
-            return Decision(DeliveryStatus.HELD, reason, drifts)
+            return Decision(DeliveryStatus.HELD, reason, tuple(breaking))
         if sub.drift_policy == DriftPolicy.HOLD:
             return Decision(
                 DeliveryStatus.HELD, f"held for review: the record changed shape ({words})", drifts
@@ -250,7 +250,6 @@ class DriftCheck:
         lookup = {"data_model_id": shape.model_id, "kind": change.kind, "path": change.path[:300]}
         lookup["new_path"] = change.new_path[:300]
         sample = sample_of(change.sample, path=change.new_path or change.path, redactor=redactor)
-        breaks = change.kind in TAKES_AWAY and change.path in sub.needs
         # Inserted without failing when another process records the same change at once: the
         # unique constraint keeps one row, which is then read and refreshed.
         SchemaDrift.objects.bulk_create(
@@ -272,9 +271,6 @@ class DriftCheck:
             if sample not in drift.samples:
                 drift.samples = [*drift.samples, sample]
                 changed.append("samples")
-        if breaks and sub.flow_id not in drift.breaks_flows:
-            drift.breaks_flows = [*drift.breaks_flows, sub.flow_id]
-            changed.append("breaks_flows")
         if drift.status == SchemaDrift.Status.APPLIED:
             drift.status, drift.resolved_at, drift.resolved_by = SchemaDrift.Status.OPEN, None, None
             changed += ["status", "resolved_at", "resolved_by"]

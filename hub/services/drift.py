@@ -37,11 +37,11 @@ def drift_model_update(*, drift: SchemaDrift, actor) -> SchemaDrift:
     """Change the source model the way the records changed (through the data model services, so
     the field change is audited as any other), and mark the drift applied."""
     if drift.status != SchemaDrift.Status.OPEN:
-        raise ConfigError(f"this change is already {drift.get_status_display().lower()}")
+        raise ConfigError(f"this change was already dealt with ({drift.get_status_display().lower()})")
     with transaction.atomic():
         drift = SchemaDrift.objects.select_for_update().select_related("data_model").get(pk=drift.pk)
         if drift.status != SchemaDrift.Status.OPEN:
-            raise ConfigError(f"this change is already {drift.get_status_display().lower()}")
+            raise ConfigError(f"this change was already dealt with ({drift.get_status_display().lower()})")
         model = drift.data_model
         field = Field.objects.filter(model=model, path=drift.path).first()
         if drift.kind == Kind.ADDED:

@@ -33,6 +33,7 @@ TUNING = (
     "retry_on",
     "silence_after_minutes",
     "poll_page_size",
+    "drift_policy",
 )
 # Settings an admin may change on an existing flow. The systems and models are fixed once the
 # mapping is built for them: a different source or target means a different flow.

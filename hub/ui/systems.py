@@ -24,6 +24,7 @@ from connectors.models import SignatureEncoding, SignatureScheme, System
 from connectors.signatures import SLACK_TIMESTAMP_HEADER, standard_webhooks_headers
 from hub.access import admins_only, operators_only, readers
 from hub.models import Flow
+from hub.selectors.drift import drift_open_count
 from hub.selectors.health import flows_health
 from hub.services.systems import (
     system_create,
@@ -228,6 +229,7 @@ def _detail_context(system: System, report=None) -> dict:
         "test_path": system_test_path(system),
         "report": report,
         "deprecations": _deprecations_in_words(system),
+        "drift_open": drift_open_count(system_id=system.pk),
         **_calls_context(system),
     }
 

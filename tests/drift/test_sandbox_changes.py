@@ -6,6 +6,8 @@ import pytest
 
 from hub.models import Cursor, DeliveryStatus, Event, SchemaDrift, Trigger
 from hub.pipeline.polling import flow_poll
+from hub.pipeline.subscriptions import flow_needs
+from hub.selectors.drift import drift_breaks
 from hub.services.drift import drift_model_update, drift_release
 from hub.services.mappings import mapping_version_save
 from tests.drift.helpers import accounts, assert_each_delivered_once, statuses
@@ -43,11 +45,11 @@ def test_hr_renaming_a_mapped_field_holds_its_webhooks_until_the_fix(fresh_sandb
     drain_all()
     assert statuses(flow) == {DeliveryStatus.SUCCEEDED: 1, DeliveryStatus.HELD: 1}
     drift = SchemaDrift.objects.get(path="email")
-    assert (drift.kind, drift.new_path, drift.events, drift.breaks_flows) == (
+    assert (drift.kind, drift.new_path, drift.events, drift_breaks(drift, flow_needs(flow))) == (
         "renamed",
         "work_email",
         1,
-        [flow.pk],
+        True,
     )
 
     admin = personas["admin"]
@@ -98,7 +100,11 @@ def test_a_poll_holds_records_whose_cursor_field_went_and_keeps_the_cursor(fresh
     assert statuses(flow) == {DeliveryStatus.HELD: total}
     assert Cursor.objects.get(pk=flow.pk).value == ""  # nothing to move it by
     drift = SchemaDrift.objects.get(path="updated_at")
-    assert (drift.kind, drift.new_path, drift.breaks_flows) == ("renamed", "modified_at", [flow.pk])
+    assert (drift.kind, drift.new_path, drift_breaks(drift, flow_needs(flow))) == (
+        "renamed",
+        "modified_at",
+        True,
+    )
 
     drift_model_update(drift=drift, actor=personas["admin"])
     flow.source_model.refresh_from_db()

@@ -34,7 +34,7 @@ from hub.alerts.conditions import CONDITIONS
 from hub.alerts.models import Alert, AlertRule
 from hub.alerts.services import channel_create
 from hub.demo import demo_seed
-from hub.models import AuditEntry, Delivery, DeliveryStatus, Event, Flow, FlowState
+from hub.models import AuditEntry, Delivery, DeliveryStatus, Event, Flow, FlowState, SchemaDrift
 from hub.pipeline.ingest import IncomingEvent, events_store
 from hub.pipeline.signals import delivery_dead_lettered
 from hub.roles import ADMIN, AUDITOR, OPS, PUBLISHER, READERS, _RolePermission
@@ -231,7 +231,7 @@ PK_OF = [
     ("mappings-", "mapping"), ("flows", "flow"), ("api-flows", "flow"), ("hub-history-event", "event"),
     ("api-events", "event"), ("api-deliveries", "delivery"), ("api-audit", "audit"),
     ("dlq-job", "job"), ("api-dead-letter-jobs", "job"), ("dlq", "letter"), ("api-dead-letters", "letter"),
-    ("alerts-rule", "rule"), ("alerts-channel", "channel"), ("alerts", "alert"),
+    ("alerts-rule", "rule"), ("alerts-channel", "channel"), ("alerts", "alert"), ("hub-drift", "drift"),
 ]  # fmt: skip
 
 
@@ -290,6 +290,15 @@ def world(django_db_setup, django_db_blocker):
             "channel": channel_create(
                 kind="email", name="Ops email", values={"to": "ops@example.com"}, actor=None
             ),
+            "drift": SchemaDrift.objects.create(
+                system=flow.source_system,
+                data_model=flow.source_model,
+                kind="added",
+                path="coupon",
+                seen_type="string",
+                first_seen_at=timezone.now(),
+                last_seen_at=timezone.now(),
+            ),  # fmt: skip
         }
         yield objects
         transaction.set_rollback(True)
