@@ -58,9 +58,9 @@ def _clear_caches():
     from hub.pipeline import dispatch
     from hub.pipeline.attempt import breaker
     from hub.pipeline.concurrency import call_windows
-    from hub.pipeline.drift import forget_shapes
     from hub.pipeline.drift import stats as drift_stats
     from hub.pipeline.ingest import forget_systems
+    from hub.pipeline.shapes import forget_shapes
     from hub.pipeline.subscriptions import forget_subscriptions
 
     forget_systems()

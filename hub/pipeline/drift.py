@@ -17,8 +17,6 @@ import hashlib
 import json
 import logging
 import re
-import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,42 +36,20 @@ from hub.models import (
     SchemaDrift,
     ShapeFingerprint,
 )
+from hub.pipeline.shapes import DriftRef, ModelShape, known_shapes, model_shape
 from hub.pipeline.signals import delivery_dead_lettered
 from hub.pipeline.subscriptions import Subscription
-from mappings.models import Field
-from mappings.schema import FieldSpec, ShapeChange, opaque_paths, shape_changes, shape_fingerprint
+from hub.services.drift import drift_model_update
+from mappings.schema import ShapeChange, shape_changes, shape_fingerprint
 
 log = logging.getLogger("hub.drift")
 
-CACHE_SECONDS = 2.0  # how long a process uses a model's fields before reading them again
 MAX_SAMPLES = 3
 SAMPLE_CHARS = 80
 MAX_SHAPES_PER_CONTEXT = 5000  # shapes kept in memory per model and mapping; beyond, compared again
 # Changes that take a field away: a flow that reads that field cannot carry on.
 TAKES_AWAY = (SchemaDrift.Kind.REMOVED, SchemaDrift.Kind.RENAMED)
 _SECRET_NAME = re.compile(r"pass|secret|token|api_?key|auth|credential|signature|ssn|iban|card", re.I)
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """A source model as the drift check sees it: its fields, what it keeps whole, the changes an
-    admin dismissed, and a token that changes whenever any of those does."""
-
-    model_id: int
-    system_id: int
-    fields: tuple[FieldSpec, ...]
-    opaque: frozenset[str]
-    dismissed: frozenset[tuple[str, str, str]]
-    token: str
-
-
-@dataclass(frozen=True)
-class DriftRef:
-    id: int
-    kind: str
-    path: str
-    new_path: str
-    words: str
 
 
 @dataclass
@@ -84,47 +60,6 @@ class Stats:
 
 
 stats = Stats()
-_lock = threading.Lock()
-_shapes: dict[int, tuple[float, ModelShape]] = {}
-# (model, model token, the flow's needs) -> fingerprint -> the drifts that shape shows
-_verdicts: dict[tuple[int, str, frozenset[str]], dict[str, tuple[DriftRef, ...]]] = {}
-
-
-def forget_shapes() -> None:
-    """Forget every model's shape and every known record shape, as a new process would."""
-    with _lock:
-        _shapes.clear()
-        _verdicts.clear()
-
-
-def shape_forget(model_id: int) -> None:
-    """Read the model's shape again at its next event in this process (other processes read it
-    again within CACHE_SECONDS)."""
-    with _lock:
-        _shapes.pop(model_id, None)
-
-
-def model_shape(model_id: int) -> ModelShape:
-    """The model's shape, read at most every CACHE_SECONDS per process (two small queries)."""
-    now = time.monotonic()
-    cached = _shapes.get(model_id)
-    if cached and cached[0] > now:
-        return cached[1]
-    rows = Field.objects.filter(model_id=model_id).select_related("model").order_by("position", "path")
-    fields = tuple(FieldSpec(f.path, f.type, f.required) for f in rows)
-    system_id = rows[0].model.system_id if rows else 0
-    dismissed = frozenset(
-        SchemaDrift.objects.filter(data_model_id=model_id, status=SchemaDrift.Status.DISMISSED).values_list(
-            "kind", "path", "new_path"
-        )
-    )
-    token = hashlib.sha1(
-        json.dumps([[list(f.__dict__.values()) for f in fields], sorted(dismissed)]).encode()
-    ).hexdigest()[:20]
-    shape = ModelShape(model_id, system_id, fields, opaque_paths(fields), dismissed, token)
-    with _lock:
-        _shapes[model_id] = (now + CACHE_SECONDS, shape)
-    return shape
 
 
 def sample_of(value: Any, *, path: str, redactor: Redactor) -> Any:
@@ -175,7 +110,7 @@ class DriftCheck:
             fingerprint = fingerprints.get(shape.model_id)
             if fingerprint is None:
                 fingerprint = fingerprints[shape.model_id] = shape_fingerprint(record, shape.opaque)
-            known = _verdicts.get((shape.model_id, shape.token, sub.needs))
+            known = known_shapes.get((shape.model_id, shape.token, sub.needs))
             drifts = known.get(fingerprint) if known is not None else None
             if drifts is None:
                 drifts = self._compare(system, record, shape, sub, fingerprint)
@@ -210,10 +145,10 @@ class DriftCheck:
         """The full comparison, for a shape this process has not seen with this model and flow."""
         key = (shape.model_id, shape.token, sub.needs)
         context = hashlib.sha1(f"{shape.token}|{'|'.join(sorted(sub.needs))}".encode()).hexdigest()[:32]
-        if key not in _verdicts:
-            _verdicts[key] = _stored_verdicts(shape.model_id, context)
-            if fingerprint in _verdicts[key]:
-                return _verdicts[key][fingerprint]
+        if key not in known_shapes:
+            known_shapes[key] = _storedknown_shapes(shape.model_id, context)
+            if fingerprint in known_shapes[key]:
+                return known_shapes[key][fingerprint]
         stats.comparisons += 1
         changes = [
             change
@@ -236,7 +171,7 @@ class DriftCheck:
             ],
             ignore_conflicts=True,
         )
-        verdicts = _verdicts[key]
+        verdicts = known_shapes[key]
         if len(verdicts) >= MAX_SHAPES_PER_CONTEXT:
             verdicts.clear()
         verdicts[fingerprint] = refs
@@ -326,8 +261,6 @@ class DriftCheck:
         field that cannot be added stays open on the report and stores the events all the same."""
         if not self.to_extend:
             return
-        from hub.services.drift import drift_model_update  # services build on the pipeline
-
         for drift in SchemaDrift.objects.filter(pk__in=self.to_extend, status=SchemaDrift.Status.OPEN):
             try:
                 with transaction.atomic():
@@ -336,7 +269,7 @@ class DriftCheck:
                 log.exception("could not add the new field of drift %s to its model", drift.pk)
 
 
-def _stored_verdicts(model_id: int, context: str) -> dict[str, tuple[DriftRef, ...]]:
+def _storedknown_shapes(model_id: int, context: str) -> dict[str, tuple[DriftRef, ...]]:
     rows = ShapeFingerprint.objects.filter(data_model_id=model_id, context=context).values_list(
         "fingerprint", "drifts"
     )[:MAX_SHAPES_PER_CONTEXT]

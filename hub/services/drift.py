@@ -7,7 +7,7 @@ from django.db import transaction
 from hub.models import Delivery, DeliveryStatus, DriftHold, Flow, SchemaDrift
 from hub.pipeline import clock
 from hub.pipeline.dispatch import kick_workers
-from hub.pipeline.drift import shape_forget
+from hub.pipeline.shapes import shape_forget
 from hub.services.audit import audit_record
 from hub.services.datamodels import field_add, field_rename, field_update
 from hub.services.errors import ConfigError

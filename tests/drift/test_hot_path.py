@@ -7,9 +7,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from hub.models import DriftPolicy, Event, SchemaDrift
-from hub.pipeline import drift
-from hub.pipeline.drift import forget_shapes, stats
+from hub.pipeline import shapes
+from hub.pipeline.drift import stats
 from hub.pipeline.ingest import IncomingEvent, events_store
+from hub.pipeline.shapes import forget_shapes
 from tests.factories import SystemFactory, flow_with_mapping, model_with_fields
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ DRIFT_TABLES = ("schemadrift", "shapefingerprint", "drifthold", "mappings_field"
 
 @pytest.fixture(autouse=True)
 def _model_kept_in_memory(monkeypatch):
-    monkeypatch.setattr(drift, "CACHE_SECONDS", 600.0)  # a slow machine must not reread it mid-test
+    monkeypatch.setattr(shapes, "CACHE_SECONDS", 600.0)  # a slow machine must not reread it mid-test
 
 
 @pytest.fixture
