@@ -3,7 +3,7 @@ the flows each touches and how many of their deliveries wait because of it."""
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 
 from hub.models import DeliveryStatus, DriftHold, Flow, SchemaDrift
 from hub.pipeline.drift import TAKES_AWAY
@@ -87,11 +87,12 @@ def drift_open_count(*, system_id: int | None = None) -> int:
     return (drifts.filter(system_id=system_id) if system_id is not None else drifts).count()
 
 
-def held_for_review() -> int:
-    """Deliveries held because their record changed shape, across the hub (for the home page)."""
-    return (
-        DriftHold.objects.filter(released_at__isnull=True, delivery__status=DeliveryStatus.HELD)
-        .values("delivery_id")
-        .distinct()
-        .count()
+def held_by_system() -> list[dict]:
+    """Deliveries held because their record changed shape, per source system (for the home page):
+    one query."""
+    held = DriftHold.objects.filter(released_at__isnull=True, delivery__status=DeliveryStatus.HELD)
+    return list(
+        held.values(system_id=F("drift__system_id"), name=F("drift__system__name"))
+        .annotate(held=Count("delivery_id", distinct=True))
+        .order_by("name")
     )

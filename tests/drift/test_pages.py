@@ -63,6 +63,8 @@ def test_it_shows_a_change_with_its_samples_and_held_events(flow, personas):
         reverse("connectors-detail", args=[flow.source_system_id])
     )
     assert "2 open" in system_page.content.decode()
+    home = client_for(personas["auditor"]).get(reverse("home")).content.decode()
+    assert "Events held for review:" in home and "2 from Shop" in home
 
 
 def test_an_admin_updates_the_model_releases_and_dismisses_in_one_click_each(flow, personas):
