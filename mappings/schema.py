@@ -676,17 +676,21 @@ def opaque_paths(fields: Iterable[FieldSpec]) -> frozenset[str]:
 
 
 def shape_changes(record: dict, fields: list[FieldSpec], *, watched: Iterable[str] = ()) -> list[ShapeChange]:
-    """How `record` differs from the data model: fields added, removed (a required or `watched`
-    field that is absent), renamed-looking (a removed and an added field of the same type beside
-    each other, paired by name likeness), of another type, or newly null (a required field)."""
+    """How `record` differs from the data model: fields added, removed (a required field that is
+    absent), renamed-looking (a removed field, or an absent `watched` one, and an added field of
+    its type beside it, paired by name likeness), of another type, or newly null (a required
+    field). An optional field that is simply absent is no change: records may leave it out."""
     watched = set(watched)
     changes: dict[tuple[str, str, str], ShapeChange] = {}
+    optional_gone: set[tuple[str, str, str]] = set()
     for spec in fields:
         for _, value in _locate(record, compile_path(spec.path).segments):
             if value is _MISSING:
                 if spec.required or spec.path in watched:
                     change = ShapeChange("removed", spec.path, expected=spec.type)
                     changes.setdefault(change.key, change)
+                    if not spec.required:  # optional: gone only if it reads as renamed
+                        optional_gone.add(change.key)
             elif value is None:
                 if spec.required:
                     change = ShapeChange("newly_null", spec.path, expected=spec.type, seen="null")
@@ -707,7 +711,7 @@ def shape_changes(record: dict, fields: list[FieldSpec], *, watched: Iterable[st
         if not known:
             change = ShapeChange("added", leaf, seen=value_kind(value), sample=value)
             changes.setdefault(change.key, change)
-    return _pair_renames(list(changes.values()))
+    return [c for c in _pair_renames(list(changes.values())) if c.key not in optional_gone]
 
 
 def _pair_renames(changes: list[ShapeChange]) -> list[ShapeChange]:
