@@ -146,7 +146,7 @@ class DriftCheck:
         key = (shape.model_id, shape.token, sub.needs)
         context = hashlib.sha1(f"{shape.token}|{'|'.join(sorted(sub.needs))}".encode()).hexdigest()[:32]
         if key not in known_shapes:
-            known_shapes[key] = _storedknown_shapes(shape.model_id, context)
+            known_shapes[key] = _stored_shapes(shape.model_id, context)
             if fingerprint in known_shapes[key]:
                 return known_shapes[key][fingerprint]
         stats.comparisons += 1
@@ -158,7 +158,7 @@ class DriftCheck:
         redactor = self.redactors.get(system.pk) or self.redactors.setdefault(
             system.pk, Redactor.for_system(system)
         )
-        refs = tuple(self._record(shape, sub, change, redactor) for change in changes)
+        refs = tuple(self._record(shape, change, redactor) for change in changes)
         ShapeFingerprint.objects.bulk_create(
             [
                 ShapeFingerprint(
@@ -177,9 +177,7 @@ class DriftCheck:
         verdicts[fingerprint] = refs
         return refs
 
-    def _record(
-        self, shape: ModelShape, sub: Subscription, change: ShapeChange, redactor: Redactor
-    ) -> DriftRef:
+    def _record(self, shape: ModelShape, change: ShapeChange, redactor: Redactor) -> DriftRef:
         """Create or refresh the drift row of one change (reopened if it was applied and is seen
         again: the model update did not cover it)."""
         lookup = {"data_model_id": shape.model_id, "kind": change.kind, "path": change.path[:300]}
@@ -269,7 +267,7 @@ class DriftCheck:
                 log.exception("could not add the new field of drift %s to its model", drift.pk)
 
 
-def _storedknown_shapes(model_id: int, context: str) -> dict[str, tuple[DriftRef, ...]]:
+def _stored_shapes(model_id: int, context: str) -> dict[str, tuple[DriftRef, ...]]:
     rows = ShapeFingerprint.objects.filter(data_model_id=model_id, context=context).values_list(
         "fingerprint", "drifts"
     )[:MAX_SHAPES_PER_CONTEXT]
