@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from hub.models import AuditEntry, DeliveryStatus, DriftPolicy, SchemaDrift
+from hub.models import AuditEntry, Delivery, DeliveryStatus, DriftPolicy, SchemaDrift
 from hub.pipeline.ingest import IncomingEvent, events_store
 from hub.services.flows import flow_update
 from tests.drift.helpers import statuses
@@ -109,3 +109,20 @@ def test_the_flow_form_offers_the_policy_in_plain_words(flow, personas):
         "hold",
         "extend",
     ]
+
+
+def test_held_events_are_kept_by_the_retention_purge_and_block_deleting_the_flow(flow, personas):
+    from datetime import timedelta
+
+    from hub.pipeline import clock
+    from hub.services.errors import ConfigError
+    from hub.services.flows import flow_delete
+    from hub.services.retention import purgeable_events
+
+    orders(flow, 1, coupon="W")
+    orders(flow, 2)
+    Delivery.objects.filter(event__idempotency_key="k2").update(status=DeliveryStatus.SUCCEEDED)  # delivered
+    later = clock.now() + timedelta(days=400)
+    assert [e.idempotency_key for e in purgeable_events(before=later)] == ["k2"]
+    with pytest.raises(ConfigError, match="1 deliveries are held for review"):
+        flow_delete(flow=flow, actor=personas["admin"])
