@@ -34,6 +34,15 @@ class FlowState(models.TextChoices):
     PAUSED = "paused", "Paused"
 
 
+class DriftPolicy(models.TextChoices):
+    """What a flow does with an event whose record no longer has its source model's shape."""
+
+    REPORT = "report", "Carry on and tell me"
+    EXTEND = "extend", "Add new fields to the model"
+    HOLD = "hold", "Hold them until I approve"
+    DEAD_LETTER = "dead_letter", "Send them to the dead-letter inbox"
+
+
 class Flow(models.Model):
     """When `event` happens to `source_model` in `source_system`, do `operation` on `target_model`."""
 
@@ -68,6 +77,14 @@ class Flow(models.Model):
     )
     silence_after_minutes = models.PositiveIntegerField(
         null=True, blank=True, help_text="Call the flow silent when no event arrives for this long."
+    )
+    drift_policy = models.CharField(
+        max_length=12,
+        choices=DriftPolicy.choices,
+        default=DriftPolicy.REPORT,
+        db_default=DriftPolicy.REPORT,
+        help_text="When the source's records change shape. A change that takes away a field the "
+        "mapping uses (or the polling cursor) always holds the events, whatever is chosen here.",
     )
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -162,13 +179,15 @@ class DeliveryStatus(models.TextChoices):
     DEAD = "dead", "Dead-lettered"
     SKIPPED = "skipped", "Filtered out"
     UNKNOWN = "unknown", "Outcome unknown"
+    HELD = "held", "Held for review"
 
 
 WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT, DeliveryStatus.RETRYING)
 # A delivery whose create may or may not have reached the target holds back later changes to the
 # same record until an operator says what happened: sent on, they could create it a second time.
-HOLDS_RECORD = (*UNFINISHED, DeliveryStatus.UNKNOWN)
+# A delivery held because its record changed shape (hub/pipeline/drift.py) holds them back too.
+HOLDS_RECORD = (*UNFINISHED, DeliveryStatus.UNKNOWN, DeliveryStatus.HELD)
 
 
 class DeliveryQuerySet(models.QuerySet):
@@ -527,3 +546,108 @@ class VersionMove(models.Model):
     def is_open(self) -> bool:
         """Still to be switched over, or back: another move waits until this one is settled."""
         return self.state in (VersionMoveState.PREPARED, VersionMoveState.SWITCHED_BACK)
+
+
+class SchemaDrift(models.Model):
+    """One change in the shape of a source model's records (a field added, gone, renamed, of
+    another type, newly null), seen in real events: when, how often, and a few redacted values.
+
+    Found by hub/pipeline/drift.py; worked through on the drift report (hub/services/drift.py)."""
+
+    class Kind(models.TextChoices):
+        ADDED = "added", "New field"
+        REMOVED = "removed", "Field gone"
+        RENAMED = "renamed", "Field renamed"
+        TYPE_CHANGED = "type_changed", "Type changed"
+        NEWLY_NULL = "newly_null", "Now empty (null)"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        APPLIED = "applied", "Model updated"
+        DISMISSED = "dismissed", "Dismissed"
+
+    system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="schema_drifts")
+    data_model = models.ForeignKey(DataModel, on_delete=models.CASCADE, related_name="drifts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    path = models.CharField(max_length=300)
+    new_path = models.CharField(max_length=300, blank=True)
+    expected_type = models.CharField(max_length=20, blank=True)
+    seen_type = models.CharField(max_length=20, blank=True)
+    samples = models.JSONField(
+        default=list, blank=True, help_text="A few values seen, redacted and cut short."
+    )
+    events = models.PositiveIntegerField(default=0)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-last_seen_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["data_model", "kind", "path", "new_path"], name="uniq_drift_per_model_change"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.data_model}: {self.describe()}"
+
+    def describe(self) -> str:
+        """The change in plain words."""
+        if self.kind == self.Kind.ADDED:
+            return f"new field “{self.path}” ({self.seen_type})"
+        if self.kind == self.Kind.REMOVED:
+            return f"field “{self.path}” is no longer sent"
+        if self.kind == self.Kind.RENAMED:
+            return f"field “{self.path}” now arrives as “{self.new_path}”"
+        if self.kind == self.Kind.TYPE_CHANGED:
+            return f"field “{self.path}” was {self.expected_type}, now arrives as {self.seen_type}"
+        return f"field “{self.path}” now arrives empty (null)"
+
+
+class ShapeFingerprint(models.Model):
+    """A record shape already compared with a source model (as the model and the flows' mappings
+    were then), and the drifts it showed: read once per process, so a restart compares only
+    shapes it has never seen."""
+
+    data_model = models.ForeignKey(DataModel, on_delete=models.CASCADE, related_name="+")
+    context = models.CharField(max_length=40, help_text="The model's fields and the mappings' needs, hashed.")
+    fingerprint = models.CharField(max_length=40)
+    drifts = models.JSONField(default=list, blank=True)
+    first_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["data_model", "context", "fingerprint"], name="uniq_shape_fingerprint"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"shape {self.fingerprint} of model {self.data_model_id}"
+
+
+class DriftHold(models.Model):
+    """A delivery held (or dead-lettered) because its record showed this drift."""
+
+    drift = models.ForeignKey(SchemaDrift, on_delete=models.CASCADE, related_name="holds")
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="drift_holds")
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="+")
+    dead_lettered = models.BooleanField(default=False)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["drift", "delivery"], name="uniq_drift_hold")]
+        indexes = [
+            # Read by the drift report and the schema_drift alert: what is still held, per flow.
+            models.Index(
+                fields=["flow", "drift"], name="drift_hold_open_idx", condition=Q(released_at__isnull=True)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.delivery_id} held for drift {self.drift_id}"

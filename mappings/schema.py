@@ -1,9 +1,11 @@
 """Record shapes: data-model fields, inference, OpenAPI import, validation and drift."""
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from difflib import SequenceMatcher
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -775,12 +777,198 @@ def _shown(value: Any) -> str:
 
 
 def _leaf_paths(value: Any, prefix: str) -> Iterator[str]:
+    for path, _ in _leaf_values(value, prefix):
+        yield path
+
+
+# --------------------------------------------------------------------------------------------------
+# Shape fingerprints and drift against a data model
+# --------------------------------------------------------------------------------------------------
+
+# The kinds of change a record's shape can show against its data model, in the words the drift
+# report uses.
+DRIFT_KINDS = {
+    "added": "new field",
+    "removed": "field gone",
+    "renamed": "field renamed",
+    "type_changed": "type changed",
+    "newly_null": "now empty (null)",
+}
+
+
+@dataclass(frozen=True)
+class ShapeChange:
+    """One way a record's shape differs from its data model: `path` is the model's field (for an
+    added field, the record's), `new_path` where a renamed field went, and `sample` one value seen."""
+
+    kind: str
+    path: str
+    new_path: str = ""
+    expected: str = ""  # the model's type
+    seen: str = ""  # the record's type
+    sample: Any = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.path, self.new_path)
+
+
+def value_kind(value: Any) -> str:
+    """A value's type in the model's words, "null" for None: what a fingerprint and a drift see."""
+    if value is None:
+        return "null"
+    return _infer_type(value)
+
+
+def _fingerprint_kind(value: Any) -> str:
+    """value_kind, cheaper: dates are told apart by their shape only (the full comparison, run on a
+    new fingerprint, checks them properly)."""
+    if isinstance(value, str):
+        if len(value) >= 10 and value[4:5] == "-" and value[:4].isdigit():
+            return "date" if len(value) == 10 else "datetime"
+        return "string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "other"
+
+
+def shape_fingerprint(record: Any, opaque: frozenset[str] = frozenset()) -> str:
+    """A short hash of a record's shape: its sorted leaf paths with their kinds (null included).
+    Paths in `opaque` (objects and lists the model keeps whole) are not looked into, so free-form
+    metadata does not make every record a new shape."""
+    leaves: list[str] = []
+    _shape_leaves(record, "", opaque, leaves)
+    leaves.sort()
+    return hashlib.blake2b("\n".join(leaves).encode(), digest_size=12).hexdigest()
+
+
+def _shape_leaves(value: Any, path: str, opaque: frozenset[str], leaves: list[str]) -> None:
+    if isinstance(value, dict):
+        if not value or path in opaque:
+            leaves.append(f"{path}:object")
+            return
+        for key, child in value.items():
+            _shape_leaves(child, f"{path}.{key}" if path else key, opaque, leaves)
+    elif isinstance(value, list):
+        leaves.append(f"{path}:array")
+        if path not in opaque:
+            seen: set[str] = set()
+            for item in value:
+                if isinstance(item, dict):
+                    inner: list[str] = []
+                    _shape_leaves(item, f"{path}[]", opaque, inner)
+                    seen.update(inner)
+            leaves.extend(seen)
+    else:
+        leaves.append(f"{path}:{_fingerprint_kind(value)}")
+
+
+def opaque_paths(fields: Iterable[FieldSpec]) -> frozenset[str]:
+    """Objects and lists the model declares without declaring what is inside them."""
+    specs = list(fields)
+    declared = {spec.path for spec in specs}
+    return frozenset(
+        spec.path
+        for spec in specs
+        if spec.type in ("object", "array") and not any(_is_below(other, spec.path) for other in declared)
+    )
+
+
+def shape_changes(record: dict, fields: list[FieldSpec], *, watched: Iterable[str] = ()) -> list[ShapeChange]:
+    """How `record` differs from the data model: fields added, removed (a required field that is
+    absent), renamed-looking (a removed field, or an absent `watched` one, and an added field of
+    its type beside it, paired by name likeness), of another type, or newly null (a required
+    field). An optional field that is simply absent is no change: records may leave it out."""
+    watched = set(watched)
+    changes: dict[tuple[str, str, str], ShapeChange] = {}
+    optional_gone: set[tuple[str, str, str]] = set()
+    for spec in fields:
+        for _, value in _locate(record, compile_path(spec.path).segments):
+            if value is _MISSING:
+                if spec.required or spec.path in watched:
+                    change = ShapeChange("removed", spec.path, expected=spec.type)
+                    changes.setdefault(change.key, change)
+                    if not spec.required:  # optional: gone only if it reads as renamed
+                        optional_gone.add(change.key)
+            elif value is None:
+                if spec.required:
+                    change = ShapeChange("newly_null", spec.path, expected=spec.type, seen="null")
+                    changes.setdefault(change.key, change)
+            elif not _has_type(value, spec.type):
+                change = ShapeChange(
+                    "type_changed", spec.path, expected=spec.type, seen=value_kind(value), sample=value
+                )
+                changes.setdefault(change.key, change)
+    declared = {spec.path for spec in fields}
+    opaque = opaque_paths(fields)
+    for leaf, value in _leaf_values(record, ""):
+        known = (
+            leaf in declared
+            or any(_is_below(path, leaf) for path in declared)
+            or any(_is_below(leaf, container) for container in opaque)
+        )
+        if not known:
+            change = ShapeChange("added", leaf, seen=value_kind(value), sample=value)
+            changes.setdefault(change.key, change)
+    return [c for c in _pair_renames(list(changes.values())) if c.key not in optional_gone]
+
+
+def _pair_renames(changes: list[ShapeChange]) -> list[ShapeChange]:
+    """A removed field and an added one under the same parent, the added one's values of the
+    removed one's type, read as a rename: the likeliest pairs by name first."""
+    removed = [c for c in changes if c.kind == "removed"]
+    added = [c for c in changes if c.kind == "added"]
+    candidates = sorted(
+        (
+            (SequenceMatcher(None, _leaf_name(gone.path), _leaf_name(new.path)).ratio(), gone, new)
+            for gone in removed
+            for new in added
+            if _parent(gone.path) == _parent(new.path)
+            and (new.sample is None or _has_type(new.sample, gone.expected))
+        ),
+        key=lambda candidate: -candidate[0],
+    )
+    paired: dict[tuple[str, str, str], ShapeChange] = {}
+    taken: set[tuple[str, str, str]] = set()
+    for _, gone, new in candidates:
+        if gone.key in paired or new.key in taken:
+            continue
+        paired[gone.key] = new
+        taken.add(new.key)
+    result = []
+    for change in changes:
+        if change.key in taken:
+            continue
+        if new := paired.get(change.key):
+            change = ShapeChange(
+                "renamed", change.path, new.path, expected=change.expected, seen=new.seen, sample=new.sample
+            )
+        result.append(change)
+    return result
+
+
+def _parent(path: str) -> str:
+    return path.rsplit(".", 1)[0] if "." in path else ""
+
+
+def _leaf_name(path: str) -> str:
+    return path.rsplit(".", 1)[-1].lower()
+
+
+def _leaf_values(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """(leaf path, the first value found there), the leaf paths of _leaf_paths."""
     if isinstance(value, dict) and value:
         for key, child in value.items():
-            yield from _leaf_paths(child, f"{prefix}.{key}" if prefix else str(key))
+            yield from _leaf_values(child, f"{prefix}.{key}" if prefix else str(key))
     elif isinstance(value, list) and any(isinstance(item, dict) for item in value):
         for item in value:
             if isinstance(item, dict):
-                yield from _leaf_paths(item, f"{prefix}[]")
+                yield from _leaf_values(item, f"{prefix}[]")
     elif prefix:
-        yield prefix
+        yield prefix, value

@@ -58,11 +58,15 @@ def _clear_caches():
     from hub.pipeline import dispatch
     from hub.pipeline.attempt import breaker
     from hub.pipeline.concurrency import call_windows
+    from hub.pipeline.drift import stats as drift_stats
     from hub.pipeline.ingest import forget_systems
+    from hub.pipeline.shapes import forget_shapes
     from hub.pipeline.subscriptions import forget_subscriptions
 
     forget_systems()
     forget_subscriptions()
+    forget_shapes()
+    drift_stats.comparisons = 0
     dispatch._last_kick = 0.0
     breaker.failures.clear()
     breaker.open_until.clear()

@@ -133,6 +133,9 @@ class SandboxSystem:
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.faults: list[Fault] = []
         self._idempotency: OrderedDict[str, tuple[str, str, Response]] = OrderedDict()
+        # How the records of each resource are sent (API reads and webhooks), as a new release of
+        # the vendor's API would change them: {"rename": {old: new}, "as_text": [field, ...]}.
+        self.shapes: dict[str, dict[str, Any]] = {}
         self._received: dict[str, tuple[str, float]] = {}
         self._window = SlidingWindow()
         self.rate_limit: float | None = self._initial_rate_limit
@@ -431,7 +434,7 @@ class SandboxSystem:
                     self._idempotency.popitem(last=False)
             # Emitting under the lock keeps webhook order equal to change order.
             for event_type, record in outcome.events:
-                self.webhooks.emit(event_type, record)
+                self.webhooks.emit(event_type, self._as_sent(spec.name, record))
         return outcome.response
 
     def _list(self, spec: ResourceSpec, query: str) -> Response:
@@ -459,14 +462,28 @@ class SandboxSystem:
             items, next_key = self.stores[spec.name].page(
                 since=since, after=after, limit=limit, filters=filters
             )
+            items = [self._as_sent(spec.name, item) for item in items]
         return json_response(200, {"data": items, "next": encode_page_token(next_key) if next_key else None})
 
     def _retrieve(self, spec: ResourceSpec, record_id: str) -> Response:
         with self.lock:
             record = self.stores[spec.name].get(record_id)
+            if record is not None:
+                record = self._as_sent(spec.name, record)
         if record is None:
             raise ApiError(404, f"{spec.noun} {record_id} not found")
         return json_response(200, record)
+
+    def _as_sent(self, resource: str, record: dict[str, Any]) -> dict[str, Any]:
+        """A stored record as the API sends it now (top-level fields renamed or sent as text)."""
+        shape = self.shapes.get(resource)
+        if not shape:
+            return record
+        sent = {shape["rename"].get(key, key): value for key, value in record.items()}
+        for name in shape["as_text"]:
+            if sent.get(name) is not None:
+                sent[name] = str(sent[name])
+        return sent
 
     def _write_locked(
         self,
@@ -791,6 +808,19 @@ def _control_seed(system: SandboxSystem, data: dict[str, Any], query: dict[str, 
     return json_response(201, {"data": created})
 
 
+def _control_shape(system: SandboxSystem, data: dict[str, Any], query: dict[str, str]) -> Response:
+    resource, rename, as_text = data.get("resource"), data.get("rename") or {}, data.get("as_text") or []
+    if resource not in system.spec.resources:
+        raise ApiError(422, f"resource must be one of {', '.join(system.spec.resources)}")
+    if not isinstance(rename, dict) or not all(isinstance(v, str) for v in rename.values()):
+        raise ApiError(422, "rename must map field names to new names")
+    if not isinstance(as_text, list) or not all(isinstance(v, str) for v in as_text):
+        raise ApiError(422, "as_text must be a list of field names")
+    with system.lock:
+        system.shapes[resource] = {"rename": dict(rename), "as_text": list(as_text)}
+    return json_response(200, {"resource": resource, "rename": rename, "as_text": as_text})
+
+
 def _control_expire_tokens(system: SandboxSystem, data: dict[str, Any], query: dict[str, str]) -> Response:
     system.expire_tokens()
     return json_response(200, {"expired": True})
@@ -810,6 +840,7 @@ _CONTROL_ROUTES = {
     ("POST", "touch"): _control_touch,
     ("POST", "seed"): _control_seed,
     ("POST", "expire-tokens"): _control_expire_tokens,
+    ("PUT", "shape"): _control_shape,
 }
 
 

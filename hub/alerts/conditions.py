@@ -18,7 +18,8 @@ from connectors.breaker import CircuitBreaker
 from connectors.deprecation import SUNSET_SOON_DAYS
 from connectors.models import ApiDeprecation
 from hub.alerts.volume import LOOKBACK, Baseline
-from hub.models import UNFINISHED, Attempt, AuditEntry, Delivery, DeliveryStatus, Flow, FlowState
+from hub.models import UNFINISHED, Attempt, AuditEntry, Delivery, DeliveryStatus, DriftHold, Flow, FlowState
+from hub.models import SchemaDrift as SchemaDriftRow
 from hub.selectors.health import OPEN_LETTER
 
 log = logging.getLogger("hub.alerts")
@@ -521,6 +522,44 @@ class TargetSunset(Condition):
         return Reading(True, summary, notice.days_left(now), max(reached) if reached else None)
 
 
+class SchemaDrift(Condition):
+    """Deliveries of the flow held for review because the source's records changed shape
+    (hub/pipeline/drift.py): by the flow's drift policy, or because a field its mapping or its
+    polling cursor needs went away. It resolves once they are released."""
+
+    label = "holds events because the source's records changed shape"
+    sentence = "holds events because the source's records changed shape (told at once)"
+    watches_paused = True  # held events wait for a person whether the flow runs or not
+    renotify_default = 24 * 60
+
+    def read(self, rules, *, now):
+        held = DriftHold.objects.filter(
+            flow_id__in={r.flow_id for r in rules},
+            released_at__isnull=True,
+            delivery__status=DeliveryStatus.HELD,
+        )
+        counts = dict(
+            held.values("flow_id").annotate(n=Count("delivery_id", distinct=True)).values_list("flow_id", "n")
+        )
+        changes: dict[int, list[str]] = {}
+        for flow_id, drift in held.values_list("flow_id", "drift").distinct().order_by("flow_id", "drift"):
+            changes.setdefault(flow_id, []).append(drift)
+        words = {
+            d.pk: d.describe()
+            for d in SchemaDriftRow.objects.filter(pk__in={i for v in changes.values() for i in v})
+        }
+        readings = {}
+        for rule in rules:
+            n = counts.get(rule.flow_id, 0)
+            if not n:
+                readings[rule.pk] = Reading(False, "no events held for a change of shape")
+                continue
+            what = "; ".join(words[i] for i in changes.get(rule.flow_id, []) if i in words)
+            summary = f"{n} event{'' if n == 1 else 's'} held for review: {what}"
+            readings[rule.pk] = Reading(True, summary[:500], n)
+        return readings
+
+
 CONDITIONS: dict[str, Condition] = {
     c.kind: c
     for c in (
@@ -533,6 +572,7 @@ CONDITIONS: dict[str, Condition] = {
         AutoPause(),
         CircuitOpen(),
         TargetSunset(),
+        SchemaDrift(),
     )
 }
 
@@ -543,6 +583,7 @@ DEFAULT_RULES: tuple[tuple[str, float | None, int | None], ...] = (
     ("dead_letters", 1, 15),
     ("auto_pause", None, None),
     ("target_sunset", SUNSET_SOON_DAYS, None),
+    ("schema_drift", None, None),
 )
 
 

@@ -21,6 +21,7 @@ from hub.metrics.recording import IngestTally
 from hub.models import Delivery, DeliveryStatus, Event, record_of
 from hub.pipeline import clock
 from hub.pipeline.dispatch import kick_workers
+from hub.pipeline.drift import DriftCheck
 from hub.pipeline.outcomes import flows_pause_for_unreadable_secrets
 from hub.pipeline.rows import insert_rows
 from hub.pipeline.subscriptions import Subscription, subscriptions_for
@@ -326,6 +327,7 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
         seen_in_batch: dict[tuple[int, str, str], str] = {}
         duplicate_ids: list[str] = []
         tally = IngestTally(now)
+        drift = DriftCheck(now)
         for item in items:
             key = (item.system.pk, item.origin, item.idempotency_key)
             known = existing.get(key) or seen_in_batch.get(key)
@@ -344,9 +346,13 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
                 received_at=now,
             )
             subs = item.subscriptions if item.subscriptions is not None else subscriptions_for(item.system.pk)
-            deliveries = [
-                _delivery_for(event, sub, record, now) for sub in subs if sub.matches(item.event_type)
-            ]
+            matched = [sub for sub in subs if sub.matches(item.event_type)]
+            deliveries = [_delivery_for(event, sub, record, now) for sub in matched]
+            if matched:
+                decisions = drift.decide(item.system, record, matched)
+                for delivery in deliveries:
+                    if delivery.status == DeliveryStatus.PENDING and delivery.flow_id in decisions:
+                        drift.apply(delivery, decisions[delivery.flow_id])
             event.record_id = _record_id(record, subs)
             seen_in_batch[key] = str(event.id)
             new_events.append(event)
@@ -356,8 +362,11 @@ def _store(items: list[IncomingEvent], *, look_up_known: bool) -> list[IngestRes
             results.append(IngestResult(event_id=str(event.id), duplicate=False, deliveries=live))
         if new_events:
             insert_rows(Event, new_events)
-        if new_deliveries:
+        if new_deliveries and drift.holds_deliveries:
+            Delivery.objects.bulk_create(new_deliveries)  # in order, and with the ids the holds need
+        elif new_deliveries:
             insert_rows(Delivery, new_deliveries)
+        drift.save()
         if duplicate_ids:
             Event.objects.filter(pk__in=duplicate_ids).update(duplicates_seen=F("duplicates_seen") + 1)
         tally.save()  # last, so the rows it adds to stay locked only until the commit

@@ -165,9 +165,11 @@ class _Source:
                 continue
             value = get_path(record, self.cursor_field)
             record_id = get_path(record, self.id_path)
-            if value is None or record_id in (None, ""):
+            if record_id in (None, ""):
                 continue
-            if newest is None or cursor_order(value) > cursor_order(newest):
+            # A record without its cursor field is stored all the same (it does not move the
+            # cursor): the drift check holds it and tells, where skipping it would lose it unseen.
+            if value is not None and (newest is None or cursor_order(value) > cursor_order(newest)):
                 newest = value
             incoming.append(
                 IncomingEvent(

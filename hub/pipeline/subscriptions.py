@@ -19,6 +19,11 @@ class Subscription:
     event_type: str
     id_path: str
     filter: Any
+    source_model_id: int = 0
+    drift_policy: str = "report"
+    # The fields this flow cannot do without: what its mapping reads, and a poll's cursor field. A
+    # record without one is held whatever the drift policy says (hub/pipeline/drift.py).
+    needs: frozenset[str] = frozenset()
 
     def matches(self, event_type: str) -> bool:
         return self.event_type in ("*", "", event_type)
@@ -35,7 +40,7 @@ def subscriptions_for(system_id: int) -> list[Subscription]:
     flows = (
         Flow.objects.filter(source_system_id=system_id, trigger=Trigger.REALTIME)
         .exclude(state=FlowState.DRAFT)
-        .select_related("source_model")
+        .select_related("source_model", "mapping__current_version")
         .order_by("id")
     )
     subs = [subscription_of(flow) for flow in flows]
@@ -45,7 +50,28 @@ def subscriptions_for(system_id: int) -> list[Subscription]:
 
 
 def subscription_of(flow: Flow) -> Subscription:
-    return Subscription(flow.pk, flow.event_type, flow.source_model.id_path or "id", flow.filter)
+    return Subscription(
+        flow.pk,
+        flow.event_type,
+        flow.source_model.id_path or "id",
+        flow.filter,
+        source_model_id=flow.source_model_id,
+        drift_policy=flow.drift_policy,
+        needs=flow_needs(flow),
+    )
+
+
+def flow_needs(flow: Flow) -> frozenset[str]:
+    """The source fields the flow's current mapping reads, and a scheduled flow's cursor field."""
+    version = flow.mapping.current_version
+    needs = {
+        rule["source"]
+        for rule in (version.rules if version else [])
+        if isinstance(rule, dict) and isinstance(rule.get("source"), str) and rule["source"]
+    }
+    if flow.trigger == Trigger.SCHEDULED:
+        needs.add(flow.source_model.cursor_field or "updated_at")
+    return frozenset(needs)
 
 
 def forget_subscriptions() -> None:

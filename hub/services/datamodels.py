@@ -578,6 +578,38 @@ def field_update(
     return field
 
 
+def field_rename(*, field: Field, path: str, actor) -> Field:
+    """Give a field a new path (the source renamed it). The mappings that read the old path are
+    not changed: the admin sees them on the drift report and fixes them in the mapper."""
+    path = path.strip()
+    problems = _spec_problems(FieldSpec(path=path, type=field.type)) if path else ["the new path is empty"]
+    if path and path != field.path and field.model.fields.filter(path=path).exists():
+        problems.append(f'the model already has a field "{path}"')
+    if problems:
+        raise ConfigError("; ".join(problems))
+    if path == field.path:
+        return field
+    with transaction.atomic():
+        old = field.path
+        field.path = path
+        field.save(update_fields=["path"])
+        model = field.model
+        renamed = {
+            name: path for name in ("id_path", "cursor_field", "lookup_field") if getattr(model, name) == old
+        }
+        for name, value in renamed.items():
+            setattr(model, name, value)
+        if renamed:
+            model.save(update_fields=list(renamed))
+        audit_record(
+            actor=actor,
+            verb="rename_field",
+            target=model,
+            diff={"field": [old, path], "model_settings": renamed},
+        )
+    return field
+
+
 def field_order_set(*, model: DataModel, paths: list[str], actor) -> None:
     """Show the model's fields in this order; fields not listed follow in their present order."""
     fields = list(model.fields.order_by("position", "path"))

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from connectors.base import ErrorClass
-from hub.models import Delivery, Flow, FlowState, Operation, Trigger
+from hub.models import Delivery, DeliveryStatus, Flow, FlowState, Operation, Trigger
 from hub.pipeline.dispatch import kick_workers
 from hub.pipeline.retry import RetryPolicy
 from hub.services.audit import audit_record
@@ -33,6 +33,7 @@ TUNING = (
     "retry_on",
     "silence_after_minutes",
     "poll_page_size",
+    "drift_policy",
 )
 # Settings an admin may change on an existing flow. The systems and models are fixed once the
 # mapping is built for them: a different source or target means a different flow.
@@ -405,6 +406,12 @@ def flow_delete_blockers(flow: Flow) -> list[str]:
     if unfinished:
         blockers.append(
             f"{unfinished} deliveries are still being carried out; pause the flow and let them finish"
+        )
+    held = Delivery.objects.for_flow(flow).filter(status=DeliveryStatus.HELD).count()
+    if held:
+        blockers.append(
+            f"{held} deliveries are held for review because their records changed shape; release "
+            "them from the drift report first"
         )
     open_letters = flow.dead_letters.unresolved().count()
     if open_letters:

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
-from hub.models import UNFINISHED, Attempt, Delivery, Event
+from hub.models import UNFINISHED, Attempt, Delivery, DeliveryStatus, Event
 from hub.pipeline import clock
 from hub.services.audit import audit_purge
 
@@ -39,7 +39,9 @@ class PurgeReport:
 def purgeable_events(*, before: datetime):
     """Events received before `before` whose payload nobody can need again, oldest first."""
     still_needed = Delivery.objects.filter(event_id=OuterRef("pk")).filter(
-        Q(status__in=UNFINISHED) | Q(dead_letters__resolved_at__isnull=True, dead_letters__isnull=False)
+        # A delivery held for review (its record changed shape) is sent on once released.
+        Q(status__in=(*UNFINISHED, DeliveryStatus.HELD))
+        | Q(dead_letters__resolved_at__isnull=True, dead_letters__isnull=False)
     )
     return (
         Event.objects.filter(purged_at__isnull=True, received_at__lt=before)

@@ -21,6 +21,7 @@ from common.text import form_text
 from hub.access import admins_only, readers, readers_ops_writes
 from hub.models import Attempt, Cursor, Delivery, Event, Flow, FlowState, Trigger
 from hub.pipeline.schedules import poll_schedule_name
+from hub.selectors.drift import drift_rows
 from hub.selectors.health import HEALTH_LABELS, flows_health
 from hub.services.errors import ConfigError
 from hub.services.flows import (
@@ -39,6 +40,7 @@ from hub.services.flows import (
     schedule_next_runs,
 )
 from hub.services.specification import spec_export, spec_import
+from hub.ui.drift import with_update_words
 from hub.ui.feedback import change_made
 from hub.ui.forms.flows import (
     RETRY_SETTINGS,
@@ -500,6 +502,7 @@ def flow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # A schedule minutes late means no worker is running, which ops should know.
         "poll_overdue": bool(next_poll and next_poll < timezone.now() - timedelta(minutes=2)),
         "delete_blockers": flow_delete_blockers(flow),
+        "drift_rows": with_update_words(drift_rows(flow=flow, open_only=True)),
         "webhook_url": _webhook_url(flow.source_system),
         "retry": retry_describe(flow.retry_policy()),
     })  # fmt: skip
@@ -527,7 +530,7 @@ def flow_edit(request: HttpRequest, pk: int) -> HttpResponse:
                     name=data["name"], description=data["description"], event_type=data["event_type"],
                     operation=data["operation"], trigger=data["trigger"], schedule_minutes=data["schedule_minutes"],
                     schedule_cron=data["schedule_cron"], filter=new_filter,
-                    silence_after_minutes=data["silence_after_minutes"],
+                    silence_after_minutes=data["silence_after_minutes"], drift_policy=data["drift_policy"],
                     **{name: data[name] for name in RETRY_SETTINGS},
                 )  # fmt: skip
             except ConfigError as exc:

@@ -25,6 +25,7 @@ from connectors.signatures import SLACK_TIMESTAMP_HEADER, standard_webhooks_head
 from connectors.vendors import vendor_template
 from hub.access import admins_only, operators_only, readers
 from hub.models import Flow
+from hub.selectors.drift import drift_open_count
 from hub.selectors.health import flows_health
 from hub.services.systems import (
     system_create,
@@ -239,6 +240,7 @@ def _detail_context(system: System, report=None) -> dict:
         "report": report,
         "deprecations": _deprecations_in_words(system),
         "version_move": open_move(system) or latest_move(system),
+        "drift_open": drift_open_count(system_id=system.pk),
         **_calls_context(system),
     }
 

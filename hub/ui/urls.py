@@ -5,6 +5,7 @@ from hub.ui import (
     audit,
     datamodels,
     demo,
+    drift,
     flow_test_events,
     flowmap,
     flows,
@@ -60,6 +61,10 @@ urlpatterns = [
         versions.version_discard_view,
         name="connectors-version-remove",
     ),
+    path("systems/<int:pk>/drift/", drift.system_drift, name="connectors-drift"),
+    path("drift/<int:pk>/update/", drift.drift_update_view, name="hub-drift-update"),
+    path("drift/<int:pk>/release/", drift.drift_release_view, name="hub-drift-release"),
+    path("drift/<int:pk>/dismiss/", drift.drift_dismiss_view, name="hub-drift-dismiss"),
     path("models/", datamodels.model_list, name="mappings-models"),
     path("models/new/", datamodels.model_add, name="mappings-model-add"),
     path(

@@ -49,7 +49,7 @@ def test_a_flow_goes_silent_ops_hear_once_and_then_hear_it_resolve(
 ):
     at_minute_of_the_hour(minute)
     kinds = sorted(AlertRule.objects.filter(flow=flow).values_list("kind", flat=True))
-    assert kinds == ["auto_pause", "dead_letters", "error_rate", "silence", "target_sunset"]
+    assert kinds == ["auto_pause", "dead_letters", "error_rate", "schema_drift", "silence", "target_sunset"]
     two_weeks_of_traffic(flow)
     evaluate()
     assert not Alert.objects.exists()

@@ -32,7 +32,7 @@ def test_migrate_creates_the_minutely_evaluation_schedule_and_puts_it_back_if_ch
 
 
 def test_the_task_runs_the_evaluation(flow):
-    assert alerts_evaluate_task() == "5 rules: 0 fired, 0 resolved, 0 notices"
+    assert alerts_evaluate_task() == "6 rules: 0 fired, 0 resolved, 0 notices"
 
 
 def test_a_new_flow_gets_the_default_rules_in_plain_words(personas):
@@ -48,6 +48,7 @@ def test_a_new_flow_gets_the_default_rules_in_plain_words(personas):
         "is paused automatically (for example when its target refuses our credentials)",
         "uses an API its target is retiring (told at once, again when the switch-off is 30 days away "
         "and again 7 days before)",
+        "holds events because the source's records changed shape (told at once)",
     ]
 
 

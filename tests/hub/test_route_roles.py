@@ -34,7 +34,7 @@ from hub.alerts.conditions import CONDITIONS
 from hub.alerts.models import Alert, AlertRule
 from hub.alerts.services import channel_create
 from hub.demo import demo_seed
-from hub.models import AuditEntry, Delivery, DeliveryStatus, Event, Flow, FlowState
+from hub.models import AuditEntry, Delivery, DeliveryStatus, Event, Flow, FlowState, SchemaDrift
 from hub.pipeline.ingest import IncomingEvent, events_store
 from hub.pipeline.signals import delivery_dead_lettered
 from hub.roles import ADMIN, AUDITOR, OPS, PUBLISHER, READERS, _RolePermission
@@ -239,6 +239,7 @@ PK_OF = [
     ("alerts-rule", "rule"), ("alerts-channel", "channel"), ("alerts", "alert"),
     ("api-systems", "system"), ("api-models", "model"), ("api-fields", "field"), ("api-mappings", "mapping"),
     ("api-alert-rules", "rule"), ("api-alert-channels", "channel"), ("api-alerts", "alert"), ("api-users", "user"), ("api-tokens", "token"),
+    ("hub-drift", "drift"),
 ]  # fmt: skip
 
 
@@ -297,6 +298,15 @@ def world(django_db_setup, django_db_blocker):
             "channel": channel_create(
                 kind="email", name="Ops email", values={"to": "ops@example.com"}, actor=None
             ),
+            "drift": SchemaDrift.objects.create(
+                system=flow.source_system,
+                data_model=flow.source_model,
+                kind="added",
+                path="coupon",
+                seen_type="string",
+                first_seen_at=timezone.now(),
+                last_seen_at=timezone.now(),
+            ),  # fmt: skip
         }
         yield objects
         transaction.set_rollback(True)

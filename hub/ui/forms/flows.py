@@ -14,7 +14,7 @@ from django.urls import reverse
 from common.limits import LIMITS, MB, row_id
 from connectors.base import ErrorClass
 from connectors.models import System
-from hub.models import Flow, Operation, Trigger
+from hub.models import DriftPolicy, Flow, Operation, Trigger
 from hub.pipeline.retry import RetryPolicy
 from hub.services.flows import (
     ERROR_CLASS_WORDS,
@@ -472,6 +472,14 @@ class NameStepForm(PlainForm):
         return name
 
 
+DRIFT_POLICY_WORDS = [
+    (DriftPolicy.REPORT, "Carry on and tell me"),
+    (DriftPolicy.EXTEND, "Add new fields to the model"),
+    (DriftPolicy.HOLD, "Hold them until I approve"),
+    (DriftPolicy.DEAD_LETTER, "Send them to the dead-letter inbox"),
+]
+
+
 class FlowEditForm(TimingFields, FilterFields, RetryFields):
     name = _name_field()
     description = forms.CharField(
@@ -486,8 +494,18 @@ class FlowEditForm(TimingFields, FilterFields, RetryFields):
         help_text="Leave empty if it is normal for this flow to be quiet for long.",
     )
 
+    drift_policy = forms.ChoiceField(
+        label="When the source's records change shape",
+        choices=DRIFT_POLICY_WORDS,
+        widget=forms.RadioSelect,
+        required=False,  # left out (a form from before the choice existed): the flow keeps its own
+        help_text="A change that takes away a field this flow's mapping needs (or its polling cursor) "
+        "always holds the events until you approve them, whatever you choose here, and raises an alert.",
+    )
+
     field_order = ["name", "description", "event_type", "operation", "trigger", "preset", "at_time", "cron",
-                   "cursor_field", "filter_text", "silence_after_minutes", *RETRY_SETTINGS]  # fmt: skip
+                   "cursor_field", "filter_text", "silence_after_minutes", "drift_policy",
+                   *RETRY_SETTINGS]  # fmt: skip
 
     def __init__(self, *args: Any, flow: Flow, **kwargs: Any) -> None:
         self.flow = flow
@@ -509,11 +527,15 @@ class FlowEditForm(TimingFields, FilterFields, RetryFields):
             # A filter the text syntax cannot say exactly stays as it is unless the admin retypes it.
             "filter_text": text if text is not None else "",
             "silence_after_minutes": flow.silence_after_minutes,
+            "drift_policy": flow.drift_policy,
             **RetryFields.retry_initial(flow),
         }
 
     def clean_event_type(self) -> str:
         return SourceStepForm.clean_event_type(self)
+
+    def clean_drift_policy(self) -> str:
+        return self.cleaned_data.get("drift_policy") or self.flow.drift_policy
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
