@@ -14,7 +14,7 @@ from hub.api.deliveries import DeliverySerializer
 from hub.api.errors import StrictJSONParser, error_response
 from hub.api.fields import StrictDictField, StrictFloatField, StrictIntegerField, TextField
 from hub.api.writes import RolesByAction, refusals
-from hub.models import Flow, FlowState, Operation, Trigger
+from hub.models import DriftPolicy, Flow, FlowState, Operation, Trigger
 from hub.roles import ADMIN, IsAdminRole, IsOperator, has_role
 from hub.services.errors import ConfigError
 from hub.services.flow_test_events import flow_test_event_send
@@ -51,6 +51,7 @@ class FlowSerializer(serializers.ModelSerializer):
             "schedule_cron", "state", "paused_reason", "max_attempts", "max_age_seconds",
             "created_at", "updated_at", "source_model_id", "target_model_id", "mapping",
             "retry_base_seconds", "retry_max_seconds", "retry_on", "silence_after_minutes", "poll_page_size",
+            "drift_policy",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -104,6 +105,11 @@ class FlowChangeSerializer(serializers.Serializer):
         required=False, allow_null=True, min_value=1, max_value=2**31 - 1
     )
     poll_page_size = StrictIntegerField(required=False, min_value=1, max_value=10000)
+    drift_policy = serializers.ChoiceField(
+        choices=DriftPolicy.choices, required=False,
+        help_text="When the source's records change shape: report and carry on, add new fields to the "
+        "model, hold them for review, or dead-letter them. A mapped field gone always holds.",
+    )  # fmt: skip
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if "filter_text" in data:

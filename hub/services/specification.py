@@ -127,7 +127,7 @@ FLOW_SHAPE = {
 # flow_update, so a new one (a name in hub.services.flows.TUNING) is one line here.
 SETTINGS_SHAPE = {
     "max_attempts": WHOLE, "max_age_seconds": WHOLE, "retry_base_seconds": NUMBER, "retry_max_seconds": NUMBER,
-    "retry_on": LIST, "silence_after_minutes": WHOLE, "poll_page_size": WHOLE,
+    "retry_on": LIST, "silence_after_minutes": WHOLE, "poll_page_size": WHOLE, "drift_policy": TEXT,
 }  # fmt: skip
 ALERT_RULE_SHAPE = {
     "kind": TEXT, "threshold": NUMBER, "window_minutes": WHOLE, "renotify_minutes": WHOLE, "enabled": FLAG

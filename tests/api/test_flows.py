@@ -65,11 +65,15 @@ def test_it_changes_settings_and_refuses_what_the_page_refuses(as_, models):
         {"name": ""},
         {"max_attempts": "3"},
         {"filter": {"field": "stage", "op": "teleport", "value": 1}},
+        {"drift_policy": "ignore"},
     ):
         response = as_("admin").patch(url, bad, format="json")
         assert response.status_code == 400, (bad, response.json())
         assert response.json()["error"]
     assert Flow.objects.get(pk=flow["id"]).schedule_cron == "0 7 * * 1-5"
+    held = as_("admin").patch(url, {"drift_policy": "hold"}, format="json")
+    assert held.status_code == 200 and held.json()["drift_policy"] == "hold"
+    assert last_audit("update").diff["drift_policy"] == ["report", "hold"]
 
 
 def test_a_second_flow_of_the_same_name_and_unknown_models_are_400s(as_, models):

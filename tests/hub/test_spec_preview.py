@@ -243,3 +243,15 @@ def test_field_checks_and_where_the_api_version_goes_round_trip(demo):
     assert (field.format, field.max_length, field.min_length) == ("uri", 200, 3)
     stored = System.objects.get(slug="accounting")
     assert (stored.api_version_in, stored.api_version_name) == ("header", "X-Accounting-Version")
+
+
+def test_a_flows_drift_policy_is_in_the_document_and_imported(demo):
+    doc = exported()
+    assert {flow["settings"]["drift_policy"] for flow in doc["flows"]} == {"report"}
+    doc["flows"][0]["settings"]["drift_policy"] = "hold"
+    report = spec_import(text=yaml.safe_dump(doc, sort_keys=False), actor=demo)
+    assert report.applied, report.errors
+    assert Flow.objects.get(name=doc["flows"][0]["name"]).drift_policy == "hold"
+    doc["flows"][0]["settings"]["drift_policy"] = "shrug"
+    refused = spec_import(text=yaml.safe_dump(doc, sort_keys=False), actor=demo)
+    assert not refused.applied and "shrug" in str(refused.errors)
