@@ -278,6 +278,11 @@ def condition_units(cond: Any, fields: list[FieldSpec]) -> list[str]:
     return [f"{path} is {units[path]}" for path in paths if path in units]
 
 
+def condition_fields(cond: Any) -> set[str]:
+    """The record fields a filter compares."""
+    return {c["path"] for c in _comparisons(cond) if isinstance(c.get("path"), str)}
+
+
 def _comparisons(cond: Any) -> Iterator[dict]:
     if not isinstance(cond, dict):
         return

@@ -590,6 +590,23 @@ def _parse_template(template: str) -> tuple[str | Path | None, ...]:
     return tuple(parts)
 
 
+def fields_read(step: Any) -> set[str]:
+    """The source fields one transform step reads besides the value it is given: a template's
+    placeholders, the fields it joins, the field holding the currency."""
+    options = step.get("options") if isinstance(step, dict) else None
+    if not isinstance(options, dict):
+        return set()
+    read = {p for p in options.get("paths") or () if isinstance(p, str) and p}
+    if isinstance(options.get("currency_path"), str) and options["currency_path"]:
+        read.add(options["currency_path"])
+    if isinstance(options.get("template"), str):
+        try:
+            read |= {part.text for part in _parse_template(options["template"]) if isinstance(part, Path)}
+        except TransformError:
+            pass  # a broken template reads nothing; the mapper says what is wrong with it
+    return read
+
+
 def _template_problems(options: dict) -> list[str]:
     try:
         _parse_template(options["template"])

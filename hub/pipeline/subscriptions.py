@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.models import Flow, FlowState, Trigger
-from mappings.conditions import evaluate_condition
+from mappings.conditions import condition_fields, evaluate_condition
+from mappings.transforms import fields_read
 
 CACHE_SECONDS = 2.0
 _lock = threading.Lock()
@@ -62,13 +63,19 @@ def subscription_of(flow: Flow) -> Subscription:
 
 
 def flow_needs(flow: Flow) -> frozenset[str]:
-    """The source fields the flow's current mapping reads, and a scheduled flow's cursor field."""
+    """The source fields the flow reads: its current mapping's sources and the fields its
+    transforms read (template placeholders, joined fields, a currency field), its filter's fields,
+    and a scheduled flow's cursor field."""
     version = flow.mapping.current_version
-    needs = {
-        rule["source"]
-        for rule in (version.rules if version else [])
-        if isinstance(rule, dict) and isinstance(rule.get("source"), str) and rule["source"]
-    }
+    needs: set[str] = set()
+    for rule in version.rules if version else []:
+        if not isinstance(rule, dict):
+            continue
+        if isinstance(rule.get("source"), str) and rule["source"]:
+            needs.add(rule["source"])
+        for step in rule.get("transforms") or ():
+            needs |= fields_read(step)
+    needs |= condition_fields(flow.filter)
     if flow.trigger == Trigger.SCHEDULED:
         needs.add(flow.source_model.cursor_field or "updated_at")
     return frozenset(needs)

@@ -45,7 +45,7 @@ def test_it_says_nothing_changed_in_plain_words(flow, personas):
     assert "No changes seen in the records of Shop since" in page.content.decode()
     flow_page = client_for(personas["auditor"]).get(reverse("flows-detail", args=[flow.pk])).content.decode()
     assert "No changes seen in the records of Shop · Order since" in flow_page
-    assert "hold them until i approve" in flow_page
+    assert "Hold them until I approve" in flow_page
 
 
 def test_it_shows_a_change_with_its_samples_and_held_events(flow, personas):

@@ -153,3 +153,18 @@ def test_a_dismissed_change_no_longer_holds(client, fresh_sandbox, personas):
     assert drift_release(drift=drift("added"), actor=personas["admin"]) == 1
     drain_all()
     assert_each_delivered_once(flow, fresh_sandbox, 2)
+
+
+def test_a_field_a_template_or_the_filter_reads_is_needed_too(client, fresh_sandbox, personas):
+    """Nothing maps last_name directly: the name's template reads it. HR calling it surname would
+    otherwise send accounts named "Ann " without anyone noticing."""
+    flow = hr_flow(fresh_sandbox)
+    flow.filter = {"path": "grade", "op": "gte", "value": 1}
+    flow.save(update_fields=["filter"])
+    assert {"last_name", "first_name", "grade"} <= flow_needs(flow)
+    hired(client, flow, 1, **{"-last_name": None, "surname": "Lee"})
+    drain_all()
+    assert statuses(flow) == {DeliveryStatus.HELD: 1}
+    renamed = SchemaDrift.objects.get(path="last_name")
+    assert (renamed.kind, renamed.new_path) == ("renamed", "surname")
+    assert accounts(fresh_sandbox) == []
