@@ -135,7 +135,7 @@ class DriftViewSet(viewsets.ReadOnlyModelViewSet):
         "retyped or made optional), as “Update the model” on the drift report.",
     )
     @action(detail=True, methods=["post"], url_path="update-model")
-    def update_model(self, request, pk=None):
+    def update_model(self, request, pk=None, format=None):
         drift = self.get_object()
         with refusals(conflict=True):
             drift_model_update(drift=drift, actor=request.user)
@@ -147,7 +147,7 @@ class DriftViewSet(viewsets.ReadOnlyModelViewSet):
         description="Send on the deliveries held for this change (of one flow, or all), each once.",
     )
     @action(detail=True, methods=["post"])
-    def release(self, request, pk=None):
+    def release(self, request, pk=None, format=None):
         drift = self.get_object()
         body = DriftReleaseSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -165,7 +165,7 @@ class DriftViewSet(viewsets.ReadOnlyModelViewSet):
         description="The change is harmless: stop reporting it and stop holding events for it.",
     )
     @action(detail=True, methods=["post"])
-    def dismiss(self, request, pk=None):
+    def dismiss(self, request, pk=None, format=None):
         drift = self.get_object()
         with refusals(conflict=True):
             drift_dismiss(drift=drift, actor=request.user)

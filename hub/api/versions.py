@@ -213,7 +213,7 @@ class VersionMoveViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
         "mapping, side by side. Nothing is sent to any system.",
     )
     @action(detail=True, methods=["post"], url_path="dry-run")
-    def dry_run(self, request, pk=None):
+    def dry_run(self, request, pk=None, format=None):
         move = self.get_object()
         with refusals(conflict=True):
             results = version_dry_run(move=move, actor=request.user)
@@ -232,7 +232,7 @@ class VersionMoveViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
         description="The system uses the new version, and its flows the new mappings (after a dry run).",
     )
     @action(detail=True, methods=["post"])
-    def switch(self, request, pk=None):
+    def switch(self, request, pk=None, format=None):
         return self._step(version_switch)
 
     @extend_schema(
@@ -241,7 +241,7 @@ class VersionMoveViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
         description="Back to the old version and the old mappings.",
     )
     @action(detail=True, methods=["post"], url_path="switch-back")
-    def switch_back(self, request, pk=None):
+    def switch_back(self, request, pk=None, format=None):
         return self._step(version_switch_back)
 
     @extend_schema(
@@ -251,5 +251,5 @@ class VersionMoveViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet)
         "switched back), or the old version's models and mappings once switched.",
     )
     @action(detail=True, methods=["post"])
-    def discard(self, request, pk=None):
+    def discard(self, request, pk=None, format=None):
         return self._step(version_move_discard)
