@@ -322,6 +322,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "SystemKindEnum": "connectors.models.SystemKind",
         "FlowStateEnum": "hub.models.FlowState",
+        "ApiVersionInEnum": "connectors.apiversion.VersionIn",
+        "DriftStatusEnum": "hub.api.drift.DriftStatus",
+        "DeliveryStatusEnum": "hub.models.DeliveryStatus",
     },
     # Every error answer (401, 403, 404, 400, 413, 415, 503) documented in the one error shape;
     # then the plain views machines call (webhooks, health, metrics), which spectacular cannot see.

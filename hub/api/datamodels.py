@@ -14,6 +14,14 @@ from rest_framework.response import Response
 from connectors.models import System
 from hub.api.errors import StrictJSONParser
 from hub.api.fields import StrictBooleanField, StrictDictField, StrictIntegerField, TextField, read_query
+from hub.api.model_sources import (
+    ApiDescriptionPreviewSerializer,
+    FromApiDescriptionSerializer,
+    FromTemplateSerializer,
+    data_model_from_description,
+    data_model_from_offer,
+    description_preview,
+)
 from hub.api.writes import RolesByAction, changed_only, refusals
 from hub.roles import IsAdminRole
 from hub.services.datamodels import (
@@ -220,6 +228,41 @@ class DataModelViewSet(
                 sample=data.get("sample"), description=data["description"], lookup_field=data["lookup_field"],
                 lookup_param=data["lookup_param"], create_by_key=data["create_by_key"], actor=request.user,
             )  # fmt: skip
+        return Response(DataModelSerializer(model).data, status=201)
+
+    @extend_schema(
+        request=FromApiDescriptionSerializer,
+        responses={
+            201: DataModelSerializer,
+            200: OpenApiResponse(
+                ApiDescriptionPreviewSerializer,
+                description="No operation or schema given: what the description offers, to choose from.",
+            ),
+        },
+        description="A data model from one operation (or schema) of the system's API description, "
+        "pasted or fetched from the system, as on the new-data-model page.",
+    )
+    @action(detail=False, methods=["post"], url_path="from-api-description")
+    def from_api_description(self, request, format=None):
+        body = FromApiDescriptionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        preview = description_preview(body.validated_data)
+        if preview is not None:
+            return Response(ApiDescriptionPreviewSerializer(preview).data)
+        model = data_model_from_description(body.validated_data, actor=request.user)
+        return Response(DataModelSerializer(model).data, status=201)
+
+    @extend_schema(
+        request=FromTemplateSerializer,
+        responses={201: DataModelSerializer},
+        description="The vendor template's model (see GET /api/v1/systems/{id}/template-models/), "
+        "created in one step.",
+    )
+    @action(detail=False, methods=["post"], url_path="from-template")
+    def from_template(self, request, format=None):
+        body = FromTemplateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        model = data_model_from_offer(body.validated_data, actor=request.user)
         return Response(DataModelSerializer(model).data, status=201)
 
     @extend_schema(request=DataModelChangeSerializer, responses=DataModelSerializer)

@@ -28,8 +28,9 @@ from hub.api.fields import (
     TextField,
     read_query,
 )
+from hub.api.model_sources import OfferedModelSerializer
 from hub.api.writes import RolesByAction, refusals
-from hub.roles import IsAdminRole, IsOperator
+from hub.roles import IsAdminOnly, IsAdminRole, IsOperator
 from hub.services.systems import (
     ConnectionReport,
     system_create,
@@ -37,6 +38,7 @@ from hub.services.systems import (
     system_test_connection,
     system_update,
 )
+from hub.services.vendor_models import offered_models
 from hub.ui.forms.systems import SystemForm, template_form_values
 
 # What a client sets, besides the secrets; each is a System field (connectors/models.py).
@@ -285,7 +287,7 @@ class SystemViewSet(
     serializer_class = SystemSerializer
     parser_classes = [StrictJSONParser]
     permission_classes = [IsAdminRole]
-    action_roles = {"test_connection": IsOperator}
+    action_roles = {"test_connection": IsOperator, "template_models": IsAdminOnly}
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
@@ -360,6 +362,17 @@ class SystemViewSet(
             system=system, path=body.validated_data.get("path", ""), actor=request.user
         )
         return Response(_report_json(report))
+
+    @extend_schema(
+        responses=OfferedModelSerializer(many=True),
+        description="The data models the system's vendor template offers (none for a system not set "
+        "up from one); create one with POST /api/v1/models/from-template/. Admins only, as the "
+        "new-data-model page.",
+    )
+    @action(detail=True, methods=["get"], url_path="template-models", pagination_class=None)
+    def template_models(self, request, pk=None, format=None):
+        offers = offered_models(self.get_object())
+        return Response(OfferedModelSerializer(offers, many=True).data)
 
 
 def _report_json(report: ConnectionReport) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from hub.api import (
     audit,
     datamodels,
     deliveries,
+    drift,
     events,
     flows,
     mappings,
@@ -15,6 +16,7 @@ from hub.api import (
     specification,
     systems,
     users,
+    versions,
     webhooks,
 )
 
@@ -32,6 +34,8 @@ router.register("alert-channels", alerts.ChannelViewSet, basename="api-alert-cha
 router.register("users", users.UserViewSet, basename="api-users")
 router.register("tokens", users.ApiTokenViewSet, basename="api-tokens")
 router.register("audit", audit.AuditViewSet, basename="api-audit")
+router.register("drift", drift.DriftViewSet, basename="api-drift")
+router.register("version-moves", versions.VersionMoveViewSet, basename="api-version-moves")
 
 urlpatterns = [
     path("api/v1/specification/", specification.SpecificationExport.as_view(), name="api-specification"),

@@ -13,6 +13,11 @@ RESOURCES = [
     "/api/v1/flows/{id}/enable/", "/api/v1/flows/{id}/test-event/", "/api/v1/flows/{id}/poll/",
     "/api/v1/alert-rules/{id}/", "/api/v1/alert-channels/{id}/test/", "/api/v1/alerts/{id}/mute/",
     "/api/v1/users/{id}/", "/api/v1/tokens/{id}/revoke/",
+    "/api/v1/drift/", "/api/v1/drift/{id}/", "/api/v1/drift/{id}/update-model/", "/api/v1/drift/{id}/release/",
+    "/api/v1/drift/{id}/dismiss/", "/api/v1/version-moves/", "/api/v1/version-moves/{id}/dry-run/",
+    "/api/v1/version-moves/{id}/switch/", "/api/v1/version-moves/{id}/switch-back/",
+    "/api/v1/version-moves/{id}/discard/", "/api/v1/systems/{id}/template-models/",
+    "/api/v1/models/from-api-description/", "/api/v1/models/from-template/",
 ]  # fmt: skip
 SECRETS = {
     "SystemRequest": ["credentials", "webhook_secret"],

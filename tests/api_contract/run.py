@@ -56,12 +56,13 @@ def seed() -> str:
     from connectors.base import ErrorClass
     from dlq.jobs import bulk_job_start
     from hub.demo import demo_seed
-    from hub.models import Delivery, DeliveryStatus, Flow
+    from hub.models import Delivery, DeliveryStatus, Flow, SchemaDrift
     from hub.pipeline import clock
     from hub.pipeline.ingest import IncomingEvent, events_store
     from hub.pipeline.signals import delivery_dead_lettered
     from hub.roles import PUBLISHER, grant_role
     from hub.services.users import user_token_create
+    from hub.services.versions import version_move_start
 
     admin = get_user_model().objects.create_superuser("contract-admin", "contract@example.com", None)
     demo_seed(actor=admin)
@@ -84,6 +85,18 @@ def seed() -> str:
                 reason="422 from the target: email is required", last_response={"status": 422},
             )  # fmt: skip
     bulk_job_start(action="discard", filters={}, description="every open letter", reason="seed", actor=admin)
+    # A change in the source records' shape and a move to a new API version, so the drift and
+    # version-move ids lead somewhere too.
+    SchemaDrift.objects.create(
+        system=flow.source_system, data_model=flow.source_model, kind=SchemaDrift.Kind.ADDED,
+        path="coupon", seen_type="string", samples=["WINTER"], events=1,
+        first_seen_at=clock.now(), last_seen_at=clock.now(),
+    )  # fmt: skip
+    target = flow.target_system
+    version_move_start(
+        system=target, to_version="v9", to_in=target.api_version_in, to_name=target.api_version_name,
+        actor=admin,
+    )  # fmt: skip
     grant_role(admin, PUBLISHER)  # tokens are for accounts that publish; a superuser is also admin
     return user_token_create(user=admin, actor=admin)
 

@@ -34,7 +34,7 @@ from hub.alerts.conditions import CONDITIONS
 from hub.alerts.models import Alert, AlertRule
 from hub.alerts.services import channel_create
 from hub.demo import demo_seed
-from hub.models import AuditEntry, Delivery, DeliveryStatus, Event, Flow, FlowState, SchemaDrift
+from hub.models import AuditEntry, Delivery, DeliveryStatus, Event, Flow, FlowState, SchemaDrift, VersionMove
 from hub.pipeline.ingest import IncomingEvent, events_store
 from hub.pipeline.signals import delivery_dead_lettered
 from hub.roles import ADMIN, AUDITOR, OPS, PUBLISHER, READERS, _RolePermission
@@ -103,6 +103,8 @@ ADMIN_ONLY_PAGES = {
     "api-specification",
     # The API's users and tokens, as the Users page.
     "api-users-list", "api-users-detail", "api-tokens-list", "api-tokens-detail",
+    # API version moves, as the version-move page; a vendor template's models, as the new-model page.
+    "api-version-moves-list", "api-version-moves-detail", "api-systems-template-models",
 }  # fmt: skip
 
 # Exempt from CSRF by design, with why; every other route refuses a session POST without a token.
@@ -239,7 +241,7 @@ PK_OF = [
     ("alerts-rule", "rule"), ("alerts-channel", "channel"), ("alerts", "alert"),
     ("api-systems", "system"), ("api-models", "model"), ("api-fields", "field"), ("api-mappings", "mapping"),
     ("api-alert-rules", "rule"), ("api-alert-channels", "channel"), ("api-alerts", "alert"), ("api-users", "user"), ("api-tokens", "token"),
-    ("hub-drift", "drift"),
+    ("hub-drift", "drift"), ("api-drift", "drift"), ("api-version-moves", "move"),
 ]  # fmt: skip
 
 
@@ -307,6 +309,9 @@ def world(django_db_setup, django_db_blocker):
                 first_seen_at=timezone.now(),
                 last_seen_at=timezone.now(),
             ),  # fmt: skip
+            "move": VersionMove.objects.create(
+                system=flow.target_system, from_in="header", to_version="v9", to_in="header"
+            ),
         }
         yield objects
         transaction.set_rollback(True)
