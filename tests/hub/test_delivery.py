@@ -255,7 +255,11 @@ def test_an_auth_failure_pauses_every_flow_to_that_system_once_and_holds_the_eve
 def test_it_dead_letters_a_record_the_mapping_cannot_fill_without_calling_the_target(flow, fresh_sandbox):
     ingest(
         flow,
-        {"id": "evt_x", "type": "employee.hired", "data": {"id": "emp_x", "first_name": "No", "email": None}},
+        {
+            "id": "evt_x",
+            "type": "employee.hired",
+            "data": {"id": "emp_x", "first_name": "No", "last_name": "Mail", "email": None},
+        },
     )
     drain_all()
     letter = DeadLetter.objects.get()
