@@ -91,6 +91,11 @@ class ThreadCalls:
         return call_pool().submit(_attempt_on_call_thread, delivery, flows), _result
 
 
+# How long a run keeps using the flows and mappings it loaded (a mapping saved meanwhile is seen
+# after at most this long, in every process).
+FLOWS_FRESH_SECONDS = 2.0
+
+
 class DeliveryRun:
     """Deliveries under way in this process: claimed in batches, up to HUB_MAX_IN_FLIGHT calls at
     once and per target at most its `calls_at_once`, topped up with new claims as calls finish,
@@ -107,7 +112,7 @@ class DeliveryRun:
     FLUSH_OUTCOMES = 200
     # Claims within this long share loaded flows: a flow changed since is seen by the next claims
     # after (as ingest sees subscriptions), a paused one is not claimed for at all.
-    FLOWS_FRESH_SECONDS = 2.0
+    FLOWS_FRESH_SECONDS = FLOWS_FRESH_SECONDS
 
     def __init__(self, *, deadline: float | None = None, calls=None) -> None:
         self.deadline = deadline

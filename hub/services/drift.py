@@ -2,11 +2,14 @@
 records' new shape, release the deliveries held for review, or dismiss a change as harmless.
 Each writes its audit entry in the same transaction as the change."""
 
+from datetime import timedelta
+
 from django.db import transaction
 
 from hub.models import Delivery, DeliveryStatus, DriftHold, Flow, SchemaDrift
 from hub.pipeline import clock
 from hub.pipeline.dispatch import kick_workers
+from hub.pipeline.drain import FLOWS_FRESH_SECONDS
 from hub.pipeline.shapes import shape_forget
 from hub.services.audit import audit_record
 from hub.services.datamodels import field_add, field_rename, field_update
@@ -98,7 +101,9 @@ def drift_release(*, drift: SchemaDrift, actor, flow: Flow | None = None) -> int
         delivery_ids = list(holds.values_list("delivery_id", flat=True))
         released = Delivery.objects.filter(pk__in=delivery_ids, status=DeliveryStatus.HELD).update(
             status=DeliveryStatus.PENDING,
-            next_attempt_at=now,
+            # After every worker's copy of the flow is fresh: released right after the mapping
+            # fix, they must run with the fixed mapping, not the one they were held under.
+            next_attempt_at=now + timedelta(seconds=FLOWS_FRESH_SECONDS + 0.5),
             last_error="",
             last_error_class="",
         )
